@@ -1,0 +1,257 @@
+//! The command tree as declared in `grammar/*.grammar`: modes, word help, typed
+//! arguments, commands and output filters. The files are embedded in the binary and
+//! parsed (with nom, see `parse`) when the program starts; help, completion, the
+//! matcher and docs/commands.md are all derived from the one [`Grammar`] value.
+
+mod docs;
+mod parse;
+
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
+
+pub use docs::commands_markdown;
+
+/// The grammar files, in the order their contents are merged.
+pub const FILES: &[(&str, &str)] = &[
+    ("modes.grammar", include_str!("../../grammar/modes.grammar")),
+    ("show.grammar", include_str!("../../grammar/show.grammar")),
+    ("failover.grammar", include_str!("../../grammar/failover.grammar")),
+    ("system.grammar", include_str!("../../grammar/system.grammar")),
+    ("ha.grammar", include_str!("../../grammar/ha.grammar")),
+    ("pipes.grammar", include_str!("../../grammar/pipes.grammar")),
+];
+
+/// A mode of the shell (FRR calls them nodes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModeDef {
+    /// Name used in the grammar, e.g. `config-ha`.
+    pub name: String,
+    /// Where `exit` leads; `None` means `exit` ends the session.
+    pub parent: Option<String>,
+    /// A mode whose commands are also accepted here (enable accepts user commands).
+    pub inherits: Option<String>,
+    /// The command that enters it (`None` for the mode a session starts in).
+    pub via: Option<String>,
+    /// What follows the host name in the prompt.
+    pub prompt: String,
+    /// One-line description for the docs.
+    pub help: String,
+}
+
+/// The value kinds an argument can take.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ArgKind {
+    /// An integer in an inclusive range.
+    Int { min: i64, max: i64 },
+    /// Host name or address with optional `:PORT`.
+    Host,
+    /// A host name for this node.
+    Hostname,
+    /// `HH:MM`, 24-hour clock.
+    Time,
+    /// An email address.
+    Email,
+    /// One free word.
+    Word,
+    /// The rest of the line, kept out of audit logs and transcripts.
+    Secret,
+    /// The rest of the line, compiled as a regular expression.
+    Regex,
+    /// The rest of the line, itself a command of the named mode.
+    Exec(String),
+}
+
+/// A named, typed argument placeholder (`SECONDS`, `HOST`, ...).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArgDef {
+    /// Placeholder as written in specs.
+    pub name: String,
+    /// What values it accepts.
+    pub kind: ArgKind,
+    /// Help shown by `?`.
+    pub help: String,
+}
+
+/// One element of a command spec.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SpecToken {
+    /// A literal word, matched by unique prefix.
+    Keyword(String),
+    /// A typed argument (an `arg` declaration).
+    Arg(String),
+    /// One of several keywords; the chosen one is stored under `name`.
+    Choice { name: String, options: Vec<String> },
+    /// Tokens that may be left out.
+    Optional(Vec<SpecToken>),
+}
+
+/// A command (or an output filter) as declared.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommandDef {
+    /// Modes it is available in (empty for filters).
+    pub modes: Vec<String>,
+    /// The spec as written, for docs.
+    pub spec_text: String,
+    /// The parsed spec.
+    pub spec: Vec<SpecToken>,
+    /// Name of the handler (or filter) it reaches.
+    pub handler: String,
+    /// What the command does, for docs.
+    pub doc: String,
+    /// Help for words that means something else in this command than elsewhere.
+    pub help: BTreeMap<String, String>,
+    /// `file:line` of the declaration, for error messages.
+    pub origin: String,
+}
+
+/// Everything declared in `grammar/`.
+#[derive(Debug, Clone, Default)]
+pub struct Grammar {
+    /// Modes, in declaration order.
+    pub modes: Vec<ModeDef>,
+    /// Help for every keyword.
+    pub words: BTreeMap<String, String>,
+    /// Typed argument placeholders.
+    pub args: BTreeMap<String, ArgDef>,
+    /// Commands, in declaration order.
+    pub commands: Vec<CommandDef>,
+    /// Output filters that may follow `|`.
+    pub filters: Vec<CommandDef>,
+}
+
+/// A grammar file that does not parse or does not hang together.
+#[derive(Debug, thiserror::Error)]
+#[error("grammar {origin}: {message}")]
+pub struct GrammarError {
+    /// `file:line` of the offending declaration.
+    pub origin: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl Grammar {
+    /// Parses grammar sources and checks that every name they use is declared.
+    pub fn from_sources(files: &[(&str, &str)]) -> Result<Grammar, GrammarError> {
+        let mut grammar = Grammar::default();
+        for (name, text) in files {
+            parse::parse_file(name, text, &mut grammar)?;
+        }
+        grammar.check()?;
+        Ok(grammar)
+    }
+
+    /// The grammar embedded in this binary, parsed once.
+    pub fn builtin() -> Result<&'static Grammar, &'static GrammarError> {
+        static GRAMMAR: OnceLock<Result<Grammar, GrammarError>> = OnceLock::new();
+        GRAMMAR.get_or_init(|| Grammar::from_sources(FILES)).as_ref()
+    }
+
+    /// The mode called `name`.
+    pub fn mode(&self, name: &str) -> Option<&ModeDef> {
+        self.modes.iter().find(|m| m.name == name)
+    }
+
+    /// Help for `word` inside `command`: the command's own help, else the shared one.
+    pub fn word_help<'a>(&'a self, command: &'a CommandDef, word: &str) -> &'a str {
+        command
+            .help
+            .get(word)
+            .or_else(|| self.words.get(word))
+            .map_or("", String::as_str)
+    }
+
+    fn check(&self) -> Result<(), GrammarError> {
+        let err = |origin: &str, message: String| GrammarError {
+            origin: origin.to_string(),
+            message,
+        };
+        for mode in &self.modes {
+            for target in [&mode.parent, &mode.inherits].into_iter().flatten() {
+                if self.mode(target).is_none() {
+                    return Err(err("modes", format!("mode {} names unknown mode {target}", mode.name)));
+                }
+            }
+        }
+        for arg in self.args.values() {
+            if let ArgKind::Exec(target) = &arg.kind
+                && self.mode(target).is_none()
+            {
+                return Err(err("args", format!("{} runs in unknown mode {target}", arg.name)));
+            }
+        }
+        for cmd in self.commands.iter().chain(&self.filters) {
+            for mode in &cmd.modes {
+                if self.mode(mode).is_none() {
+                    return Err(err(&cmd.origin, format!("unknown mode {mode}")));
+                }
+            }
+            let mut missing = None;
+            visit_spec(&cmd.spec, &mut |token| match token {
+                SpecToken::Keyword(w) if self.word_help(cmd, w).is_empty() => {
+                    missing.get_or_insert(format!("word {w} has no help"));
+                }
+                SpecToken::Choice { options, .. } => {
+                    for w in options.iter().filter(|w| self.word_help(cmd, w).is_empty()) {
+                        missing.get_or_insert(format!("word {w} has no help"));
+                    }
+                }
+                SpecToken::Arg(a) if !self.args.contains_key(a) => {
+                    missing.get_or_insert(format!("argument {a} is not declared"));
+                }
+                _ => {}
+            });
+            if let Some(message) = missing {
+                return Err(err(&cmd.origin, message));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Calls `f` on every token of a spec, inside optional groups too.
+pub fn visit_spec(spec: &[SpecToken], f: &mut dyn FnMut(&SpecToken)) {
+    for token in spec {
+        f(token);
+        if let SpecToken::Optional(inner) = token {
+            visit_spec(inner, f);
+        }
+    }
+}
+
+/// Every concrete form of a spec: each optional group either taken or left out.
+pub fn expand(spec: &[SpecToken]) -> Vec<Vec<SpecToken>> {
+    let mut forms: Vec<Vec<SpecToken>> = vec![Vec::new()];
+    for token in spec {
+        match token {
+            SpecToken::Optional(inner) => {
+                let mut next = Vec::new();
+                for form in &forms {
+                    next.push(form.clone());
+                    for tail in expand(inner) {
+                        let mut taken = form.clone();
+                        taken.extend(tail);
+                        next.push(taken);
+                    }
+                }
+                forms = next;
+            }
+            other => forms.iter_mut().for_each(|f| f.push(other.clone())),
+        }
+    }
+    forms
+}
+
+impl std::fmt::Display for ArgKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ArgKind::Int { min, max } => write!(f, "<{min}-{max}>"),
+            ArgKind::Host => f.write_str("HOST[:PORT]"),
+            ArgKind::Hostname => f.write_str("WORD"),
+            ArgKind::Time => f.write_str("HH:MM"),
+            ArgKind::Email => f.write_str("USER@DOMAIN"),
+            ArgKind::Word => f.write_str("WORD"),
+            ArgKind::Secret | ArgKind::Regex => f.write_str("LINE"),
+            ArgKind::Exec(_) => f.write_str("LINE"),
+        }
+    }
+}

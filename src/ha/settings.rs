@@ -1,0 +1,275 @@
+//! The typed HA settings and node identity, and their key/value form in the system
+//! database. Defaults follow the guide: HA disabled, sync hourly, notify on failure.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::host::HostPort;
+use crate::store::StoreError;
+
+pub const ENABLED: &str = "ha.enabled";
+pub const MODE: &str = "ha.mode";
+pub const NODE_STATUS: &str = "ha.node_status";
+pub const PRIMARY_HOST: &str = "ha.primary_host";
+pub const START_TIME: &str = "ha.sync.start_time";
+pub const RUN_EVERY: &str = "ha.sync.run_every";
+pub const ANCHOR: &str = "ha.sync.anchor";
+pub const HB_INTERVAL: &str = "ha.heartbeat.interval";
+pub const HB_FAILURES: &str = "ha.heartbeat.failures";
+pub const HB_RECHECK: &str = "ha.heartbeat.recheck";
+pub const ON_FAILURE: &str = "ha.on_failure";
+pub const NOTIFY_EMAIL: &str = "ha.notify.email";
+pub const NOTIFY_SYNC: &str = "ha.notify.sync_completion";
+pub const NOTIFY_FAILURE: &str = "ha.notify.failure";
+pub const CLIENT_CONNECTIONS: &str = "core.client_connections";
+pub const EPOCH: &str = "ha.epoch";
+pub const HOSTNAME: &str = "system.hostname";
+pub const ENABLE_SECRET: &str = "system.enable_secret";
+
+/// Declares a settings enum with its stored/typed names.
+macro_rules! word_enum {
+    ($(#[$doc:meta])* $name:ident { $($(#[$vdoc:meta])* $variant:ident = $text:literal),+ $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+        #[serde(rename_all = "kebab-case")]
+        pub enum $name { $($(#[$vdoc])* $variant),+ }
+
+        impl $name {
+            /// The word used in commands and storage.
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text),+ }
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = ();
+            fn from_str(s: &str) -> Result<Self, ()> {
+                match s { $($text => Ok($name::$variant),)+ _ => Err(()) }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+word_enum!(
+    /// The HA mode of a node.
+    Mode { /// Serves traffic; never replicates from another node.
+    Primary = "primary", /// Checks the primary and replicates from it.
+    Secondary = "secondary" }
+);
+word_enum!(
+    /// State of a secondary.
+    NodeStatus { /// Allowed to sync from the primary.
+    Standby = "standby", /// Promoted; does not sync.
+    Active = "active" }
+);
+word_enum!(
+    /// What a secondary does when its primary has failed.
+    OnFailure { /// Become primary.
+    Promote = "promote", /// Stay standby and notify.
+    KeepStandby = "keep-standby" }
+);
+word_enum!(
+    /// Unit of the sync interval.
+    Unit { /// Minutes.
+    Minutes = "minutes", /// Hours.
+    Hours = "hours", /// Days.
+    Days = "days" }
+);
+
+impl Unit {
+    /// Seconds in one unit.
+    pub fn seconds(self) -> i64 {
+        match self {
+            Unit::Minutes => 60,
+            Unit::Hours => 3600,
+            Unit::Days => 86_400,
+        }
+    }
+}
+
+/// Every HA setting of this node, typed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// High availability service on (scheduler and heartbeat run).
+    pub enabled: bool,
+    /// Primary or secondary.
+    pub mode: Mode,
+    /// Standby or active (meaningful for a secondary; a primary is active).
+    pub node_status: NodeStatus,
+    /// The primary a secondary follows.
+    pub primary_host: Option<HostPort>,
+    /// UTC hour and minute of the first sync after a save.
+    pub start_time: (u8, u8),
+    /// Sync interval: count and unit.
+    pub run_every: (u32, Unit),
+    /// When the current schedule starts (set by saves that touch it).
+    pub schedule_anchor: Option<DateTime<Utc>>,
+    /// Seconds between heartbeats.
+    pub heartbeat_interval: u32,
+    /// Consecutive failed heartbeats before the failure action.
+    pub heartbeat_failures: u32,
+    /// Seconds between re-checks after a failed heartbeat.
+    pub heartbeat_recheck: u32,
+    /// What to do when the primary has failed.
+    pub on_failure: OnFailure,
+    /// Where notifications go.
+    pub notify_email: Option<String>,
+    /// Mail on every successful sync.
+    pub notify_sync_completion: bool,
+    /// Mail on sync failures and failover events.
+    pub notify_failure: bool,
+    /// Whether new device connections are accepted.
+    pub client_connections: bool,
+    /// Bumped by every promotion; tells a newer primary from a stale one.
+    pub epoch: u64,
+    /// Host name shown in prompts.
+    pub hostname: String,
+    /// Argon2 hash of the enable secret.
+    pub enable_secret: Option<String>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            enabled: false,
+            mode: Mode::Primary,
+            node_status: NodeStatus::Active,
+            primary_host: None,
+            start_time: (0, 0),
+            run_every: (60, Unit::Minutes),
+            schedule_anchor: None,
+            heartbeat_interval: 30,
+            heartbeat_failures: 3,
+            heartbeat_recheck: 10,
+            on_failure: OnFailure::Promote,
+            notify_email: None,
+            notify_sync_completion: false,
+            notify_failure: true,
+            client_connections: true,
+            epoch: 0,
+            hostname: "core".into(),
+            enable_secret: None,
+        }
+    }
+}
+
+fn on_off(b: bool) -> String {
+    if b { "on" } else { "off" }.to_string()
+}
+
+impl Settings {
+    /// The key/value form, in a fixed order (every key, `None` for unset).
+    pub fn to_pairs(&self) -> Vec<(&'static str, Option<String>)> {
+        vec![
+            (ENABLED, Some(on_off(self.enabled))),
+            (MODE, Some(self.mode.to_string())),
+            (NODE_STATUS, Some(self.node_status.to_string())),
+            (PRIMARY_HOST, self.primary_host.as_ref().map(HostPort::to_string)),
+            (START_TIME, Some(format!("{:02}:{:02}", self.start_time.0, self.start_time.1))),
+            (RUN_EVERY, Some(format!("{} {}", self.run_every.0, self.run_every.1))),
+            (ANCHOR, self.schedule_anchor.map(|a| a.to_rfc3339())),
+            (HB_INTERVAL, Some(self.heartbeat_interval.to_string())),
+            (HB_FAILURES, Some(self.heartbeat_failures.to_string())),
+            (HB_RECHECK, Some(self.heartbeat_recheck.to_string())),
+            (ON_FAILURE, Some(self.on_failure.to_string())),
+            (NOTIFY_EMAIL, self.notify_email.clone()),
+            (NOTIFY_SYNC, Some(on_off(self.notify_sync_completion))),
+            (NOTIFY_FAILURE, Some(on_off(self.notify_failure))),
+            (CLIENT_CONNECTIONS, Some(on_off(self.client_connections))),
+            (EPOCH, Some(self.epoch.to_string())),
+            (HOSTNAME, Some(self.hostname.clone())),
+            (ENABLE_SECRET, self.enable_secret.clone()),
+        ]
+    }
+
+    /// Reads the typed settings from stored rows; a missing key takes its default, an
+    /// unreadable one is an error (never silently replaced).
+    pub fn from_map(map: &BTreeMap<String, String>) -> Result<Settings, StoreError> {
+        let d = Settings::default();
+        let get = |key: &str| map.get(key).map(String::as_str);
+        fn parse<T>(key: &str, text: Option<&str>, default: T, f: impl FnOnce(&str) -> Option<T>) -> Result<T, StoreError> {
+            match text {
+                None => Ok(default),
+                Some(t) => f(t).ok_or_else(|| StoreError::BadSetting { key: key.into(), value: t.into() }),
+            }
+        }
+        let flag = |t: &str| match t {
+            "on" => Some(true),
+            "off" => Some(false),
+            _ => None,
+        };
+        let opt = |key: &str| Ok::<_, StoreError>(get(key).map(str::to_string));
+        Ok(Settings {
+            enabled: parse(ENABLED, get(ENABLED), d.enabled, flag)?,
+            mode: parse(MODE, get(MODE), d.mode, |t| t.parse().ok())?,
+            node_status: parse(NODE_STATUS, get(NODE_STATUS), d.node_status, |t| t.parse().ok())?,
+            primary_host: parse(PRIMARY_HOST, get(PRIMARY_HOST), None, |t| t.parse().ok().map(Some))?,
+            start_time: parse(START_TIME, get(START_TIME), d.start_time, |t| {
+                let (h, m) = t.split_once(':')?;
+                Some((h.parse().ok()?, m.parse().ok()?))
+            })?,
+            run_every: parse(RUN_EVERY, get(RUN_EVERY), d.run_every, |t| {
+                let (n, u) = t.split_once(' ')?;
+                Some((n.parse().ok()?, u.parse().ok()?))
+            })?,
+            schedule_anchor: parse(ANCHOR, get(ANCHOR), None, |t| t.parse().ok().map(Some))?,
+            heartbeat_interval: parse(HB_INTERVAL, get(HB_INTERVAL), d.heartbeat_interval, |t| t.parse().ok())?,
+            heartbeat_failures: parse(HB_FAILURES, get(HB_FAILURES), d.heartbeat_failures, |t| t.parse().ok())?,
+            heartbeat_recheck: parse(HB_RECHECK, get(HB_RECHECK), d.heartbeat_recheck, |t| t.parse().ok())?,
+            on_failure: parse(ON_FAILURE, get(ON_FAILURE), d.on_failure, |t| t.parse().ok())?,
+            notify_email: opt(NOTIFY_EMAIL)?,
+            notify_sync_completion: parse(NOTIFY_SYNC, get(NOTIFY_SYNC), d.notify_sync_completion, flag)?,
+            notify_failure: parse(NOTIFY_FAILURE, get(NOTIFY_FAILURE), d.notify_failure, flag)?,
+            client_connections: parse(CLIENT_CONNECTIONS, get(CLIENT_CONNECTIONS), d.client_connections, flag)?,
+            epoch: parse(EPOCH, get(EPOCH), d.epoch, |t| t.parse().ok())?,
+            hostname: opt(HOSTNAME)?.unwrap_or(d.hostname),
+            enable_secret: opt(ENABLE_SECRET)?,
+        })
+    }
+
+    /// The node state derived from mode and node status (table 1 of the guide).
+    pub fn state(&self) -> NodeStatus {
+        match self.mode {
+            Mode::Primary => NodeStatus::Active,
+            Mode::Secondary => self.node_status,
+        }
+    }
+
+    /// Sync interval in seconds.
+    pub fn interval_seconds(&self) -> i64 {
+        i64::from(self.run_every.0) * self.run_every.1.seconds()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pairs_round_trip() {
+        let mut s = Settings::default();
+        s.primary_host = Some("[fe80::1]:22".parse().unwrap());
+        s.run_every = (2, Unit::Hours);
+        s.notify_email = Some("ops@example.com".into());
+        s.schedule_anchor = Some("2026-11-27T13:00:00Z".parse().unwrap());
+        let map: BTreeMap<String, String> =
+            s.to_pairs().into_iter().filter_map(|(k, v)| v.map(|v| (k.to_string(), v))).collect();
+        assert_eq!(Settings::from_map(&map).unwrap(), s);
+    }
+
+    #[test]
+    fn unreadable_values_are_errors() {
+        let map = BTreeMap::from([(MODE.to_string(), "sideways".to_string())]);
+        assert!(Settings::from_map(&map).is_err());
+    }
+}

@@ -1,0 +1,125 @@
+//! Command handlers: one function per grammar `-> handler` name, each taking the
+//! typed [`Args`] and returning a typed [`Reply`]. [`HANDLERS`] is the only place
+//! names meet functions; a test checks that it and the grammar agree.
+
+mod failover;
+mod ha_config;
+mod modes;
+mod running_config;
+mod show;
+mod system;
+
+use chrono::Utc;
+
+use crate::cli::Args;
+use crate::ha::{self, Cause, Settings};
+use crate::node::Node;
+use crate::report::{CmdError, Reply};
+use crate::shell::{Console, Session};
+
+pub use running_config::running_config;
+
+/// What a handler may use.
+pub struct Ctx<'a> {
+    /// The local node.
+    pub node: &'a mut Node,
+    /// The operator's session.
+    pub session: &'a mut Session,
+    /// How to ask the operator for a secret.
+    pub console: &'a mut dyn Console,
+    /// The full line, secrets removed, as the history records it.
+    pub line: &'a str,
+    /// For `do`: the command matched in another mode, and that mode.
+    pub inner: Option<&'a (String, Box<crate::cli::Matched>)>,
+}
+
+impl Ctx<'_> {
+    /// The node's current settings.
+    pub fn settings(&self) -> Result<Settings, CmdError> {
+        Ok(self.node.settings()?)
+    }
+
+    /// Who caused a change made by this command, and the command as the reason.
+    pub fn cause(&self) -> Cause {
+        Cause { actor: self.session.actor(), reason: self.line.to_string() }
+    }
+
+    /// Saves a settings change made by this command.
+    pub fn update(&mut self, edit: impl FnOnce(&mut Settings)) -> Result<ha::Applied, CmdError> {
+        let cause = self.cause();
+        Ok(ha::update(&mut self.node.store, &cause, edit)?)
+    }
+}
+
+/// A command handler.
+pub type Handler = fn(&mut Ctx, &Args) -> Result<Reply, CmdError>;
+
+/// Every handler, by the name the grammar uses.
+pub const HANDLERS: &[(&str, Handler)] = &[
+    ("enable", modes::enable),
+    ("disable", modes::disable),
+    ("configure", modes::configure),
+    ("high_availability", modes::high_availability),
+    ("exit", modes::exit),
+    ("end", modes::end),
+    ("do_exec", modes::do_exec),
+    ("terminal_length", modes::terminal_length),
+    ("failover_mode_primary", failover::mode_primary),
+    ("failover_mode_secondary", failover::mode_secondary),
+    ("failover_client_connection", failover::client_connection),
+    ("hostname", system::hostname),
+    ("enable_secret", system::enable_secret),
+    ("ha_service", ha_config::service),
+    ("ha_mode", ha_config::mode),
+    ("ha_node_status", ha_config::node_status),
+    ("ha_primary_host", ha_config::primary_host),
+    ("ha_sync_start_time", ha_config::sync_start_time),
+    ("ha_sync_run_every", ha_config::sync_run_every),
+    ("ha_heartbeat_interval", ha_config::heartbeat_interval),
+    ("ha_heartbeat_failures", ha_config::heartbeat_failures),
+    ("ha_heartbeat_recheck", ha_config::heartbeat_recheck),
+    ("ha_on_failure", ha_config::on_failure),
+    ("ha_notify_email", ha_config::notify_email),
+    ("ha_notify_on", ha_config::notify_on),
+    ("show_version", show::version),
+    ("show_clock", show::clock),
+    ("show_failover", show::failover),
+    ("show_failover_history", show::failover_history),
+    ("show_running_config", show::running_config),
+    ("show_audit", show::audit),
+];
+
+/// The handler called `name`.
+pub fn lookup(name: &str) -> Option<Handler> {
+    HANDLERS.iter().find(|(n, _)| *n == name).map(|(_, h)| *h)
+}
+
+/// A one-line account of when the next sync runs under `s`, and why not when it won't.
+pub fn next_sync_text(s: &Settings) -> String {
+    match next_sync_time(s) {
+        Ok(at) => format!(
+            "{} (start-time {:02}:{:02} UTC, then every {} {})",
+            at.format("%Y-%m-%d %H:%M UTC"),
+            s.start_time.0,
+            s.start_time.1,
+            s.run_every.0,
+            s.run_every.1
+        ),
+        Err(why) => format!("none ({why})"),
+    }
+}
+
+/// When the next sync runs, or why none will.
+pub fn next_sync_time(s: &Settings) -> Result<chrono::DateTime<Utc>, &'static str> {
+    if !s.enabled {
+        return Err("high availability is disabled");
+    }
+    if s.mode == ha::Mode::Primary {
+        return Err("a primary never replicates from another node");
+    }
+    if s.node_status == ha::NodeStatus::Active {
+        return Err("node status is active");
+    }
+    let anchor = s.schedule_anchor.ok_or("the schedule has not been saved")?;
+    Ok(ha::next_sync(anchor, s.interval_seconds(), Utc::now()))
+}

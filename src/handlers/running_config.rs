@@ -1,0 +1,94 @@
+//! `show running-config`: each mode writes its part, in the syntax that mode accepts
+//! back, so pasting the output into `configure terminal` rebuilds the same settings.
+
+use serde::Serialize;
+
+use crate::ha::Settings;
+use crate::report::Text;
+
+/// The configuration of one mode.
+#[derive(Debug, Clone, Serialize)]
+pub struct Section {
+    /// Mode the lines belong to.
+    pub mode: &'static str,
+    /// The commands, as typed in that mode.
+    pub lines: Vec<String>,
+}
+
+/// The whole running configuration.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunningConfig {
+    /// Global configuration first, then each sub-mode.
+    pub sections: Vec<Section>,
+}
+
+fn no(on: bool) -> &'static str {
+    if on { "" } else { "no " }
+}
+
+/// The running configuration of a node with settings `s`.
+pub fn running_config(s: &Settings) -> RunningConfig {
+    let mut global = vec![format!("hostname {}", s.hostname)];
+    if let Some(hash) = &s.enable_secret {
+        global.push(format!("enable secret hashed {hash}"));
+    }
+    let mut ha = vec![
+        format!("service {}", if s.enabled { "enable" } else { "disable" }),
+        format!("mode {}", s.mode),
+    ];
+    if s.mode == crate::ha::Mode::Secondary {
+        ha.push(format!("node-status {}", s.node_status));
+    }
+    ha.push(match &s.primary_host {
+        Some(h) => format!("primary-host {h}"),
+        None => "no primary-host".into(),
+    });
+    ha.extend([
+        format!("sync start-time {:02}:{:02}", s.start_time.0, s.start_time.1),
+        format!("sync run-every {} {}", s.run_every.0, s.run_every.1),
+        format!("heartbeat interval {}", s.heartbeat_interval),
+        format!("heartbeat failures {}", s.heartbeat_failures),
+        format!("heartbeat recheck-interval {}", s.heartbeat_recheck),
+        format!("on-failure {}", s.on_failure),
+        match &s.notify_email {
+            Some(a) => format!("notify email {a}"),
+            None => "no notify email".into(),
+        },
+        format!("{}notify on sync-completion", no(s.notify_sync_completion)),
+        format!("{}notify on failure", no(s.notify_failure)),
+    ]);
+    RunningConfig {
+        sections: vec![
+            Section { mode: "config", lines: global },
+            Section { mode: "config-ha", lines: ha },
+        ],
+    }
+}
+
+impl Text for RunningConfig {
+    fn text(&self) -> String {
+        let mut out = vec!["! coresh running configuration".to_string(), "!".into()];
+        for section in &self.sections {
+            match section.mode {
+                "config" => out.extend(section.lines.iter().cloned()),
+                mode => {
+                    out.push("!".into());
+                    out.push(entry_command(mode).into());
+                    out.extend(section.lines.iter().map(|l| format!(" {l}")));
+                    out.push(" exit".into());
+                }
+            }
+        }
+        out.push("!".into());
+        out.push("end".into());
+        out.join("\n")
+    }
+}
+
+/// The global configuration command that enters `mode`.
+fn entry_command(mode: &str) -> &str {
+    match mode {
+        "config-ha" => "high-availability",
+        other => other,
+    }
+}

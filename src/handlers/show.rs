@@ -1,0 +1,233 @@
+//! Show commands. Each builds a typed, serialisable result; the shell renders it as
+//! text or, after `| json`, as JSON.
+
+use chrono::Utc;
+use serde::Serialize;
+use tabled::Tabled;
+
+use super::{Ctx, next_sync_text, next_sync_time};
+use crate::cli::Args;
+use crate::report::{CmdError, Reply, Text, fields, table};
+use crate::store::{AuditEntry, HistoryEntry, SCHEMA_VERSION, Store, SyncSummary};
+
+/// How many audit entries `show audit` prints unless told otherwise.
+const AUDIT_DEFAULT: u64 = 100;
+
+#[derive(Serialize)]
+struct Version {
+    software: String,
+    version: &'static str,
+    schema_version: i64,
+    sqlite: &'static str,
+    node_id: String,
+    hostname: String,
+    data_dir: String,
+}
+
+impl Text for Version {
+    fn text(&self) -> String {
+        fields(&[
+            ("Software", format!("{} {}", self.software, self.version)),
+            ("Schema version", self.schema_version.to_string()),
+            ("SQLite", self.sqlite.to_string()),
+            ("Host name", self.hostname.clone()),
+            ("Node id", self.node_id.clone()),
+            ("Data directory", self.data_dir.clone()),
+        ])
+    }
+}
+
+pub fn version(ctx: &mut Ctx, _: &Args) -> Result<Reply, CmdError> {
+    Ok(Reply::show(Version {
+        software: "coresh".into(),
+        version: env!("CARGO_PKG_VERSION"),
+        schema_version: SCHEMA_VERSION,
+        sqlite: Store::sqlite_version(),
+        node_id: ctx.node.id.clone(),
+        hostname: ctx.settings()?.hostname,
+        data_dir: ctx.node.data_dir.display().to_string(),
+    }))
+}
+
+#[derive(Serialize)]
+struct Clock {
+    utc: String,
+    unix_ms: i64,
+}
+
+impl Text for Clock {
+    fn text(&self) -> String {
+        chrono::DateTime::from_timestamp_millis(self.unix_ms)
+            .map(|t| t.format("%H:%M:%S%.3f UTC %a %b %d %Y").to_string())
+            .unwrap_or_else(|| self.utc.clone())
+    }
+}
+
+pub fn clock(_: &mut Ctx, _: &Args) -> Result<Reply, CmdError> {
+    let now = Utc::now();
+    Ok(Reply::show(Clock {
+        utc: now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        unix_ms: now.timestamp_millis(),
+    }))
+}
+
+/// `show failover`: the state an operator checks first.
+#[derive(Serialize)]
+struct Failover {
+    hostname: String,
+    high_availability: &'static str,
+    mode: String,
+    state: String,
+    epoch: u64,
+    client_connections: &'static str,
+    primary_host: Option<String>,
+    last_sync: Option<SyncSummary>,
+    next_sync: Option<String>,
+    next_sync_text: String,
+    heartbeat_interval: u32,
+    heartbeat_failures: u32,
+    heartbeat_recheck_interval: u32,
+    on_failure: String,
+}
+
+fn enabled(on: bool) -> &'static str {
+    if on { "enabled" } else { "disabled" }
+}
+
+impl Text for Failover {
+    fn text(&self) -> String {
+        let last = match &self.last_sync {
+            Some(s) => format!("{} from {} ({}, {})", s.finished_at.as_deref().unwrap_or(&s.started_at), s.peer, s.kind, s.result),
+            None => "never".into(),
+        };
+        fields(&[
+            ("High availability", self.high_availability.to_string()),
+            ("Mode", self.mode.clone()),
+            ("State", self.state.clone()),
+            ("Epoch", self.epoch.to_string()),
+            ("Client connections", self.client_connections.to_string()),
+            ("Primary host", self.primary_host.clone().unwrap_or_else(|| "not configured".into())),
+            ("Last sync", last),
+            ("Next sync", self.next_sync_text.clone()),
+            (
+                "Heartbeat",
+                format!(
+                    "every {} s, re-check every {} s, {} failures before {}",
+                    self.heartbeat_interval, self.heartbeat_recheck_interval, self.heartbeat_failures, self.on_failure
+                ),
+            ),
+        ])
+    }
+}
+
+pub fn failover(ctx: &mut Ctx, _: &Args) -> Result<Reply, CmdError> {
+    let s = ctx.settings()?;
+    Ok(Reply::show(Failover {
+        hostname: s.hostname.clone(),
+        high_availability: enabled(s.enabled),
+        mode: s.mode.to_string(),
+        state: s.state().to_string(),
+        epoch: s.epoch,
+        client_connections: enabled(s.client_connections),
+        primary_host: s.primary_host.as_ref().map(ToString::to_string),
+        last_sync: ctx.node.store.last_sync()?,
+        next_sync: next_sync_time(&s).ok().map(|t| t.to_rfc3339()),
+        next_sync_text: next_sync_text(&s),
+        heartbeat_interval: s.heartbeat_interval,
+        heartbeat_failures: s.heartbeat_failures,
+        heartbeat_recheck_interval: s.heartbeat_recheck,
+        on_failure: s.on_failure.to_string(),
+    }))
+}
+
+#[derive(Tabled)]
+struct HistoryRow<'a> {
+    #[tabled(rename = "Time (UTC)")]
+    at: &'a str,
+    #[tabled(rename = "Event")]
+    event: &'a str,
+    #[tabled(rename = "Change")]
+    change: String,
+    #[tabled(rename = "By")]
+    actor: &'a str,
+    #[tabled(rename = "Reason")]
+    reason: &'a str,
+}
+
+#[derive(Serialize)]
+#[serde(transparent)]
+struct History(Vec<HistoryEntry>);
+
+impl Text for History {
+    fn text(&self) -> String {
+        if self.0.is_empty() {
+            return "No mode or state changes recorded.".into();
+        }
+        let rows: Vec<HistoryRow> = self
+            .0
+            .iter()
+            .map(|h| HistoryRow {
+                at: &h.at,
+                event: &h.event,
+                change: format!("{} -> {}", h.old, h.new),
+                actor: &h.actor,
+                reason: &h.reason,
+            })
+            .collect();
+        table(&rows)
+    }
+}
+
+fn last(args: &Args) -> Option<u64> {
+    args.int("ENTRIES").and_then(|n| u64::try_from(n).ok())
+}
+
+pub fn failover_history(ctx: &mut Ctx, args: &Args) -> Result<Reply, CmdError> {
+    Ok(Reply::show(History(ctx.node.store.history(last(args))?)))
+}
+
+pub fn running_config(ctx: &mut Ctx, _: &Args) -> Result<Reply, CmdError> {
+    Ok(Reply::show(super::running_config(&ctx.settings()?)))
+}
+
+#[derive(Tabled)]
+struct AuditRow<'a> {
+    #[tabled(rename = "Time (UTC)")]
+    at: &'a str,
+    #[tabled(rename = "User")]
+    user: &'a str,
+    #[tabled(rename = "Source")]
+    source: &'a str,
+    #[tabled(rename = "Mode")]
+    mode: &'a str,
+    #[tabled(rename = "Command")]
+    command: &'a str,
+    #[tabled(rename = "Outcome")]
+    outcome: &'a str,
+}
+
+#[derive(Serialize)]
+#[serde(transparent)]
+struct Audit(Vec<AuditEntry>);
+
+impl Text for Audit {
+    fn text(&self) -> String {
+        let rows: Vec<AuditRow> = self
+            .0
+            .iter()
+            .map(|e| AuditRow {
+                at: &e.at,
+                user: &e.user,
+                source: &e.source,
+                mode: &e.mode,
+                command: &e.command,
+                outcome: &e.outcome,
+            })
+            .collect();
+        table(&rows)
+    }
+}
+
+pub fn audit(ctx: &mut Ctx, args: &Args) -> Result<Reply, CmdError> {
+    Ok(Reply::show(Audit(ctx.node.store.audit(last(args).unwrap_or(AUDIT_DEFAULT))?)))
+}

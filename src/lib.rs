@@ -1,0 +1,22 @@
+//! coresh: the appliance shell and HA engine of a Core server pair.
+//!
+//! - [`grammar`]: the command tree declared in `grammar/`, parsed with nom.
+//! - [`cli`]: lexing lines, the command graph, matching, help and completion.
+//! - [`shell`]: sessions, the interactive and batch front ends, rendering, audit.
+//! - [`handlers`]: one function per command, typed results in [`report`].
+//! - [`ha`]: HA settings, modes, states, epochs and the sync schedule.
+//! - [`store`]: the node's system database (settings, failover history, audit).
+//! - [`node`]: a node's data directory.
+//! - [`host`]: peer addresses (`HOST[:PORT]`), validated.
+//! - [`secret`]: argon2 hashing of secrets.
+
+pub mod cli;
+pub mod grammar;
+pub mod ha;
+pub mod handlers;
+pub mod host;
+pub mod node;
+pub mod report;
+pub mod secret;
+pub mod shell;
+pub mod store;

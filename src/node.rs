@@ -1,0 +1,81 @@
+//! A node's data directory: created on first use (mode 0700), holding the system
+//! database; the node id is made once and kept.
+
+use std::path::{Path, PathBuf};
+
+use crate::ha::Settings;
+use crate::store::{Store, StoreError, put_setting};
+
+/// Setting key of the node id.
+const NODE_ID: &str = "node.id";
+
+/// The local node this shell (or daemon) works on.
+pub struct Node {
+    /// Its data directory.
+    pub data_dir: PathBuf,
+    /// Its system database.
+    pub store: Store,
+    /// Random id made when the directory was first used.
+    pub id: String,
+}
+
+/// Why a node could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    /// The data directory cannot be created or used.
+    #[error("cannot use data directory {path}: {source}")]
+    Dir {
+        /// The directory.
+        path: PathBuf,
+        /// What the system said.
+        source: std::io::Error,
+    },
+    /// The database cannot be opened.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl Node {
+    /// Opens the node in `data_dir`, creating it on first use.
+    pub fn open(data_dir: &Path) -> Result<Node, NodeError> {
+        let dir_err = |source| NodeError::Dir { path: data_dir.to_path_buf(), source };
+        if !data_dir.exists() {
+            create_private_dir(data_dir).map_err(dir_err)?;
+        }
+        let mut store = Store::open(data_dir)?;
+        let id = match store.setting(NODE_ID)? {
+            Some(id) => id,
+            None => {
+                let mut bytes = [0u8; 8];
+                getrandom::fill(&mut bytes).map_err(|e| dir_err(std::io::Error::other(e.to_string())))?;
+                let id: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+                store.durably(|tx| put_setting(tx, NODE_ID, Some(&id)))?;
+                id
+            }
+        };
+        Ok(Node { data_dir: data_dir.to_path_buf(), store, id })
+    }
+
+    /// The current settings.
+    pub fn settings(&self) -> Result<Settings, StoreError> {
+        Settings::from_map(&self.store.settings()?)
+    }
+}
+
+fn create_private_dir(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(path)
+}
+
+/// The embedded default node's directory: `$XDG_DATA_HOME/coresh/node`, else
+/// `~/.local/share/coresh/node`, else `./coresh-node`.
+pub fn default_data_dir() -> PathBuf {
+    let base = std::env::var_os("XDG_DATA_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")));
+    match base {
+        Some(b) => b.join("coresh").join("node"),
+        None => PathBuf::from("coresh-node"),
+    }
+}

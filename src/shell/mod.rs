@@ -1,0 +1,378 @@
+//! The shell: runs one input line at a time against the local node. A line is lexed,
+//! matched in the session's mode, run by its handler, rendered (text or `| json`,
+//! then filters), and audited. The interactive loop and batch mode both drive
+//! [`Shell::run_line`]; what differs is only how lines arrive and where errors go.
+
+mod batch;
+mod interactive;
+mod output;
+mod session;
+
+use std::io::Write;
+
+use crate::cli::{LexError, Line, MatchError, Matched, Matcher, Tree};
+use crate::grammar::{ArgKind, Grammar};
+use crate::handlers::{Ctx, lookup};
+use crate::node::Node;
+use crate::report::{CmdError, Next, Note, Reply};
+use crate::store::{AuditEntry, Outcome, now_text};
+
+pub use batch::{run as run_batch, stdin_lines};
+pub use interactive::run as run_interactive;
+pub use session::{BatchConsole, Console, Session, TtyConsole};
+
+/// How a line ended. Batch runs exit with [`Status::code`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// It worked (or was empty, a comment or a help request).
+    Ok,
+    /// The command ran and failed: exit status 1.
+    Failed,
+    /// The line is not a command: exit status 2.
+    Syntax,
+    /// Not permitted in this mode, or a wrong secret: exit status 3.
+    Denied,
+}
+
+impl Status {
+    /// The documented exit status.
+    pub fn code(self) -> i32 {
+        match self {
+            Status::Ok => 0,
+            Status::Failed => 1,
+            Status::Syntax => 2,
+            Status::Denied => 3,
+        }
+    }
+
+    fn outcome(self) -> Outcome {
+        match self {
+            Status::Ok => Outcome::Ok,
+            Status::Failed => Outcome::Failed,
+            Status::Syntax => Outcome::Syntax,
+            Status::Denied => Outcome::Denied,
+        }
+    }
+}
+
+/// Where a line came from, which decides how errors point at it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Echo {
+    /// Typed at a terminal after a prompt this wide: the line is on screen already.
+    Typed(usize),
+    /// Batch with `--echo`: print `PROMPT LINE` first.
+    Transcript,
+    /// Batch: nothing printed but output and errors.
+    Quiet,
+}
+
+/// The result of running one line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Executed {
+    /// How it ended.
+    pub status: Status,
+    /// Whether the session ends.
+    pub quit: bool,
+}
+
+/// Output streams: results, and `%` errors.
+pub struct Streams<'a> {
+    /// Results and notes.
+    pub out: &'a mut dyn Write,
+    /// Error lines; `None` sends them to `out` (a terminal, a transcript).
+    pub err: Option<&'a mut dyn Write>,
+}
+
+impl Streams<'_> {
+    /// Where `%` lines go.
+    fn err(&mut self) -> &mut dyn Write {
+        match self.err {
+            Some(ref mut e) => &mut **e,
+            None => &mut *self.out,
+        }
+    }
+}
+
+/// A shell bound to one node and one session.
+pub struct Shell {
+    /// The command grammar.
+    pub grammar: &'static Grammar,
+    /// Its command graph.
+    pub tree: &'static Tree,
+    /// The local node.
+    pub node: Node,
+    /// The operator's session.
+    pub session: Session,
+}
+
+impl Shell {
+    /// A shell on `node` for `session`, with the built-in grammar.
+    pub fn new(node: Node, session: Session) -> Result<Shell, String> {
+        let grammar = Grammar::builtin().map_err(|e| e.to_string())?;
+        Ok(Shell { grammar, tree: crate::cli::builtin_tree()?, node, session })
+    }
+
+    /// The prompt of the current mode: `HOST>`, `HOST#`, `HOST(config)#`, ...
+    pub fn prompt(&self) -> String {
+        let host = self.node.settings().map(|s| s.hostname).unwrap_or_else(|_| "core".into());
+        let suffix = self.grammar.mode(&self.session.mode).map_or(">", |m| m.prompt.as_str());
+        format!("{host}{suffix}")
+    }
+
+    fn matcher(&self) -> Matcher<'static> {
+        Matcher { tree: self.tree }
+    }
+
+    /// Runs one line and writes what it prints.
+    pub fn run_line(&mut self, input: &str, echo: Echo, console: &mut dyn Console, io: &mut Streams) -> Executed {
+        let prompt = self.prompt();
+        let input = input.trim_end_matches(['\r', '\n']);
+        let body = input.trim();
+        if body.is_empty() || body.starts_with('!') {
+            if echo == Echo::Transcript && !body.is_empty() {
+                let _ = writeln!(io.out, "{prompt}{input}");
+            }
+            return Executed { status: Status::Ok, quit: false };
+        }
+        if let Some(before) = input.strip_suffix('?')
+            && Line::lex(before).is_ok()
+        {
+            if echo == Echo::Transcript {
+                let _ = writeln!(io.out, "{prompt}{input}");
+            }
+            let status = self.help(before, echo, &prompt, io);
+            return Executed { status, quit: false };
+        }
+        let mode = self.session.mode.clone();
+        let (status, quit, audited) = match Line::lex(input) {
+            Err(e) => {
+                let (column, message) = match e {
+                    LexError::Unterminated { column } => (Some(column), "% Unterminated quoted string at '^' marker."),
+                    LexError::Control { column } => (Some(column), "% Invalid input detected at '^' marker."),
+                    LexError::TooLong => (None, "% Line too long (at most 4096 characters)."),
+                };
+                self.point(input, column, echo, &prompt, io);
+                let _ = writeln!(io.err(), "{message}");
+                (Status::Syntax, false, cut(input, column))
+            }
+            Ok(line) => self.run_lexed(&line, echo, &prompt, console, io),
+        };
+        let entry = AuditEntry {
+            at: now_text(),
+            user: self.session.user.clone(),
+            source: self.session.source.clone(),
+            mode,
+            command: audited,
+            outcome: status.outcome().as_str().to_string(),
+        };
+        if let Err(e) = self.node.store.audit_append(&entry) {
+            let _ = writeln!(io.err(), "% Warning: the audit log could not be written: {e}");
+        }
+        Executed { status, quit }
+    }
+
+    /// Matches and runs a lexed line; returns its status, whether to quit, and the line
+    /// as it may be recorded (secrets removed).
+    fn run_lexed(&mut self, line: &Line, echo: Echo, prompt: &str, console: &mut dyn Console, io: &mut Streams) -> (Status, bool, String) {
+        let matcher = self.matcher();
+        let root = self.tree.root(&self.session.mode).unwrap_or(0);
+        let matched = match matcher.matches(root, line, &line.command) {
+            Ok(m) => m,
+            Err(e) => return self.refuse(line, &line.command, e, echo, prompt, io),
+        };
+        let mut filters = Vec::new();
+        for seg in &line.pipes {
+            match matcher.matches(self.tree.filters, line, seg) {
+                Ok(f) => filters.push(output::Filter {
+                    name: self.grammar.filters[f.command].handler.clone(),
+                    regex: f.args.text("REGEX").map(str::to_string),
+                }),
+                Err(e) => return self.refuse(line, seg, e, echo, prompt, io),
+            }
+        }
+        let shown = redact(self.grammar, line, &matched);
+        if echo == Echo::Transcript {
+            let _ = writeln!(io.out, "{prompt}{shown}");
+        }
+        let (result, quit) = self.dispatch(&matched, &shown, console);
+        let status = match result.and_then(|reply| output::render(reply, &filters)) {
+            Ok((text, notes)) => {
+                let _ = io.out.write_all(text.as_bytes());
+                for note in notes {
+                    let _ = match note {
+                        Note::Info(t) => writeln!(io.out, "{t}"),
+                        Note::Warning(t) => writeln!(io.err(), "% Warning: {t}"),
+                    };
+                }
+                Status::Ok
+            }
+            Err(CmdError::Denied(msg)) => {
+                let _ = writeln!(io.err(), "% {msg}");
+                Status::Denied
+            }
+            Err(e) => {
+                let _ = writeln!(io.err(), "% {e}");
+                Status::Failed
+            }
+        };
+        (status, quit, shown)
+    }
+
+    /// Runs a matched command's handler and applies the mode change it asks for.
+    fn dispatch(&mut self, matched: &Matched, shown: &str, console: &mut dyn Console) -> (Result<Reply, CmdError>, bool) {
+        let name = &self.grammar.commands[matched.command].handler;
+        let Some(handler) = lookup(name) else {
+            return (Err(CmdError::Failed(format!("no handler {name}"))), false);
+        };
+        let mut ctx = Ctx { node: &mut self.node, session: &mut self.session, console, line: shown, inner: matched.inner.as_ref() };
+        let reply = match handler(&mut ctx, &matched.args) {
+            Ok(reply) => reply,
+            Err(e) => return (Err(e), false),
+        };
+        match &reply.next {
+            Next::Stay => (Ok(reply), false),
+            Next::Mode(mode) => {
+                self.session.mode = mode.clone();
+                (Ok(reply), false)
+            }
+            Next::Quit => (Ok(reply), true),
+            Next::Run(mode, inner) => {
+                // `do`: run the inner command as if in `mode`, then come back.
+                let back = std::mem::replace(&mut self.session.mode, mode.clone());
+                let (result, _) = self.dispatch(inner, shown, console);
+                self.session.mode = back;
+                (result, false)
+            }
+        }
+    }
+
+    /// Reports a line that does not match; says so when it would run in another mode.
+    fn refuse(&self, line: &Line, seg: &crate::cli::lexer::Segment, e: MatchError, echo: Echo, prompt: &str, io: &mut Streams) -> (Status, bool, String) {
+        if std::ptr::eq(seg, &line.command)
+            && let Some(other) = self.mode_that_accepts(line)
+        {
+            if echo == Echo::Transcript {
+                let _ = writeln!(io.out, "{prompt}{}", line.input);
+            }
+            let current = self.grammar.mode(&self.session.mode).map_or("this", |m| m.help.as_str());
+            let via = other.via.as_deref().map_or(String::new(), |v| format!(": enter '{v}' first"));
+            let _ = writeln!(io.err(), "% Not permitted in {}; this is a {} command{via}", current, other.help);
+            return (Status::Denied, false, line.input.to_string());
+        }
+        let column = match &e {
+            MatchError::Invalid { column, .. } | MatchError::Ambiguous { column } => Some(*column),
+            MatchError::Incomplete => None,
+        };
+        let audited = cut(line.input, column);
+        match e {
+            MatchError::Invalid { column, detail } => {
+                self.point(line.input, Some(column), echo, prompt, io);
+                let _ = writeln!(io.err(), "% Invalid input detected at '^' marker.");
+                if let Some(d) = detail {
+                    let _ = writeln!(io.err(), "% {d}");
+                }
+            }
+            MatchError::Ambiguous { .. } => {
+                if echo == Echo::Transcript {
+                    let _ = writeln!(io.out, "{prompt}{audited}");
+                }
+                let _ = writeln!(io.err(), "% Ambiguous command: \"{}\"", audited);
+            }
+            MatchError::Incomplete => {
+                if echo == Echo::Transcript {
+                    let _ = writeln!(io.out, "{prompt}{audited}");
+                }
+                let _ = writeln!(io.err(), "% Incomplete command.");
+            }
+        }
+        (Status::Syntax, false, audited)
+    }
+
+    /// Another mode in which the whole line would be a command.
+    fn mode_that_accepts(&self, line: &Line) -> Option<&'static crate::grammar::ModeDef> {
+        let matcher = self.matcher();
+        self.grammar.modes.iter().find(|m| {
+            m.name != self.session.mode
+                && self.tree.root(&m.name).is_some_and(|root| matcher.matches(root, line, &line.command).is_ok())
+        })
+    }
+
+    /// Prints the caret under `column` of `input` (the line itself first unless it is on
+    /// screen already). Words after the bad one are not repeated: they may be a secret.
+    fn point(&self, input: &str, column: Option<usize>, echo: Echo, prompt: &str, io: &mut Streams) {
+        let Some(column) = column else {
+            if echo == Echo::Transcript {
+                let _ = writeln!(io.out, "{prompt}{}", cut(input, None));
+            }
+            return;
+        };
+        let (shown, offset) = match echo {
+            Echo::Typed(width) => (None, width),
+            Echo::Transcript => (Some(format!("{prompt}{}", cut(input, Some(column)))), prompt.chars().count()),
+            Echo::Quiet => (Some(cut(input, Some(column))), 0),
+        };
+        let stream = io.err();
+        if let Some(shown) = shown {
+            let _ = writeln!(stream, "{shown}");
+        }
+        let _ = writeln!(stream, "{}^", " ".repeat(offset + column));
+    }
+
+    /// Prints `?` help for the line before the `?`.
+    fn help(&self, before: &str, echo: Echo, prompt: &str, io: &mut Streams) -> Status {
+        let Ok(line) = Line::lex(before) else { return Status::Syntax };
+        let partial = !before.is_empty() && !line.trailing_space;
+        let (root, seg) = match line.pipes.last() {
+            Some(seg) => (self.tree.filters, seg),
+            None => (self.tree.root(&self.session.mode).unwrap_or(0), &line.command),
+        };
+        match self.matcher().help(root, &line, seg, partial) {
+            Ok(items) if items.is_empty() => {
+                self.point(before, Some(before.chars().count()), echo, prompt, io);
+                let _ = writeln!(io.err(), "% Unrecognized command");
+                Status::Syntax
+            }
+            Ok(items) => {
+                let width = items.iter().map(|i| i.word.chars().count()).max().unwrap_or(0);
+                for item in items {
+                    let _ = writeln!(io.out, "  {:<width$}  {}", item.word, item.help);
+                }
+                Status::Ok
+            }
+            Err(MatchError::Invalid { column, .. }) => {
+                self.point(before, Some(column), echo, prompt, io);
+                let _ = writeln!(io.err(), "% Invalid input detected at '^' marker.");
+                Status::Syntax
+            }
+            Err(_) => {
+                let _ = writeln!(io.err(), "% Ambiguous command: \"{}\"", before.trim());
+                Status::Syntax
+            }
+        }
+    }
+}
+
+/// The line up to the end of the word at `column` (the rest may hold a secret).
+fn cut(input: &str, column: Option<usize>) -> String {
+    let Some(column) = column else { return input.trim().to_string() };
+    let chars: Vec<char> = input.chars().collect();
+    let end = (column..chars.len()).find(|&i| chars[i] == ' ' || chars[i] == '\t').unwrap_or(chars.len());
+    let kept: String = chars[..end].iter().collect();
+    if end < chars.len() && !input[kept.len()..].trim().is_empty() {
+        format!("{} ...", kept.trim())
+    } else {
+        kept.trim().to_string()
+    }
+}
+
+/// The line with any secret argument replaced, as echoes and logs show it.
+fn redact(grammar: &Grammar, line: &Line, matched: &Matched) -> String {
+    let secret = matched.args.values.keys().any(|name| grammar.args.get(name).is_some_and(|a| a.kind == ArgKind::Secret));
+    let text = line.input.trim();
+    if !secret {
+        return text.to_string();
+    }
+    let words: Vec<&str> = line.command.tokens.iter().map(|t| t.text.as_str()).collect();
+    let keep = matched.args.secret_at.unwrap_or(words.len()).min(words.len());
+    format!("{} <removed>", words[..keep].join(" "))
+}

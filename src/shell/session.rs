@@ -1,0 +1,62 @@
+//! One operator's session: who, from where, in which mode, and how to ask them for a
+//! secret (a hidden prompt on a terminal, a secret handed over for batch runs).
+
+/// State that lives as long as one session.
+#[derive(Debug, Clone)]
+pub struct Session {
+    /// Current mode name (`user`, `enable`, `config`, `config-ha`).
+    pub mode: String,
+    /// Who is logged in.
+    pub user: String,
+    /// Where from (`console`, `batch`, an address).
+    pub source: String,
+    /// Lines per screen before `--More--`; 0 turns paging off.
+    pub term_length: u32,
+}
+
+impl Session {
+    /// A new session in user mode.
+    pub fn new(user: &str, source: &str) -> Session {
+        Session { mode: "user".into(), user: user.into(), source: source.into(), term_length: 0 }
+    }
+
+    /// `user@source`, as the failover history records who caused a change.
+    pub fn actor(&self) -> String {
+        format!("{}@{}", self.user, self.source)
+    }
+}
+
+/// How the shell asks the person at the other end for a secret.
+pub trait Console {
+    /// Asks with `prompt` without echo; `None` when there is nobody to ask.
+    fn ask_secret(&mut self, prompt: &str) -> Option<String>;
+    /// Whether someone is at a terminal (interactive prompts make sense).
+    fn is_terminal(&self) -> bool;
+}
+
+/// A terminal: prompts on the controlling tty without echo.
+pub struct TtyConsole;
+
+impl Console for TtyConsole {
+    fn ask_secret(&mut self, prompt: &str) -> Option<String> {
+        rpassword::prompt_password(prompt).ok()
+    }
+    fn is_terminal(&self) -> bool {
+        true
+    }
+}
+
+/// Batch runs: a secret may be handed over (environment or file), never typed.
+pub struct BatchConsole {
+    /// The enable secret given for this run, if any.
+    pub secret: Option<String>,
+}
+
+impl Console for BatchConsole {
+    fn ask_secret(&mut self, _prompt: &str) -> Option<String> {
+        self.secret.clone()
+    }
+    fn is_terminal(&self) -> bool {
+        false
+    }
+}

@@ -1,0 +1,70 @@
+//! Schema migrations of the system database, applied in order; `PRAGMA user_version`
+//! records how far a file has come.
+
+use rusqlite::Connection;
+
+use super::StoreError;
+
+/// The schema version this coresh writes.
+pub const SCHEMA_VERSION: i64 = 1;
+
+/// Each step takes the schema from version `index` to `index + 1`.
+const STEPS: &[&str] = &[
+    // 1: settings, failover history, audit log, sync history.
+    "CREATE TABLE settings (
+         key        TEXT PRIMARY KEY,
+         value      TEXT NOT NULL,
+         updated_at TEXT NOT NULL
+     );
+     CREATE TABLE failover_history (
+         id     INTEGER PRIMARY KEY,
+         at     TEXT NOT NULL,
+         event  TEXT NOT NULL,
+         old    TEXT NOT NULL,
+         new    TEXT NOT NULL,
+         reason TEXT NOT NULL,
+         actor  TEXT NOT NULL
+     );
+     CREATE TABLE audit (
+         id      INTEGER PRIMARY KEY,
+         at      TEXT NOT NULL,
+         user    TEXT NOT NULL,
+         source  TEXT NOT NULL,
+         mode    TEXT NOT NULL,
+         command TEXT NOT NULL,
+         outcome TEXT NOT NULL
+     );
+     CREATE TABLE sync_history (
+         id          INTEGER PRIMARY KEY,
+         started_at  TEXT NOT NULL,
+         finished_at TEXT,
+         peer        TEXT NOT NULL,
+         kind        TEXT NOT NULL,
+         result      TEXT NOT NULL,
+         detail      TEXT NOT NULL DEFAULT ''
+     );",
+];
+
+/// Brings a database at `from` up to [`SCHEMA_VERSION`], one transaction per step.
+pub fn migrate(conn: &mut Connection, from: i64) -> Result<(), StoreError> {
+    for (index, sql) in STEPS.iter().enumerate().skip(usize::try_from(from).unwrap_or(0)) {
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        // Another process may have migrated while we waited for the lock.
+        let now: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        if now > index as i64 {
+            continue;
+        }
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", index as i64 + 1)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn steps_match_the_version() {
+        assert_eq!(super::STEPS.len() as i64, super::SCHEMA_VERSION);
+    }
+}

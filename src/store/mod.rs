@@ -1,0 +1,153 @@
+//! The node's local system database (`system.db`): HA settings, failover history and
+//! the audit log. Never replicated. Opened in WAL mode with versioned migrations; a
+//! file that is not a coresh database, or comes from a newer coresh, is refused and
+//! left exactly as it is.
+
+mod audit;
+mod history;
+mod migrations;
+mod settings;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags};
+
+pub use audit::{AuditEntry, Outcome};
+pub use history::{HistoryEntry, SyncSummary, record as record_history};
+pub use settings::{put as put_setting, read_all as settings_in};
+pub use migrations::SCHEMA_VERSION;
+
+/// File name of the system database inside a data directory.
+pub const SYSTEM_DB: &str = "system.db";
+
+/// Errors of the system database.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The file exists but SQLite cannot read it as a database.
+    #[error("{path} is not a usable database ({source}); it was left untouched")]
+    Unreadable {
+        /// The database file.
+        path: PathBuf,
+        /// What SQLite said.
+        source: rusqlite::Error,
+    },
+    /// The database was written by a newer coresh.
+    #[error("{path} has schema version {found}, newer than this coresh ({SCHEMA_VERSION}); it was left untouched")]
+    TooNew {
+        /// The database file.
+        path: PathBuf,
+        /// Its schema version.
+        found: i64,
+    },
+    /// A stored setting does not parse.
+    #[error("stored setting {key} = {value:?} is invalid")]
+    BadSetting {
+        /// Setting key.
+        key: String,
+        /// Stored text.
+        value: String,
+    },
+    /// Any other SQLite failure.
+    #[error("system database: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+}
+
+/// The open system database of one node.
+pub struct Store {
+    /// The connection (the daemon and each shell have their own).
+    conn: Connection,
+    /// Where it lives, for messages.
+    path: PathBuf,
+}
+
+impl Store {
+    /// Opens (creating when absent) the system database of `data_dir`.
+    pub fn open(data_dir: &Path) -> Result<Store, StoreError> {
+        let path = data_dir.join(SYSTEM_DB);
+        let unreadable = |source| StoreError::Unreadable { path: path.clone(), source };
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let mut conn = Connection::open_with_flags(&path, flags).map_err(unreadable)?;
+        conn.busy_timeout(Duration::from_secs(5)).map_err(unreadable)?;
+        // The first read of the header tells a database from anything else.
+        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(unreadable)?;
+        if version > SCHEMA_VERSION {
+            return Err(StoreError::TooNew { path, found: version });
+        }
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(unreadable)?;
+        // WAL with NORMAL survives a crash of the process; settings writes ask for FULL.
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "foreign_keys", true)?;
+        migrations::migrate(&mut conn, version)?;
+        Ok(Store { conn, path })
+    }
+
+    /// Path of the database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs `f` in one write transaction that is synced to disk on commit.
+    pub fn durably<T>(&mut self, f: impl FnOnce(&rusqlite::Transaction) -> Result<T, StoreError>) -> Result<T, StoreError> {
+        self.conn.pragma_update(None, "synchronous", "FULL")?;
+        let result = (|| {
+            let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let value = f(&tx)?;
+            tx.commit()?;
+            Ok(value)
+        })();
+        self.conn.pragma_update(None, "synchronous", "NORMAL")?;
+        result
+    }
+
+    /// The underlying connection, for reads.
+    pub(crate) fn conn(&self) -> &Connection {
+        &self.conn
+    }
+
+    /// SQLite library version, for `show version`.
+    pub fn sqlite_version() -> &'static str {
+        rusqlite::version()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refuses_a_file_that_is_not_a_database_and_leaves_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(SYSTEM_DB);
+        let junk = b"this is not sqlite, but somebody's precious file\n".repeat(100);
+        std::fs::write(&path, &junk).unwrap();
+        let err = Store::open(dir.path()).err().expect("junk accepted");
+        assert!(err.to_string().contains("left untouched"), "{err}");
+        assert_eq!(std::fs::read(&path).unwrap(), junk);
+    }
+
+    #[test]
+    fn refuses_a_newer_schema() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let conn = Connection::open(dir.path().join(SYSTEM_DB)).unwrap();
+            conn.pragma_update(None, "user_version", SCHEMA_VERSION + 1).unwrap();
+        }
+        let err = Store::open(dir.path()).err().expect("newer schema accepted");
+        assert!(matches!(err, StoreError::TooNew { .. }), "{err}");
+    }
+
+    #[test]
+    fn reopening_keeps_the_schema() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(Store::open(dir.path()).unwrap());
+        let store = Store::open(dir.path()).unwrap();
+        let v: i64 = store.conn().query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+        assert_eq!(v, SCHEMA_VERSION);
+    }
+}
+
+/// The current time as stored: RFC 3339 in UTC, to the second.
+pub fn now_text() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
