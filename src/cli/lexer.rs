@@ -66,8 +66,12 @@ fn quoted(input: &str) -> IResult<&str, String> {
     delimited(char('"'), map(opt(body), Option::unwrap_or_default), char('"')).parse(input)
 }
 
+/// A bare word. `|` inside a word belongs to it (`include a|b`); only a `|` that
+/// starts a word separates an output modifier.
 fn bare(input: &str) -> IResult<&str, &str> {
-    nom::combinator::recognize(nom::multi::many1(none_of(" \t|\""))).parse(input)
+    use nom::combinator::recognize;
+    use nom::multi::many0;
+    recognize((none_of(" \t|\""), many0(none_of(" \t\"")))).parse(input)
 }
 
 impl<'a> Line<'a> {
@@ -142,6 +146,9 @@ mod tests {
         assert_eq!(line.pipes[0].tokens[1].text, "fail");
         assert_eq!(line.command.tokens[1].column, 5);
         assert!(!line.trailing_space);
+        let line = Line::lex("show audit | include fail|ok |count").unwrap();
+        assert_eq!(line.pipes.len(), 2);
+        assert_eq!(line.pipes[0].tokens[1].text, "fail|ok");
     }
 
     #[test]

@@ -230,10 +230,10 @@ mod tests {
     #[test]
     fn parses_a_spec_with_choice_and_optional() {
         let (_, tokens) = spec("[no] sync run-every INTERVAL unit={minutes|hours}").unwrap();
-        assert_eq!(tokens.len(), 4);
+        assert_eq!(tokens.len(), 5);
         assert_eq!(tokens[0], SpecToken::Optional(vec![SpecToken::Keyword("no".into())]));
-        assert_eq!(tokens[2], SpecToken::Arg("INTERVAL".into()));
-        assert!(matches!(&tokens[3], SpecToken::Choice { name, options } if name == "unit" && options.len() == 2));
+        assert_eq!(tokens[3], SpecToken::Arg("INTERVAL".into()));
+        assert!(matches!(&tokens[4], SpecToken::Choice { name, options } if name == "unit" && options.len() == 2));
     }
 
     #[test]

@@ -33,8 +33,13 @@ pub fn disable(_: &mut Ctx, _: &Args) -> Result<Reply, CmdError> {
     Ok(Reply::mode("user"))
 }
 
-pub fn configure(_: &mut Ctx, _: &Args) -> Result<Reply, CmdError> {
-    Ok(Reply::mode("config").info("Enter configuration commands, one per line. End with 'end'."))
+pub fn configure(ctx: &mut Ctx, _: &Args) -> Result<Reply, CmdError> {
+    let reply = Reply::mode("config");
+    Ok(if ctx.console.is_terminal() {
+        reply.info("Enter configuration commands, one per line. End with 'end'.")
+    } else {
+        reply
+    })
 }
 
 pub fn high_availability(_: &mut Ctx, _: &Args) -> Result<Reply, CmdError> {

@@ -18,6 +18,7 @@ use crate::report::{CmdError, Next, Note, Reply};
 use crate::store::{AuditEntry, Outcome, now_text};
 
 pub use batch::{run as run_batch, stdin_lines};
+pub use output::FILTERS;
 pub use interactive::run as run_interactive;
 pub use session::{BatchConsole, Console, Session, TtyConsole};
 
@@ -254,9 +255,12 @@ impl Shell {
             if echo == Echo::Transcript {
                 let _ = writeln!(io.out, "{prompt}{}", line.input);
             }
-            let current = self.grammar.mode(&self.session.mode).map_or("this", |m| m.help.as_str());
-            let via = other.via.as_deref().map_or(String::new(), |v| format!(": enter '{v}' first"));
-            let _ = writeln!(io.err(), "% Not permitted in {}; this is a {} command{via}", current, other.help);
+            let hint = match &other.via {
+                _ if self.accepts_with_do(line) => format!(": use 'do {}'", line.input.trim()),
+                Some(via) => format!(": enter '{via}' first"),
+                None => String::new(),
+            };
+            let _ = writeln!(io.err(), "% This command belongs to {}{hint}", other.help);
             return (Status::Denied, false, line.input.to_string());
         }
         let column = match &e {
@@ -295,6 +299,13 @@ impl Shell {
             m.name != self.session.mode
                 && self.tree.root(&m.name).is_some_and(|root| matcher.matches(root, line, &line.command).is_ok())
         })
+    }
+
+    /// Whether `do LINE` would run in the current mode.
+    fn accepts_with_do(&self, line: &Line) -> bool {
+        let text = format!("do {}", line.input.trim());
+        let root = self.tree.root(&self.session.mode);
+        Line::lex(&text).is_ok_and(|l| root.is_some_and(|r| self.matcher().matches(r, &l, &l.command).is_ok()))
     }
 
     /// Prints the caret under `column` of `input` (the line itself first unless it is on
