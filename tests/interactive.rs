@@ -1,0 +1,180 @@
+//! The shell on a pseudo-terminal, as an operator uses it: `?` help that answers at
+//! once, TAB completion, history, Ctrl-C, the caret error, and the `Password:` prompt.
+
+mod common;
+
+use common::TestNode;
+use rexpect::session::PtySession;
+
+const TIMEOUT_MS: u64 = 15_000;
+
+fn spawn(node: &TestNode, term: &str) -> PtySession {
+    let mut cmd = node.command();
+    cmd.env("TERM", term);
+    rexpect::session::spawn_command(cmd, Some(TIMEOUT_MS)).expect("spawn coresh on a pty")
+}
+
+/// Types keys without Enter (rexpect buffers `send` until flushed).
+fn type_keys(p: &mut PtySession, keys: &str) {
+    p.send(keys).expect("send keys");
+    p.flush().expect("flush keys");
+}
+
+fn open(node: &TestNode) -> PtySession {
+    let mut p = spawn(node, "xterm");
+    p.exp_string("core>").expect("first prompt");
+    p
+}
+
+#[test]
+fn question_mark_lists_the_next_words_at_once() {
+    let node = TestNode::new();
+    let mut p = open(&node);
+    type_keys(&mut p, "show ?");
+    p.exp_string("clock     Current time of this node, in UTC").unwrap();
+    p.exp_string("version   Software and node version").unwrap();
+    // The prompt comes back with the line as it was, ready to go on.
+    p.exp_string("core>show ").unwrap();
+    p.send_line("ver").unwrap();
+    p.exp_string("Software       : coresh").unwrap();
+    p.exp_string("core>").unwrap();
+    type_keys(&mut p, "sh?");
+    p.exp_string("show  Show running system information").unwrap();
+    p.exp_string("core>sh").unwrap();
+    p.send_control('u').unwrap();
+    p.send_line("exit").unwrap();
+    p.exp_eof().unwrap();
+}
+
+#[test]
+fn tab_completes_unique_words_and_lists_choices() {
+    let node = TestNode::new();
+    let mut p = open(&node);
+    type_keys(&mut p, "sh\tfa\t");
+    p.exp_string("show failover ").unwrap();
+    p.send_line("").unwrap();
+    p.exp_string("High availability  : disabled").unwrap();
+    p.exp_string("core>").unwrap();
+    p.send_line("enable").unwrap();
+    p.exp_string("core#").unwrap();
+    type_keys(&mut p, "failover mode \t\t");
+    p.exp_regex("primary\\s+secondary").unwrap();
+    type_keys(&mut p, "s\t\r");
+    p.exp_string("now secondary").unwrap();
+    p.exp_string("core#").unwrap();
+    p.send_line("exit").unwrap();
+    p.exp_eof().unwrap();
+}
+
+#[test]
+fn history_ctrl_c_and_the_caret() {
+    let node = TestNode::new();
+    let mut p = open(&node);
+    p.send_line("show clock").unwrap();
+    p.exp_string("UTC").unwrap();
+    p.exp_string("core>").unwrap();
+    // Ctrl-C drops the line and gives a fresh prompt; the session goes on.
+    type_keys(&mut p, "show fail");
+    p.send_control('c').unwrap();
+    p.exp_string("core>").unwrap();
+    // Up arrow recalls the last command.
+    type_keys(&mut p, "\x1b[A\r");
+    p.exp_string("UTC").unwrap();
+    p.exp_string("core>").unwrap();
+    p.send_line("show failovr").unwrap();
+    // Prompt `core>` is 5 wide, `show ` 5 more: the caret sits under column 10.
+    p.exp_string("\r\n          ^\r\n% Invalid input detected at '^' marker.").unwrap();
+    p.exp_string("core>").unwrap();
+    p.send_line("exit").unwrap();
+    p.exp_eof().unwrap();
+}
+
+#[test]
+fn enable_asks_for_the_secret_without_echo() {
+    let node = TestNode::new();
+    node.run(&["enable", "configure terminal", "enable secret letmein"]).expect_code(0);
+    let mut p = open(&node);
+    p.send_line("enable").unwrap();
+    p.exp_string("Password:").unwrap();
+    p.send_line("wrong").unwrap();
+    p.exp_string("Password:").unwrap();
+    p.send_line("letmein").unwrap();
+    p.exp_string("core#").unwrap();
+    p.send_line("disable").unwrap();
+    p.exp_string("core>").unwrap();
+    p.send_line("enable").unwrap();
+    for _ in 0..3 {
+        p.exp_string("Password:").unwrap();
+        p.send_line("nope").unwrap();
+    }
+    p.exp_string("% Bad secrets").unwrap();
+    p.exp_string("core>").unwrap();
+    p.send_line("exit").unwrap();
+    let rest = p.exp_eof().unwrap();
+    assert!(!rest.contains("letmein") && !rest.contains("nope"), "secret echoed: {rest:?}");
+}
+
+#[test]
+fn enable_secret_on_a_terminal_asks_twice() {
+    let node = TestNode::new();
+    let mut p = open(&node);
+    p.send_line("enable").unwrap();
+    p.exp_string("core#").unwrap();
+    p.send_line("configure terminal").unwrap();
+    p.exp_string("core(config)#").unwrap();
+    p.send_line("enable secret").unwrap();
+    p.exp_string("Enter enable secret:").unwrap();
+    p.send_line("one").unwrap();
+    p.exp_string("Confirm enable secret:").unwrap();
+    p.send_line("two").unwrap();
+    p.exp_string("% The secrets do not match; the enable secret is unchanged").unwrap();
+    p.send_line("enable secret").unwrap();
+    p.exp_string("Enter enable secret:").unwrap();
+    p.send_line("same").unwrap();
+    p.exp_string("Confirm enable secret:").unwrap();
+    p.send_line("same").unwrap();
+    p.exp_string("core(config)#").unwrap();
+    p.send_line("end").unwrap();
+    p.exp_string("core#").unwrap();
+    p.send_line("exit").unwrap();
+    p.exp_eof().unwrap();
+    let env = [("CORESH_ENABLE_SECRET", "same")];
+    node.run_with(&["enable"], &[], &env).expect_code(0);
+}
+
+#[test]
+fn a_dumb_terminal_gets_no_escape_codes() {
+    let node = TestNode::new();
+    let mut p = spawn(&node, "dumb");
+    let banner = p.exp_string("core>").unwrap();
+    p.send_line("enable").unwrap();
+    let mut seen = banner;
+    seen += &p.exp_string("core#").unwrap();
+    p.send_line("show failover").unwrap();
+    seen += &p.exp_string("core#").unwrap();
+    p.send_line("exit").unwrap();
+    seen += &p.exp_eof().unwrap();
+    assert!(seen.contains("Mode               : primary"), "{seen:?}");
+    assert!(!seen.contains('\x1b'), "escape codes on a dumb terminal: {seen:?}");
+}
+
+#[test]
+fn modes_and_prompts() {
+    let node = TestNode::new();
+    let mut p = open(&node);
+    p.send_line("enable").unwrap();
+    p.exp_string("core#").unwrap();
+    p.send_line("conf t").unwrap();
+    p.exp_string("Enter configuration commands").unwrap();
+    p.exp_string("core(config)#").unwrap();
+    p.send_line("high-availability").unwrap();
+    p.exp_string("core(config-ha)#").unwrap();
+    p.send_line("exit").unwrap();
+    p.exp_string("core(config)#").unwrap();
+    p.send_line("high").unwrap();
+    p.exp_string("core(config-ha)#").unwrap();
+    p.send_line("end").unwrap();
+    p.exp_string("core#").unwrap();
+    p.send_control('d').unwrap();
+    p.exp_eof().unwrap();
+}
