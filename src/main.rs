@@ -8,12 +8,12 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use coresh::grammar::{Grammar, commands_markdown};
 use coresh::node::{Node, default_data_dir};
-use coresh::shell::{Session, Shell, run_batch, run_interactive};
+use coresh::shell::{BatchOptions, Session, Shell, run_batch, run_interactive};
 
 const EXIT_STATUS: &str = "\
 Exit status (batch runs): 0 every line succeeded; 1 a command failed; 2 a line is not a
 valid command (syntax); 3 a command is not permitted in the current mode or a secret was
-wrong. The run stops at the first line that does not succeed.";
+wrong. The run stops at the first line that does not succeed, unless --keep-going is given.";
 
 /// coresh: the appliance shell of a Core high-availability node.
 #[derive(Parser)]
@@ -28,6 +28,9 @@ struct Cli {
     /// Print `PROMPT COMMAND` before each result, for transcripts.
     #[arg(long)]
     echo: bool,
+    /// Go on after a failing line (exit with the status of the first failure).
+    #[arg(long)]
+    keep_going: bool,
     /// Read the enable secret for batch runs from FILE (first line).
     #[arg(long, value_name = "FILE")]
     secret_file: Option<PathBuf>,
@@ -69,19 +72,26 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
     }
     let data_dir = cli.data_dir.unwrap_or_else(default_data_dir);
     let node = Node::open(&data_dir)?;
-    let user = std::env::var("USER").ok().filter(|u| !u.is_empty()).unwrap_or_else(|| "admin".into());
+    let user = std::env::var("USER")
+        .ok()
+        .filter(|u| !u.is_empty())
+        .unwrap_or_else(|| "admin".into());
     let interactive = cli.commands.is_empty() && std::io::stdin().is_terminal();
     let source = if interactive { "console" } else { "batch" };
     let mut shell = Shell::new(node, Session::new(&user, source)).map_err(anyhow::Error::msg)?;
     if interactive {
         return Ok(run_interactive(&mut shell));
     }
-    let secret = batch_secret(cli.secret_file.as_deref())?;
+    let options = BatchOptions {
+        echo: cli.echo,
+        keep_going: cli.keep_going,
+        secret: batch_secret(cli.secret_file.as_deref())?,
+    };
     if cli.commands.is_empty() {
-        Ok(run_batch(&mut shell, coresh::shell::stdin_lines(), cli.echo, secret))
+        Ok(run_batch(&mut shell, coresh::shell::stdin_lines(), options))
     } else {
         let lines = cli.commands.into_iter().map(|c| Ok(c.into_bytes()));
-        Ok(run_batch(&mut shell, lines, cli.echo, secret))
+        Ok(run_batch(&mut shell, lines, options))
     }
 }
 

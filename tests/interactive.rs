@@ -83,7 +83,8 @@ fn history_ctrl_c_and_the_caret() {
     p.exp_string("core>").unwrap();
     p.send_line("show failovr").unwrap();
     // Prompt `core>` is 5 wide, `show ` 5 more: the caret sits under column 10.
-    p.exp_string("\r\n          ^\r\n% Invalid input detected at '^' marker.").unwrap();
+    p.exp_string("\r\n          ^\r\n% Invalid input detected at '^' marker.")
+        .unwrap();
     p.exp_string("core>").unwrap();
     p.send_line("exit").unwrap();
     p.exp_eof().unwrap();
@@ -92,7 +93,8 @@ fn history_ctrl_c_and_the_caret() {
 #[test]
 fn enable_asks_for_the_secret_without_echo() {
     let node = TestNode::new();
-    node.run(&["enable", "configure terminal", "enable secret letmein"]).expect_code(0);
+    node.run(&["enable", "configure terminal", "enable secret letmein"])
+        .expect_code(0);
     let mut p = open(&node);
     p.send_line("enable").unwrap();
     p.exp_string("Password:").unwrap();
@@ -111,7 +113,10 @@ fn enable_asks_for_the_secret_without_echo() {
     p.exp_string("core>").unwrap();
     p.send_line("exit").unwrap();
     let rest = p.exp_eof().unwrap();
-    assert!(!rest.contains("letmein") && !rest.contains("nope"), "secret echoed: {rest:?}");
+    assert!(
+        !rest.contains("letmein") && !rest.contains("nope"),
+        "secret echoed: {rest:?}"
+    );
 }
 
 #[test]
@@ -127,7 +132,8 @@ fn enable_secret_on_a_terminal_asks_twice() {
     p.send_line("one").unwrap();
     p.exp_string("Confirm enable secret:").unwrap();
     p.send_line("two").unwrap();
-    p.exp_string("% The secrets do not match; the enable secret is unchanged").unwrap();
+    p.exp_string("% The secrets do not match; the enable secret is unchanged")
+        .unwrap();
     p.send_line("enable secret").unwrap();
     p.exp_string("Enter enable secret:").unwrap();
     p.send_line("same").unwrap();

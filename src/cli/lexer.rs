@@ -106,7 +106,12 @@ impl<'a> Line<'a> {
                 (next, text.to_string(), false)
             };
             if let Some(last) = segments.last_mut() {
-                last.tokens.push(Token { text, start, column, quoted });
+                last.tokens.push(Token {
+                    text,
+                    start,
+                    column,
+                    quoted,
+                });
             }
             rest = next;
         }
@@ -115,7 +120,12 @@ impl<'a> Line<'a> {
         }
         let trailing_space = input.ends_with([' ', '\t']);
         let command = segments.remove(0);
-        Ok(Line { input, command, pipes: segments, trailing_space })
+        Ok(Line {
+            input,
+            command,
+            pipes: segments,
+            trailing_space,
+        })
     }
 
     /// The raw text of a segment from the word `index` to its end, for
@@ -134,7 +144,13 @@ mod tests {
     use super::*;
 
     fn words(s: &str) -> Vec<String> {
-        Line::lex(s).unwrap().command.tokens.into_iter().map(|t| t.text).collect()
+        Line::lex(s)
+            .unwrap()
+            .command
+            .tokens
+            .into_iter()
+            .map(|t| t.text)
+            .collect()
     }
 
     #[test]

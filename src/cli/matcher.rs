@@ -65,7 +65,11 @@ impl<'a> Matcher<'a> {
             Some((mode, inner)) => Some((mode, Box::new(self.finish(*inner)?))),
             None => None,
         };
-        Ok(Matched { command, args: walk.args, inner })
+        Ok(Matched {
+            command,
+            args: walk.args,
+            inner,
+        })
     }
 
     /// `?` help. `partial` is true when the last word is being typed (`sh?`), false
@@ -77,7 +81,10 @@ impl<'a> Matcher<'a> {
         for child in self.next_nodes(node) {
             match &self.tree.nodes[child].elem {
                 Elem::Keyword { word, help, .. } if word.starts_with(&prefix) => {
-                    items.push(HelpItem { word: word.clone(), help: help.clone() });
+                    items.push(HelpItem {
+                        word: word.clone(),
+                        help: help.clone(),
+                    });
                 }
                 Elem::Arg { name, kind, help } if !partial => {
                     let word = match kind {
@@ -85,7 +92,10 @@ impl<'a> Matcher<'a> {
                         ArgKind::Secret | ArgKind::Regex => "LINE".to_string(),
                         _ => name.clone(),
                     };
-                    args.push(HelpItem { word, help: help.clone() });
+                    args.push(HelpItem {
+                        word,
+                        help: help.clone(),
+                    });
                 }
                 _ => {}
             }
@@ -94,7 +104,10 @@ impl<'a> Matcher<'a> {
         items.dedup();
         items.extend(args);
         if !partial && self.tree.nodes[node].command.is_some() {
-            items.push(HelpItem { word: "<cr>".into(), help: String::new() });
+            items.push(HelpItem {
+                word: "<cr>".into(),
+                help: String::new(),
+            });
         }
         Ok(items)
     }
@@ -102,7 +115,9 @@ impl<'a> Matcher<'a> {
     /// TAB completion: the keywords that can replace the last (partial) word.
     pub fn complete(&self, root: NodeId, line: &Line, seg: &Segment) -> Vec<String> {
         let partial = !line.trailing_space && !seg.tokens.is_empty();
-        let Ok((node, prefix)) = self.prepare(root, line, seg, partial) else { return Vec::new() };
+        let Ok((node, prefix)) = self.prepare(root, line, seg, partial) else {
+            return Vec::new();
+        };
         let mut words: Vec<String> = self
             .next_nodes(node)
             .into_iter()
@@ -118,7 +133,11 @@ impl<'a> Matcher<'a> {
 
     /// Walks all words but a partial last one; returns the node reached and that prefix.
     fn prepare(&self, root: NodeId, line: &Line, seg: &Segment, partial: bool) -> Result<(NodeId, String), MatchError> {
-        let upto = if partial { seg.tokens.len().saturating_sub(1) } else { seg.tokens.len() };
+        let upto = if partial {
+            seg.tokens.len().saturating_sub(1)
+        } else {
+            seg.tokens.len()
+        };
         let prefix = match (partial, seg.tokens.last()) {
             (true, Some(last)) => last.text.to_lowercase(),
             _ => String::new(),
@@ -136,7 +155,10 @@ impl<'a> Matcher<'a> {
         let mut out = Vec::new();
         for &child in &self.tree.nodes[node].children {
             match &self.tree.nodes[child].elem {
-                Elem::Arg { kind: ArgKind::Exec(mode), .. } => {
+                Elem::Arg {
+                    kind: ArgKind::Exec(mode),
+                    ..
+                } => {
                     if let Some(root) = self.tree.root(mode) {
                         out.extend(self.tree.nodes[root].children.iter().copied());
                     }
@@ -153,15 +175,27 @@ impl<'a> Matcher<'a> {
         let mut i = from;
         while i < upto {
             let token = &seg.tokens[i];
-            let exec = self.tree.nodes[node].children.iter().copied().find_map(|c| match &self.tree.nodes[c].elem {
-                Elem::Arg { name, kind: ArgKind::Exec(mode), .. } => Some((c, name.clone(), mode.clone())),
-                _ => None,
-            });
+            let exec = self.tree.nodes[node]
+                .children
+                .iter()
+                .copied()
+                .find_map(|c| match &self.tree.nodes[c].elem {
+                    Elem::Arg {
+                        name,
+                        kind: ArgKind::Exec(mode),
+                        ..
+                    } => Some((c, name.clone(), mode.clone())),
+                    _ => None,
+                });
             if let Some((child, name, mode)) = exec {
                 let target = self.tree.root(&mode).ok_or(MatchError::Incomplete)?;
                 args.values.insert(name, Value::Text(line.rest(seg, i)));
                 let inner = self.walk(target, line, seg, i, upto)?;
-                return Ok(Walk { node: child, args, inner: Some((mode, Box::new(inner))) });
+                return Ok(Walk {
+                    node: child,
+                    args,
+                    inner: Some((mode, Box::new(inner))),
+                });
             }
             let child = self.pick(node, token)?;
             match &self.tree.nodes[child].elem {
@@ -191,7 +225,11 @@ impl<'a> Matcher<'a> {
             node = child;
             i += 1;
         }
-        Ok(Walk { node, args, inner: None })
+        Ok(Walk {
+            node,
+            args,
+            inner: None,
+        })
     }
 
     /// The child of `node` that `token` selects. Exact keywords first, then a unique
@@ -202,7 +240,11 @@ impl<'a> Matcher<'a> {
         let elem = |c: &NodeId| &self.tree.nodes[*c].elem;
         let keyword = |c: &&NodeId, exact: bool| match elem(c) {
             Elem::Keyword { word: w, .. } if !token.quoted && !word.is_empty() => {
-                if exact { *w == word } else { w.starts_with(&word) }
+                if exact {
+                    *w == word
+                } else {
+                    w.starts_with(&word)
+                }
             }
             _ => false,
         };
@@ -237,6 +279,9 @@ impl<'a> Matcher<'a> {
         if let Some(child) = catch_all.first() {
             return Ok(**child);
         }
-        Err(MatchError::Invalid { column: token.column, detail: refusal })
+        Err(MatchError::Invalid {
+            column: token.column,
+            detail: refusal,
+        })
     }
 }

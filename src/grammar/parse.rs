@@ -70,7 +70,9 @@ fn int_kind(input: &str) -> Res<'_, ArgKind> {
 fn arg_kind(input: &str) -> Res<'_, ArgKind> {
     alt((
         int_kind,
-        map(delimited(tag("exec("), ident, char(')')), |m| ArgKind::Exec(m.to_string())),
+        map(delimited(tag("exec("), ident, char(')')), |m| {
+            ArgKind::Exec(m.to_string())
+        }),
         value(ArgKind::Hostname, tag("hostname")),
         value(ArgKind::Host, tag("host")),
         value(ArgKind::Time, tag("time")),
@@ -98,7 +100,10 @@ fn word_line(input: &str) -> Res<'_, (String, String)> {
 
 fn spec_token(input: &str) -> Res<'_, SpecToken> {
     alt((
-        map(delimited((char('['), space0), spec, (space0, char(']'))), SpecToken::Optional),
+        map(
+            delimited((char('['), space0), spec, (space0, char(']'))),
+            SpecToken::Optional,
+        ),
         map(
             separated_pair(
                 ident,
@@ -154,8 +159,14 @@ fn detail_line(input: &str) -> Res<'_, Detail> {
     .parse(input)
 }
 
-fn full<'a, T>(parser: impl Parser<&'a str, Output = T, Error = nom::error::Error<&'a str>>, line: &'a str) -> Option<T> {
-    all_consuming(delimited(space0, parser, space0)).parse(line).ok().map(|(_, v)| v)
+fn full<'a, T>(
+    parser: impl Parser<&'a str, Output = T, Error = nom::error::Error<&'a str>>,
+    line: &'a str,
+) -> Option<T> {
+    all_consuming(delimited(space0, parser, space0))
+        .parse(line)
+        .ok()
+        .map(|(_, v)| v)
 }
 
 /// Parses one grammar file into `grammar`.

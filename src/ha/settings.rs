@@ -175,7 +175,10 @@ impl Settings {
             (MODE, Some(self.mode.to_string())),
             (NODE_STATUS, Some(self.node_status.to_string())),
             (PRIMARY_HOST, self.primary_host.as_ref().map(HostPort::to_string)),
-            (START_TIME, Some(format!("{:02}:{:02}", self.start_time.0, self.start_time.1))),
+            (
+                START_TIME,
+                Some(format!("{:02}:{:02}", self.start_time.0, self.start_time.1)),
+            ),
             (RUN_EVERY, Some(format!("{} {}", self.run_every.0, self.run_every.1))),
             (ANCHOR, self.schedule_anchor.map(|a| a.to_rfc3339())),
             (HB_INTERVAL, Some(self.heartbeat_interval.to_string())),
@@ -197,10 +200,18 @@ impl Settings {
     pub fn from_map(map: &BTreeMap<String, String>) -> Result<Settings, StoreError> {
         let d = Settings::default();
         let get = |key: &str| map.get(key).map(String::as_str);
-        fn parse<T>(key: &str, text: Option<&str>, default: T, f: impl FnOnce(&str) -> Option<T>) -> Result<T, StoreError> {
+        fn parse<T>(
+            key: &str,
+            text: Option<&str>,
+            default: T,
+            f: impl FnOnce(&str) -> Option<T>,
+        ) -> Result<T, StoreError> {
             match text {
                 None => Ok(default),
-                Some(t) => f(t).ok_or_else(|| StoreError::BadSetting { key: key.into(), value: t.into() }),
+                Some(t) => f(t).ok_or_else(|| StoreError::BadSetting {
+                    key: key.into(),
+                    value: t.into(),
+                }),
             }
         }
         let flag = |t: &str| match t {
@@ -257,13 +268,18 @@ mod tests {
 
     #[test]
     fn pairs_round_trip() {
-        let mut s = Settings::default();
-        s.primary_host = Some("[fe80::1]:22".parse().unwrap());
-        s.run_every = (2, Unit::Hours);
-        s.notify_email = Some("ops@example.com".into());
-        s.schedule_anchor = Some("2026-11-27T13:00:00Z".parse().unwrap());
-        let map: BTreeMap<String, String> =
-            s.to_pairs().into_iter().filter_map(|(k, v)| v.map(|v| (k.to_string(), v))).collect();
+        let s = Settings {
+            primary_host: Some("[fe80::1]:22".parse().unwrap()),
+            run_every: (2, Unit::Hours),
+            notify_email: Some("ops@example.com".into()),
+            schedule_anchor: Some("2026-11-27T13:00:00Z".parse().unwrap()),
+            ..Settings::default()
+        };
+        let map: BTreeMap<String, String> = s
+            .to_pairs()
+            .into_iter()
+            .filter_map(|(k, v)| v.map(|v| (k.to_string(), v)))
+            .collect();
         assert_eq!(Settings::from_map(&map).unwrap(), s);
     }
 

@@ -13,7 +13,9 @@ pub fn mode_primary(ctx: &mut Ctx, _: &Args) -> Result<Reply, CmdError> {
     Ok(if applied.changed.is_empty() {
         Reply::done().info(format!("This node is primary (epoch {epoch}); nothing changed."))
     } else {
-        Reply::done().info(format!("This node is now primary (epoch {epoch}). It will not replicate from any other node."))
+        Reply::done().info(format!(
+            "This node is now primary (epoch {epoch}). It will not replicate from any other node."
+        ))
     })
 }
 
@@ -26,7 +28,7 @@ pub fn mode_secondary(ctx: &mut Ctx, _: &Args) -> Result<Reply, CmdError> {
         Reply::done().info("This node is now secondary (standby).")
     };
     Ok(reply.info(
-        "The sync scheduler was not restarted; `service enable` in high-availability \
+        "The sync scheduler was not restarted; 'service enable' in high-availability \
          configuration restarts it.",
     ))
 }

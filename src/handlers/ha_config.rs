@@ -59,14 +59,20 @@ pub fn mode(ctx: &mut Ctx, args: &Args) -> Result<Reply, CmdError> {
 pub fn node_status(ctx: &mut Ctx, args: &Args) -> Result<Reply, CmdError> {
     let status: NodeStatus = choice(args, "status")?;
     if ctx.settings()?.mode != Mode::Secondary {
-        return Err(CmdError::Failed("node-status applies to a secondary; this node is primary".into()));
+        return Err(CmdError::Failed(
+            "node-status applies to a secondary; this node is primary".into(),
+        ));
     }
     ctx.update(|s| s.node_status = status)?;
     with_schedule(ctx, Reply::done())
 }
 
 pub fn primary_host(ctx: &mut Ctx, args: &Args) -> Result<Reply, CmdError> {
-    let host = if args.has("no") { None } else { args.host("HOST").cloned() };
+    let host = if args.has("no") {
+        None
+    } else {
+        args.host("HOST").cloned()
+    };
     ctx.update(|s| s.primary_host = host)?;
     Ok(Reply::done())
 }
@@ -120,7 +126,11 @@ pub fn on_failure(ctx: &mut Ctx, args: &Args) -> Result<Reply, CmdError> {
 }
 
 pub fn notify_email(ctx: &mut Ctx, args: &Args) -> Result<Reply, CmdError> {
-    let address = if args.has("no") { None } else { args.text("ADDRESS").map(str::to_string) };
+    let address = if args.has("no") {
+        None
+    } else {
+        args.text("ADDRESS").map(str::to_string)
+    };
     ctx.update(|s| s.notify_email = address)?;
     Ok(Reply::done())
 }

@@ -59,8 +59,14 @@ pub fn running_config(s: &Settings) -> RunningConfig {
     ]);
     RunningConfig {
         sections: vec![
-            Section { mode: "config", lines: global },
-            Section { mode: "config-ha", lines: ha },
+            Section {
+                mode: "config",
+                lines: global,
+            },
+            Section {
+                mode: "config-ha",
+                lines: ha,
+            },
         ],
     }
 }

@@ -97,7 +97,13 @@ fn enabled(on: bool) -> &'static str {
 impl Text for Failover {
     fn text(&self) -> String {
         let last = match &self.last_sync {
-            Some(s) => format!("{} from {} ({}, {})", s.finished_at.as_deref().unwrap_or(&s.started_at), s.peer, s.kind, s.result),
+            Some(s) => format!(
+                "{} from {} ({}, {})",
+                s.finished_at.as_deref().unwrap_or(&s.started_at),
+                s.peer,
+                s.kind,
+                s.result
+            ),
             None => "never".into(),
         };
         fields(&[
@@ -106,7 +112,10 @@ impl Text for Failover {
             ("State", self.state.clone()),
             ("Epoch", self.epoch.to_string()),
             ("Client connections", self.client_connections.to_string()),
-            ("Primary host", self.primary_host.clone().unwrap_or_else(|| "not configured".into())),
+            (
+                "Primary host",
+                self.primary_host.clone().unwrap_or_else(|| "not configured".into()),
+            ),
             ("Last sync", last),
             ("Next sync", self.next_sync_text.clone()),
             (
@@ -229,5 +238,7 @@ impl Text for Audit {
 }
 
 pub fn audit(ctx: &mut Ctx, args: &Args) -> Result<Reply, CmdError> {
-    Ok(Reply::show(Audit(ctx.node.store.audit(last(args).unwrap_or(AUDIT_DEFAULT))?)))
+    Ok(Reply::show(Audit(
+        ctx.node.store.audit(last(args).unwrap_or(AUDIT_DEFAULT))?,
+    )))
 }

@@ -12,7 +12,10 @@ use rustyline::highlight::Highlighter;
 use rustyline::hint::Hinter;
 use rustyline::history::DefaultHistory;
 use rustyline::validate::Validator;
-use rustyline::{Cmd, CompletionType, ConditionalEventHandler, Config, Editor, Event, EventContext, EventHandler, Helper, KeyEvent, RepeatCount};
+use rustyline::{
+    Cmd, CompletionType, ConditionalEventHandler, Config, Editor, Event, EventContext, EventHandler, Helper, KeyEvent,
+    RepeatCount,
+};
 
 use super::{Echo, Shell, Status, Streams, TtyConsole};
 use crate::cli::{Line, Matcher, Tree};
@@ -28,7 +31,9 @@ impl Completer for CliHelper {
 
     fn complete(&self, line: &str, pos: usize, _: &rustyline::Context<'_>) -> rustyline::Result<(usize, Vec<Pair>)> {
         let before = &line[..pos];
-        let Ok(lexed) = Line::lex(before) else { return Ok((pos, Vec::new())) };
+        let Ok(lexed) = Line::lex(before) else {
+            return Ok((pos, Vec::new()));
+        };
         let (root, seg) = match lexed.pipes.last() {
             Some(seg) => (self.tree.filters, seg),
             None => (self.tree.root(&self.mode).unwrap_or(0), &lexed.command),
@@ -38,7 +43,13 @@ impl Completer for CliHelper {
             _ => pos,
         };
         let words = Matcher { tree: self.tree }.complete(root, &lexed, seg);
-        let pairs = words.into_iter().map(|w| Pair { display: w.clone(), replacement: format!("{w} ") }).collect();
+        let pairs = words
+            .into_iter()
+            .map(|w| Pair {
+                display: w.clone(),
+                replacement: format!("{w} "),
+            })
+            .collect();
         Ok((start, pairs))
     }
 }
@@ -85,19 +96,33 @@ pub fn run(shell: &mut Shell) -> i32 {
         editor.enable_synchronized_output(false);
     }
     let help_request = Arc::new(Mutex::new(None));
-    editor.bind_sequence(KeyEvent::from('?'), EventHandler::Conditional(Box::new(HelpKey(help_request.clone()))));
+    editor.bind_sequence(
+        KeyEvent::from('?'),
+        EventHandler::Conditional(Box::new(HelpKey(help_request.clone()))),
+    );
     let mut console = TtyConsole;
     let mut initial = (String::new(), String::new());
     loop {
         let prompt = shell.prompt();
-        editor.set_helper(Some(CliHelper { tree: shell.tree, mode: shell.session.mode.clone() }));
+        editor.set_helper(Some(CliHelper {
+            tree: shell.tree,
+            mode: shell.session.mode.clone(),
+        }));
         let read = editor.readline_with_initial(&prompt, (&initial.0, &initial.1));
         initial = (String::new(), String::new());
         let stdout = std::io::stdout();
         let mut out = stdout.lock();
         match read {
             Ok(line) => {
-                let executed = shell.run_line(&line, Echo::Typed(prompt.chars().count()), &mut console, &mut Streams { out: &mut out, err: None });
+                let executed = shell.run_line(
+                    &line,
+                    Echo::Typed(prompt.chars().count()),
+                    &mut console,
+                    &mut Streams {
+                        out: &mut out,
+                        err: None,
+                    },
+                );
                 if let Some(safe) = history_line(shell, &line) {
                     let _ = editor.add_history_entry(safe);
                 }
@@ -111,7 +136,15 @@ pub fn run(shell: &mut Shell) -> i32 {
                     Some((before, after)) => {
                         let _ = writeln!(out, "?");
                         let width = prompt.chars().count();
-                        shell.run_line(&format!("{before}?"), Echo::Typed(width), &mut console, &mut Streams { out: &mut out, err: None });
+                        shell.run_line(
+                            &format!("{before}?"),
+                            Echo::Typed(width),
+                            &mut console,
+                            &mut Streams {
+                                out: &mut out,
+                                err: None,
+                            },
+                        );
                         initial = (before, after);
                     }
                     None => {

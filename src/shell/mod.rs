@@ -17,9 +17,9 @@ use crate::node::Node;
 use crate::report::{CmdError, Next, Note, Reply};
 use crate::store::{AuditEntry, Outcome, now_text};
 
-pub use batch::{run as run_batch, stdin_lines};
-pub use output::FILTERS;
+pub use batch::{BatchOptions, run as run_batch, stdin_lines};
 pub use interactive::run as run_interactive;
+pub use output::FILTERS;
 pub use session::{BatchConsole, Console, Session, TtyConsole};
 
 /// How a line ended. Batch runs exit with [`Status::code`].
@@ -110,12 +110,21 @@ impl Shell {
     /// A shell on `node` for `session`, with the built-in grammar.
     pub fn new(node: Node, session: Session) -> Result<Shell, String> {
         let grammar = Grammar::builtin().map_err(|e| e.to_string())?;
-        Ok(Shell { grammar, tree: crate::cli::builtin_tree()?, node, session })
+        Ok(Shell {
+            grammar,
+            tree: crate::cli::builtin_tree()?,
+            node,
+            session,
+        })
     }
 
     /// The prompt of the current mode: `HOST>`, `HOST#`, `HOST(config)#`, ...
     pub fn prompt(&self) -> String {
-        let host = self.node.settings().map(|s| s.hostname).unwrap_or_else(|_| "core".into());
+        let host = self
+            .node
+            .settings()
+            .map(|s| s.hostname)
+            .unwrap_or_else(|_| "core".into());
         let suffix = self.grammar.mode(&self.session.mode).map_or(">", |m| m.prompt.as_str());
         format!("{host}{suffix}")
     }
@@ -133,7 +142,10 @@ impl Shell {
             if echo == Echo::Transcript && !body.is_empty() {
                 let _ = writeln!(io.out, "{prompt}{input}");
             }
-            return Executed { status: Status::Ok, quit: false };
+            return Executed {
+                status: Status::Ok,
+                quit: false,
+            };
         }
         if let Some(before) = input.strip_suffix('?')
             && Line::lex(before).is_ok()
@@ -174,7 +186,14 @@ impl Shell {
 
     /// Matches and runs a lexed line; returns its status, whether to quit, and the line
     /// as it may be recorded (secrets removed).
-    fn run_lexed(&mut self, line: &Line, echo: Echo, prompt: &str, console: &mut dyn Console, io: &mut Streams) -> (Status, bool, String) {
+    fn run_lexed(
+        &mut self,
+        line: &Line,
+        echo: Echo,
+        prompt: &str,
+        console: &mut dyn Console,
+        io: &mut Streams,
+    ) -> (Status, bool, String) {
         let matcher = self.matcher();
         let root = self.tree.root(&self.session.mode).unwrap_or(0);
         let matched = match matcher.matches(root, line, &line.command) {
@@ -220,12 +239,23 @@ impl Shell {
     }
 
     /// Runs a matched command's handler and applies the mode change it asks for.
-    fn dispatch(&mut self, matched: &Matched, shown: &str, console: &mut dyn Console) -> (Result<Reply, CmdError>, bool) {
+    fn dispatch(
+        &mut self,
+        matched: &Matched,
+        shown: &str,
+        console: &mut dyn Console,
+    ) -> (Result<Reply, CmdError>, bool) {
         let name = &self.grammar.commands[matched.command].handler;
         let Some(handler) = lookup(name) else {
             return (Err(CmdError::Failed(format!("no handler {name}"))), false);
         };
-        let mut ctx = Ctx { node: &mut self.node, session: &mut self.session, console, line: shown, inner: matched.inner.as_ref() };
+        let mut ctx = Ctx {
+            node: &mut self.node,
+            session: &mut self.session,
+            console,
+            line: shown,
+            inner: matched.inner.as_ref(),
+        };
         let reply = match handler(&mut ctx, &matched.args) {
             Ok(reply) => reply,
             Err(e) => return (Err(e), false),
@@ -248,7 +278,15 @@ impl Shell {
     }
 
     /// Reports a line that does not match; says so when it would run in another mode.
-    fn refuse(&self, line: &Line, seg: &crate::cli::lexer::Segment, e: MatchError, echo: Echo, prompt: &str, io: &mut Streams) -> (Status, bool, String) {
+    fn refuse(
+        &self,
+        line: &Line,
+        seg: &crate::cli::lexer::Segment,
+        e: MatchError,
+        echo: Echo,
+        prompt: &str,
+        io: &mut Streams,
+    ) -> (Status, bool, String) {
         if std::ptr::eq(seg, &line.command)
             && let Some(other) = self.mode_that_accepts(line)
         {
@@ -297,7 +335,10 @@ impl Shell {
         let matcher = self.matcher();
         self.grammar.modes.iter().find(|m| {
             m.name != self.session.mode
-                && self.tree.root(&m.name).is_some_and(|root| matcher.matches(root, line, &line.command).is_ok())
+                && self
+                    .tree
+                    .root(&m.name)
+                    .is_some_and(|root| matcher.matches(root, line, &line.command).is_ok())
         })
     }
 
@@ -319,7 +360,10 @@ impl Shell {
         };
         let (shown, offset) = match echo {
             Echo::Typed(width) => (None, width),
-            Echo::Transcript => (Some(format!("{prompt}{}", cut(input, Some(column)))), prompt.chars().count()),
+            Echo::Transcript => (
+                Some(format!("{prompt}{}", cut(input, Some(column)))),
+                prompt.chars().count(),
+            ),
             Echo::Quiet => (Some(cut(input, Some(column))), 0),
         };
         let stream = io.err();
@@ -331,7 +375,9 @@ impl Shell {
 
     /// Prints `?` help for the line before the `?`.
     fn help(&self, before: &str, echo: Echo, prompt: &str, io: &mut Streams) -> Status {
-        let Ok(line) = Line::lex(before) else { return Status::Syntax };
+        let Ok(line) = Line::lex(before) else {
+            return Status::Syntax;
+        };
         let partial = !before.is_empty() && !line.trailing_space;
         let (root, seg) = match line.pipes.last() {
             Some(seg) => (self.tree.filters, seg),
@@ -365,9 +411,13 @@ impl Shell {
 
 /// The line up to the end of the word at `column` (the rest may hold a secret).
 fn cut(input: &str, column: Option<usize>) -> String {
-    let Some(column) = column else { return input.trim().to_string() };
+    let Some(column) = column else {
+        return input.trim().to_string();
+    };
     let chars: Vec<char> = input.chars().collect();
-    let end = (column..chars.len()).find(|&i| chars[i] == ' ' || chars[i] == '\t').unwrap_or(chars.len());
+    let end = (column..chars.len())
+        .find(|&i| chars[i] == ' ' || chars[i] == '\t')
+        .unwrap_or(chars.len());
     let kept: String = chars[..end].iter().collect();
     if end < chars.len() && !input[kept.len()..].trim().is_empty() {
         format!("{} ...", kept.trim())
@@ -378,7 +428,11 @@ fn cut(input: &str, column: Option<usize>) -> String {
 
 /// The line with any secret argument replaced, as echoes and logs show it.
 fn redact(grammar: &Grammar, line: &Line, matched: &Matched) -> String {
-    let secret = matched.args.values.keys().any(|name| grammar.args.get(name).is_some_and(|a| a.kind == ArgKind::Secret));
+    let secret = matched
+        .args
+        .values
+        .keys()
+        .any(|name| grammar.args.get(name).is_some_and(|a| a.kind == ArgKind::Secret));
     let text = line.input.trim();
     if !secret {
         return text.to_string();

@@ -53,7 +53,9 @@ impl Store {
     /// Appends to the audit log.
     pub fn audit_append(&self, e: &AuditEntry) -> Result<(), StoreError> {
         self.conn()
-            .prepare_cached("INSERT INTO audit (at, user, source, mode, command, outcome) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?
+            .prepare_cached(
+                "INSERT INTO audit (at, user, source, mode, command, outcome) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?
             .execute(params![e.at, e.user, e.source, e.mode, e.command, e.outcome])?;
         Ok(())
     }

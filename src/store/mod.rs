@@ -15,8 +15,8 @@ use rusqlite::{Connection, OpenFlags};
 
 pub use audit::{AuditEntry, Outcome};
 pub use history::{HistoryEntry, SyncSummary, record as record_history};
-pub use settings::{put as put_setting, read_all as settings_in};
 pub use migrations::SCHEMA_VERSION;
+pub use settings::{put as put_setting, read_all as settings_in};
 
 /// File name of the system database inside a data directory.
 pub const SYSTEM_DB: &str = "system.db";
@@ -65,12 +65,17 @@ impl Store {
     /// Opens (creating when absent) the system database of `data_dir`.
     pub fn open(data_dir: &Path) -> Result<Store, StoreError> {
         let path = data_dir.join(SYSTEM_DB);
-        let unreadable = |source| StoreError::Unreadable { path: path.clone(), source };
+        let unreadable = |source| StoreError::Unreadable {
+            path: path.clone(),
+            source,
+        };
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let mut conn = Connection::open_with_flags(&path, flags).map_err(unreadable)?;
         conn.busy_timeout(Duration::from_secs(5)).map_err(unreadable)?;
         // The first read of the header tells a database from anything else.
-        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(unreadable)?;
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(unreadable)?;
         if version > SCHEMA_VERSION {
             return Err(StoreError::TooNew { path, found: version });
         }
@@ -78,6 +83,9 @@ impl Store {
         // WAL with NORMAL survives a crash of the process; settings writes ask for FULL.
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", true)?;
+        // Every shell command appends to the audit log; leave checkpoints to SQLite's
+        // automatic ones instead of one (with fsyncs) each time a shell exits.
+        conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)?;
         migrations::migrate(&mut conn, version)?;
         Ok(Store { conn, path })
     }
@@ -88,10 +96,15 @@ impl Store {
     }
 
     /// Runs `f` in one write transaction that is synced to disk on commit.
-    pub fn durably<T>(&mut self, f: impl FnOnce(&rusqlite::Transaction) -> Result<T, StoreError>) -> Result<T, StoreError> {
+    pub fn durably<T>(
+        &mut self,
+        f: impl FnOnce(&rusqlite::Transaction) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
         self.conn.pragma_update(None, "synchronous", "FULL")?;
         let result = (|| {
-            let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let tx = self
+                .conn
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             let value = f(&tx)?;
             tx.commit()?;
             Ok(value)
@@ -109,6 +122,11 @@ impl Store {
     pub fn sqlite_version() -> &'static str {
         rusqlite::version()
     }
+}
+
+/// The current time as stored: RFC 3339 in UTC, to the second.
+pub fn now_text() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
 #[cfg(test)]
@@ -145,9 +163,4 @@ mod tests {
         let v: i64 = store.conn().query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
         assert_eq!(v, SCHEMA_VERSION);
     }
-}
-
-/// The current time as stored: RFC 3339 in UTC, to the second.
-pub fn now_text() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
