@@ -21,24 +21,16 @@ impl FromStr for HostPort {
     fn from_str(s: &str) -> Result<Self, String> {
         if let Some(rest) = s.strip_prefix('[') {
             let (addr, tail) = rest.split_once(']').ok_or("missing ']' after the IPv6 address")?;
-            addr.parse::<Ipv6Addr>()
-                .map_err(|_| format!("'{addr}' is not an IPv6 address"))?;
+            addr.parse::<Ipv6Addr>().map_err(|_| format!("'{addr}' is not an IPv6 address"))?;
             let port = match tail {
                 "" => None,
                 t => Some(parse_port(t.strip_prefix(':').ok_or("expected :PORT after ']'")?)?),
             };
-            return Ok(HostPort {
-                host: addr.to_string(),
-                port,
-            });
+            return Ok(HostPort { host: addr.to_string(), port });
         }
         if s.matches(':').count() > 1 {
-            s.parse::<Ipv6Addr>()
-                .map_err(|_| format!("'{s}' is not an IPv6 address (use [ADDR]:PORT for a port)"))?;
-            return Ok(HostPort {
-                host: s.to_string(),
-                port: None,
-            });
+            s.parse::<Ipv6Addr>().map_err(|_| format!("'{s}' is not an IPv6 address (use [ADDR]:PORT for a port)"))?;
+            return Ok(HostPort { host: s.to_string(), port: None });
         }
         let (host, port) = match s.split_once(':') {
             Some((h, p)) => (h, Some(parse_port(p)?)),
@@ -47,10 +39,7 @@ impl FromStr for HostPort {
         if host.parse::<Ipv4Addr>().is_err() {
             check_dns_name(host)?;
         }
-        Ok(HostPort {
-            host: host.to_ascii_lowercase(),
-            port,
-        })
+        Ok(HostPort { host: host.to_ascii_lowercase(), port })
     }
 }
 

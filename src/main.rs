@@ -72,21 +72,15 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
     }
     let data_dir = cli.data_dir.unwrap_or_else(default_data_dir);
     let node = Node::open(&data_dir)?;
-    let user = std::env::var("USER")
-        .ok()
-        .filter(|u| !u.is_empty())
-        .unwrap_or_else(|| "admin".into());
+    let user = std::env::var("USER").ok().filter(|u| !u.is_empty()).unwrap_or_else(|| "admin".into());
     let interactive = cli.commands.is_empty() && std::io::stdin().is_terminal();
     let source = if interactive { "console" } else { "batch" };
     let mut shell = Shell::new(node, Session::new(&user, source)).map_err(anyhow::Error::msg)?;
     if interactive {
         return Ok(run_interactive(&mut shell));
     }
-    let options = BatchOptions {
-        echo: cli.echo,
-        keep_going: cli.keep_going,
-        secret: batch_secret(cli.secret_file.as_deref())?,
-    };
+    let options =
+        BatchOptions { echo: cli.echo, keep_going: cli.keep_going, secret: batch_secret(cli.secret_file.as_deref())? };
     if cli.commands.is_empty() {
         Ok(run_batch(&mut shell, coresh::shell::stdin_lines(), options))
     } else {

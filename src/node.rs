@@ -38,10 +38,7 @@ pub enum NodeError {
 impl Node {
     /// Opens the node in `data_dir`, creating it on first use.
     pub fn open(data_dir: &Path) -> Result<Node, NodeError> {
-        let dir_err = |source| NodeError::Dir {
-            path: data_dir.to_path_buf(),
-            source,
-        };
+        let dir_err = |source| NodeError::Dir { path: data_dir.to_path_buf(), source };
         if !data_dir.exists() {
             create_private_dir(data_dir).map_err(dir_err)?;
         }
@@ -56,11 +53,7 @@ impl Node {
                 id
             }
         };
-        Ok(Node {
-            data_dir: data_dir.to_path_buf(),
-            store,
-            id,
-        })
+        Ok(Node { data_dir: data_dir.to_path_buf(), store, id })
     }
 
     /// The current settings.

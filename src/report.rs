@@ -65,27 +65,17 @@ pub struct Reply {
 impl Reply {
     /// Nothing to show.
     pub fn done() -> Reply {
-        Reply {
-            report: None,
-            notes: Vec::new(),
-            next: Next::Stay,
-        }
+        Reply { report: None, notes: Vec::new(), next: Next::Stay }
     }
 
     /// A result to show.
     pub fn show(report: impl Report + 'static) -> Reply {
-        Reply {
-            report: Some(Box::new(report)),
-            ..Reply::done()
-        }
+        Reply { report: Some(Box::new(report)), ..Reply::done() }
     }
 
     /// A change of mode.
     pub fn mode(mode: &str) -> Reply {
-        Reply {
-            next: Next::Mode(mode.to_string()),
-            ..Reply::done()
-        }
+        Reply { next: Next::Mode(mode.to_string()), ..Reply::done() }
     }
 
     /// Adds an information line.
@@ -123,9 +113,5 @@ pub fn table<R: Tabled>(rows: &[R]) -> String {
 /// Renders `label : value` lines with the labels aligned.
 pub fn fields(pairs: &[(&str, String)]) -> String {
     let width = pairs.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
-    pairs
-        .iter()
-        .map(|(k, v)| format!("{k:<width$} : {v}"))
-        .collect::<Vec<_>>()
-        .join("\n")
+    pairs.iter().map(|(k, v)| format!("{k:<width$} : {v}")).collect::<Vec<_>>().join("\n")
 }

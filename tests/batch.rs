@@ -32,22 +32,14 @@ fn invalid_input_points_at_the_bad_word() {
     let node = TestNode::new();
     let run = node.run(&["show failovr"]);
     run.expect_code(2);
-    assert_eq!(
-        run.stderr,
-        "show failovr\n     ^\n% Invalid input detected at '^' marker.\n"
-    );
+    assert_eq!(run.stderr, "show failovr\n     ^\n% Invalid input detected at '^' marker.\n");
     assert_eq!(run.stdout, "");
 }
 
 #[test]
 fn an_argument_out_of_range_says_why() {
     let node = TestNode::new();
-    let run = node.run(&[
-        "enable",
-        "configure terminal",
-        "high-availability",
-        "heartbeat interval 0",
-    ]);
+    let run = node.run(&["enable", "configure terminal", "high-availability", "heartbeat interval 0"]);
     run.expect_code(2);
     assert_eq!(
         run.stderr,
@@ -74,19 +66,12 @@ fn privileged_commands_are_refused_in_user_mode() {
     let node = TestNode::new();
     let run = node.run(&["failover mode secondary"]);
     run.expect_code(3);
-    assert_eq!(
-        run.stderr,
-        "% This command belongs to Privileged EXEC mode: enter 'enable' first\n"
-    );
+    assert_eq!(run.stderr, "% This command belongs to Privileged EXEC mode: enter 'enable' first\n");
     assert_eq!(node.failover_json()["mode"], "primary", "nothing may change");
     node.run(&["show running-config"]).expect_code(3);
     let run = node.run(&["enable", "hostname x"]);
     run.expect_code(3);
-    assert!(
-        run.stderr.contains("enter 'configure terminal' first"),
-        "{}",
-        run.stderr
-    );
+    assert!(run.stderr.contains("enter 'configure terminal' first"), "{}", run.stderr);
     let run = node.run(&["enable", "configure terminal", "show failover"]);
     run.expect_code(3);
     assert!(run.stderr.contains("use 'do show failover'"), "{}", run.stderr);
@@ -98,18 +83,9 @@ fn a_batch_stops_at_the_first_failing_line() {
     let run = node.run(&["enable", "failover mode bogus", "failover mode secondary"]);
     run.expect_code(2);
     assert_eq!(node.failover_json()["mode"], "primary");
-    let run = node.run(&[
-        "enable",
-        "configure terminal",
-        "high-availability",
-        "node-status standby",
-        "service enable",
-    ]);
+    let run = node.run(&["enable", "configure terminal", "high-availability", "node-status standby", "service enable"]);
     run.expect_code(1);
-    assert_eq!(
-        run.stderr,
-        "% node-status applies to a secondary; this node is primary\n"
-    );
+    assert_eq!(run.stderr, "% node-status applies to a secondary; this node is primary\n");
     assert_eq!(node.failover_json()["high_availability"], "disabled");
 }
 
@@ -122,11 +98,7 @@ fn failover_mode_primary_is_idempotent_and_bumps_the_epoch_once() {
     assert!(first.stdout.contains("now primary (epoch 1)"), "{}", first.stdout);
     let again = node.run(&["enable", "failover mode primary"]);
     again.expect_code(0);
-    assert!(
-        again.stdout.contains("primary (epoch 1); nothing changed"),
-        "{}",
-        again.stdout
-    );
+    assert!(again.stdout.contains("primary (epoch 1); nothing changed"), "{}", again.stdout);
     let json = node.failover_json();
     assert_eq!(
         (json["mode"].as_str(), json["state"].as_str(), json["epoch"].as_u64()),
@@ -134,23 +106,14 @@ fn failover_mode_primary_is_idempotent_and_bumps_the_epoch_once() {
     );
     let history = node.run(&["show failover history | json"]);
     let rows: serde_json::Value = serde_json::from_str(&history.stdout).unwrap();
-    let events: Vec<&str> = rows
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["event"].as_str().unwrap())
-        .collect();
+    let events: Vec<&str> = rows.as_array().unwrap().iter().map(|r| r["event"].as_str().unwrap()).collect();
     assert_eq!(events, ["mode", "node-status", "mode", "node-status", "epoch"]);
     assert_eq!(rows[4]["old"], "0");
     assert_eq!(rows[4]["new"], "1");
     assert_eq!(rows[4]["actor"], "tester@batch");
     assert_eq!(rows[4]["reason"], "failover mode primary");
     let last = node.run(&["show failover history last 1 | count"]);
-    assert!(
-        last.stdout.contains("Number of lines which match: 3"),
-        "{}",
-        last.stdout
-    );
+    assert!(last.stdout.contains("Number of lines which match: 3"), "{}", last.stdout);
 }
 
 #[test]
@@ -173,8 +136,7 @@ fn client_connections_are_persisted() {
     run.expect_code(0);
     assert!(run.stdout.contains("refused"), "{}", run.stdout);
     assert_eq!(node.failover_json()["client_connections"], "disabled");
-    node.run(&["enable", "failover client-connection enable"])
-        .expect_code(0);
+    node.run(&["enable", "failover client-connection enable"]).expect_code(0);
     assert_eq!(node.failover_json()["client_connections"], "enabled");
 }
 
@@ -225,16 +187,7 @@ fn every_ha_field_is_saved_and_survives_a_restart() {
     ] {
         assert!(config.contains(line), "{line} missing in\n{config}");
     }
-    ha(
-        &node,
-        &[
-            "no primary-host",
-            "no notify email",
-            "notify on failure",
-            "node-status active",
-        ],
-    )
-    .expect_code(0);
+    ha(&node, &["no primary-host", "no notify email", "notify on failure", "node-status active"]).expect_code(0);
     let json = node.failover_json();
     assert_eq!(json["primary_host"], serde_json::Value::Null);
     assert_eq!(json["state"], "active");
@@ -244,37 +197,16 @@ fn every_ha_field_is_saved_and_survives_a_restart() {
 #[test]
 fn schedule_saves_print_the_next_sync_and_short_intervals_warn() {
     let node = TestNode::new();
-    let run = ha(
-        &node,
-        &[
-            "mode secondary",
-            "service enable",
-            "sync start-time 23:59",
-            "sync run-every 30 minutes",
-        ],
-    );
+    let run = ha(&node, &["mode secondary", "service enable", "sync start-time 23:59", "sync run-every 30 minutes"]);
     run.expect_code(0);
     assert!(run.stdout.contains("Next sync: "), "{}", run.stdout);
-    assert!(
-        run.stdout
-            .contains("23:59 UTC (start-time 23:59 UTC, then every 30 minutes)"),
-        "{}",
-        run.stdout
-    );
-    assert!(
-        run.stderr
-            .contains("% Warning: Syncing more often than every 60 minutes"),
-        "{}",
-        run.stderr
-    );
+    assert!(run.stdout.contains("23:59 UTC (start-time 23:59 UTC, then every 30 minutes)"), "{}", run.stdout);
+    assert!(run.stderr.contains("% Warning: Syncing more often than every 60 minutes"), "{}", run.stderr);
     let run = ha(&node, &["sync run-every 31 days"]);
     run.expect_code(1);
     assert_eq!(run.stderr, "% run-every is at most 30 days\n");
     let run = ha(&node, &["heartbeat interval 10"]);
-    assert!(
-        !run.stdout.contains("Next sync"),
-        "a non-schedule save must not move the schedule"
-    );
+    assert!(!run.stdout.contains("Next sync"), "a non-schedule save must not move the schedule");
 }
 
 #[test]
@@ -306,63 +238,33 @@ fn bad_values_are_refused_with_a_reason() {
 #[test]
 fn the_enable_secret_is_asked_for_and_never_stored_in_clear() {
     let node = TestNode::new();
-    node.run(&["enable", "configure terminal", "enable secret  Tr1cky pass"])
-        .expect_code(0);
+    node.run(&["enable", "configure terminal", "enable secret  Tr1cky pass"]).expect_code(0);
     let run = node.run(&["enable"]);
     run.expect_code(3);
     assert!(run.stderr.contains("CORESH_ENABLE_SECRET"), "{}", run.stderr);
     let wrong = node.run_with(&["enable"], &[], &[("CORESH_ENABLE_SECRET", "Tr1cky  pass")]);
     wrong.expect_code(3);
     assert_eq!(wrong.stderr, "% Bad secrets\n");
-    node.run_with(
-        &["enable", "show running-config"],
-        &[],
-        &[("CORESH_ENABLE_SECRET", "Tr1cky pass")],
-    )
-    .expect_code(0);
+    node.run_with(&["enable", "show running-config"], &[], &[("CORESH_ENABLE_SECRET", "Tr1cky pass")]).expect_code(0);
     let file = node.path().join("secret");
     std::fs::write(&file, "Tr1cky pass\n").unwrap();
     let file = file.to_str().unwrap();
     let config = node.run_with(&["enable", "show running-config"], &["--secret-file", file], &[]);
     config.expect_code(0);
-    assert!(
-        config.stdout.contains("enable secret hashed $argon2id$"),
-        "{}",
-        config.stdout
-    );
-    let audit = node
-        .run_with(&["enable", "show audit"], &["--secret-file", file], &[])
-        .stdout;
+    assert!(config.stdout.contains("enable secret hashed $argon2id$"), "{}", config.stdout);
+    let audit = node.run_with(&["enable", "show audit"], &["--secret-file", file], &[]).stdout;
     assert!(audit.contains("enable secret <removed>"), "{audit}");
     for name in ["system.db", "system.db-wal"] {
         let bytes = std::fs::read(node.data_dir().join(name)).unwrap_or_default();
-        assert!(
-            !bytes.windows(11).any(|w| w == b"Tr1cky pass"),
-            "clear secret in {name}"
-        );
+        assert!(!bytes.windows(11).any(|w| w == b"Tr1cky pass"), "clear secret in {name}");
     }
     assert!(!audit.contains("Tr1cky"), "{audit}");
-    let typo = node.run_with(
-        &["enable", "configure terminal", "enable secert Tr1cky"],
-        &["--secret-file", file],
-        &[],
-    );
+    let typo = node.run_with(&["enable", "configure terminal", "enable secert Tr1cky"], &["--secret-file", file], &[]);
     typo.expect_code(2);
-    assert!(
-        !typo.stderr.contains("Tr1cky"),
-        "a mistyped command must not echo its secret: {}",
-        typo.stderr
-    );
-    let audit = node
-        .run_with(&["enable", "show audit last 3"], &["--secret-file", file], &[])
-        .stdout;
+    assert!(!typo.stderr.contains("Tr1cky"), "a mistyped command must not echo its secret: {}", typo.stderr);
+    let audit = node.run_with(&["enable", "show audit last 3"], &["--secret-file", file], &[]).stdout;
     assert!(!audit.contains("Tr1cky"), "{audit}");
-    node.run_with(
-        &["enable", "configure terminal", "no enable secret"],
-        &["--secret-file", file],
-        &[],
-    )
-    .expect_code(0);
+    node.run_with(&["enable", "configure terminal", "no enable secret"], &["--secret-file", file], &[]).expect_code(0);
     node.run(&["enable"]).expect_code(0);
 }
 
@@ -379,13 +281,7 @@ fn enable_secret_without_a_line_needs_a_terminal() {
 #[test]
 fn running_config_round_trips_through_config_mode() {
     let a = TestNode::new();
-    a.run(&[
-        "enable",
-        "configure terminal",
-        "hostname core-a",
-        "enable secret s3cr3t",
-    ])
-    .expect_code(0);
+    a.run(&["enable", "configure terminal", "hostname core-a", "enable secret s3cr3t"]).expect_code(0);
     let env = [("CORESH_ENABLE_SECRET", "s3cr3t")];
     a.run_with(
         &[
@@ -442,23 +338,15 @@ fn output_modifiers() {
     assert!(run.stderr.contains("not a valid regular expression"), "{}", run.stderr);
     let run = node.run(&["show version | bogus"]);
     run.expect_code(2);
-    assert_eq!(
-        run.stderr,
-        "show version | bogus\n               ^\n% Invalid input detected at '^' marker.\n"
-    );
+    assert_eq!(run.stderr, "show version | bogus\n               ^\n% Invalid input detected at '^' marker.\n");
 }
 
 #[test]
 fn every_show_command_has_json() {
     let node = TestNode::new();
-    for cmd in [
-        "show version",
-        "show clock",
-        "show failover",
-        "show failover history",
-        "show running-config",
-        "show audit",
-    ] {
+    for cmd in
+        ["show version", "show clock", "show failover", "show failover history", "show running-config", "show audit"]
+    {
         let run = node.run(&["enable", &format!("{cmd} | json")]);
         run.expect_code(0);
         let parsed: Result<serde_json::Value, _> = serde_json::from_str(&run.stdout);
@@ -469,16 +357,9 @@ fn every_show_command_has_json() {
 #[test]
 fn commands_from_standard_input() {
     let node = TestNode::new();
-    let run = node.run_stdin(
-        b"enable\r\n! a comment\n\nfailover mode secondary\nshow failover | include ^Mode\n",
-        &[],
-    );
+    let run = node.run_stdin(b"enable\r\n! a comment\n\nfailover mode secondary\nshow failover | include ^Mode\n", &[]);
     run.expect_code(0);
-    assert!(
-        run.stdout.ends_with("Mode               : secondary\n"),
-        "{}",
-        run.stdout
-    );
+    assert!(run.stdout.ends_with("Mode               : secondary\n"), "{}", run.stdout);
     let run = node.run_stdin(b"show version\nshow \xff\xfe\nenable\n", &[]);
     run.expect_code(2);
     assert_eq!(run.stderr, "% Invalid input: the line is not valid UTF-8\n");
@@ -509,10 +390,7 @@ fn an_echo_transcript_shows_prompts_and_commands() {
                     core-b(config-ha)#exit\ncore-b(config)#end\ncore-b#disable\n";
     assert_eq!(run.stdout, expected);
     let run = node.run_with(&["show failovr"], &["--echo"], &[]);
-    assert_eq!(
-        run.stdout,
-        "core-b>show failovr\n            ^\n% Invalid input detected at '^' marker.\n"
-    );
+    assert_eq!(run.stdout, "core-b>show failovr\n            ^\n% Invalid input detected at '^' marker.\n");
     assert_eq!(run.stderr, "");
 }
 
@@ -536,26 +414,14 @@ fn help_in_batch_mode() {
     );
     let run = node.run(&["enable", "sh?"]);
     assert_eq!(run.stdout, "  show  Show running system information\n");
-    let run = node.run(&[
-        "enable",
-        "configure terminal",
-        "high-availability",
-        "heartbeat interval ?",
-    ]);
+    let run = node.run(&["enable", "configure terminal", "high-availability", "heartbeat interval ?"]);
     assert_eq!(run.stdout, "  <1-86400>  Number of seconds\n");
     let run = node.run(&["enable", "show failover ?"]);
-    assert_eq!(
-        run.stdout,
-        "  history  Every mode and state change, with time, reason and cause\n  <cr>     \n"
-    );
+    assert_eq!(run.stdout, "  history  Every mode and state change, with time, reason and cause\n  <cr>     \n");
     let run = node.run(&["enable", "configure terminal", "do show ?"]);
     assert!(run.stdout.contains("running-config"), "{}", run.stdout);
     let run = node.run(&["show version | ?"]);
-    assert!(
-        run.stdout.contains("  json     Print the result as JSON"),
-        "{}",
-        run.stdout
-    );
+    assert!(run.stdout.contains("  json     Print the result as JSON"), "{}", run.stdout);
     let run = node.run(&["xyz ?"]);
     run.expect_code(2);
 }
@@ -565,10 +431,7 @@ fn lexical_errors() {
     let node = TestNode::new();
     let run = node.run(&["show \"failover"]);
     run.expect_code(2);
-    assert_eq!(
-        run.stderr,
-        "show \"failover\n     ^\n% Unterminated quoted string at '^' marker.\n"
-    );
+    assert_eq!(run.stderr, "show \"failover\n     ^\n% Unterminated quoted string at '^' marker.\n");
     let run = node.run(&["show\u{7}failover"]);
     run.expect_code(2);
     let long = "show ".repeat(1000);
@@ -630,10 +493,8 @@ fn a_corrupt_database_is_reported_and_left_alone() {
 fn terminal_length_is_accepted_and_hostname_sets_the_prompt() {
     let node = TestNode::new();
     node.run(&["terminal length 0"]).expect_code(0);
-    node.run(&["enable", "configure terminal", "hostname 9lives"])
-        .expect_code(2);
-    node.run(&["enable", "configure terminal", "hostname mdm-core-1"])
-        .expect_code(0);
+    node.run(&["enable", "configure terminal", "hostname 9lives"]).expect_code(2);
+    node.run(&["enable", "configure terminal", "hostname mdm-core-1"]).expect_code(0);
     let run = node.run_with(&["show clock"], &["--echo"], &[]);
     assert!(run.stdout.starts_with("mdm-core-1>show clock\n"), "{}", run.stdout);
 }
@@ -642,16 +503,8 @@ fn terminal_length_is_accepted_and_hostname_sets_the_prompt() {
 fn data_dir_option_and_environment() {
     let node = TestNode::new();
     let other = node.path().join("elsewhere");
-    let run = node.run_with(
-        &["enable", "failover mode secondary"],
-        &["--data-dir", other.to_str().unwrap()],
-        &[],
-    );
+    let run = node.run_with(&["enable", "failover mode secondary"], &["--data-dir", other.to_str().unwrap()], &[]);
     run.expect_code(0);
     assert!(other.join("system.db").exists());
-    assert_eq!(
-        node.failover_json()["mode"],
-        "primary",
-        "CORESH_DATA_DIR node untouched"
-    );
+    assert_eq!(node.failover_json()["mode"], "primary", "CORESH_DATA_DIR node untouched");
 }

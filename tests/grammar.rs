@@ -27,12 +27,7 @@ fn every_handler_named_exists_and_every_handler_is_reached() {
 fn every_command_has_a_doc_and_every_word_help() {
     let g = grammar();
     for cmd in g.commands.iter().chain(&g.filters) {
-        assert!(
-            !cmd.doc.is_empty(),
-            "{}: {} has no doc string",
-            cmd.origin,
-            cmd.spec_text
-        );
+        assert!(!cmd.doc.is_empty(), "{}: {} has no doc string", cmd.origin, cmd.spec_text);
         visit_spec(&cmd.spec, &mut |t| {
             let words: Vec<&String> = match t {
                 SpecToken::Keyword(w) => vec![w],
@@ -58,12 +53,7 @@ fn a_help_override_differs_from_the_shared_help_and_names_a_word_of_its_command(
                 _ => {}
             });
             assert!(used, "{}: help for {word}, which the command does not use", cmd.origin);
-            assert_ne!(
-                g.words.get(word),
-                Some(help),
-                "{}: override of {word} repeats the shared help",
-                cmd.origin
-            );
+            assert_ne!(g.words.get(word), Some(help), "{}: override of {word} repeats the shared help", cmd.origin);
         }
     }
 }

@@ -83,8 +83,7 @@ fn history_ctrl_c_and_the_caret() {
     p.exp_string("core>").unwrap();
     p.send_line("show failovr").unwrap();
     // Prompt `core>` is 5 wide, `show ` 5 more: the caret sits under column 10.
-    p.exp_string("\r\n          ^\r\n% Invalid input detected at '^' marker.")
-        .unwrap();
+    p.exp_string("\r\n          ^\r\n% Invalid input detected at '^' marker.").unwrap();
     p.exp_string("core>").unwrap();
     p.send_line("exit").unwrap();
     p.exp_eof().unwrap();
@@ -93,8 +92,7 @@ fn history_ctrl_c_and_the_caret() {
 #[test]
 fn enable_asks_for_the_secret_without_echo() {
     let node = TestNode::new();
-    node.run(&["enable", "configure terminal", "enable secret letmein"])
-        .expect_code(0);
+    node.run(&["enable", "configure terminal", "enable secret letmein"]).expect_code(0);
     let mut p = open(&node);
     p.send_line("enable").unwrap();
     p.exp_string("Password:").unwrap();
@@ -113,10 +111,7 @@ fn enable_asks_for_the_secret_without_echo() {
     p.exp_string("core>").unwrap();
     p.send_line("exit").unwrap();
     let rest = p.exp_eof().unwrap();
-    assert!(
-        !rest.contains("letmein") && !rest.contains("nope"),
-        "secret echoed: {rest:?}"
-    );
+    assert!(!rest.contains("letmein") && !rest.contains("nope"), "secret echoed: {rest:?}");
 }
 
 #[test]
@@ -132,8 +127,7 @@ fn enable_secret_on_a_terminal_asks_twice() {
     p.send_line("one").unwrap();
     p.exp_string("Confirm enable secret:").unwrap();
     p.send_line("two").unwrap();
-    p.exp_string("% The secrets do not match; the enable secret is unchanged")
-        .unwrap();
+    p.exp_string("% The secrets do not match; the enable secret is unchanged").unwrap();
     p.send_line("enable secret").unwrap();
     p.exp_string("Enter enable secret:").unwrap();
     p.send_line("same").unwrap();
@@ -182,5 +176,33 @@ fn modes_and_prompts() {
     p.send_line("end").unwrap();
     p.exp_string("core#").unwrap();
     p.send_control('d').unwrap();
+    p.exp_eof().unwrap();
+}
+
+#[test]
+fn long_output_pages_until_terminal_length_zero() {
+    let node = TestNode::new();
+    let mut p = open(&node);
+    p.send_line("terminal length 6").unwrap();
+    p.exp_string("core>").unwrap();
+    p.send_line("enable").unwrap();
+    p.exp_string("core#").unwrap();
+    p.send_line("show running-config").unwrap();
+    p.exp_string("hostname core").unwrap();
+    p.exp_string(" --More-- ").unwrap();
+    type_keys(&mut p, " ");
+    p.exp_string(" mode primary").unwrap();
+    p.exp_string(" --More-- ").unwrap();
+    type_keys(&mut p, "\r");
+    p.exp_string(" --More-- ").unwrap();
+    type_keys(&mut p, "q");
+    p.exp_string("core#").unwrap();
+    p.send_line("terminal length 0").unwrap();
+    p.exp_string("core#").unwrap();
+    p.send_line("show running-config").unwrap();
+    let shown = p.exp_string("\r\nend").unwrap();
+    assert!(!shown.contains("--More--"), "{shown:?}");
+    p.exp_string("core#").unwrap();
+    p.send_line("exit").unwrap();
     p.exp_eof().unwrap();
 }

@@ -120,15 +120,8 @@ fn a_very_long_line_of_valid_words_is_refused_cleanly() {
     let line = "show ".repeat(900);
     let (mut out, mut err) = (Vec::new(), Vec::new());
     let mut console = BatchConsole { secret: None };
-    let executed = shell.run_line(
-        &line,
-        Echo::Quiet,
-        &mut console,
-        &mut Streams {
-            out: &mut out,
-            err: Some(&mut err),
-        },
-    );
+    let executed =
+        shell.run_line(&line, Echo::Quiet, &mut console, &mut Streams { out: &mut out, err: Some(&mut err) });
     assert_eq!(executed.status, Status::Syntax);
     assert!(String::from_utf8(err).unwrap().contains("% Line too long"));
 }

@@ -106,12 +106,7 @@ impl<'a> Line<'a> {
                 (next, text.to_string(), false)
             };
             if let Some(last) = segments.last_mut() {
-                last.tokens.push(Token {
-                    text,
-                    start,
-                    column,
-                    quoted,
-                });
+                last.tokens.push(Token { text, start, column, quoted });
             }
             rest = next;
         }
@@ -120,12 +115,7 @@ impl<'a> Line<'a> {
         }
         let trailing_space = input.ends_with([' ', '\t']);
         let command = segments.remove(0);
-        Ok(Line {
-            input,
-            command,
-            pipes: segments,
-            trailing_space,
-        })
+        Ok(Line { input, command, pipes: segments, trailing_space })
     }
 
     /// The raw text of a segment from the word `index` to its end, for
@@ -144,13 +134,7 @@ mod tests {
     use super::*;
 
     fn words(s: &str) -> Vec<String> {
-        Line::lex(s)
-            .unwrap()
-            .command
-            .tokens
-            .into_iter()
-            .map(|t| t.text)
-            .collect()
+        Line::lex(s).unwrap().command.tokens.into_iter().map(|t| t.text).collect()
     }
 
     #[test]

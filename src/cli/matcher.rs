@@ -65,11 +65,7 @@ impl<'a> Matcher<'a> {
             Some((mode, inner)) => Some((mode, Box::new(self.finish(*inner)?))),
             None => None,
         };
-        Ok(Matched {
-            command,
-            args: walk.args,
-            inner,
-        })
+        Ok(Matched { command, args: walk.args, inner })
     }
 
     /// `?` help. `partial` is true when the last word is being typed (`sh?`), false
@@ -81,10 +77,7 @@ impl<'a> Matcher<'a> {
         for child in self.next_nodes(node) {
             match &self.tree.nodes[child].elem {
                 Elem::Keyword { word, help, .. } if word.starts_with(&prefix) => {
-                    items.push(HelpItem {
-                        word: word.clone(),
-                        help: help.clone(),
-                    });
+                    items.push(HelpItem { word: word.clone(), help: help.clone() });
                 }
                 Elem::Arg { name, kind, help } if !partial => {
                     let word = match kind {
@@ -92,10 +85,7 @@ impl<'a> Matcher<'a> {
                         ArgKind::Secret | ArgKind::Regex => "LINE".to_string(),
                         _ => name.clone(),
                     };
-                    args.push(HelpItem {
-                        word,
-                        help: help.clone(),
-                    });
+                    args.push(HelpItem { word, help: help.clone() });
                 }
                 _ => {}
             }
@@ -104,10 +94,7 @@ impl<'a> Matcher<'a> {
         items.dedup();
         items.extend(args);
         if !partial && self.tree.nodes[node].command.is_some() {
-            items.push(HelpItem {
-                word: "<cr>".into(),
-                help: String::new(),
-            });
+            items.push(HelpItem { word: "<cr>".into(), help: String::new() });
         }
         Ok(items)
     }
@@ -133,11 +120,7 @@ impl<'a> Matcher<'a> {
 
     /// Walks all words but a partial last one; returns the node reached and that prefix.
     fn prepare(&self, root: NodeId, line: &Line, seg: &Segment, partial: bool) -> Result<(NodeId, String), MatchError> {
-        let upto = if partial {
-            seg.tokens.len().saturating_sub(1)
-        } else {
-            seg.tokens.len()
-        };
+        let upto = if partial { seg.tokens.len().saturating_sub(1) } else { seg.tokens.len() };
         let prefix = match (partial, seg.tokens.last()) {
             (true, Some(last)) => last.text.to_lowercase(),
             _ => String::new(),
@@ -155,10 +138,7 @@ impl<'a> Matcher<'a> {
         let mut out = Vec::new();
         for &child in &self.tree.nodes[node].children {
             match &self.tree.nodes[child].elem {
-                Elem::Arg {
-                    kind: ArgKind::Exec(mode),
-                    ..
-                } => {
+                Elem::Arg { kind: ArgKind::Exec(mode), .. } => {
                     if let Some(root) = self.tree.root(mode) {
                         out.extend(self.tree.nodes[root].children.iter().copied());
                     }
@@ -175,27 +155,15 @@ impl<'a> Matcher<'a> {
         let mut i = from;
         while i < upto {
             let token = &seg.tokens[i];
-            let exec = self.tree.nodes[node]
-                .children
-                .iter()
-                .copied()
-                .find_map(|c| match &self.tree.nodes[c].elem {
-                    Elem::Arg {
-                        name,
-                        kind: ArgKind::Exec(mode),
-                        ..
-                    } => Some((c, name.clone(), mode.clone())),
-                    _ => None,
-                });
+            let exec = self.tree.nodes[node].children.iter().copied().find_map(|c| match &self.tree.nodes[c].elem {
+                Elem::Arg { name, kind: ArgKind::Exec(mode), .. } => Some((c, name.clone(), mode.clone())),
+                _ => None,
+            });
             if let Some((child, name, mode)) = exec {
                 let target = self.tree.root(&mode).ok_or(MatchError::Incomplete)?;
                 args.values.insert(name, Value::Text(line.rest(seg, i)));
                 let inner = self.walk(target, line, seg, i, upto)?;
-                return Ok(Walk {
-                    node: child,
-                    args,
-                    inner: Some((mode, Box::new(inner))),
-                });
+                return Ok(Walk { node: child, args, inner: Some((mode, Box::new(inner))) });
             }
             let child = self.pick(node, token)?;
             match &self.tree.nodes[child].elem {
@@ -208,10 +176,8 @@ impl<'a> Matcher<'a> {
                 Elem::Arg { name, kind, .. } => {
                     let rest = takes_rest(kind);
                     let text = if rest { line.rest(seg, i) } else { token.text.clone() };
-                    let value = check(kind, &text).map_err(|detail| MatchError::Invalid {
-                        column: token.column,
-                        detail: Some(detail),
-                    })?;
+                    let value = check(kind, &text)
+                        .map_err(|detail| MatchError::Invalid { column: token.column, detail: Some(detail) })?;
                     args.values.insert(name.clone(), value);
                     if *kind == ArgKind::Secret {
                         args.secret_at = Some(i);
@@ -225,11 +191,7 @@ impl<'a> Matcher<'a> {
             node = child;
             i += 1;
         }
-        Ok(Walk {
-            node,
-            args,
-            inner: None,
-        })
+        Ok(Walk { node, args, inner: None })
     }
 
     /// The child of `node` that `token` selects. Exact keywords first, then a unique
@@ -253,10 +215,8 @@ impl<'a> Matcher<'a> {
             return Ok(**only);
         }
         let prefixed: Vec<&NodeId> = children.iter().filter(|c| keyword(c, false)).collect();
-        let catch_all: Vec<&NodeId> = children
-            .iter()
-            .filter(|c| matches!(elem(c), Elem::Arg { kind, .. } if is_catch_all(kind)))
-            .collect();
+        let catch_all: Vec<&NodeId> =
+            children.iter().filter(|c| matches!(elem(c), Elem::Arg { kind, .. } if is_catch_all(kind))).collect();
         if !prefixed.is_empty() && catch_all.is_empty() {
             return match prefixed.as_slice() {
                 [only] => Ok(**only),
@@ -279,9 +239,6 @@ impl<'a> Matcher<'a> {
         if let Some(child) = catch_all.first() {
             return Ok(**child);
         }
-        Err(MatchError::Invalid {
-            column: token.column,
-            detail: refusal,
-        })
+        Err(MatchError::Invalid { column: token.column, detail: refusal })
     }
 }

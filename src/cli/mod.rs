@@ -16,11 +16,7 @@ pub use tree::Tree;
 /// The command graph of the built-in grammar, built once.
 pub fn builtin_tree() -> Result<&'static Tree, String> {
     static TREE: OnceLock<Result<Tree, String>> = OnceLock::new();
-    TREE.get_or_init(|| {
-        crate::grammar::Grammar::builtin()
-            .map(Tree::build)
-            .map_err(|e| e.to_string())
-    })
-    .as_ref()
-    .map_err(Clone::clone)
+    TREE.get_or_init(|| crate::grammar::Grammar::builtin().map(Tree::build).map_err(|e| e.to_string()))
+        .as_ref()
+        .map_err(Clone::clone)
 }

@@ -14,11 +14,7 @@ pub enum Elem {
     /// The start of a mode's commands.
     Root,
     /// A literal word; `capture` names the choice it answers, if any.
-    Keyword {
-        word: String,
-        help: String,
-        capture: Option<String>,
-    },
+    Keyword { word: String, help: String, capture: Option<String> },
     /// A typed argument.
     Arg { name: String, kind: ArgKind, help: String },
 }
@@ -50,12 +46,7 @@ pub struct Tree {
 impl Tree {
     /// Builds the graph of every mode from the grammar.
     pub fn build(g: &Grammar) -> Tree {
-        let mut tree = Tree {
-            nodes: Vec::new(),
-            roots: BTreeMap::new(),
-            filters: 0,
-            conflicts: Vec::new(),
-        };
+        let mut tree = Tree { nodes: Vec::new(), roots: BTreeMap::new(), filters: 0, conflicts: Vec::new() };
         for mode in &g.modes {
             let root = tree.add(Elem::Root);
             tree.roots.insert(mode.name.clone(), root);
@@ -82,11 +73,7 @@ impl Tree {
     }
 
     fn add(&mut self, elem: Elem) -> NodeId {
-        self.nodes.push(Node {
-            elem,
-            children: Vec::new(),
-            command: None,
-        });
+        self.nodes.push(Node { elem, children: Vec::new(), command: None });
         self.nodes.len() - 1
     }
 
@@ -101,8 +88,7 @@ impl Tree {
     fn insert_form(&mut self, g: &Grammar, cmd: &CommandDef, index: usize, at: NodeId, form: &[SpecToken]) {
         let Some((token, rest)) = form.split_first() else {
             if let Some(other) = self.nodes[at].command.filter(|&o| o != index) {
-                self.conflicts
-                    .push(format!("{} repeats the path of command #{other}", cmd.origin));
+                self.conflicts.push(format!("{} repeats the path of command #{other}", cmd.origin));
             }
             self.nodes[at].command = Some(index);
             return;
@@ -119,11 +105,7 @@ impl Tree {
             }
             SpecToken::Arg(name) => {
                 if let Some(def) = g.args.get(name) {
-                    let elem = Elem::Arg {
-                        name: name.clone(),
-                        kind: def.kind.clone(),
-                        help: def.help.clone(),
-                    };
+                    let elem = Elem::Arg { name: name.clone(), kind: def.kind.clone(), help: def.help.clone() };
                     let id = self.child(at, elem);
                     self.insert_form(g, cmd, index, id, rest);
                 }
@@ -141,22 +123,13 @@ impl Tree {
     /// The child of `at` matching `elem`, created when missing.
     fn child(&mut self, at: NodeId, elem: Elem) -> NodeId {
         let same = |a: &Elem, b: &Elem| match (a, b) {
-            (
-                Elem::Keyword {
-                    word: x, capture: cx, ..
-                },
-                Elem::Keyword {
-                    word: y, capture: cy, ..
-                },
-            ) => x == y && cx == cy,
+            (Elem::Keyword { word: x, capture: cx, .. }, Elem::Keyword { word: y, capture: cy, .. }) => {
+                x == y && cx == cy
+            }
             (Elem::Arg { name: x, .. }, Elem::Arg { name: y, .. }) => x == y,
             _ => false,
         };
-        if let Some(&id) = self.nodes[at]
-            .children
-            .iter()
-            .find(|&&c| same(&self.nodes[c].elem, &elem))
-        {
+        if let Some(&id) = self.nodes[at].children.iter().find(|&&c| same(&self.nodes[c].elem, &elem)) {
             return id;
         }
         let id = self.add(elem);

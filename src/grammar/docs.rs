@@ -12,16 +12,9 @@ pub fn commands_markdown(g: &Grammar) -> String {
     out.push_str("Words can be abbreviated to any unique prefix; `?` lists what may follow.\n\n");
     out.push_str("## Modes\n\n| Mode | Prompt | Entered by | `exit` leads to | Description |\n|---|---|---|---|---|\n");
     for mode in &g.modes {
-        let via = mode
-            .via
-            .as_deref()
-            .map_or("start of a session".to_string(), |v| format!("`{v}`"));
+        let via = mode.via.as_deref().map_or("start of a session".to_string(), |v| format!("`{v}`"));
         let parent = mode.parent.as_deref().unwrap_or("end of session");
-        let _ = writeln!(
-            out,
-            "| {} | `HOST{}` | {via} | {parent} | {} |",
-            mode.name, mode.prompt, mode.help
-        );
+        let _ = writeln!(out, "| {} | `HOST{}` | {via} | {parent} | {} |", mode.name, mode.prompt, mode.help);
     }
     for mode in &g.modes {
         let _ = write!(out, "\n## {} mode (`HOST{}`)\n\n", mode.name, mode.prompt);

@@ -153,18 +153,11 @@ impl Grammar {
 
     /// Help for `word` inside `command`: the command's own help, else the shared one.
     pub fn word_help<'a>(&'a self, command: &'a CommandDef, word: &str) -> &'a str {
-        command
-            .help
-            .get(word)
-            .or_else(|| self.words.get(word))
-            .map_or("", String::as_str)
+        command.help.get(word).or_else(|| self.words.get(word)).map_or("", String::as_str)
     }
 
     fn check(&self) -> Result<(), GrammarError> {
-        let err = |origin: &str, message: String| GrammarError {
-            origin: origin.to_string(),
-            message,
-        };
+        let err = |origin: &str, message: String| GrammarError { origin: origin.to_string(), message };
         for mode in &self.modes {
             for target in [&mode.parent, &mode.inherits].into_iter().flatten() {
                 if self.mode(target).is_none() {

@@ -23,11 +23,7 @@ fn quoted(input: &str) -> Res<'_, String> {
     delimited(
         char('"'),
         map(
-            opt(escaped_transform(
-                is_not("\\\""),
-                '\\',
-                alt((value("\\", tag("\\")), value("\"", tag("\"")))),
-            )),
+            opt(escaped_transform(is_not("\\\""), '\\', alt((value("\\", tag("\\")), value("\"", tag("\"")))))),
             Option::unwrap_or_default,
         ),
         char('"'),
@@ -47,32 +43,23 @@ fn mode_line(input: &str) -> Res<'_, ModeDef> {
     let (input, via) = preceded((space1, tag("via"), space1), quoted).parse(input)?;
     let (input, prompt) = preceded((space1, tag("prompt"), space1), quoted).parse(input)?;
     let (input, help) = preceded(space1, quoted).parse(input)?;
-    let mode = ModeDef {
-        name: name.to_string(),
-        parent,
-        inherits,
-        via: (via != "-").then_some(via),
-        prompt,
-        help,
-    };
+    let mode = ModeDef { name: name.to_string(), parent, inherits, via: (via != "-").then_some(via), prompt, help };
     Ok((input, mode))
 }
 
 fn int_kind(input: &str) -> Res<'_, ArgKind> {
     let number = |i| map_res(recognize((opt(char('-')), digit1)), str::parse::<i64>).parse(i);
-    map(
-        delimited(tag("int("), separated_pair(number, char('-'), number), char(')')),
-        |(min, max)| ArgKind::Int { min, max },
-    )
+    map(delimited(tag("int("), separated_pair(number, char('-'), number), char(')')), |(min, max)| ArgKind::Int {
+        min,
+        max,
+    })
     .parse(input)
 }
 
 fn arg_kind(input: &str) -> Res<'_, ArgKind> {
     alt((
         int_kind,
-        map(delimited(tag("exec("), ident, char(')')), |m| {
-            ArgKind::Exec(m.to_string())
-        }),
+        map(delimited(tag("exec("), ident, char(')')), |m| ArgKind::Exec(m.to_string())),
         value(ArgKind::Hostname, tag("hostname")),
         value(ArgKind::Host, tag("host")),
         value(ArgKind::Time, tag("time")),
@@ -100,16 +87,9 @@ fn word_line(input: &str) -> Res<'_, (String, String)> {
 
 fn spec_token(input: &str) -> Res<'_, SpecToken> {
     alt((
+        map(delimited((char('['), space0), spec, (space0, char(']'))), SpecToken::Optional),
         map(
-            delimited((char('['), space0), spec, (space0, char(']'))),
-            SpecToken::Optional,
-        ),
-        map(
-            separated_pair(
-                ident,
-                char('='),
-                delimited(char('{'), separated_list1(char('|'), ident), char('}')),
-            ),
+            separated_pair(ident, char('='), delimited(char('{'), separated_list1(char('|'), ident), char('}'))),
             |(name, options)| SpecToken::Choice {
                 name: name.to_string(),
                 options: options.into_iter().map(str::to_string).collect(),
@@ -133,10 +113,7 @@ pub fn spec(input: &str) -> Res<'_, Vec<SpecToken>> {
 
 /// `cmd MODES "SPEC" -> HANDLER` or `filter "SPEC" -> HANDLER`.
 fn command_line(input: &str) -> Res<'_, (Vec<String>, String, String)> {
-    let modes = preceded(
-        (tag("cmd"), space1),
-        separated_list1(char(','), map(ident, str::to_string)),
-    );
+    let modes = preceded((tag("cmd"), space1), separated_list1(char(','), map(ident, str::to_string)));
     let (input, modes) = alt((modes, value(Vec::new(), tag("filter")))).parse(input)?;
     let (input, spec_text) = preceded(space1, quoted).parse(input)?;
     let (input, handler) = preceded((space1, tag("->"), space1), ident).parse(input)?;
@@ -151,10 +128,9 @@ enum Detail {
 fn detail_line(input: &str) -> Res<'_, Detail> {
     alt((
         map(quoted, Detail::Doc),
-        map(
-            preceded((tag("help"), space1), separated_pair(ident, space1, quoted)),
-            |(w, h)| Detail::Help(w.to_string(), h),
-        ),
+        map(preceded((tag("help"), space1), separated_pair(ident, space1, quoted)), |(w, h)| {
+            Detail::Help(w.to_string(), h)
+        }),
     ))
     .parse(input)
 }
@@ -163,10 +139,7 @@ fn full<'a, T>(
     parser: impl Parser<&'a str, Output = T, Error = nom::error::Error<&'a str>>,
     line: &'a str,
 ) -> Option<T> {
-    all_consuming(delimited(space0, parser, space0))
-        .parse(line)
-        .ok()
-        .map(|(_, v)| v)
+    all_consuming(delimited(space0, parser, space0)).parse(line).ok().map(|(_, v)| v)
 }
 
 /// Parses one grammar file into `grammar`.
@@ -174,10 +147,7 @@ pub fn parse_file(file: &str, text: &str, grammar: &mut Grammar) -> Result<(), G
     let mut last_is_filter = None;
     for (index, raw) in text.lines().enumerate() {
         let origin = format!("{file}:{}", index + 1);
-        let fail = |message: &str| GrammarError {
-            origin: origin.clone(),
-            message: message.to_string(),
-        };
+        let fail = |message: &str| GrammarError { origin: origin.clone(), message: message.to_string() };
         let line = raw.trim_end();
         if line.trim().is_empty() || line.trim_start().starts_with('#') {
             continue;

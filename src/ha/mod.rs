@@ -63,12 +63,8 @@ pub fn update_at(
         edit(&mut new);
         let before = old.to_pairs();
         let after = new.to_pairs();
-        let changed: Vec<&'static str> = before
-            .iter()
-            .zip(&after)
-            .filter(|(b, a)| b.1 != a.1)
-            .map(|(_, a)| a.0)
-            .collect();
+        let changed: Vec<&'static str> =
+            before.iter().zip(&after).filter(|(b, a)| b.1 != a.1).map(|(_, a)| a.0).collect();
         if changed.iter().any(|k| SCHEDULE.contains(k)) {
             new.schedule_anchor = Some(schedule_anchor(now, new.start_time));
         }
@@ -80,11 +76,7 @@ pub fn update_at(
         let at = now_text();
         for (key, event) in TRACKED {
             let value = |pairs: &[(&str, Option<String>)]| {
-                pairs
-                    .iter()
-                    .find(|p| p.0 == *key)
-                    .and_then(|p| p.1.clone())
-                    .unwrap_or_default()
+                pairs.iter().find(|p| p.0 == *key).and_then(|p| p.1.clone()).unwrap_or_default()
             };
             let (old_value, new_value) = (value(&before), value(&after));
             if old_value != new_value {
@@ -127,9 +119,7 @@ pub fn demote(store: &mut Store, cause: &Cause) -> Result<Applied, StoreError> {
 /// Restarts the sync scheduler: the schedule is anchored again at the next start time.
 pub fn restart_schedule(store: &mut Store, cause: &Cause) -> Result<Applied, StoreError> {
     let now = Utc::now();
-    update_at(store, cause, now, |s| {
-        s.schedule_anchor = Some(schedule_anchor(now, s.start_time))
-    })
+    update_at(store, cause, now, |s| s.schedule_anchor = Some(schedule_anchor(now, s.start_time)))
 }
 
 #[cfg(test)]
@@ -137,10 +127,7 @@ mod tests {
     use super::*;
 
     fn cause() -> Cause {
-        Cause {
-            actor: "test@unit".into(),
-            reason: "unit test".into(),
-        }
+        Cause { actor: "test@unit".into(), reason: "unit test".into() }
     }
 
     #[test]
@@ -166,10 +153,7 @@ mod tests {
         let a = update_at(&mut store, &cause(), t0, |s| s.start_time = (13, 0)).unwrap();
         assert_eq!(a.now.schedule_anchor, Some("2026-11-27T13:00:00Z".parse().unwrap()));
         let t1 = "2026-11-28T14:00:00Z".parse().unwrap();
-        let b = update_at(&mut store, &cause(), t1, |s| {
-            s.notify_email = Some("a@b.example".into())
-        })
-        .unwrap();
+        let b = update_at(&mut store, &cause(), t1, |s| s.notify_email = Some("a@b.example".into())).unwrap();
         assert_eq!(b.now.schedule_anchor, a.now.schedule_anchor);
     }
 }

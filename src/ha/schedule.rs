@@ -7,11 +7,7 @@ use chrono::{DateTime, Duration, NaiveTime, Utc};
 pub fn schedule_anchor(saved: DateTime<Utc>, start: (u8, u8)) -> DateTime<Utc> {
     let time = NaiveTime::from_hms_opt(u32::from(start.0), u32::from(start.1), 0).unwrap_or(NaiveTime::MIN);
     let today = saved.date_naive().and_time(time).and_utc();
-    if today > saved {
-        today
-    } else {
-        today + Duration::days(1)
-    }
+    if today > saved { today } else { today + Duration::days(1) }
 }
 
 /// The next sync at or after `now` for a schedule anchored at `anchor` repeating every
@@ -36,18 +32,9 @@ mod tests {
     #[test]
     fn the_guides_example() {
         // StartTime 1:00 pm, saved at 2:00 pm: the sync runs at 1:00 pm the next day.
-        assert_eq!(
-            schedule_anchor(t("2026-11-26T14:00:00Z"), (13, 0)),
-            t("2026-11-27T13:00:00Z")
-        );
-        assert_eq!(
-            schedule_anchor(t("2026-11-26T12:00:00Z"), (13, 0)),
-            t("2026-11-26T13:00:00Z")
-        );
-        assert_eq!(
-            schedule_anchor(t("2026-11-26T13:00:00Z"), (13, 0)),
-            t("2026-11-27T13:00:00Z")
-        );
+        assert_eq!(schedule_anchor(t("2026-11-26T14:00:00Z"), (13, 0)), t("2026-11-27T13:00:00Z"));
+        assert_eq!(schedule_anchor(t("2026-11-26T12:00:00Z"), (13, 0)), t("2026-11-26T13:00:00Z"));
+        assert_eq!(schedule_anchor(t("2026-11-26T13:00:00Z"), (13, 0)), t("2026-11-27T13:00:00Z"));
     }
 
     #[test]
@@ -55,13 +42,7 @@ mod tests {
         let anchor = t("2026-11-27T13:00:00Z");
         assert_eq!(next_sync(anchor, 3600, t("2026-11-27T12:00:00Z")), anchor);
         assert_eq!(next_sync(anchor, 3600, t("2026-11-27T13:00:00Z")), anchor);
-        assert_eq!(
-            next_sync(anchor, 3600, t("2026-11-27T13:00:01Z")),
-            t("2026-11-27T14:00:00Z")
-        );
-        assert_eq!(
-            next_sync(anchor, 86_400, t("2026-11-30T00:00:00Z")),
-            t("2026-11-30T13:00:00Z")
-        );
+        assert_eq!(next_sync(anchor, 3600, t("2026-11-27T13:00:01Z")), t("2026-11-27T14:00:00Z"));
+        assert_eq!(next_sync(anchor, 86_400, t("2026-11-30T00:00:00Z")), t("2026-11-30T13:00:00Z"));
     }
 }

@@ -175,10 +175,7 @@ impl Settings {
             (MODE, Some(self.mode.to_string())),
             (NODE_STATUS, Some(self.node_status.to_string())),
             (PRIMARY_HOST, self.primary_host.as_ref().map(HostPort::to_string)),
-            (
-                START_TIME,
-                Some(format!("{:02}:{:02}", self.start_time.0, self.start_time.1)),
-            ),
+            (START_TIME, Some(format!("{:02}:{:02}", self.start_time.0, self.start_time.1))),
             (RUN_EVERY, Some(format!("{} {}", self.run_every.0, self.run_every.1))),
             (ANCHOR, self.schedule_anchor.map(|a| a.to_rfc3339())),
             (HB_INTERVAL, Some(self.heartbeat_interval.to_string())),
@@ -208,10 +205,7 @@ impl Settings {
         ) -> Result<T, StoreError> {
             match text {
                 None => Ok(default),
-                Some(t) => f(t).ok_or_else(|| StoreError::BadSetting {
-                    key: key.into(),
-                    value: t.into(),
-                }),
+                Some(t) => f(t).ok_or_else(|| StoreError::BadSetting { key: key.into(), value: t.into() }),
             }
         }
         let flag = |t: &str| match t {
@@ -275,11 +269,8 @@ mod tests {
             schedule_anchor: Some("2026-11-27T13:00:00Z".parse().unwrap()),
             ..Settings::default()
         };
-        let map: BTreeMap<String, String> = s
-            .to_pairs()
-            .into_iter()
-            .filter_map(|(k, v)| v.map(|v| (k.to_string(), v)))
-            .collect();
+        let map: BTreeMap<String, String> =
+            s.to_pairs().into_iter().filter_map(|(k, v)| v.map(|v| (k.to_string(), v))).collect();
         assert_eq!(Settings::from_map(&map).unwrap(), s);
     }
 

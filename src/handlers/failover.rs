@@ -13,9 +13,8 @@ pub fn mode_primary(ctx: &mut Ctx, _: &Args) -> Result<Reply, CmdError> {
     Ok(if applied.changed.is_empty() {
         Reply::done().info(format!("This node is primary (epoch {epoch}); nothing changed."))
     } else {
-        Reply::done().info(format!(
-            "This node is now primary (epoch {epoch}). It will not replicate from any other node."
-        ))
+        Reply::done()
+            .info(format!("This node is now primary (epoch {epoch}). It will not replicate from any other node."))
     })
 }
 

@@ -18,9 +18,7 @@ fn with_schedule(ctx: &Ctx, reply: Reply) -> Result<Reply, CmdError> {
 }
 
 fn choice<T: std::str::FromStr>(args: &Args, name: &str) -> Result<T, CmdError> {
-    args.text(name)
-        .and_then(|t| t.parse().ok())
-        .ok_or_else(|| CmdError::Failed(format!("missing {name}")))
+    args.text(name).and_then(|t| t.parse().ok()).ok_or_else(|| CmdError::Failed(format!("missing {name}")))
 }
 
 fn seconds(args: &Args) -> u32 {
@@ -59,20 +57,14 @@ pub fn mode(ctx: &mut Ctx, args: &Args) -> Result<Reply, CmdError> {
 pub fn node_status(ctx: &mut Ctx, args: &Args) -> Result<Reply, CmdError> {
     let status: NodeStatus = choice(args, "status")?;
     if ctx.settings()?.mode != Mode::Secondary {
-        return Err(CmdError::Failed(
-            "node-status applies to a secondary; this node is primary".into(),
-        ));
+        return Err(CmdError::Failed("node-status applies to a secondary; this node is primary".into()));
     }
     ctx.update(|s| s.node_status = status)?;
     with_schedule(ctx, Reply::done())
 }
 
 pub fn primary_host(ctx: &mut Ctx, args: &Args) -> Result<Reply, CmdError> {
-    let host = if args.has("no") {
-        None
-    } else {
-        args.host("HOST").cloned()
-    };
+    let host = if args.has("no") { None } else { args.host("HOST").cloned() };
     ctx.update(|s| s.primary_host = host)?;
     Ok(Reply::done())
 }
@@ -126,11 +118,7 @@ pub fn on_failure(ctx: &mut Ctx, args: &Args) -> Result<Reply, CmdError> {
 }
 
 pub fn notify_email(ctx: &mut Ctx, args: &Args) -> Result<Reply, CmdError> {
-    let address = if args.has("no") {
-        None
-    } else {
-        args.text("ADDRESS").map(str::to_string)
-    };
+    let address = if args.has("no") { None } else { args.text("ADDRESS").map(str::to_string) };
     ctx.update(|s| s.notify_email = address)?;
     Ok(Reply::done())
 }

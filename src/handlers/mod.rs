@@ -41,10 +41,7 @@ impl Ctx<'_> {
 
     /// Who caused a change made by this command, and the command as the reason.
     pub fn cause(&self) -> Cause {
-        Cause {
-            actor: self.session.actor(),
-            reason: self.line.to_string(),
-        }
+        Cause { actor: self.session.actor(), reason: self.line.to_string() }
     }
 
     /// Saves a settings change made by this command.

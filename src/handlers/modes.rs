@@ -49,10 +49,7 @@ pub fn high_availability(_: &mut Ctx, _: &Args) -> Result<Reply, CmdError> {
 pub fn exit(ctx: &mut Ctx, _: &Args) -> Result<Reply, CmdError> {
     let grammar = crate::grammar::Grammar::builtin().map_err(|e| CmdError::Failed(e.to_string()))?;
     let parent = grammar.mode(&ctx.session.mode).and_then(|m| m.parent.clone());
-    Ok(Reply {
-        next: parent.map_or(Next::Quit, Next::Mode),
-        ..Reply::done()
-    })
+    Ok(Reply { next: parent.map_or(Next::Quit, Next::Mode), ..Reply::done() })
 }
 
 pub fn end(_: &mut Ctx, _: &Args) -> Result<Reply, CmdError> {
@@ -62,10 +59,7 @@ pub fn end(_: &mut Ctx, _: &Args) -> Result<Reply, CmdError> {
 /// `do COMMAND`: asks the shell to run the inner command in its own mode and come back.
 pub fn do_exec(ctx: &mut Ctx, _: &Args) -> Result<Reply, CmdError> {
     let (mode, inner) = ctx.inner.ok_or_else(|| CmdError::Failed("do needs a command".into()))?;
-    Ok(Reply {
-        next: Next::Run(mode.clone(), inner.clone()),
-        ..Reply::done()
-    })
+    Ok(Reply { next: Next::Run(mode.clone(), inner.clone()), ..Reply::done() })
 }
 
 pub fn terminal_length(ctx: &mut Ctx, args: &Args) -> Result<Reply, CmdError> {

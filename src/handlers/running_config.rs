@@ -32,10 +32,7 @@ pub fn running_config(s: &Settings) -> RunningConfig {
     if let Some(hash) = &s.enable_secret {
         global.push(format!("enable secret hashed {hash}"));
     }
-    let mut ha = vec![
-        format!("service {}", if s.enabled { "enable" } else { "disable" }),
-        format!("mode {}", s.mode),
-    ];
+    let mut ha = vec![format!("service {}", if s.enabled { "enable" } else { "disable" }), format!("mode {}", s.mode)];
     if s.mode == crate::ha::Mode::Secondary {
         ha.push(format!("node-status {}", s.node_status));
     }
@@ -58,16 +55,7 @@ pub fn running_config(s: &Settings) -> RunningConfig {
         format!("{}notify on failure", no(s.notify_failure)),
     ]);
     RunningConfig {
-        sections: vec![
-            Section {
-                mode: "config",
-                lines: global,
-            },
-            Section {
-                mode: "config-ha",
-                lines: ha,
-            },
-        ],
+        sections: vec![Section { mode: "config", lines: global }, Section { mode: "config-ha", lines: ha }],
     }
 }
 

@@ -112,10 +112,7 @@ impl Text for Failover {
             ("State", self.state.clone()),
             ("Epoch", self.epoch.to_string()),
             ("Client connections", self.client_connections.to_string()),
-            (
-                "Primary host",
-                self.primary_host.clone().unwrap_or_else(|| "not configured".into()),
-            ),
+            ("Primary host", self.primary_host.clone().unwrap_or_else(|| "not configured".into())),
             ("Last sync", last),
             ("Next sync", self.next_sync_text.clone()),
             (
@@ -238,7 +235,5 @@ impl Text for Audit {
 }
 
 pub fn audit(ctx: &mut Ctx, args: &Args) -> Result<Reply, CmdError> {
-    Ok(Reply::show(Audit(
-        ctx.node.store.audit(last(args).unwrap_or(AUDIT_DEFAULT))?,
-    )))
+    Ok(Reply::show(Audit(ctx.node.store.audit(last(args).unwrap_or(AUDIT_DEFAULT))?)))
 }

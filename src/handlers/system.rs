@@ -16,9 +16,7 @@ pub fn enable_secret(ctx: &mut Ctx, args: &Args) -> Result<Reply, CmdError> {
         None
     } else if let Some(hash) = args.text("HASH") {
         if !secret::is_hash(hash) {
-            return Err(CmdError::Failed(
-                "Not an argon2 hash as show running-config prints it".into(),
-            ));
+            return Err(CmdError::Failed("Not an argon2 hash as show running-config prints it".into()));
         }
         Some(hash.to_string())
     } else {
@@ -45,8 +43,6 @@ fn ask_twice(ctx: &mut Ctx) -> Result<String, CmdError> {
     let second = ctx.console.ask_secret("Confirm enable secret: ");
     match (first, second) {
         (Some(a), Some(b)) if a == b => Ok(a),
-        _ => Err(CmdError::Failed(
-            "The secrets do not match; the enable secret is unchanged".into(),
-        )),
+        _ => Err(CmdError::Failed("The secrets do not match; the enable secret is unchanged".into())),
     }
 }

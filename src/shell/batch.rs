@@ -20,11 +20,7 @@ pub struct BatchOptions {
 
 /// Runs `lines` in order; returns the exit status of the run.
 pub fn run(shell: &mut Shell, lines: impl Iterator<Item = std::io::Result<Vec<u8>>>, options: BatchOptions) -> i32 {
-    let BatchOptions {
-        echo,
-        keep_going,
-        secret,
-    } = options;
+    let BatchOptions { echo, keep_going, secret } = options;
     let mut first_failure = Status::Ok;
     let mut console = BatchConsole { secret };
     let stdout = std::io::stdout();

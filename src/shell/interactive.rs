@@ -17,7 +17,11 @@ use rustyline::{
     RepeatCount,
 };
 
+use super::pager::{page, terminal_rows};
 use super::{Echo, Shell, Status, Streams, TtyConsole};
+
+/// Lines per screen when the terminal does not say (as on IOS).
+const DEFAULT_LENGTH: u32 = 24;
 use crate::cli::{Line, Matcher, Tree};
 
 /// Completion for the mode the session is in.
@@ -43,13 +47,7 @@ impl Completer for CliHelper {
             _ => pos,
         };
         let words = Matcher { tree: self.tree }.complete(root, &lexed, seg);
-        let pairs = words
-            .into_iter()
-            .map(|w| Pair {
-                display: w.clone(),
-                replacement: format!("{w} "),
-            })
-            .collect();
+        let pairs = words.into_iter().map(|w| Pair { display: w.clone(), replacement: format!("{w} ") }).collect();
         Ok((start, pairs))
     }
 }
@@ -80,11 +78,8 @@ impl ConditionalEventHandler for HelpKey {
 /// Runs the interactive shell until `exit` or end of input; returns the exit status.
 pub fn run(shell: &mut Shell) -> i32 {
     let dumb = std::env::var("TERM").is_ok_and(|t| t == "dumb");
-    let config = Config::builder()
-        .auto_add_history(false)
-        .completion_type(CompletionType::List)
-        .bracketed_paste(!dumb)
-        .build();
+    let config =
+        Config::builder().auto_add_history(false).completion_type(CompletionType::List).bracketed_paste(!dumb).build();
     let mut editor: Editor<CliHelper, DefaultHistory> = match Editor::with_config(config) {
         Ok(e) => e,
         Err(e) => {
@@ -96,33 +91,28 @@ pub fn run(shell: &mut Shell) -> i32 {
         editor.enable_synchronized_output(false);
     }
     let help_request = Arc::new(Mutex::new(None));
-    editor.bind_sequence(
-        KeyEvent::from('?'),
-        EventHandler::Conditional(Box::new(HelpKey(help_request.clone()))),
-    );
+    editor.bind_sequence(KeyEvent::from('?'), EventHandler::Conditional(Box::new(HelpKey(help_request.clone()))));
     let mut console = TtyConsole;
+    shell.session.term_length = terminal_rows().unwrap_or(DEFAULT_LENGTH);
     let mut initial = (String::new(), String::new());
     loop {
         let prompt = shell.prompt();
-        editor.set_helper(Some(CliHelper {
-            tree: shell.tree,
-            mode: shell.session.mode.clone(),
-        }));
+        editor.set_helper(Some(CliHelper { tree: shell.tree, mode: shell.session.mode.clone() }));
         let read = editor.readline_with_initial(&prompt, (&initial.0, &initial.1));
         initial = (String::new(), String::new());
         let stdout = std::io::stdout();
         let mut out = stdout.lock();
         match read {
             Ok(line) => {
+                let mut screen = Vec::new();
+                let width = prompt.chars().count();
                 let executed = shell.run_line(
                     &line,
-                    Echo::Typed(prompt.chars().count()),
+                    Echo::Typed(width),
                     &mut console,
-                    &mut Streams {
-                        out: &mut out,
-                        err: None,
-                    },
+                    &mut Streams { out: &mut screen, err: None },
                 );
+                page(&String::from_utf8_lossy(&screen), shell.session.term_length, &mut out);
                 if let Some(safe) = history_line(shell, &line) {
                     let _ = editor.add_history_entry(safe);
                 }
@@ -132,24 +122,19 @@ pub fn run(shell: &mut Shell) -> i32 {
             }
             Err(ReadlineError::Interrupted) => {
                 let asked = help_request.lock().ok().and_then(|mut slot| slot.take());
-                match asked {
-                    Some((before, after)) => {
-                        let _ = writeln!(out, "?");
-                        let width = prompt.chars().count();
-                        shell.run_line(
-                            &format!("{before}?"),
-                            Echo::Typed(width),
-                            &mut console,
-                            &mut Streams {
-                                out: &mut out,
-                                err: None,
-                            },
-                        );
-                        initial = (before, after);
-                    }
-                    None => {
-                        let _ = writeln!(out);
-                    }
+                let _ = writeln!(out, "{}", if asked.is_some() { "?" } else { "" });
+                if let Some((before, after)) = asked {
+                    let mut screen = Vec::new();
+                    let width = prompt.chars().count();
+                    let help = format!("{before}?");
+                    shell.run_line(
+                        &help,
+                        Echo::Typed(width),
+                        &mut console,
+                        &mut Streams { out: &mut screen, err: None },
+                    );
+                    page(&String::from_utf8_lossy(&screen), shell.session.term_length, &mut out);
+                    initial = (before, after);
                 }
             }
             Err(ReadlineError::Eof) => {

@@ -6,6 +6,7 @@
 mod batch;
 mod interactive;
 mod output;
+mod pager;
 mod session;
 
 use std::io::Write;
@@ -110,21 +111,12 @@ impl Shell {
     /// A shell on `node` for `session`, with the built-in grammar.
     pub fn new(node: Node, session: Session) -> Result<Shell, String> {
         let grammar = Grammar::builtin().map_err(|e| e.to_string())?;
-        Ok(Shell {
-            grammar,
-            tree: crate::cli::builtin_tree()?,
-            node,
-            session,
-        })
+        Ok(Shell { grammar, tree: crate::cli::builtin_tree()?, node, session })
     }
 
     /// The prompt of the current mode: `HOST>`, `HOST#`, `HOST(config)#`, ...
     pub fn prompt(&self) -> String {
-        let host = self
-            .node
-            .settings()
-            .map(|s| s.hostname)
-            .unwrap_or_else(|_| "core".into());
+        let host = self.node.settings().map(|s| s.hostname).unwrap_or_else(|_| "core".into());
         let suffix = self.grammar.mode(&self.session.mode).map_or(">", |m| m.prompt.as_str());
         format!("{host}{suffix}")
     }
@@ -142,10 +134,7 @@ impl Shell {
             if echo == Echo::Transcript && !body.is_empty() {
                 let _ = writeln!(io.out, "{prompt}{input}");
             }
-            return Executed {
-                status: Status::Ok,
-                quit: false,
-            };
+            return Executed { status: Status::Ok, quit: false };
         }
         if let Some(before) = input.strip_suffix('?')
             && Line::lex(before).is_ok()
@@ -335,10 +324,7 @@ impl Shell {
         let matcher = self.matcher();
         self.grammar.modes.iter().find(|m| {
             m.name != self.session.mode
-                && self
-                    .tree
-                    .root(&m.name)
-                    .is_some_and(|root| matcher.matches(root, line, &line.command).is_ok())
+                && self.tree.root(&m.name).is_some_and(|root| matcher.matches(root, line, &line.command).is_ok())
         })
     }
 
@@ -360,10 +346,7 @@ impl Shell {
         };
         let (shown, offset) = match echo {
             Echo::Typed(width) => (None, width),
-            Echo::Transcript => (
-                Some(format!("{prompt}{}", cut(input, Some(column)))),
-                prompt.chars().count(),
-            ),
+            Echo::Transcript => (Some(format!("{prompt}{}", cut(input, Some(column)))), prompt.chars().count()),
             Echo::Quiet => (Some(cut(input, Some(column))), 0),
         };
         let stream = io.err();
@@ -415,9 +398,7 @@ fn cut(input: &str, column: Option<usize>) -> String {
         return input.trim().to_string();
     };
     let chars: Vec<char> = input.chars().collect();
-    let end = (column..chars.len())
-        .find(|&i| chars[i] == ' ' || chars[i] == '\t')
-        .unwrap_or(chars.len());
+    let end = (column..chars.len()).find(|&i| chars[i] == ' ' || chars[i] == '\t').unwrap_or(chars.len());
     let kept: String = chars[..end].iter().collect();
     if end < chars.len() && !input[kept.len()..].trim().is_empty() {
         format!("{} ...", kept.trim())
@@ -428,11 +409,8 @@ fn cut(input: &str, column: Option<usize>) -> String {
 
 /// The line with any secret argument replaced, as echoes and logs show it.
 fn redact(grammar: &Grammar, line: &Line, matched: &Matched) -> String {
-    let secret = matched
-        .args
-        .values
-        .keys()
-        .any(|name| grammar.args.get(name).is_some_and(|a| a.kind == ArgKind::Secret));
+    let secret =
+        matched.args.values.keys().any(|name| grammar.args.get(name).is_some_and(|a| a.kind == ArgKind::Secret));
     let text = line.input.trim();
     if !secret {
         return text.to_string();

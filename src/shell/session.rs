@@ -17,12 +17,7 @@ pub struct Session {
 impl Session {
     /// A new session in user mode.
     pub fn new(user: &str, source: &str) -> Session {
-        Session {
-            mode: "user".into(),
-            user: user.into(),
-            source: source.into(),
-            term_length: 0,
-        }
+        Session { mode: "user".into(), user: user.into(), source: source.into(), term_length: 0 }
     }
 
     /// `user@source`, as the failover history records who caused a change.

@@ -65,17 +65,12 @@ impl Store {
     /// Opens (creating when absent) the system database of `data_dir`.
     pub fn open(data_dir: &Path) -> Result<Store, StoreError> {
         let path = data_dir.join(SYSTEM_DB);
-        let unreadable = |source| StoreError::Unreadable {
-            path: path.clone(),
-            source,
-        };
+        let unreadable = |source| StoreError::Unreadable { path: path.clone(), source };
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let mut conn = Connection::open_with_flags(&path, flags).map_err(unreadable)?;
         conn.busy_timeout(Duration::from_secs(5)).map_err(unreadable)?;
         // The first read of the header tells a database from anything else.
-        let version: i64 = conn
-            .query_row("PRAGMA user_version", [], |r| r.get(0))
-            .map_err(unreadable)?;
+        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(unreadable)?;
         if version > SCHEMA_VERSION {
             return Err(StoreError::TooNew { path, found: version });
         }
@@ -102,9 +97,7 @@ impl Store {
     ) -> Result<T, StoreError> {
         self.conn.pragma_update(None, "synchronous", "FULL")?;
         let result = (|| {
-            let tx = self
-                .conn
-                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             let value = f(&tx)?;
             tx.commit()?;
             Ok(value)

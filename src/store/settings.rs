@@ -14,10 +14,8 @@ impl Store {
 
     /// One stored setting.
     pub fn setting(&self, key: &str) -> Result<Option<String>, StoreError> {
-        let value = self
-            .conn()
-            .query_row("SELECT value FROM settings WHERE key = ?1", [key], |r| r.get(0))
-            .optional()?;
+        let value =
+            self.conn().query_row("SELECT value FROM settings WHERE key = ?1", [key], |r| r.get(0)).optional()?;
         Ok(value)
     }
 }

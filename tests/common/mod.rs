@@ -30,11 +30,7 @@ impl Run {
 
     /// Asserts the exit status, showing both streams when it differs.
     pub fn expect_code(&self, code: i32) -> &Run {
-        assert_eq!(
-            self.code, code,
-            "exit status\n--- stdout\n{}--- stderr\n{}",
-            self.stdout, self.stderr
-        );
+        assert_eq!(self.code, code, "exit status\n--- stdout\n{}--- stderr\n{}", self.stdout, self.stderr);
         self
     }
 }
@@ -45,9 +41,7 @@ pub fn binary() -> &'static str {
 
 impl TestNode {
     pub fn new() -> TestNode {
-        TestNode {
-            dir: tempfile::tempdir().expect("temp dir"),
-        }
+        TestNode { dir: tempfile::tempdir().expect("temp dir") }
     }
 
     pub fn path(&self) -> &Path {
