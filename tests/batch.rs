@@ -508,3 +508,39 @@ fn data_dir_option_and_environment() {
     assert!(other.join("system.db").exists());
     assert_eq!(node.failover_json()["mode"], "primary", "CORESH_DATA_DIR node untouched");
 }
+
+#[test]
+fn a_data_dir_that_cannot_be_used_is_reported() {
+    let node = TestNode::new();
+    let file = node.path().join("plain-file");
+    std::fs::write(&file, b"not a directory").unwrap();
+    let run = node.run_with(&["show failover"], &["--data-dir", file.to_str().unwrap()], &[]);
+    run.expect_code(1);
+    assert!(run.stderr.starts_with("% "), "{}", run.stderr);
+    assert_eq!(std::fs::read(&file).unwrap(), b"not a directory");
+}
+
+#[test]
+fn mode_primary_in_ha_configuration_is_a_promotion() {
+    let node = TestNode::new();
+    ha(&node, &["mode secondary", "service enable"]).expect_code(0);
+    let run = ha(&node, &["mode primary"]);
+    run.expect_code(0);
+    assert!(run.stdout.contains("This node is primary (epoch 1)."), "{}", run.stdout);
+    assert!(run.stdout.contains("Next sync: none (a primary never replicates from another node)"), "{}", run.stdout);
+    let rows: serde_json::Value = serde_json::from_str(&node.run(&["show failover history | json"]).stdout).unwrap();
+    let last = rows.as_array().unwrap().last().unwrap();
+    assert_eq!((last["event"].as_str(), last["reason"].as_str()), (Some("epoch"), Some("mode primary")));
+}
+
+#[test]
+fn do_runs_exec_commands_only() {
+    let node = TestNode::new();
+    let run = node.run(&["enable", "configure terminal", "do failover mode secondary", "do show failover | include ^Mode"]);
+    run.expect_code(0);
+    assert!(run.stdout.ends_with("Mode               : secondary\n"), "{}", run.stdout);
+    let run = node.run(&["enable", "configure terminal", "do hostname x"]);
+    run.expect_code(2);
+    assert_eq!(run.stderr, "do hostname ...\n   ^\n% Invalid input detected at '^' marker.\n");
+    node.run(&["enable", "configure terminal", "do"]).expect_code(2);
+}

@@ -134,6 +134,18 @@ fn enable_secret_on_a_terminal_asks_twice() {
     p.exp_string("Confirm enable secret:").unwrap();
     p.send_line("same").unwrap();
     p.exp_string("core(config)#").unwrap();
+    // A line that carries a secret never enters the history: up arrow skips it.
+    p.send_line("enable secret in-clear").unwrap();
+    p.exp_string("core(config)#").unwrap();
+    // Up arrow then Enter reruns the bare `enable secret`, which asks again.
+    type_keys(&mut p, "\x1b[A\r");
+    p.exp_string("Enter enable secret:").unwrap();
+    p.send_line("x").unwrap();
+    p.exp_string("Confirm enable secret:").unwrap();
+    p.send_line("y").unwrap();
+    p.exp_string("% The secrets do not match").unwrap();
+    p.send_line("enable secret same").unwrap();
+    p.exp_string("core(config)#").unwrap();
     p.send_line("end").unwrap();
     p.exp_string("core#").unwrap();
     p.send_line("exit").unwrap();
