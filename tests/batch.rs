@@ -536,7 +536,8 @@ fn mode_primary_in_ha_configuration_is_a_promotion() {
 #[test]
 fn do_runs_exec_commands_only() {
     let node = TestNode::new();
-    let run = node.run(&["enable", "configure terminal", "do failover mode secondary", "do show failover | include ^Mode"]);
+    let run =
+        node.run(&["enable", "configure terminal", "do failover mode secondary", "do show failover | include ^Mode"]);
     run.expect_code(0);
     assert!(run.stdout.ends_with("Mode               : secondary\n"), "{}", run.stdout);
     let run = node.run(&["enable", "configure terminal", "do hostname x"]);

@@ -218,3 +218,19 @@ fn long_output_pages_until_terminal_length_zero() {
     p.send_line("exit").unwrap();
     p.exp_eof().unwrap();
 }
+
+#[test]
+fn lines_typed_ahead_in_one_burst_all_run() {
+    // Automation often sends several lines before the first prompt returns; rustyline
+    // must keep what it read past the first line (its buffer-redux feature).
+    let node = TestNode::new();
+    let mut p = open(&node);
+    type_keys(
+        &mut p,
+        "enable\nfailover mode secondary\nconfigure terminal\nhostname burst\nend\nshow failover | include ^Mode\n",
+    );
+    p.exp_string("Mode               : secondary").unwrap();
+    p.exp_string("burst#").unwrap();
+    p.send_line("exit").unwrap();
+    p.exp_eof().unwrap();
+}
