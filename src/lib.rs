@@ -9,14 +9,21 @@
 //! - [`node`]: a node's data directory.
 //! - [`host`]: peer addresses (`HOST[:PORT]`), validated.
 //! - [`secret`]: argon2 hashing of secrets.
+//! - [`coredb`]: the Core data (what HA replicates) and its single writer.
+//! - [`http`]: status pages for load balancers and the device API.
+//! - [`serve`]: the node daemon wiring (`coresh serve`).
 
 pub mod cli;
+pub mod coredb;
 pub mod grammar;
 pub mod ha;
 pub mod handlers;
 pub mod host;
+pub mod http;
+pub mod load;
 pub mod node;
 pub mod report;
 pub mod secret;
+pub mod serve;
 pub mod shell;
 pub mod store;

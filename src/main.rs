@@ -17,10 +17,10 @@ wrong. The run stops at the first line that does not succeed, unless --keep-goin
 
 /// coresh: the appliance shell of a Core high-availability node.
 #[derive(Parser)]
-#[command(version, after_help = EXIT_STATUS, args_conflicts_with_subcommands = true)]
+#[command(version, after_help = EXIT_STATUS)]
 struct Cli {
     /// Data directory of the node (created on first use).
-    #[arg(long, env = "CORESH_DATA_DIR", value_name = "DIR")]
+    #[arg(long, global = true, env = "CORESH_DATA_DIR", value_name = "DIR")]
     data_dir: Option<PathBuf>,
     /// Run LINE and continue with the next -c; modes carry over. May repeat.
     #[arg(short = 'c', value_name = "LINE")]
@@ -40,10 +40,68 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run this node: HTTP status pages and device API, until SIGTERM or SIGINT.
+    Serve {
+        /// Address of the HTTP endpoints (the appliance uses 443/8443).
+        #[arg(long, value_name = "ADDR:PORT", default_value = coresh::serve::DEFAULT_HTTP)]
+        http_listen: std::net::SocketAddr,
+        /// Log level: error, warn, info, debug, trace (RUST_LOG overrides).
+        #[arg(long, default_value = "info")]
+        log_level: String,
+    },
+    /// Core data tools.
+    Data {
+        #[command(subcommand)]
+        what: Data,
+    },
+    /// Send device check-ins to a node at a given rate and report latency.
+    Load {
+        /// The node's HTTP address.
+        #[arg(long, value_name = "ADDR:PORT")]
+        target: std::net::SocketAddr,
+        /// Check-ins per second (0: as fast as possible).
+        #[arg(long, default_value_t = 1000)]
+        rate: u64,
+        /// Seconds to run.
+        #[arg(long, default_value_t = 10.0)]
+        seconds: f64,
+        /// Keep-alive connections.
+        #[arg(long, default_value_t = 32)]
+        connections: usize,
+        /// Generated devices to check in as.
+        #[arg(long, default_value_t = 1000)]
+        devices: u64,
+        /// Seed the devices were generated with.
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Print generated documentation.
     Docs {
         #[command(subcommand)]
         what: Docs,
+    },
+}
+
+#[derive(Subcommand)]
+enum Data {
+    /// Fill an empty node with deterministic users, devices, events, apps and policies.
+    Generate {
+        #[arg(long, default_value_t = 1000)]
+        devices: u64,
+        #[arg(long, default_value_t = 200)]
+        users: u64,
+        #[arg(long, default_value_t = 10_000)]
+        events: u64,
+        #[arg(long, default_value_t = 50)]
+        apps: u64,
+        #[arg(long, default_value_t = 20)]
+        policies: u64,
+        /// Seed of the pseudo-random choices (and of the device tokens).
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
     },
 }
 
@@ -65,12 +123,63 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<i32> {
-    if let Some(Command::Docs { what: Docs::Commands }) = cli.command {
-        let grammar = Grammar::builtin().map_err(|e| anyhow::anyhow!("{e}"))?;
-        print!("{}", commands_markdown(grammar));
-        return Ok(0);
+    let data_dir = cli.data_dir.clone().unwrap_or_else(default_data_dir);
+    let shell_options = !cli.commands.is_empty() || cli.echo || cli.keep_going || cli.secret_file.is_some();
+    if cli.command.is_some() && shell_options {
+        anyhow::bail!("-c, --echo, --keep-going and --secret-file are for the shell, not for a subcommand");
     }
-    let data_dir = cli.data_dir.unwrap_or_else(default_data_dir);
+    match cli.command {
+        Some(Command::Docs { what: Docs::Commands }) => {
+            let grammar = Grammar::builtin().map_err(|e| anyhow::anyhow!("{e}"))?;
+            print!("{}", commands_markdown(grammar));
+            return Ok(0);
+        }
+        Some(Command::Serve { http_listen, log_level }) => {
+            coresh::serve::run(coresh::serve::ServeOptions { data_dir, http_listen, log_level })?;
+            return Ok(0);
+        }
+        Some(Command::Data { what: Data::Generate { devices, users, events, apps, policies, seed } }) => {
+            let node = Node::open(&data_dir)?;
+            let mut core = coresh::coredb::CoreDb::open(&node.data_dir)?;
+            let counts = coresh::coredb::generate::Counts { users, devices, events, apps, policies, seed };
+            coresh::coredb::generate::generate(&mut core, &counts)?;
+            let s = core.summary()?;
+            println!(
+                "Generated in {}: {} users, {} devices, {} events, {} apps, {} policies (seed {seed})",
+                core.path().display(),
+                s.users,
+                s.devices,
+                s.events,
+                s.apps,
+                s.policies
+            );
+            return Ok(0);
+        }
+        Some(Command::Load { target, rate, seconds, connections, devices, seed, json }) => {
+            let duration =
+                std::time::Duration::try_from_secs_f64(seconds).map_err(|_| anyhow::anyhow!("bad --seconds"))?;
+            let options = coresh::load::LoadOptions { target, rate, duration, connections, devices, seed };
+            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            let report = runtime.block_on(coresh::load::run(options))?;
+            if json {
+                println!("{}", serde_json::to_string(&report)?);
+            } else {
+                println!(
+                    "{} check-ins in {:.1} s: {:.0}/s, {} failed; latency p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+                    report.ok,
+                    report.seconds,
+                    report.per_second,
+                    report.failed,
+                    report.p50_ms,
+                    report.p90_ms,
+                    report.p99_ms,
+                    report.max_ms
+                );
+            }
+            return Ok(if report.failed == 0 { 0 } else { 1 });
+        }
+        None => {}
+    }
     let node = Node::open(&data_dir)?;
     let user = std::env::var("USER").ok().filter(|u| !u.is_empty()).unwrap_or_else(|| "admin".into());
     let interactive = cli.commands.is_empty() && std::io::stdin().is_terminal();

@@ -47,7 +47,13 @@ const STEPS: &[&str] = &[
 
 /// Brings a database at `from` up to [`SCHEMA_VERSION`], one transaction per step.
 pub fn migrate(conn: &mut Connection, from: i64) -> Result<(), StoreError> {
-    for (index, sql) in STEPS.iter().enumerate().skip(usize::try_from(from).unwrap_or(0)) {
+    migrate_steps(conn, from, STEPS)
+}
+
+/// Applies `steps[from..]`, one transaction per step; step `i` takes a database from
+/// `user_version` i to i + 1.
+pub fn migrate_steps(conn: &mut Connection, from: i64, steps: &[&str]) -> Result<(), StoreError> {
+    for (index, sql) in steps.iter().enumerate().skip(usize::try_from(from).unwrap_or(0)) {
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         // Another process may have migrated while we waited for the lock.
         let now: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;

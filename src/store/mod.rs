@@ -15,7 +15,7 @@ use rusqlite::{Connection, OpenFlags};
 
 pub use audit::{AuditEntry, Outcome};
 pub use history::{HistoryEntry, SyncSummary, record as record_history};
-pub use migrations::SCHEMA_VERSION;
+pub use migrations::{SCHEMA_VERSION, migrate_steps};
 pub use settings::{put as put_setting, read_all as settings_in};
 
 /// File name of the system database inside a data directory.
@@ -33,12 +33,14 @@ pub enum StoreError {
         source: rusqlite::Error,
     },
     /// The database was written by a newer coresh.
-    #[error("{path} has schema version {found}, newer than this coresh ({SCHEMA_VERSION}); it was left untouched")]
+    #[error("{path} has schema version {found}, newer than this coresh ({supported}); it was left untouched")]
     TooNew {
         /// The database file.
         path: PathBuf,
         /// Its schema version.
         found: i64,
+        /// The newest version this coresh knows.
+        supported: i64,
     },
     /// A stored setting does not parse.
     #[error("stored setting {key} = {value:?} is invalid")]
@@ -48,6 +50,15 @@ pub enum StoreError {
         /// Stored text.
         value: String,
     },
+    /// Generated data goes only into an empty Core data.
+    #[error("the Core data is not empty: generate into a new data directory")]
+    NotEmpty,
+    /// The writer has stopped (the daemon is shutting down).
+    #[error("the Core data writer has stopped")]
+    Stopped,
+    /// A batch could not be committed.
+    #[error("commit failed: {0}")]
+    Commit(String),
     /// Any other SQLite failure.
     #[error("system database: {0}")]
     Sqlite(#[from] rusqlite::Error),
@@ -65,23 +76,9 @@ impl Store {
     /// Opens (creating when absent) the system database of `data_dir`.
     pub fn open(data_dir: &Path) -> Result<Store, StoreError> {
         let path = data_dir.join(SYSTEM_DB);
-        let unreadable = |source| StoreError::Unreadable { path: path.clone(), source };
-        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let mut conn = Connection::open_with_flags(&path, flags).map_err(unreadable)?;
-        conn.busy_timeout(Duration::from_secs(5)).map_err(unreadable)?;
-        // The first read of the header tells a database from anything else.
-        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(unreadable)?;
-        if version > SCHEMA_VERSION {
-            return Err(StoreError::TooNew { path, found: version });
-        }
-        conn.pragma_update(None, "journal_mode", "WAL").map_err(unreadable)?;
+        let conn = open_database(&path, SCHEMA_VERSION, migrations::migrate)?;
         // WAL with NORMAL survives a crash of the process; settings writes ask for FULL.
         conn.pragma_update(None, "synchronous", "NORMAL")?;
-        conn.pragma_update(None, "foreign_keys", true)?;
-        // Every shell command appends to the audit log; leave checkpoints to SQLite's
-        // automatic ones instead of one (with fsyncs) each time a shell exits.
-        conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)?;
-        migrations::migrate(&mut conn, version)?;
         Ok(Store { conn, path })
     }
 
@@ -111,10 +108,41 @@ impl Store {
         &self.conn
     }
 
+    /// A number that changes whenever another connection commits to this database.
+    pub fn data_version(&self) -> Result<i64, StoreError> {
+        Ok(self.conn.query_row("PRAGMA data_version", [], |r| r.get(0))?)
+    }
+
     /// SQLite library version, for `show version`.
     pub fn sqlite_version() -> &'static str {
         rusqlite::version()
     }
+}
+
+/// Opens a coresh database file, creating it when absent: refuses a file that is not a
+/// database or has a newer schema (leaving it untouched), turns on WAL and foreign
+/// keys, and migrates it to `version`.
+pub fn open_database(
+    path: &Path,
+    version: i64,
+    migrate: fn(&mut Connection, i64) -> Result<(), StoreError>,
+) -> Result<Connection, StoreError> {
+    let unreadable = |source| StoreError::Unreadable { path: path.to_path_buf(), source };
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let mut conn = Connection::open_with_flags(path, flags).map_err(unreadable)?;
+    conn.busy_timeout(Duration::from_secs(5)).map_err(unreadable)?;
+    // The first read of the header tells a database from anything else.
+    let found: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(unreadable)?;
+    if found > version {
+        return Err(StoreError::TooNew { path: path.to_path_buf(), found, supported: version });
+    }
+    conn.pragma_update(None, "journal_mode", "WAL").map_err(unreadable)?;
+    conn.pragma_update(None, "foreign_keys", true)?;
+    // A shell appends to the audit log on every command; leave checkpoints to SQLite's
+    // automatic ones instead of one (with fsyncs) each time a process exits.
+    conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)?;
+    migrate(&mut conn, found)?;
+    Ok(conn)
 }
 
 /// The current time as stored: RFC 3339 in UTC, to the second.

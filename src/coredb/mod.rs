@@ -1,0 +1,166 @@
+//! The Core data (`core.db`): users and devices, apps, policies and configs, settings,
+//! logs and events, certificates and System Manager local users; the part HA
+//! replicates (guide, "Core Replication Details"). It is a database of its own, apart
+//! from the node-local system database. Every write goes through [`Writes`], so change
+//! capture for replication has one place to hook.
+
+mod devices;
+pub mod generate;
+mod schema;
+pub mod writer;
+
+use std::path::{Path, PathBuf};
+
+use rusqlite::{Connection, OptionalExtension, Transaction};
+use serde::Serialize;
+
+use crate::store::{StoreError, open_database};
+
+pub use devices::{CheckIn, CheckedIn, DeviceError, Registered, Registration, token_hash};
+pub use schema::SCHEMA_VERSION;
+
+/// File name of the Core data inside a data directory.
+pub const CORE_DB: &str = "core.db";
+
+/// Key of the enrollment secret's hash in the Core data settings.
+pub const ENROLLMENT_SECRET: &str = "enrollment.secret";
+
+/// An open Core data database.
+pub struct CoreDb {
+    /// The connection.
+    conn: Connection,
+    /// Where it lives.
+    path: PathBuf,
+}
+
+/// Counts for `show core summary` (the guide's test plan compares device counts).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Summary {
+    pub users: u64,
+    pub devices: u64,
+    pub apps: u64,
+    pub policies: u64,
+    pub events: u64,
+    pub certificates: u64,
+    pub local_users: u64,
+}
+
+/// One device as `show devices` lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Device {
+    pub id: i64,
+    pub uuid: String,
+    pub user: Option<String>,
+    pub platform: String,
+    pub model: String,
+    pub os_version: String,
+    pub registered_at: String,
+    pub last_checkin_at: Option<String>,
+    pub checkins: i64,
+}
+
+/// The write operations on the Core data, inside one transaction.
+pub struct Writes<'a> {
+    tx: &'a Transaction<'a>,
+}
+
+impl CoreDb {
+    /// Opens (creating when absent) the Core data of `data_dir`. Commits are synced
+    /// to disk: an acknowledged check-in survives a crash or a power loss.
+    pub fn open(data_dir: &Path) -> Result<CoreDb, StoreError> {
+        let path = data_dir.join(CORE_DB);
+        let conn = open_database(&path, SCHEMA_VERSION, schema::migrate)?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        Ok(CoreDb { conn, path })
+    }
+
+    /// Path of the database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs `f` with the write operations in one transaction, committed when it
+    /// returns `Ok`.
+    pub fn write<T, E: From<StoreError>>(&mut self, f: impl FnOnce(&Writes) -> Result<T, E>) -> Result<T, E> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(|e| E::from(StoreError::from(e)))?;
+        let value = f(&Writes { tx: &tx })?;
+        tx.commit().map_err(|e| E::from(StoreError::from(e)))?;
+        Ok(value)
+    }
+
+    /// A number that changes whenever another connection commits to this database.
+    pub fn data_version(&self) -> Result<i64, StoreError> {
+        Ok(self.conn.query_row("PRAGMA data_version", [], |r| r.get(0))?)
+    }
+
+    /// Counts of every kind of Core data.
+    pub fn summary(&self) -> Result<Summary, StoreError> {
+        let count = |table: &str| -> Result<u64, StoreError> {
+            let n: i64 = self.conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))?;
+            Ok(u64::try_from(n).unwrap_or(0))
+        };
+        Ok(Summary {
+            users: count("users")?,
+            devices: count("devices")?,
+            apps: count("apps")?,
+            policies: count("policies")?,
+            events: count("events")?,
+            certificates: count("certificates")?,
+            local_users: count("local_users")?,
+        })
+    }
+
+    /// Devices, most recently registered last; `last` keeps only the newest.
+    pub fn devices(&self, last: Option<u64>) -> Result<Vec<Device>, StoreError> {
+        let limit = last.map_or(-1, |n| i64::try_from(n).unwrap_or(i64::MAX));
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT d.id, d.uuid, u.name, d.platform, d.model, d.os_version, d.registered_at,
+                    d.last_checkin_at, d.checkins
+               FROM (SELECT * FROM devices ORDER BY id DESC LIMIT ?1) d
+               LEFT JOIN users u ON u.id = d.user_id
+              ORDER BY d.id",
+        )?;
+        let rows = stmt.query_map([limit], |r| {
+            Ok(Device {
+                id: r.get(0)?,
+                uuid: r.get(1)?,
+                user: r.get(2)?,
+                platform: r.get(3)?,
+                model: r.get(4)?,
+                os_version: r.get(5)?,
+                registered_at: r.get(6)?,
+                last_checkin_at: r.get(7)?,
+                checkins: r.get(8)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// One Core data setting.
+    pub fn setting(&self, key: &str) -> Result<Option<String>, StoreError> {
+        Ok(self.conn.query_row("SELECT value FROM settings WHERE key = ?1", [key], |r| r.get(0)).optional()?)
+    }
+}
+
+impl Writes<'_> {
+    /// Sets (or with `None` removes) a Core data setting.
+    pub fn set_setting(&self, key: &str, value: Option<&str>) -> Result<(), StoreError> {
+        match value {
+            Some(v) => self.tx.execute(
+                "INSERT INTO settings (key, value) VALUES (?1, ?2)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                [key, v],
+            )?,
+            None => self.tx.execute("DELETE FROM settings WHERE key = ?1", [key])?,
+        };
+        Ok(())
+    }
+
+    /// The transaction, for the write operations defined next to their data.
+    pub(crate) fn tx(&self) -> &Transaction<'_> {
+        self.tx
+    }
+}

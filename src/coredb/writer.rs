@@ -1,0 +1,117 @@
+//! The daemon's single writer of the Core data: device traffic is queued here and
+//! applied in batches, one transaction (one fsync) per batch, each operation in its
+//! own savepoint so one bad request cannot undo another. A request is answered only
+//! after its batch is committed: an acknowledged check-in is on disk.
+
+use tokio::sync::{mpsc, oneshot};
+
+use super::{CheckIn, CheckedIn, CoreDb, DeviceError, Registered, Registration, Writes, token_hash};
+use crate::store::StoreError;
+
+/// Most operations applied in one transaction.
+const MAX_BATCH: usize = 512;
+/// Operations waiting before senders are made to wait.
+const QUEUE: usize = 8192;
+
+/// A write the daemon asks for.
+enum Op {
+    Register { reg: Registration, token: String },
+    CheckIn { token_hash: [u8; 32], report: CheckIn },
+}
+
+/// What a write produced.
+enum Done {
+    Registered(Registered),
+    CheckedIn(CheckedIn),
+}
+
+type Reply = oneshot::Sender<Result<Done, DeviceError>>;
+
+/// A handle to the writer thread; cheap to clone.
+#[derive(Clone)]
+pub struct Writer {
+    queue: mpsc::Sender<(Op, Reply)>,
+}
+
+impl Writer {
+    /// Starts the writer thread on `db`. It ends when every handle is dropped, after
+    /// applying what was queued.
+    pub fn spawn(db: CoreDb) -> std::io::Result<(Writer, std::thread::JoinHandle<()>)> {
+        let (queue, rx) = mpsc::channel(QUEUE);
+        let thread = std::thread::Builder::new().name("core-writer".into()).spawn(move || run(db, rx))?;
+        Ok((Writer { queue }, thread))
+    }
+
+    async fn submit(&self, op: Op) -> Result<Done, DeviceError> {
+        let (reply, answer) = oneshot::channel();
+        let stopped = || DeviceError::Store(StoreError::Stopped);
+        self.queue.send((op, reply)).await.map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
+    }
+
+    /// Registers a device with `token` (the enrollment secret was checked by the caller).
+    pub async fn register(&self, reg: Registration, token: String) -> Result<Registered, DeviceError> {
+        match self.submit(Op::Register { reg, token }).await? {
+            Done::Registered(r) => Ok(r),
+            Done::CheckedIn(_) => Err(DeviceError::Invalid("unexpected answer".into())),
+        }
+    }
+
+    /// Records a check-in of the device holding `token`.
+    pub async fn check_in(&self, token: &str, report: CheckIn) -> Result<CheckedIn, DeviceError> {
+        match self.submit(Op::CheckIn { token_hash: token_hash(token), report }).await? {
+            Done::CheckedIn(c) => Ok(c),
+            Done::Registered(_) => Err(DeviceError::Invalid("unexpected answer".into())),
+        }
+    }
+
+    /// Whether the writer thread is still taking work.
+    pub fn is_running(&self) -> bool {
+        !self.queue.is_closed()
+    }
+}
+
+fn run(mut db: CoreDb, mut rx: mpsc::Receiver<(Op, Reply)>) {
+    let mut batch: Vec<(Op, Reply)> = Vec::with_capacity(MAX_BATCH);
+    while let Some(first) = rx.blocking_recv() {
+        batch.push(first);
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let applied =
+            db.write(|w| Ok::<_, StoreError>(batch.iter().map(|(op, _)| apply(w, op, &now)).collect::<Vec<_>>()));
+        match applied {
+            Ok(outcomes) => {
+                for ((_, reply), outcome) in batch.drain(..).zip(outcomes) {
+                    let _ = reply.send(outcome);
+                }
+            }
+            Err(e) => {
+                tracing::error!(subsystem = "core-writer", error = %e, "commit failed");
+                for (_, reply) in batch.drain(..) {
+                    let _ = reply.send(Err(DeviceError::Store(StoreError::Commit(e.to_string()))));
+                }
+            }
+        }
+    }
+}
+
+/// Applies one operation in its own savepoint.
+fn apply(w: &Writes, op: &Op, now: &str) -> Result<Done, DeviceError> {
+    w.tx().execute_batch("SAVEPOINT op")?;
+    let result = match op {
+        Op::Register { reg, token } => w
+            .register_device(reg, &token_hash(token), now)
+            .map(|device_id| Done::Registered(Registered { device_id, token: token.clone() })),
+        Op::CheckIn { token_hash, report } => {
+            w.check_in(token_hash, report, now).and_then(|c| c.map(Done::CheckedIn).ok_or(DeviceError::Unauthorized))
+        }
+    };
+    let end = if result.is_ok() { "RELEASE op" } else { "ROLLBACK TO op; RELEASE op" };
+    w.tx().execute_batch(end)?;
+    result
+}

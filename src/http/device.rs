@@ -1,0 +1,138 @@
+//! The device API: `POST /api/v1/devices/register` (with the enrollment secret) and
+//! `POST /api/v1/devices/checkin` (with `Authorization: Bearer TOKEN`). Refused with
+//! 503 and `Retry-After` while client connections are disabled or the node is a standby.
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use hyper::header::{AUTHORIZATION, CONTENT_LENGTH, HeaderValue, RETRY_AFTER};
+use hyper::{Request, StatusCode};
+use serde::de::DeserializeOwned;
+
+use super::{AppState, Resp, error, json};
+use crate::coredb::{CheckIn, DeviceError, Registration};
+use crate::ha::{Mode, NodeStatus};
+
+/// Largest request body accepted.
+pub const MAX_BODY: usize = 16 * 1024;
+/// Seconds a refused device is told to wait.
+const RETRY_SECONDS: &str = "120";
+
+/// Why device traffic is refused right now, if it is.
+fn refusal(state: &AppState) -> Option<&'static str> {
+    let view = state.view.borrow();
+    let s = &view.settings;
+    if !s.client_connections {
+        Some("client connections are disabled on this node")
+    } else if s.mode == Mode::Secondary && s.node_status == NodeStatus::Standby {
+        Some("this node is a standby; connect to the primary")
+    } else {
+        None
+    }
+}
+
+fn unavailable(reason: &str) -> Resp {
+    let mut resp = error(StatusCode::SERVICE_UNAVAILABLE, reason);
+    resp.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static(RETRY_SECONDS));
+    resp
+}
+
+/// Reads and parses a JSON body of at most [`MAX_BODY`] bytes.
+async fn body<T: DeserializeOwned>(req: Request<Incoming>) -> Result<T, Resp> {
+    let declared =
+        req.headers().get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY) {
+        return Err(error(StatusCode::PAYLOAD_TOO_LARGE, "request body too large"));
+    }
+    let bytes: Bytes = match Limited::new(req.into_body(), MAX_BODY).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+            return Err(error(StatusCode::PAYLOAD_TOO_LARGE, "request body too large"));
+        }
+        Err(_) => return Err(error(StatusCode::BAD_REQUEST, "could not read the request body")),
+    };
+    serde_json::from_slice(&bytes).map_err(|e| error(StatusCode::BAD_REQUEST, &format!("malformed JSON: {e}")))
+}
+
+fn failure(e: &DeviceError) -> Resp {
+    let status = match e {
+        DeviceError::EnrollmentClosed | DeviceError::BadSecret => StatusCode::FORBIDDEN,
+        DeviceError::Unauthorized => StatusCode::UNAUTHORIZED,
+        DeviceError::Invalid(_) => StatusCode::BAD_REQUEST,
+        DeviceError::Store(err) => {
+            tracing::error!(subsystem = "device-api", error = %err, "device request failed");
+            StatusCode::INTERNAL_SERVER_ERROR
+        }
+    };
+    error(status, &e.to_string())
+}
+
+/// Checks the enrollment secret against the stored hash, remembering the last secret
+/// that verified so that a wave of registrations costs one Argon2 verification.
+async fn check_enrollment(state: &AppState, presented: &str) -> Result<(), DeviceError> {
+    let stored = state.view.borrow().enrollment_hash.clone().ok_or(DeviceError::EnrollmentClosed)?;
+    let digest = crate::coredb::token_hash(presented);
+    let known = state.enrollment_ok.lock().map(|c| c.as_ref() == Some(&(stored.clone(), digest))).unwrap_or(false);
+    if known {
+        return Ok(());
+    }
+    let (hash, secret) = (stored.clone(), presented.to_string());
+    let ok = tokio::task::spawn_blocking(move || crate::secret::verify(&hash, &secret)).await.unwrap_or(false);
+    if !ok {
+        return Err(DeviceError::BadSecret);
+    }
+    if let Ok(mut cache) = state.enrollment_ok.lock() {
+        *cache = Some((stored, digest));
+    }
+    Ok(())
+}
+
+pub async fn register(state: &AppState, req: Request<Incoming>) -> Resp {
+    if let Some(reason) = refusal(state) {
+        return unavailable(reason);
+    }
+    let reg: Registration = match body(req).await {
+        Ok(r) => r,
+        Err(resp) => return resp,
+    };
+    if let Err(e) = reg.validate() {
+        return failure(&e);
+    }
+    if let Err(e) = check_enrollment(state, &reg.enrollment_secret).await {
+        return failure(&e);
+    }
+    let mut raw = [0u8; 32];
+    if getrandom::fill(&mut raw).is_err() {
+        return error(StatusCode::INTERNAL_SERVER_ERROR, "no randomness for a token");
+    }
+    let token: String = raw.iter().map(|b| format!("{b:02x}")).collect();
+    match state.writer.register(reg, token).await {
+        Ok(done) => json(StatusCode::CREATED, &done),
+        Err(e) => failure(&e),
+    }
+}
+
+pub async fn check_in(state: &AppState, req: Request<Incoming>) -> Resp {
+    if let Some(reason) = refusal(state) {
+        return unavailable(reason);
+    }
+    let token = req
+        .headers()
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|t| !t.is_empty() && t.len() <= 128)
+        .map(str::to_string);
+    let Some(token) = token else {
+        return error(StatusCode::UNAUTHORIZED, "missing bearer token");
+    };
+    let report: CheckIn = match body(req).await {
+        Ok(r) => r,
+        Err(resp) => return resp,
+    };
+    match state.writer.check_in(&token, report).await {
+        Ok(done) => json(StatusCode::OK, &done),
+        Err(e) => failure(&e),
+    }
+}

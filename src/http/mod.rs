@@ -1,0 +1,132 @@
+//! The node's HTTP endpoints: load-balancer status pages (the guide's exact strings),
+//! a JSON status for peers and tools, and the device API. One accept loop; each
+//! connection is served by hyper (HTTP/1.1, keep-alive) and tracked so that shutdown
+//! lets in-flight requests finish.
+
+mod device;
+mod status;
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, watch};
+
+use crate::coredb::writer::Writer;
+use crate::serve::view::NodeView;
+
+/// Most connections served at once; more wait in the accept queue.
+const MAX_CONNECTIONS: usize = 4096;
+/// How long shutdown waits for in-flight requests.
+const DRAIN: Duration = Duration::from_secs(10);
+
+/// A response with a complete body.
+pub type Resp = Response<Full<Bytes>>;
+
+/// What every request handler shares.
+pub struct AppState {
+    /// The live view of the node.
+    pub view: watch::Receiver<Arc<NodeView>>,
+    /// The Core data writer.
+    pub writer: Writer,
+    /// The last enrollment secret that verified: (stored hash, SHA-256 of the secret).
+    pub enrollment_ok: std::sync::Mutex<Option<(String, [u8; 32])>>,
+}
+
+/// Serves HTTP on `listener` until `shutdown` turns true, then waits (up to a bound)
+/// for the requests in flight.
+pub async fn serve(listener: TcpListener, state: Arc<AppState>, mut shutdown: watch::Receiver<bool>) {
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    loop {
+        let permit = tokio::select! {
+            _ = shutdown.changed() => break,
+            permit = permits.clone().acquire_owned() => match permit {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+        };
+        let accepted = tokio::select! {
+            _ = shutdown.changed() => break,
+            accepted = listener.accept() => accepted,
+        };
+        let (stream, peer) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::warn!(subsystem = "http", error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let state = state.clone();
+        let service = service_fn(move |req| {
+            let state = state.clone();
+            async move { Ok::<_, Infallible>(route(&state, req).await) }
+        });
+        let conn = http1::Builder::new().keep_alive(true).serve_connection(TokioIo::new(stream), service);
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(subsystem = "http", %peer, error = %e, "connection ended");
+            }
+            drop(permit);
+        });
+    }
+    tracing::info!(subsystem = "http", "no longer accepting; finishing requests in flight");
+    if tokio::time::timeout(DRAIN, graceful.shutdown()).await.is_err() {
+        tracing::warn!(subsystem = "http", "requests still in flight after {DRAIN:?}; closing");
+    }
+}
+
+async fn route(state: &AppState, req: Request<Incoming>) -> Resp {
+    let path = req.uri().path().to_string();
+    let method = req.method().clone();
+    let resp = match (method.clone(), path.as_str()) {
+        (Method::GET | Method::HEAD, "/status/status.html") => status::status_page(state),
+        (Method::GET | Method::HEAD, "/hastatus.html") => status::ha_status_page(state),
+        (Method::GET | Method::HEAD, "/status.json") => status::status_json(state),
+        (Method::POST, "/api/v1/devices/register") => device::register(state, req).await,
+        (Method::POST, "/api/v1/devices/checkin") => device::check_in(state, req).await,
+        (_, "/status/status.html" | "/hastatus.html" | "/status.json") => {
+            error(StatusCode::METHOD_NOT_ALLOWED, "use GET")
+        }
+        (_, "/api/v1/devices/register" | "/api/v1/devices/checkin") => {
+            error(StatusCode::METHOD_NOT_ALLOWED, "use POST")
+        }
+        _ => error(StatusCode::NOT_FOUND, "no such endpoint"),
+    };
+    tracing::debug!(subsystem = "http", %method, %path, status = resp.status().as_u16());
+    resp
+}
+
+/// A plain-text response.
+pub fn text(status: StatusCode, body: impl Into<Bytes>) -> Resp {
+    let mut resp = Response::new(Full::new(body.into()));
+    *resp.status_mut() = status;
+    resp.headers_mut()
+        .insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static("text/plain; charset=utf-8"));
+    resp
+}
+
+/// A JSON response.
+pub fn json(status: StatusCode, value: &impl serde::Serialize) -> Resp {
+    let body = serde_json::to_vec(value).unwrap_or_else(|_| b"{}".to_vec());
+    let mut resp = Response::new(Full::new(Bytes::from(body)));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static("application/json"));
+    resp
+}
+
+/// A JSON error `{"error": message}`.
+pub fn error(status: StatusCode, message: &str) -> Resp {
+    json(status, &serde_json::json!({ "error": message }))
+}

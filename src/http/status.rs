@@ -1,0 +1,88 @@
+//! Status endpoints. The two pages answer exactly the strings of the guide's "Load
+//! balancer setup", because existing monitors match on them:
+//! `/status/status.html` -> `MOBILEIRON-STATUS: OK` while healthy;
+//! `/hastatus.html` -> `MOBILEIRON-STATUS: OK (Mode: Standby)` on a standby secondary,
+//! `MOBILEIRON-STATUS: OK (Mode: Primary)` on a node that serves as primary.
+
+use hyper::StatusCode;
+use serde::Serialize;
+
+use super::{AppState, Resp, json, text};
+use crate::ha::{Mode, NodeStatus};
+use crate::store::SyncSummary;
+
+/// Why the node is not healthy, if it is not.
+fn fault(state: &AppState) -> Option<String> {
+    if !state.writer.is_running() {
+        return Some("the Core data writer has stopped".into());
+    }
+    state.view.borrow().fault.clone()
+}
+
+pub fn status_page(state: &AppState) -> Resp {
+    match fault(state) {
+        None => text(StatusCode::OK, "MOBILEIRON-STATUS: OK"),
+        Some(_) => text(StatusCode::SERVICE_UNAVAILABLE, "MOBILEIRON-STATUS: ERROR"),
+    }
+}
+
+/// `Standby` only for a secondary in standby (safe to fail over to); a primary, or a
+/// secondary that has been made active, serves as primary.
+fn ha_mode(mode: Mode, status: NodeStatus) -> &'static str {
+    match (mode, status) {
+        (Mode::Secondary, NodeStatus::Standby) => "Standby",
+        _ => "Primary",
+    }
+}
+
+pub fn ha_status_page(state: &AppState) -> Resp {
+    if fault(state).is_some() {
+        return text(StatusCode::SERVICE_UNAVAILABLE, "MOBILEIRON-STATUS: ERROR");
+    }
+    let view = state.view.borrow();
+    let mode = ha_mode(view.settings.mode, view.settings.node_status);
+    text(StatusCode::OK, format!("MOBILEIRON-STATUS: OK (Mode: {mode})"))
+}
+
+/// The JSON status for peers and tools.
+#[derive(Serialize)]
+struct Status {
+    healthy: bool,
+    fault: Option<String>,
+    hostname: String,
+    node_id: String,
+    software: &'static str,
+    version: &'static str,
+    high_availability: &'static str,
+    mode: String,
+    state: String,
+    epoch: u64,
+    client_connections: &'static str,
+    time: String,
+    last_sync: Option<SyncSummary>,
+}
+
+pub fn status_json(state: &AppState) -> Resp {
+    let fault = fault(state);
+    let view = state.view.borrow();
+    let s = &view.settings;
+    let on = |b: bool| if b { "enabled" } else { "disabled" };
+    json(
+        StatusCode::OK,
+        &Status {
+            healthy: fault.is_none(),
+            fault,
+            hostname: s.hostname.clone(),
+            node_id: view.node_id.clone(),
+            software: "coresh",
+            version: env!("CARGO_PKG_VERSION"),
+            high_availability: on(s.enabled),
+            mode: s.mode.to_string(),
+            state: s.state().to_string(),
+            epoch: s.epoch,
+            client_connections: on(s.client_connections),
+            time: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            last_sync: view.last_sync.clone(),
+        },
+    )
+}

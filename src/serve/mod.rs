@@ -1,0 +1,89 @@
+//! `coresh serve`: turns a data directory into a running Core node. A few long-lived
+//! parts share one shutdown signal: the HTTP server, the Core data writer thread and
+//! the node-view watcher. SIGTERM or SIGINT stops accepting, lets requests in flight
+//! finish, commits what was queued and closes the databases.
+
+mod logging;
+pub mod view;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::coredb::CoreDb;
+use crate::coredb::writer::Writer;
+use crate::http::AppState;
+use crate::node::Node;
+
+/// Default HTTP address of a development node (the guide's appliance uses 443/8443).
+pub const DEFAULT_HTTP: &str = "127.0.0.1:8080";
+
+/// How to run the daemon.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// The node's data directory.
+    pub data_dir: PathBuf,
+    /// Where the HTTP endpoints listen.
+    pub http_listen: SocketAddr,
+    /// Log level filter (`info`, `debug`, `coresh=debug`, ...).
+    pub log_level: String,
+}
+
+/// Runs the daemon until SIGTERM or SIGINT.
+pub fn run(options: ServeOptions) -> anyhow::Result<()> {
+    let node = Node::open(&options.data_dir)?;
+    logging::init(&options.data_dir, &options.log_level)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("tokio runtime")?;
+    runtime.block_on(serve(node, options))
+}
+
+async fn serve(node: Node, options: ServeOptions) -> anyhow::Result<()> {
+    let core = CoreDb::open(&node.data_dir)?;
+    let (writer, writer_thread) = Writer::spawn(core).context("starting the Core data writer")?;
+    let watcher = view::Watcher::start(node.data_dir.clone(), node.id.clone())?;
+    let listener = TcpListener::bind(options.http_listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", options.http_listen))?;
+    let local = listener.local_addr()?;
+    let settings = watcher.view.borrow().settings.clone();
+    tracing::info!(
+        node = %node.id,
+        hostname = %settings.hostname,
+        mode = %settings.mode,
+        http = %local,
+        data_dir = %node.data_dir.display(),
+        "coresh node serving"
+    );
+    let state = Arc::new(AppState { view: watcher.view.clone(), writer, enrollment_ok: Default::default() });
+    let (stop, stopped) = watch::channel(false);
+    let http = tokio::spawn(crate::http::serve(listener, state.clone(), stopped));
+    wait_for_signal().await;
+    let _ = stop.send(true);
+    let _ = http.await;
+    // Last handle to the writer: it commits what is queued and ends.
+    drop(state);
+    let _ = tokio::task::spawn_blocking(move || writer_thread.join()).await;
+    watcher.stop();
+    tracing::info!(node = %node.id, "coresh node stopped");
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot watch SIGTERM; stopping on SIGINT only");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: shutting down"),
+    }
+}
