@@ -131,7 +131,7 @@ impl Writes<'_> {
     }
 
     fn generated_policy(&self, i: u64) -> Result<(), StoreError> {
-        let kind = if i % 2 == 0 { "policy" } else { "config" };
+        let kind = if i.is_multiple_of(2) { "policy" } else { "config" };
         self.tx()
             .prepare_cached("INSERT INTO policies (name, kind, body) VALUES (?1, ?2, '{}')")?
             .execute(params![format!("{kind}{i:04}"), kind])?;
