@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::coredb::CoreDb;
 use crate::ha::Settings;
 use crate::store::{Store, StoreError, put_setting};
 
@@ -17,6 +18,8 @@ pub struct Node {
     pub store: Store,
     /// Random id made when the directory was first used.
     pub id: String,
+    /// The Core data, opened when first needed.
+    core: Option<CoreDb>,
 }
 
 /// Why a node could not be opened.
@@ -53,7 +56,15 @@ impl Node {
                 id
             }
         };
-        Ok(Node { data_dir: data_dir.to_path_buf(), store, id })
+        Ok(Node { data_dir: data_dir.to_path_buf(), store, id, core: None })
+    }
+
+    /// The node's Core data, opened (and created) on first use.
+    pub fn core(&mut self) -> Result<&mut CoreDb, StoreError> {
+        if self.core.is_none() {
+            self.core = Some(CoreDb::open(&self.data_dir)?);
+        }
+        self.core.as_mut().ok_or(StoreError::Stopped)
     }
 
     /// The current settings.

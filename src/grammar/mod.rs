@@ -18,6 +18,7 @@ pub const FILES: &[(&str, &str)] = &[
     ("failover.grammar", include_str!("../../grammar/failover.grammar")),
     ("system.grammar", include_str!("../../grammar/system.grammar")),
     ("ha.grammar", include_str!("../../grammar/ha.grammar")),
+    ("core.grammar", include_str!("../../grammar/core.grammar")),
     ("pipes.grammar", include_str!("../../grammar/pipes.grammar")),
 ];
 

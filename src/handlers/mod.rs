@@ -2,6 +2,7 @@
 //! typed [`Args`] and returning a typed [`Reply`]. [`HANDLERS`] is the only place
 //! names meet functions; a test checks that it and the grammar agree.
 
+mod core;
 mod failover;
 mod ha_config;
 mod modes;
@@ -87,6 +88,9 @@ pub const HANDLERS: &[(&str, Handler)] = &[
     ("show_failover_history", show::failover_history),
     ("show_running_config", show::running_config),
     ("show_audit", show::audit),
+    ("show_core_summary", core::summary),
+    ("show_devices", core::devices),
+    ("enrollment_secret", core::enrollment_secret),
 ];
 
 /// The handler called `name`.

@@ -26,11 +26,15 @@ fn no(on: bool) -> &'static str {
     if on { "" } else { "no " }
 }
 
-/// The running configuration of a node with settings `s`.
-pub fn running_config(s: &Settings) -> RunningConfig {
+/// The running configuration of a node with settings `s` and the enrollment secret's
+/// hash from its Core data.
+pub fn running_config(s: &Settings, enrollment: Option<&str>) -> RunningConfig {
     let mut global = vec![format!("hostname {}", s.hostname)];
     if let Some(hash) = &s.enable_secret {
         global.push(format!("enable secret hashed {hash}"));
+    }
+    if let Some(hash) = enrollment {
+        global.push(format!("enrollment-secret hashed {hash}"));
     }
     let mut ha = vec![format!("service {}", if s.enabled { "enable" } else { "disable" }), format!("mode {}", s.mode)];
     if s.mode == crate::ha::Mode::Secondary {

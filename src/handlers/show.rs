@@ -193,7 +193,9 @@ pub fn failover_history(ctx: &mut Ctx, args: &Args) -> Result<Reply, CmdError> {
 }
 
 pub fn running_config(ctx: &mut Ctx, _: &Args) -> Result<Reply, CmdError> {
-    Ok(Reply::show(super::running_config(&ctx.settings()?)))
+    let settings = ctx.settings()?;
+    let enrollment = ctx.node.core()?.setting(crate::coredb::ENROLLMENT_SECRET)?;
+    Ok(Reply::show(super::running_config(&settings, enrollment.as_deref())))
 }
 
 #[derive(Tabled)]

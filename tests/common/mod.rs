@@ -109,3 +109,120 @@ impl TestNode {
         serde_json::from_str(&run.stdout).expect("json")
     }
 }
+
+/// A running `coresh serve` on a loopback port of its choosing; stopped on drop.
+pub struct Daemon {
+    pub child: std::process::Child,
+    pub addr: std::net::SocketAddr,
+    /// Standard error lines after the start line, read in the background.
+    pub log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl TestNode {
+    /// Starts the node daemon on 127.0.0.1 (port chosen by the system).
+    pub fn serve(&self) -> Daemon {
+        use std::io::BufRead;
+        let mut child = self
+            .command()
+            .args(["serve", "--http-listen", "127.0.0.1:0"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn coresh serve");
+        let stderr = child.stderr.take().expect("stderr");
+        let mut lines = std::io::BufReader::new(stderr).lines();
+        let mut addr = None;
+        for line in lines.by_ref() {
+            let line = line.expect("daemon stderr");
+            if let Some(rest) = line.split(" http=").nth(1) {
+                addr = rest.split_whitespace().next().and_then(|a| a.parse().ok());
+                break;
+            }
+        }
+        let addr = addr.expect("the daemon printed its HTTP address");
+        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                sink.lock().unwrap().push(line);
+            }
+        });
+        Daemon { child, addr, log }
+    }
+}
+
+/// An HTTP answer: status, headers we look at, body.
+#[derive(Debug)]
+pub struct Http {
+    pub status: u16,
+    pub retry_after: Option<String>,
+    pub body: String,
+}
+
+impl Daemon {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    fn agent() -> ureq::Agent {
+        ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(std::time::Duration::from_secs(20)))
+            .build()
+            .into()
+    }
+
+    fn answer(resp: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Http {
+        let mut resp = resp.expect("http request");
+        let status = resp.status().as_u16();
+        let retry_after = resp.headers().get("retry-after").and_then(|v| v.to_str().ok()).map(str::to_string);
+        let body = resp.body_mut().read_to_string().unwrap_or_default();
+        Http { status, retry_after, body }
+    }
+
+    pub fn get(&self, path: &str) -> Http {
+        Self::answer(Self::agent().get(&self.url(path)).call())
+    }
+
+    pub fn post(&self, path: &str, token: Option<&str>, body: &str) -> Http {
+        let mut req = Self::agent().post(&self.url(path)).header("content-type", "application/json");
+        if let Some(t) = token {
+            req = req.header("authorization", &format!("Bearer {t}"));
+        }
+        Self::answer(req.send(body))
+    }
+
+    /// Asks `f` until it says yes (the daemon sees a shell's change within ~50 ms).
+    pub fn eventually(&self, what: &str, mut f: impl FnMut(&Daemon) -> bool) {
+        for _ in 0..200 {
+            if f(self) {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(25));
+        }
+        panic!("never: {what}");
+    }
+
+    /// SIGTERM, then the exit status.
+    pub fn stop(mut self) -> std::process::ExitStatus {
+        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let status = self.child.wait().expect("wait for the daemon");
+        std::mem::forget(self);
+        status
+    }
+
+    /// SIGKILL, no chance to clean up.
+    pub fn kill_9(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        std::mem::forget(self);
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

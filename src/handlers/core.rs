@@ -1,0 +1,104 @@
+//! Commands on the Core data: `show core summary`, `show devices`, and the
+//! enrollment secret that opens device registration.
+
+use serde::Serialize;
+use tabled::Tabled;
+
+use super::Ctx;
+use crate::cli::Args;
+use crate::coredb::{Device, ENROLLMENT_SECRET, Summary};
+use crate::report::{CmdError, Reply, Text, fields, table};
+use crate::secret;
+
+/// How many devices `show devices` lists unless told otherwise.
+const DEVICES_DEFAULT: u64 = 100;
+
+impl Text for Summary {
+    fn text(&self) -> String {
+        fields(&[
+            ("Users", self.users.to_string()),
+            ("Devices", self.devices.to_string()),
+            ("Apps", self.apps.to_string()),
+            ("Policies and configs", self.policies.to_string()),
+            ("Logs and events", self.events.to_string()),
+            ("Certificates", self.certificates.to_string()),
+            ("Local users", self.local_users.to_string()),
+        ])
+    }
+}
+
+pub fn summary(ctx: &mut Ctx, _: &Args) -> Result<Reply, CmdError> {
+    Ok(Reply::show(ctx.node.core()?.summary()?))
+}
+
+#[derive(Tabled)]
+struct DeviceRow<'a> {
+    #[tabled(rename = "Id")]
+    id: i64,
+    #[tabled(rename = "UUID")]
+    uuid: &'a str,
+    #[tabled(rename = "User")]
+    user: &'a str,
+    #[tabled(rename = "Platform")]
+    platform: &'a str,
+    #[tabled(rename = "OS")]
+    os: &'a str,
+    #[tabled(rename = "Last check-in (UTC)")]
+    last: &'a str,
+    #[tabled(rename = "Check-ins")]
+    checkins: i64,
+}
+
+#[derive(Serialize)]
+#[serde(transparent)]
+struct Devices(Vec<Device>);
+
+impl Text for Devices {
+    fn text(&self) -> String {
+        if self.0.is_empty() {
+            return "No devices registered.".into();
+        }
+        let rows: Vec<DeviceRow> = self
+            .0
+            .iter()
+            .map(|d| DeviceRow {
+                id: d.id,
+                uuid: &d.uuid,
+                user: d.user.as_deref().unwrap_or("-"),
+                platform: &d.platform,
+                os: &d.os_version,
+                last: d.last_checkin_at.as_deref().unwrap_or("never"),
+                checkins: d.checkins,
+            })
+            .collect();
+        table(&rows)
+    }
+}
+
+pub fn devices(ctx: &mut Ctx, args: &Args) -> Result<Reply, CmdError> {
+    let last = args.int("ENTRIES").and_then(|n| u64::try_from(n).ok()).unwrap_or(DEVICES_DEFAULT);
+    Ok(Reply::show(Devices(ctx.node.core()?.devices(Some(last))?)))
+}
+
+pub fn enrollment_secret(ctx: &mut Ctx, args: &Args) -> Result<Reply, CmdError> {
+    let hash = if args.has("no") {
+        None
+    } else if let Some(hash) = args.text("HASH") {
+        if !secret::is_hash(hash) {
+            return Err(CmdError::Failed("Not an argon2 hash as show running-config prints it".into()));
+        }
+        Some(hash.to_string())
+    } else {
+        let clear = args.text("SECRET").unwrap_or_default();
+        if clear.len() < 8 {
+            return Err(CmdError::Failed("The enrollment secret needs at least 8 characters".into()));
+        }
+        Some(secret::hash(clear).map_err(CmdError::Failed)?)
+    };
+    ctx.node.core()?.write(|w| w.set_setting(ENROLLMENT_SECRET, hash.as_deref()))?;
+    Ok(Reply::done().info(if hash.is_some() {
+        "Device registration is open."
+    } else {
+        "Device registration is closed."
+    }))
+}

@@ -1,0 +1,168 @@
+//! The node daemon over real HTTP: status pages, device registration and check-in,
+//! client connections switched off and on by the shell, bad requests, clean shutdown.
+
+mod common;
+
+use common::{Daemon, TestNode};
+
+const SECRET: &str = "enroll-me-please";
+
+fn registration(uuid: &str, secret: &str) -> String {
+    format!(
+        r#"{{"enrollment_secret":"{secret}","uuid":"{uuid}","user":"alice","platform":"ios","model":"iPhone15,2","os_version":"17.1"}}"#
+    )
+}
+
+fn register(d: &Daemon, uuid: &str) -> String {
+    let r = d.post("/api/v1/devices/register", None, &registration(uuid, SECRET));
+    assert_eq!(r.status, 201, "{}", r.body);
+    let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+    v["token"].as_str().unwrap().to_string()
+}
+
+fn open_enrollment(node: &TestNode) {
+    node.run(&["enable", "configure terminal", &format!("enrollment-secret {SECRET}")]).expect_code(0);
+}
+
+#[test]
+fn status_pages_follow_the_mode() {
+    let node = TestNode::new();
+    let d = node.serve();
+    let page = d.get("/status/status.html");
+    assert_eq!((page.status, page.body.as_str()), (200, "MOBILEIRON-STATUS: OK"));
+    assert_eq!(d.get("/hastatus.html").body, "MOBILEIRON-STATUS: OK (Mode: Primary)");
+    node.run(&["enable", "failover mode secondary"]).expect_code(0);
+    d.eventually("hastatus shows Standby", |d| d.get("/hastatus.html").body == "MOBILEIRON-STATUS: OK (Mode: Standby)");
+    assert_eq!(d.get("/status/status.html").body, "MOBILEIRON-STATUS: OK");
+    node.run(&["enable", "failover mode primary"]).expect_code(0);
+    d.eventually("hastatus shows Primary", |d| d.get("/hastatus.html").body == "MOBILEIRON-STATUS: OK (Mode: Primary)");
+    let json: serde_json::Value = serde_json::from_str(&d.get("/status.json").body).unwrap();
+    assert_eq!(json["mode"], "primary");
+    assert_eq!(json["epoch"], 1);
+    assert_eq!(json["healthy"], true);
+    assert_eq!(json["version"], env!("CARGO_PKG_VERSION"));
+    assert!(json["time"].as_str().unwrap().ends_with('Z'));
+    assert_eq!(d.get("/nope").status, 404);
+    assert_eq!(d.post("/hastatus.html", None, "").status, 405);
+    assert!(d.stop().success());
+}
+
+#[test]
+fn devices_register_and_check_in() {
+    let node = TestNode::new();
+    let d = node.serve();
+    let closed = d.post("/api/v1/devices/register", None, &registration("dev-1", SECRET));
+    assert_eq!(closed.status, 403, "{}", closed.body);
+    assert!(closed.body.contains("enrollment is closed"), "{}", closed.body);
+    open_enrollment(&node);
+    d.eventually("enrollment opens", |d| {
+        d.post("/api/v1/devices/register", None, &registration("dev-0", SECRET)).status == 201
+    });
+    let wrong = d.post("/api/v1/devices/register", None, &registration("dev-1", "not-the-secret"));
+    assert_eq!(wrong.status, 403, "{}", wrong.body);
+    let token = register(&d, "dev-1");
+    assert_eq!(token.len(), 64);
+    for n in 1..=3 {
+        let r = d.post("/api/v1/devices/checkin", Some(&token), &format!(r#"{{"seq":{n},"os_version":"17.2"}}"#));
+        assert_eq!(r.status, 200, "{}", r.body);
+        let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+        assert_eq!(v["checkins"], n);
+    }
+    let run = node.run(&["show core summary | json"]);
+    let summary: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!((summary["users"].as_u64(), summary["devices"].as_u64()), (Some(1), Some(2)));
+    assert_eq!(summary["events"], 5, "2 registrations and 3 check-ins");
+    let devices = node.run(&["show devices last 1"]).stdout;
+    assert!(devices.contains("dev-1") && devices.contains("17.2") && devices.contains("alice"), "{devices}");
+    // Re-registering a device replaces its token.
+    let fresh = register(&d, "dev-1");
+    assert_eq!(d.post("/api/v1/devices/checkin", Some(&token), "{}").status, 401);
+    assert_eq!(d.post("/api/v1/devices/checkin", Some(&fresh), "{}").status, 200);
+    assert!(d.stop().success());
+}
+
+#[test]
+fn bad_device_requests_are_refused() {
+    let node = TestNode::new();
+    open_enrollment(&node);
+    let d = node.serve();
+    let token = register(&d, "dev-1");
+    let cases: &[(&str, Option<&str>, String, u16)] = &[
+        ("/api/v1/devices/checkin", None, "{}".into(), 401),
+        ("/api/v1/devices/checkin", Some("0000"), "{}".into(), 401),
+        ("/api/v1/devices/checkin", Some(&token), "{not json".into(), 400),
+        ("/api/v1/devices/checkin", Some(&token), "".into(), 400),
+        ("/api/v1/devices/checkin", Some(&token), r#"{"battery":900}"#.into(), 400),
+        ("/api/v1/devices/checkin", Some(&token), format!(r#"{{"os_version":"{}"}}"#, "x".repeat(20_000)), 413),
+        ("/api/v1/devices/register", None, r#"{"uuid":"x"}"#.into(), 400),
+        ("/api/v1/devices/register", None, registration("", SECRET), 400),
+        ("/api/v1/devices/register", None, registration("a\u{0007}b", SECRET), 400),
+        ("/api/v1/devices/register", None, registration(&"u".repeat(200), SECRET), 400),
+        ("/api/v1/devices/register", None, registration("dev-2", SECRET).replace("}", r#","extra":1}"#), 400),
+    ];
+    for (path, token, body, status) in cases {
+        let r = d.post(path, *token, body);
+        assert_eq!(r.status, *status, "{path} {body:.60}: {}", r.body);
+        assert!(r.body.starts_with("{\"error\":"), "{}", r.body);
+    }
+    assert_eq!(d.get("/api/v1/devices/checkin").status, 405);
+    let summary: serde_json::Value = serde_json::from_str(&node.run(&["show core summary | json"]).stdout).unwrap();
+    assert_eq!(summary["devices"], 1, "nothing registered by a bad request");
+    assert_eq!(d.get("/status/status.html").body, "MOBILEIRON-STATUS: OK");
+    assert!(d.stop().success());
+}
+
+#[test]
+fn disabled_client_connections_get_503_until_enabled() {
+    let node = TestNode::new();
+    open_enrollment(&node);
+    let d = node.serve();
+    let token = register(&d, "dev-1");
+    node.run(&["enable", "failover client-connection disable"]).expect_code(0);
+    d.eventually("check-ins refused", |d| d.post("/api/v1/devices/checkin", Some(&token), "{}").status == 503);
+    let r = d.post("/api/v1/devices/checkin", Some(&token), "{}");
+    assert_eq!(r.retry_after.as_deref(), Some("120"));
+    assert!(r.body.contains("client connections are disabled"), "{}", r.body);
+    assert_eq!(d.post("/api/v1/devices/register", None, &registration("dev-2", SECRET)).status, 503);
+    assert_eq!(d.get("/status/status.html").body, "MOBILEIRON-STATUS: OK", "status pages keep answering");
+    assert_eq!(d.get("/hastatus.html").status, 200);
+    node.run(&["enable", "failover client-connection enable"]).expect_code(0);
+    d.eventually("check-ins accepted again", |d| d.post("/api/v1/devices/checkin", Some(&token), "{}").status == 200);
+    assert!(d.stop().success());
+}
+
+#[test]
+fn a_standby_refuses_device_traffic() {
+    let node = TestNode::new();
+    open_enrollment(&node);
+    node.run(&["enable", "failover mode secondary"]).expect_code(0);
+    let d = node.serve();
+    let r = d.post("/api/v1/devices/register", None, &registration("dev-1", SECRET));
+    assert_eq!(r.status, 503);
+    assert!(r.body.contains("standby"), "{}", r.body);
+    assert!(d.stop().success());
+}
+
+#[test]
+fn sigterm_stops_cleanly_and_logs_to_the_node_log() {
+    let node = TestNode::new();
+    let d = node.serve();
+    assert_eq!(d.get("/status/status.html").status, 200);
+    let log = d.log.clone();
+    assert!(d.stop().success());
+    let lines = log.lock().unwrap().join("\n");
+    assert!(lines.contains("SIGTERM: shutting down") && lines.contains("coresh node stopped"), "{lines}");
+    let file = std::fs::read_to_string(node.data_dir().join("coresh.log")).unwrap();
+    assert!(file.contains("coresh node serving") && file.contains("coresh node stopped"), "{file}");
+    assert!(!file.contains('\x1b'), "no colours in the log file");
+}
+
+#[test]
+fn a_second_daemon_on_the_same_port_fails_clearly() {
+    let node = TestNode::new();
+    let d = node.serve();
+    let other = TestNode::new();
+    let run = other.run_with(&[], &["serve", "--http-listen", &d.addr.to_string()], &[]);
+    run.expect_code(1);
+    assert!(run.stderr.contains("cannot listen on"), "{}", run.stderr);
+}
