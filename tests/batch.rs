@@ -410,7 +410,7 @@ fn help_in_batch_mode() {
     run.expect_code(0);
     assert_eq!(
         run.stdout,
-        "  clock     Current time of this node, in UTC\n  failover  High-availability status of this node\n  version   Software and node version\n"
+        "  clock     Current time of this node, in UTC\n  core      Core data of this node (what HA replicates)\n  devices   Registered devices\n  failover  High-availability status of this node\n  version   Software and node version\n"
     );
     let run = node.run(&["enable", "sh?"]);
     assert_eq!(run.stdout, "  show  Show running system information\n");
