@@ -91,6 +91,18 @@ impl CoreDb {
         Ok(value)
     }
 
+    /// Turns off automatic checkpoints on this connection (another one runs them).
+    pub fn leave_checkpoints_to_others(&self) -> Result<(), StoreError> {
+        self.conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+        Ok(())
+    }
+
+    /// Copies what it can of the WAL into the database file without blocking writers.
+    pub fn checkpoint(&self) -> Result<(), StoreError> {
+        self.conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))?;
+        Ok(())
+    }
+
     /// A number that changes whenever another connection commits to this database.
     pub fn data_version(&self) -> Result<i64, StoreError> {
         Ok(self.conn.query_row("PRAGMA data_version", [], |r| r.get(0))?)

@@ -1,7 +1,9 @@
 //! The daemon's single writer of the Core data: device traffic is queued here and
 //! applied in batches, one transaction (one fsync) per batch, each operation in its
 //! own savepoint so one bad request cannot undo another. A request is answered only
-//! after its batch is committed: an acknowledged check-in is on disk.
+//! after its batch is committed: an acknowledged check-in is on disk. WAL checkpoints
+//! run on a thread of their own, so that copying pages back into the database file
+//! never stalls the writer (and with it every device waiting for an answer).
 
 use tokio::sync::{mpsc, oneshot};
 
@@ -34,11 +36,20 @@ pub struct Writer {
 }
 
 impl Writer {
-    /// Starts the writer thread on `db`. It ends when every handle is dropped, after
+    /// Starts the writer thread on `db` and its checkpointer on `checkpoints` (a second
+    /// connection to the same database). Both end when every handle is dropped, after
     /// applying what was queued.
-    pub fn spawn(db: CoreDb) -> std::io::Result<(Writer, std::thread::JoinHandle<()>)> {
+    pub fn spawn(db: CoreDb, checkpoints: CoreDb) -> std::io::Result<(Writer, std::thread::JoinHandle<()>)> {
         let (queue, rx) = mpsc::channel(QUEUE);
-        let thread = std::thread::Builder::new().name("core-writer".into()).spawn(move || run(db, rx))?;
+        let (done, finished) = std::sync::mpsc::channel::<()>();
+        let checkpointer = std::thread::Builder::new()
+            .name("core-checkpoint".into())
+            .spawn(move || checkpoint_loop(&checkpoints, &finished))?;
+        let thread = std::thread::Builder::new().name("core-writer".into()).spawn(move || {
+            run(db, rx);
+            drop(done);
+            let _ = checkpointer.join();
+        })?;
         Ok((Writer { queue }, thread))
     }
 
@@ -71,7 +82,25 @@ impl Writer {
     }
 }
 
+/// How often the checkpointer copies the WAL back into the database file.
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
+
+fn checkpoint_loop(db: &CoreDb, finished: &std::sync::mpsc::Receiver<()>) {
+    loop {
+        let stop = !matches!(finished.recv_timeout(CHECKPOINT_EVERY), Err(std::sync::mpsc::RecvTimeoutError::Timeout));
+        if let Err(e) = db.checkpoint() {
+            tracing::warn!(subsystem = "core-writer", error = %e, "checkpoint failed");
+        }
+        if stop {
+            return;
+        }
+    }
+}
+
 fn run(mut db: CoreDb, mut rx: mpsc::Receiver<(Op, Reply)>) {
+    if let Err(e) = db.leave_checkpoints_to_others() {
+        tracing::warn!(subsystem = "core-writer", error = %e, "automatic checkpoints stay on");
+    }
     let mut batch: Vec<(Op, Reply)> = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = rx.blocking_recv() {
         batch.push(first);

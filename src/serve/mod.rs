@@ -43,7 +43,8 @@ pub fn run(options: ServeOptions) -> anyhow::Result<()> {
 
 async fn serve(node: Node, options: ServeOptions) -> anyhow::Result<()> {
     let core = CoreDb::open(&node.data_dir)?;
-    let (writer, writer_thread) = Writer::spawn(core).context("starting the Core data writer")?;
+    let checkpoints = CoreDb::open(&node.data_dir)?;
+    let (writer, writer_thread) = Writer::spawn(core, checkpoints).context("starting the Core data writer")?;
     let watcher = view::Watcher::start(node.data_dir.clone(), node.id.clone())?;
     let listener = TcpListener::bind(options.http_listen)
         .await
