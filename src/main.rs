@@ -48,6 +48,12 @@ enum Command {
         /// Log level: error, warn, info, debug, trace (RUST_LOG overrides).
         #[arg(long, default_value = "info")]
         log_level: String,
+        /// Serve HTTPS with this server certificate chain (PEM); needs --tls-key.
+        #[arg(long, value_name = "FILE", requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// The server certificate's private key (PEM).
+        #[arg(long, value_name = "FILE", requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
     },
     /// Core data tools.
     Data {
@@ -134,8 +140,9 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             print!("{}", commands_markdown(grammar));
             return Ok(0);
         }
-        Some(Command::Serve { http_listen, log_level }) => {
-            coresh::serve::run(coresh::serve::ServeOptions { data_dir, http_listen, log_level })?;
+        Some(Command::Serve { http_listen, log_level, tls_cert, tls_key }) => {
+            let tls = tls_cert.zip(tls_key);
+            coresh::serve::run(coresh::serve::ServeOptions { data_dir, http_listen, log_level, tls })?;
             return Ok(0);
         }
         Some(Command::Data { what: Data::Generate { devices, users, events, apps, policies, seed } }) => {

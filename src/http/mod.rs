@@ -5,6 +5,7 @@
 
 mod device;
 mod status;
+pub mod tls;
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -41,9 +42,17 @@ pub struct AppState {
     pub enrollment_ok: std::sync::Mutex<Option<(String, [u8; 32])>>,
 }
 
-/// Serves HTTP on `listener` until `shutdown` turns true, then waits (up to a bound)
-/// for the requests in flight.
-pub async fn serve(listener: TcpListener, state: Arc<AppState>, mut shutdown: watch::Receiver<bool>) {
+/// How long a TLS handshake may take.
+const HANDSHAKE: Duration = Duration::from_secs(10);
+
+/// Serves HTTP (HTTPS with `tls`) on `listener` until `shutdown` turns true, then
+/// waits (up to a bound) for the requests in flight.
+pub async fn serve(
+    listener: TcpListener,
+    state: Arc<AppState>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     loop {
@@ -67,24 +76,43 @@ pub async fn serve(listener: TcpListener, state: Arc<AppState>, mut shutdown: wa
             }
         };
         let _ = stream.set_nodelay(true);
-        let state = state.clone();
-        let service = service_fn(move |req| {
-            let state = state.clone();
-            async move { Ok::<_, Infallible>(route(&state, req).await) }
-        });
-        let conn = http1::Builder::new().keep_alive(true).serve_connection(TokioIo::new(stream), service);
-        let conn = graceful.watch(conn);
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!(subsystem = "http", %peer, error = %e, "connection ended");
-            }
-            drop(permit);
-        });
+        match &tls {
+            None => spawn_connection(&graceful, stream, state.clone(), permit, peer),
+            Some(acceptor) => match tokio::time::timeout(HANDSHAKE, acceptor.accept(stream)).await {
+                Ok(Ok(stream)) => spawn_connection(&graceful, stream, state.clone(), permit, peer),
+                Ok(Err(e)) => tracing::debug!(subsystem = "http", %peer, error = %e, "TLS handshake failed"),
+                Err(_) => tracing::debug!(subsystem = "http", %peer, "TLS handshake timed out"),
+            },
+        }
     }
     tracing::info!(subsystem = "http", "no longer accepting; finishing requests in flight");
     if tokio::time::timeout(DRAIN, graceful.shutdown()).await.is_err() {
         tracing::warn!(subsystem = "http", "requests still in flight after {DRAIN:?}; closing");
     }
+}
+
+/// Serves one connection on its own task, tracked for graceful shutdown.
+fn spawn_connection<I>(
+    graceful: &hyper_util::server::graceful::GracefulShutdown,
+    io: I,
+    state: Arc<AppState>,
+    permit: tokio::sync::OwnedSemaphorePermit,
+    peer: std::net::SocketAddr,
+) where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = service_fn(move |req| {
+        let state = state.clone();
+        async move { Ok::<_, Infallible>(route(&state, req).await) }
+    });
+    let conn = http1::Builder::new().keep_alive(true).serve_connection(TokioIo::new(io), service);
+    let conn = graceful.watch(conn);
+    tokio::spawn(async move {
+        if let Err(e) = conn.await {
+            tracing::debug!(subsystem = "http", %peer, error = %e, "connection ended");
+        }
+        drop(permit);
+    });
 }
 
 async fn route(state: &AppState, req: Request<Incoming>) -> Resp {

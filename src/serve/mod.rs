@@ -31,6 +31,8 @@ pub struct ServeOptions {
     pub http_listen: SocketAddr,
     /// Log level filter (`info`, `debug`, `coresh=debug`, ...).
     pub log_level: String,
+    /// Server certificate chain and private key (PEM) for HTTPS.
+    pub tls: Option<(PathBuf, PathBuf)>,
 }
 
 /// Runs the daemon until SIGTERM or SIGINT.
@@ -42,6 +44,10 @@ pub fn run(options: ServeOptions) -> anyhow::Result<()> {
 }
 
 async fn serve(node: Node, options: ServeOptions) -> anyhow::Result<()> {
+    let tls = match &options.tls {
+        Some((cert, key)) => Some(crate::http::tls::acceptor(cert, key)?),
+        None => None,
+    };
     let core = CoreDb::open(&node.data_dir)?;
     let checkpoints = CoreDb::open(&node.data_dir)?;
     let (writer, writer_thread) = Writer::spawn(core, checkpoints).context("starting the Core data writer")?;
@@ -56,12 +62,13 @@ async fn serve(node: Node, options: ServeOptions) -> anyhow::Result<()> {
         hostname = %settings.hostname,
         mode = %settings.mode,
         http = %local,
+        tls = tls.is_some(),
         data_dir = %node.data_dir.display(),
         "coresh node serving"
     );
     let state = Arc::new(AppState { view: watcher.view.clone(), writer, enrollment_ok: Default::default() });
     let (stop, stopped) = watch::channel(false);
-    let http = tokio::spawn(crate::http::serve(listener, state.clone(), stopped));
+    let http = tokio::spawn(crate::http::serve(listener, state.clone(), tls, stopped));
     wait_for_signal().await;
     let _ = stop.send(true);
     let _ = http.await;

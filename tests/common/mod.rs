@@ -121,10 +121,16 @@ pub struct Daemon {
 impl TestNode {
     /// Starts the node daemon on 127.0.0.1 (port chosen by the system).
     pub fn serve(&self) -> Daemon {
+        self.serve_with(&[])
+    }
+
+    /// Starts the node daemon with extra `serve` arguments.
+    pub fn serve_with(&self, extra: &[&str]) -> Daemon {
         use std::io::BufRead;
         let mut child = self
             .command()
             .args(["serve", "--http-listen", "127.0.0.1:0"])
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
