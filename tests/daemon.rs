@@ -166,3 +166,40 @@ fn a_second_daemon_on_the_same_port_fails_clearly() {
     run.expect_code(1);
     assert!(run.stderr.contains("cannot listen on"), "{}", run.stderr);
 }
+
+fn atlas_records(node: &TestNode) -> serde_json::Value {
+    let run = node.run(&["show core summary | json"]);
+    run.expect_code(0);
+    serde_json::from_str::<serde_json::Value>(&run.stdout).unwrap()["atlas"].clone()
+}
+
+#[test]
+fn atlas_data_lives_in_its_own_store_only_when_enabled() {
+    let node = TestNode::new();
+    open_enrollment(&node);
+    let d = node.serve();
+    let token = register(&d, "dev-1");
+    assert_eq!(d.post("/api/v1/devices/checkin", Some(&token), r#"{"battery":80}"#).status, 200);
+    assert!(!node.data_dir().join("atlas.db").exists(), "no Atlas store while Atlas is off");
+    assert_eq!(atlas_records(&node), serde_json::Value::Null);
+
+    let run = node.run(&["enable", "configure terminal", "atlas enable"]);
+    run.expect_code(0);
+    assert!(run.stdout.contains("enable it on the HA peer too"), "{}", run.stdout);
+    assert!(node.data_dir().join("atlas.db").exists());
+    d.eventually("check-ins reach Atlas", |d| {
+        assert_eq!(d.post("/api/v1/devices/checkin", Some(&token), r#"{"battery":79}"#).status, 200);
+        atlas_records(&node).as_u64() > Some(0)
+    });
+    node.run(&["enable", "configure terminal", "atlas disable"]).expect_code(0);
+    // Once the daemon has seen the change, check-ins stop reaching Atlas; the store stays.
+    d.eventually("Atlas off in the daemon", |d| {
+        let before = atlas_records(&node);
+        assert_eq!(d.post("/api/v1/devices/checkin", Some(&token), r#"{"battery":78}"#).status, 200);
+        atlas_records(&node) == before
+    });
+    assert!(node.data_dir().join("atlas.db").exists(), "disabling Atlas deletes nothing");
+    let config = node.run(&["enable", "show running-config"]).stdout;
+    assert!(config.contains("\natlas disable\n"), "{config}");
+    assert!(d.stop().success());
+}

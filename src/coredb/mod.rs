@@ -4,6 +4,7 @@
 //! from the node-local system database. Every write goes through [`Writes`], so change
 //! capture for replication has one place to hook.
 
+pub mod atlas;
 mod devices;
 pub mod generate;
 mod schema;
@@ -43,6 +44,8 @@ pub struct Summary {
     pub events: u64,
     pub certificates: u64,
     pub local_users: u64,
+    /// Rows in the Atlas store; `None` where Atlas was never enabled.
+    pub atlas: Option<u64>,
 }
 
 /// One device as `show devices` lists it.
@@ -91,6 +94,18 @@ impl CoreDb {
         Ok(value)
     }
 
+    /// Attaches the Atlas store as schema `atlas` (or detaches it), so that device
+    /// analytics are written in the same transaction as the check-in they come from.
+    pub fn attach_atlas(&self, on: bool) -> Result<(), StoreError> {
+        if on {
+            let path = self.path.with_file_name(atlas::ATLAS_DB);
+            self.conn.execute("ATTACH DATABASE ?1 AS atlas", [path.to_string_lossy()])?;
+        } else {
+            self.conn.execute_batch("DETACH DATABASE atlas")?;
+        }
+        Ok(())
+    }
+
     /// Turns off automatic checkpoints on this connection (another one runs them).
     pub fn leave_checkpoints_to_others(&self) -> Result<(), StoreError> {
         self.conn.pragma_update(None, "wal_autocheckpoint", 0)?;
@@ -122,6 +137,10 @@ impl CoreDb {
             events: count("events")?,
             certificates: count("certificates")?,
             local_users: count("local_users")?,
+            atlas: match self.path.parent() {
+                Some(dir) => atlas::count(dir)?,
+                None => None,
+            },
         })
     }
 

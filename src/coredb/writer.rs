@@ -39,14 +39,20 @@ impl Writer {
     /// Starts the writer thread on `db` and its checkpointer on `checkpoints` (a second
     /// connection to the same database). Both end when every handle is dropped, after
     /// applying what was queued.
-    pub fn spawn(db: CoreDb, checkpoints: CoreDb) -> std::io::Result<(Writer, std::thread::JoinHandle<()>)> {
+    /// `atlas` tells, before each batch, whether Atlas is enabled (its store is then
+    /// attached and check-ins record their metrics there).
+    pub fn spawn(
+        db: CoreDb,
+        checkpoints: CoreDb,
+        atlas: Box<dyn Fn() -> bool + Send>,
+    ) -> std::io::Result<(Writer, std::thread::JoinHandle<()>)> {
         let (queue, rx) = mpsc::channel(QUEUE);
         let (done, finished) = std::sync::mpsc::channel::<()>();
         let checkpointer = std::thread::Builder::new()
             .name("core-checkpoint".into())
             .spawn(move || checkpoint_loop(&checkpoints, &finished))?;
         let thread = std::thread::Builder::new().name("core-writer".into()).spawn(move || {
-            run(db, rx);
+            run(db, rx, atlas);
             drop(done);
             let _ = checkpointer.join();
         })?;
@@ -97,7 +103,8 @@ fn checkpoint_loop(db: &CoreDb, finished: &std::sync::mpsc::Receiver<()>) {
     }
 }
 
-fn run(mut db: CoreDb, mut rx: mpsc::Receiver<(Op, Reply)>) {
+fn run(mut db: CoreDb, mut rx: mpsc::Receiver<(Op, Reply)>, atlas: Box<dyn Fn() -> bool + Send>) {
+    let mut attached = false;
     if let Err(e) = db.leave_checkpoints_to_others() {
         tracing::warn!(subsystem = "core-writer", error = %e, "automatic checkpoints stay on");
     }
@@ -110,9 +117,17 @@ fn run(mut db: CoreDb, mut rx: mpsc::Receiver<(Op, Reply)>) {
                 Err(_) => break,
             }
         }
+        let wanted = atlas();
+        if wanted != attached {
+            match db.attach_atlas(wanted) {
+                Ok(()) => attached = wanted,
+                Err(e) => tracing::warn!(subsystem = "core-writer", error = %e, "cannot switch the Atlas store"),
+            }
+        }
         let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-        let applied =
-            db.write(|w| Ok::<_, StoreError>(batch.iter().map(|(op, _)| apply(w, op, &now)).collect::<Vec<_>>()));
+        let applied = db.write(|w| {
+            Ok::<_, StoreError>(batch.iter().map(|(op, _)| apply(w, op, &now, attached)).collect::<Vec<_>>())
+        });
         match applied {
             Ok(outcomes) => {
                 for ((_, reply), outcome) in batch.drain(..).zip(outcomes) {
@@ -130,15 +145,19 @@ fn run(mut db: CoreDb, mut rx: mpsc::Receiver<(Op, Reply)>) {
 }
 
 /// Applies one operation in its own savepoint.
-fn apply(w: &Writes, op: &Op, now: &str) -> Result<Done, DeviceError> {
+fn apply(w: &Writes, op: &Op, now: &str, atlas: bool) -> Result<Done, DeviceError> {
     w.tx().execute_batch("SAVEPOINT op")?;
     let result = match op {
         Op::Register { reg, token } => w
             .register_device(reg, &token_hash(token), now)
             .map(|device_id| Done::Registered(Registered { device_id, token: token.clone() })),
-        Op::CheckIn { token_hash, report } => {
-            w.check_in(token_hash, report, now).and_then(|c| c.map(Done::CheckedIn).ok_or(DeviceError::Unauthorized))
-        }
+        Op::CheckIn { token_hash, report } => w.check_in(token_hash, report, now).and_then(|c| {
+            let c = c.ok_or(DeviceError::Unauthorized)?;
+            if let (true, Some(battery)) = (atlas, report.battery) {
+                w.atlas_metric(c.device_id, "battery", f64::from(battery), now)?;
+            }
+            Ok(Done::CheckedIn(c))
+        }),
     };
     let end = if result.is_ok() { "RELEASE op" } else { "ROLLBACK TO op; RELEASE op" };
     w.tx().execute_batch(end)?;

@@ -37,6 +37,7 @@ const TRACKED: &[(&str, &str)] = &[
     (settings::MODE, "mode"),
     (settings::NODE_STATUS, "node-status"),
     (settings::CLIENT_CONNECTIONS, "client-connections"),
+    (settings::ATLAS, "atlas"),
     (settings::EPOCH, "epoch"),
 ];
 

@@ -26,6 +26,7 @@ pub const NOTIFY_EMAIL: &str = "ha.notify.email";
 pub const NOTIFY_SYNC: &str = "ha.notify.sync_completion";
 pub const NOTIFY_FAILURE: &str = "ha.notify.failure";
 pub const CLIENT_CONNECTIONS: &str = "core.client_connections";
+pub const ATLAS: &str = "core.atlas";
 pub const EPOCH: &str = "ha.epoch";
 pub const HOSTNAME: &str = "system.hostname";
 pub const ENABLE_SECRET: &str = "system.enable_secret";
@@ -130,6 +131,8 @@ pub struct Settings {
     pub notify_failure: bool,
     /// Whether new device connections are accepted.
     pub client_connections: bool,
+    /// Whether Atlas (device analytics, with a store of its own) runs on this node.
+    pub atlas: bool,
     /// Bumped by every promotion; tells a newer primary from a stale one.
     pub epoch: u64,
     /// Host name shown in prompts.
@@ -156,6 +159,7 @@ impl Default for Settings {
             notify_sync_completion: false,
             notify_failure: true,
             client_connections: true,
+            atlas: false,
             epoch: 0,
             hostname: "core".into(),
             enable_secret: None,
@@ -186,6 +190,7 @@ impl Settings {
             (NOTIFY_SYNC, Some(on_off(self.notify_sync_completion))),
             (NOTIFY_FAILURE, Some(on_off(self.notify_failure))),
             (CLIENT_CONNECTIONS, Some(on_off(self.client_connections))),
+            (ATLAS, Some(on_off(self.atlas))),
             (EPOCH, Some(self.epoch.to_string())),
             (HOSTNAME, Some(self.hostname.clone())),
             (ENABLE_SECRET, self.enable_secret.clone()),
@@ -236,6 +241,7 @@ impl Settings {
             notify_sync_completion: parse(NOTIFY_SYNC, get(NOTIFY_SYNC), d.notify_sync_completion, flag)?,
             notify_failure: parse(NOTIFY_FAILURE, get(NOTIFY_FAILURE), d.notify_failure, flag)?,
             client_connections: parse(CLIENT_CONNECTIONS, get(CLIENT_CONNECTIONS), d.client_connections, flag)?,
+            atlas: parse(ATLAS, get(ATLAS), d.atlas, flag)?,
             epoch: parse(EPOCH, get(EPOCH), d.epoch, |t| t.parse().ok())?,
             hostname: opt(HOSTNAME)?.unwrap_or(d.hostname),
             enable_secret: opt(ENABLE_SECRET)?,

@@ -23,6 +23,7 @@ impl Text for Summary {
             ("Logs and events", self.events.to_string()),
             ("Certificates", self.certificates.to_string()),
             ("Local users", self.local_users.to_string()),
+            ("Atlas records", self.atlas.map_or_else(|| "no Atlas store".to_string(), |n| n.to_string())),
         ])
     }
 }
@@ -100,5 +101,18 @@ pub fn enrollment_secret(ctx: &mut Ctx, args: &Args) -> Result<Reply, CmdError> 
         "Device registration is open."
     } else {
         "Device registration is closed."
+    }))
+}
+
+pub fn atlas(ctx: &mut Ctx, args: &Args) -> Result<Reply, CmdError> {
+    let on = args.has("enable");
+    if on {
+        crate::coredb::atlas::create(&ctx.node.data_dir)?;
+    }
+    ctx.update(|s| s.atlas = on)?;
+    Ok(Reply::done().info(if on {
+        "Atlas is enabled on this node; enable it on the HA peer too, or its data is not replicated."
+    } else {
+        "Atlas is disabled on this node; its store is kept."
     }))
 }

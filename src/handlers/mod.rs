@@ -91,6 +91,7 @@ pub const HANDLERS: &[(&str, Handler)] = &[
     ("show_core_summary", core::summary),
     ("show_devices", core::devices),
     ("enrollment_secret", core::enrollment_secret),
+    ("atlas", core::atlas),
 ];
 
 /// The handler called `name`.

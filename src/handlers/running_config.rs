@@ -36,6 +36,7 @@ pub fn running_config(s: &Settings, enrollment: Option<&str>) -> RunningConfig {
     if let Some(hash) = enrollment {
         global.push(format!("enrollment-secret hashed {hash}"));
     }
+    global.push(format!("atlas {}", if s.atlas { "enable" } else { "disable" }));
     let mut ha = vec![format!("service {}", if s.enabled { "enable" } else { "disable" }), format!("mode {}", s.mode)];
     if s.mode == crate::ha::Mode::Secondary {
         ha.push(format!("node-status {}", s.node_status));

@@ -50,8 +50,10 @@ async fn serve(node: Node, options: ServeOptions) -> anyhow::Result<()> {
     };
     let core = CoreDb::open(&node.data_dir)?;
     let checkpoints = CoreDb::open(&node.data_dir)?;
-    let (writer, writer_thread) = Writer::spawn(core, checkpoints).context("starting the Core data writer")?;
     let watcher = view::Watcher::start(node.data_dir.clone(), node.id.clone())?;
+    let view = watcher.view.clone();
+    let atlas = Box::new(move || view.borrow().settings.atlas);
+    let (writer, writer_thread) = Writer::spawn(core, checkpoints, atlas).context("starting the Core data writer")?;
     let listener = TcpListener::bind(options.http_listen)
         .await
         .with_context(|| format!("cannot listen on {}", options.http_listen))?;
