@@ -12,6 +12,7 @@
 //! - [`coredb`]: the Core data (what HA replicates) and its single writer.
 //! - [`http`]: status pages for load balancers and the device API.
 //! - [`serve`]: the node daemon wiring (`coresh serve`).
+//! - [`ssh`]: the node key, the peer SSH server and client.
 
 pub mod cli;
 pub mod coredb;
@@ -26,4 +27,5 @@ pub mod report;
 pub mod secret;
 pub mod serve;
 pub mod shell;
+pub mod ssh;
 pub mod store;

@@ -45,6 +45,9 @@ enum Command {
         /// Address of the HTTP endpoints (the appliance uses 443/8443).
         #[arg(long, value_name = "ADDR:PORT", default_value = coresh::serve::DEFAULT_HTTP)]
         http_listen: std::net::SocketAddr,
+        /// Address of the SSH server for HA peers (the appliance uses 22).
+        #[arg(long, value_name = "ADDR:PORT", default_value = coresh::serve::DEFAULT_SSH)]
+        ssh_listen: std::net::SocketAddr,
         /// Log level: error, warn, info, debug, trace (RUST_LOG overrides).
         #[arg(long, default_value = "info")]
         log_level: String,
@@ -140,9 +143,9 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             print!("{}", commands_markdown(grammar));
             return Ok(0);
         }
-        Some(Command::Serve { http_listen, log_level, tls_cert, tls_key }) => {
+        Some(Command::Serve { http_listen, ssh_listen, log_level, tls_cert, tls_key }) => {
             let tls = tls_cert.zip(tls_key);
-            coresh::serve::run(coresh::serve::ServeOptions { data_dir, http_listen, log_level, tls })?;
+            coresh::serve::run(coresh::serve::ServeOptions { data_dir, http_listen, ssh_listen, log_level, tls })?;
             return Ok(0);
         }
         Some(Command::Data { what: Data::Generate { devices, users, events, apps, policies, seed } }) => {

@@ -31,8 +31,8 @@ fn question_mark_lists_the_next_words_at_once() {
     let node = TestNode::new();
     let mut p = open(&node);
     type_keys(&mut p, "show ?");
-    p.exp_string("clock     Current time of this node, in UTC").unwrap();
-    p.exp_string("version   Software and node version").unwrap();
+    p.exp_regex("clock +Current time of this node, in UTC").unwrap();
+    p.exp_regex("version +Software and node version").unwrap();
     // The prompt comes back with the line as it was, ready to go on.
     p.exp_string("core>show ").unwrap();
     p.send_line("ver").unwrap();

@@ -71,7 +71,7 @@ impl Args {
 
 /// Whether the kind takes the rest of the line rather than one word.
 pub fn takes_rest(kind: &ArgKind) -> bool {
-    matches!(kind, ArgKind::Secret | ArgKind::Regex | ArgKind::Exec(_))
+    matches!(kind, ArgKind::Secret | ArgKind::Regex | ArgKind::Exec(_) | ArgKind::SshKey)
 }
 
 /// Whether the kind accepts (almost) any word, so that it wins over keyword prefixes.
@@ -105,6 +105,7 @@ pub fn check(kind: &ArgKind, text: &str) -> Result<Value, String> {
         ArgKind::Regex => regex::Regex::new(text)
             .map(|_| Value::Text(text.to_string()))
             .map_err(|_| "not a valid regular expression".to_string()),
+        ArgKind::SshKey => crate::ssh::keys::parse_public(text).map(|_| Value::Text(text.to_string())),
         ArgKind::Word | ArgKind::Secret | ArgKind::Exec(_) => Ok(Value::Text(text.to_string())),
     }
 }

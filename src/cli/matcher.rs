@@ -82,7 +82,7 @@ impl<'a> Matcher<'a> {
                 Elem::Arg { name, kind, help } if !partial => {
                     let word = match kind {
                         ArgKind::Int { .. } => kind.to_string(),
-                        ArgKind::Secret | ArgKind::Regex => "LINE".to_string(),
+                        ArgKind::Secret | ArgKind::Regex | ArgKind::SshKey => "LINE".to_string(),
                         _ => name.clone(),
                     };
                     args.push(HelpItem { word, help: help.clone() });

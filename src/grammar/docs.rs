@@ -36,6 +36,7 @@ pub fn commands_markdown(g: &Grammar) -> String {
             ArgKind::Exec(mode) => format!("a {mode} mode command"),
             ArgKind::Secret => "rest of the line (never logged)".to_string(),
             ArgKind::Regex => "rest of the line, a regular expression".to_string(),
+            ArgKind::SshKey => "rest of the line, an OpenSSH public key".to_string(),
             kind => format!("`{kind}`"),
         };
         let _ = writeln!(out, "| `{}` | {accepts} | {} |", arg.name, arg.help);

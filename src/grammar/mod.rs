@@ -19,6 +19,7 @@ pub const FILES: &[(&str, &str)] = &[
     ("system.grammar", include_str!("../../grammar/system.grammar")),
     ("ha.grammar", include_str!("../../grammar/ha.grammar")),
     ("core.grammar", include_str!("../../grammar/core.grammar")),
+    ("trust.grammar", include_str!("../../grammar/trust.grammar")),
     ("pipes.grammar", include_str!("../../grammar/pipes.grammar")),
 ];
 
@@ -60,6 +61,8 @@ pub enum ArgKind {
     Regex,
     /// The rest of the line, itself a command of the named mode.
     Exec(String),
+    /// The rest of the line, an OpenSSH public key (`ssh-ed25519 AAAA... comment`).
+    SshKey,
 }
 
 /// A named, typed argument placeholder (`SECONDS`, `HOST`, ...).
@@ -245,7 +248,7 @@ impl std::fmt::Display for ArgKind {
             ArgKind::Email => f.write_str("USER@DOMAIN"),
             ArgKind::Word => f.write_str("WORD"),
             ArgKind::Secret | ArgKind::Regex => f.write_str("LINE"),
-            ArgKind::Exec(_) => f.write_str("LINE"),
+            ArgKind::Exec(_) | ArgKind::SshKey => f.write_str("LINE"),
         }
     }
 }

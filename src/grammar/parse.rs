@@ -67,6 +67,7 @@ fn arg_kind(input: &str) -> Res<'_, ArgKind> {
         value(ArgKind::Word, tag("word")),
         value(ArgKind::Secret, tag("secret")),
         value(ArgKind::Regex, tag("regex")),
+        value(ArgKind::SshKey, tag("sshkey")),
     ))
     .parse(input)
 }

@@ -9,6 +9,7 @@ mod modes;
 mod running_config;
 mod show;
 mod system;
+mod trust;
 
 use chrono::Utc;
 
@@ -92,6 +93,10 @@ pub const HANDLERS: &[(&str, Handler)] = &[
     ("show_devices", core::devices),
     ("enrollment_secret", core::enrollment_secret),
     ("atlas", core::atlas),
+    ("show_ssh_local_key", trust::show_local_key),
+    ("show_trusted_hosts", trust::show_trusted_hosts),
+    ("ha_trusted_host", trust::trusted_host),
+    ("failover_test_connection", trust::test_connection),
 ];
 
 /// The handler called `name`.

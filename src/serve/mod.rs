@@ -19,8 +19,10 @@ use crate::coredb::writer::Writer;
 use crate::http::AppState;
 use crate::node::Node;
 
-/// Default HTTP address of a development node (the guide's appliance uses 443/8443).
+/// Default HTTP address of a development node (the appliance uses 443/8443).
 pub const DEFAULT_HTTP: &str = "127.0.0.1:8080";
+/// Default SSH address of a development node (the appliance uses 22).
+pub const DEFAULT_SSH: &str = "127.0.0.1:2222";
 
 /// How to run the daemon.
 #[derive(Debug, Clone)]
@@ -29,6 +31,8 @@ pub struct ServeOptions {
     pub data_dir: PathBuf,
     /// Where the HTTP endpoints listen.
     pub http_listen: SocketAddr,
+    /// Where the SSH server (peers) listens.
+    pub ssh_listen: SocketAddr,
     /// Log level filter (`info`, `debug`, `coresh=debug`, ...).
     pub log_level: String,
     /// Server certificate chain and private key (PEM) for HTTPS.
@@ -58,6 +62,12 @@ async fn serve(node: Node, options: ServeOptions) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", options.http_listen))?;
     let local = listener.local_addr()?;
+    let host_key = crate::ssh::keys::host_key(&node.data_dir)?;
+    let key_fingerprint = crate::ssh::keys::fingerprint(host_key.public_key());
+    let ssh_listener = TcpListener::bind(options.ssh_listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", options.ssh_listen))?;
+    let ssh_local = ssh_listener.local_addr()?;
     let settings = watcher.view.borrow().settings.clone();
     tracing::info!(
         node = %node.id,
@@ -65,13 +75,29 @@ async fn serve(node: Node, options: ServeOptions) -> anyhow::Result<()> {
         mode = %settings.mode,
         http = %local,
         tls = tls.is_some(),
+        ssh = %ssh_local,
+        key = %key_fingerprint,
         data_dir = %node.data_dir.display(),
         "coresh node serving"
     );
     let state = Arc::new(AppState { view: watcher.view.clone(), writer, enrollment_ok: Default::default() });
     let (stop, stopped) = watch::channel(false);
     let http = tokio::spawn(crate::http::serve(listener, state.clone(), tls, stopped));
-    wait_for_signal().await;
+    let ssh_config = Arc::new(russh::server::Config {
+        keys: vec![host_key],
+        auth_rejection_time: std::time::Duration::from_millis(300),
+        auth_rejection_time_initial: Some(std::time::Duration::ZERO),
+        inactivity_timeout: Some(std::time::Duration::from_secs(600)),
+        ..Default::default()
+    });
+    let mut ssh_server = crate::ssh::server::SshServer { view: watcher.view.clone() };
+    let ssh = russh::server::Server::run_on_socket(&mut ssh_server, ssh_config, &ssh_listener);
+    let ssh_handle = ssh.handle();
+    tokio::select! {
+        () = wait_for_signal() => {}
+        ended = ssh => tracing::error!(subsystem = "ssh", result = ?ended, "the SSH server stopped; shutting down"),
+    }
+    ssh_handle.shutdown("node stopping".into());
     let _ = stop.send(true);
     let _ = http.await;
     // Last handle to the writer: it commits what is queued and ends.

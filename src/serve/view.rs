@@ -28,6 +28,8 @@ pub struct NodeView {
     pub enrollment_hash: Option<String>,
     /// Node id.
     pub node_id: String,
+    /// Public keys of the trusted hosts (peers may log in with these only).
+    pub trusted_keys: Vec<russh::keys::PublicKey>,
     /// `None` while the databases read fine; otherwise why not.
     pub fault: Option<String>,
 }
@@ -39,6 +41,17 @@ fn read(store: &Store, core: &CoreDb, node_id: &str) -> Result<NodeView, StoreEr
         last_sync: store.last_sync()?,
         enrollment_hash: core.setting(ENROLLMENT_SECRET)?,
         node_id: node_id.to_string(),
+        trusted_keys: store
+            .trusted_hosts()?
+            .iter()
+            .filter_map(|t| match crate::ssh::keys::parse_public(&t.key) {
+                Ok(k) => Some(k),
+                Err(e) => {
+                    tracing::warn!(subsystem = "view", host = %t.host, error = %e, "trusted key unreadable; ignored");
+                    None
+                }
+            })
+            .collect(),
         fault: None,
     })
 }

@@ -6,7 +6,7 @@ use rusqlite::Connection;
 use super::StoreError;
 
 /// The schema version this coresh writes.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// Each step takes the schema from version `index` to `index + 1`.
 const STEPS: &[&str] = &[
@@ -42,6 +42,12 @@ const STEPS: &[&str] = &[
          kind        TEXT NOT NULL,
          result      TEXT NOT NULL,
          detail      TEXT NOT NULL DEFAULT ''
+     );",
+    // 2: trusted hosts (the guide's Manage Trusted Hosts).
+    "CREATE TABLE trusted_hosts (
+         host     TEXT PRIMARY KEY,
+         key      TEXT NOT NULL,
+         added_at TEXT NOT NULL
      );",
 ];
 

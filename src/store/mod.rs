@@ -7,6 +7,7 @@ mod audit;
 mod history;
 mod migrations;
 mod settings;
+pub mod trusted;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -17,6 +18,7 @@ pub use audit::{AuditEntry, Outcome};
 pub use history::{HistoryEntry, SyncSummary, record as record_history};
 pub use migrations::{SCHEMA_VERSION, migrate_steps};
 pub use settings::{put as put_setting, read_all as settings_in};
+pub use trusted::TrustedHost;
 
 /// File name of the system database inside a data directory.
 pub const SYSTEM_DB: &str = "system.db";

@@ -114,6 +114,8 @@ impl TestNode {
 pub struct Daemon {
     pub child: std::process::Child,
     pub addr: std::net::SocketAddr,
+    /// Where its SSH server listens.
+    pub ssh: std::net::SocketAddr,
     /// Standard error lines after the start line, read in the background.
     pub log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
@@ -126,10 +128,22 @@ impl TestNode {
 
     /// Starts the node daemon with extra `serve` arguments.
     pub fn serve_with(&self, extra: &[&str]) -> Daemon {
+        self.spawn_daemon(extra, &[])
+    }
+
+    /// Starts the node daemon with extra environment.
+    pub fn serve_env(&self, env: &[(&str, &str)]) -> Daemon {
+        self.spawn_daemon(&[], env)
+    }
+
+    fn spawn_daemon(&self, extra: &[&str], env: &[(&str, &str)]) -> Daemon {
         use std::io::BufRead;
-        let mut child = self
-            .command()
-            .args(["serve", "--http-listen", "127.0.0.1:0"])
+        let mut command = self.command();
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        let mut child = command
+            .args(["serve", "--http-listen", "127.0.0.1:0", "--ssh-listen", "127.0.0.1:0"])
             .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -138,15 +152,18 @@ impl TestNode {
             .expect("spawn coresh serve");
         let stderr = child.stderr.take().expect("stderr");
         let mut lines = std::io::BufReader::new(stderr).lines();
-        let mut addr = None;
+        let field = |line: &str, name: &str| -> Option<std::net::SocketAddr> {
+            line.split(&format!(" {name}=")).nth(1)?.split_whitespace().next()?.parse().ok()
+        };
+        let mut found = None;
         for line in lines.by_ref() {
             let line = line.expect("daemon stderr");
-            if let Some(rest) = line.split(" http=").nth(1) {
-                addr = rest.split_whitespace().next().and_then(|a| a.parse().ok());
+            if line.contains("coresh node serving") {
+                found = field(&line, "http").zip(field(&line, "ssh"));
                 break;
             }
         }
-        let addr = addr.expect("the daemon printed its HTTP address");
+        let (addr, ssh) = found.expect("the daemon printed its addresses");
         let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let sink = log.clone();
         std::thread::spawn(move || {
@@ -154,7 +171,7 @@ impl TestNode {
                 sink.lock().unwrap().push(line);
             }
         });
-        Daemon { child, addr, log }
+        Daemon { child, addr, ssh, log }
     }
 }
 

@@ -1,0 +1,181 @@
+//! SSH trust between HA nodes: `show ssh local-key`, `show trusted-hosts`,
+//! `trusted-host HOST KEY` and `failover test-connection HOST`, which proves the trust
+//! both ways and says exactly why when it cannot.
+
+use serde::Serialize;
+use tabled::Tabled;
+
+use super::Ctx;
+use crate::cli::Args;
+use crate::host::HostPort;
+use crate::report::{CmdError, Reply, Text, fields, table};
+use crate::ssh::client::{DEFAULT_PORT, exchange_hello};
+use crate::ssh::hello::{Hello, reported_version};
+use crate::ssh::keys::{fingerprint, host_key, openssh_line, parse_public};
+use crate::store::{TrustedHost, trusted};
+
+fn key_error(e: impl std::fmt::Display) -> CmdError {
+    CmdError::Failed(e.to_string())
+}
+
+#[derive(Serialize)]
+struct LocalKey {
+    public_key: String,
+    fingerprint: String,
+}
+
+impl Text for LocalKey {
+    fn text(&self) -> String {
+        format!("{}\nFingerprint: {}", self.public_key, self.fingerprint)
+    }
+}
+
+pub fn show_local_key(ctx: &mut Ctx, _: &Args) -> Result<Reply, CmdError> {
+    let key = host_key(&ctx.node.data_dir).map_err(key_error)?;
+    Ok(Reply::show(LocalKey { public_key: openssh_line(key.public_key()), fingerprint: fingerprint(key.public_key()) }))
+}
+
+#[derive(Serialize)]
+struct Trusted {
+    host: String,
+    fingerprint: String,
+    key: String,
+    added_at: String,
+}
+
+#[derive(Tabled)]
+struct TrustedRow<'a> {
+    #[tabled(rename = "Host")]
+    host: &'a str,
+    #[tabled(rename = "Key fingerprint")]
+    fingerprint: &'a str,
+    #[tabled(rename = "Added (UTC)")]
+    added_at: &'a str,
+}
+
+#[derive(Serialize)]
+#[serde(transparent)]
+struct TrustedList(Vec<Trusted>);
+
+impl Text for TrustedList {
+    fn text(&self) -> String {
+        if self.0.is_empty() {
+            return "No trusted hosts.".into();
+        }
+        let rows: Vec<TrustedRow> = self
+            .0
+            .iter()
+            .map(|t| TrustedRow { host: &t.host, fingerprint: &t.fingerprint, added_at: &t.added_at })
+            .collect();
+        table(&rows)
+    }
+}
+
+pub fn show_trusted_hosts(ctx: &mut Ctx, _: &Args) -> Result<Reply, CmdError> {
+    let list = ctx
+        .node
+        .store
+        .trusted_hosts()?
+        .into_iter()
+        .map(|t| Trusted {
+            fingerprint: parse_public(&t.key).map_or_else(|e| format!("unreadable: {e}"), |k| fingerprint(&k)),
+            host: t.host,
+            key: t.key,
+            added_at: t.added_at,
+        })
+        .collect();
+    Ok(Reply::show(TrustedList(list)))
+}
+
+pub fn trusted_host(ctx: &mut Ctx, args: &Args) -> Result<Reply, CmdError> {
+    let host = args.host("HOST").map(ToString::to_string).unwrap_or_default();
+    if args.has("no") {
+        let removed = ctx.node.store.durably(|tx| trusted::remove(tx, &host))?;
+        if !removed {
+            return Err(CmdError::Failed(format!("{host} is not a trusted host")));
+        }
+        return Ok(Reply::done().info(format!("{host} is no longer trusted.")));
+    }
+    let key = parse_public(args.text("KEY").unwrap_or_default()).map_err(CmdError::Failed)?;
+    let own = host_key(&ctx.node.data_dir).map_err(key_error)?;
+    if own.public_key().key_data() == key.key_data() {
+        return Err(CmdError::Failed("That is this node's own key: add the peer's key".into()));
+    }
+    let line = openssh_line(&key);
+    ctx.node.store.durably(|tx| trusted::put(tx, &host, &line))?;
+    Ok(Reply::done().info(format!("{host} trusted with key {}.", fingerprint(&key))))
+}
+
+/// The trusted entry for `target`: the exact `HOST:PORT`, or the bare host when the
+/// port is the default one.
+fn trusted_for<'a>(list: &'a [TrustedHost], target: &HostPort) -> Option<&'a TrustedHost> {
+    let exact = target.to_string();
+    let bare = HostPort { host: target.host.clone(), port: None }.to_string();
+    let default_port = target.port.is_none_or(|p| p == DEFAULT_PORT);
+    list.iter().find(|t| t.host == exact).or_else(|| list.iter().find(|t| default_port && t.host == bare))
+}
+
+#[derive(Serialize)]
+struct TestResult {
+    result: &'static str,
+    peer: String,
+    peer_node_id: String,
+    peer_hostname: String,
+    peer_mode: String,
+    peer_epoch: u64,
+    version: String,
+    host_key: String,
+}
+
+impl Text for TestResult {
+    fn text(&self) -> String {
+        let details = fields(&[
+            ("Peer", format!("{} ({}, node {})", self.peer, self.peer_hostname, self.peer_node_id)),
+            ("Peer mode", format!("{}, epoch {}", self.peer_mode, self.peer_epoch)),
+            ("Software", format!("coresh {} on both nodes", self.version)),
+            ("Peer host key", self.host_key.clone()),
+        ]);
+        format!("Test was successful\n{details}")
+    }
+}
+
+/// Which of two versions is older (numeric dot-separated comparison).
+fn older<'a>(a: &'a str, b: &'a str) -> &'a str {
+    let parts = |v: &str| v.split(['.', '-']).map(|p| p.parse::<u64>().unwrap_or(0)).collect::<Vec<_>>();
+    if parts(a) <= parts(b) { a } else { b }
+}
+
+pub fn test_connection(ctx: &mut Ctx, args: &Args) -> Result<Reply, CmdError> {
+    let target = args.host("HOST").cloned().ok_or_else(|| CmdError::Failed("missing HOST".into()))?;
+    let fail = |why: String| CmdError::Failed(format!("Test failed: {why}"));
+    let list = ctx.node.store.trusted_hosts()?;
+    let entry = trusted_for(&list, &target).ok_or_else(|| {
+        fail(format!(
+            "{target} is not a trusted host: add its key with 'trusted-host {target} KEY' in high-availability configuration"
+        ))
+    })?;
+    let theirs =
+        parse_public(&entry.key).map_err(|e| fail(format!("the trusted key of {target} is unreadable: {e}")))?;
+    let key = host_key(&ctx.node.data_dir).map_err(key_error)?;
+    let ours = Hello::of(&ctx.settings()?, &ctx.node.id);
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(key_error)?;
+    let peer = runtime.block_on(exchange_hello(&target, &key, &theirs, &ours)).map_err(|e| fail(e.to_string()))?;
+    if peer.version != ours.version {
+        let upgrade = if older(&ours.version, &peer.version) == ours.version { "this node" } else { "the peer" };
+        return Err(fail(format!(
+            "version mismatch: this node runs coresh {}, {target} runs coresh {}; both must run the same release \
+             (upgrade {upgrade})",
+            ours.version, peer.version
+        )));
+    }
+    Ok(Reply::show(TestResult {
+        result: "success",
+        peer: target.to_string(),
+        peer_node_id: peer.node_id,
+        peer_hostname: peer.hostname,
+        peer_mode: peer.mode,
+        peer_epoch: peer.epoch,
+        version: reported_version(),
+        host_key: fingerprint(&theirs),
+    }))
+}

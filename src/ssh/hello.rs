@@ -1,0 +1,64 @@
+//! The first message each side of a peer connection sends on the replication channel:
+//! who it is and what it runs. Software versions must be equal for replication (guide,
+//! "HA Core software upgrade procedures").
+
+use serde::{Deserialize, Serialize};
+
+use crate::ha::Settings;
+
+/// SSH subsystem that carries replication; peers may open nothing else.
+pub const SUBSYSTEM: &str = "coresh-replication";
+/// User name a peer authenticates as (with its node key).
+pub const PEER_USER: &str = "coresh-peer";
+/// Longest hello accepted, in bytes.
+pub const MAX_HELLO: usize = 64 * 1024;
+
+/// A node introducing itself to a peer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hello {
+    /// Always `coresh`.
+    pub software: String,
+    /// Software version (must match the peer's).
+    pub version: String,
+    /// System database schema version.
+    pub schema: i64,
+    /// Core data schema version.
+    pub core_schema: i64,
+    /// Node id.
+    pub node_id: String,
+    /// Host name.
+    pub hostname: String,
+    /// `primary` or `secondary`.
+    pub mode: String,
+    /// Promotion epoch.
+    pub epoch: u64,
+}
+
+/// The software version this node reports to peers. `CORESH_TEST_REPORTED_VERSION`
+/// overrides it, so that tests can stage a version mismatch with one build.
+pub fn reported_version() -> String {
+    std::env::var("CORESH_TEST_REPORTED_VERSION").unwrap_or_else(|_| env!("CARGO_PKG_VERSION").to_string())
+}
+
+impl Hello {
+    /// This node's hello.
+    pub fn of(settings: &Settings, node_id: &str) -> Hello {
+        Hello {
+            software: "coresh".into(),
+            version: reported_version(),
+            schema: crate::store::SCHEMA_VERSION,
+            core_schema: crate::coredb::SCHEMA_VERSION,
+            node_id: node_id.to_string(),
+            hostname: settings.hostname.clone(),
+            mode: settings.mode.to_string(),
+            epoch: settings.epoch,
+        }
+    }
+
+    /// One line of JSON.
+    pub fn to_line(&self) -> String {
+        let mut line = serde_json::to_string(self).unwrap_or_default();
+        line.push('\n');
+        line
+    }
+}

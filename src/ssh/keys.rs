@@ -1,0 +1,93 @@
+//! This node's SSH key (ed25519), made on first use and kept as
+//! `ssh_host_ed25519_key` (OpenSSH format, mode 0600) in the data directory. The same
+//! key identifies the node as an SSH server and authenticates it to its peers.
+
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+
+use russh::keys::ssh_key::LineEnding;
+use russh::keys::ssh_key::private::Ed25519Keypair;
+use russh::keys::{HashAlg, PrivateKey, PublicKey};
+
+/// File name of the host key in a data directory.
+pub const HOST_KEY: &str = "ssh_host_ed25519_key";
+
+/// Why the host key is not usable.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("cannot read the host key {path}: {reason}")]
+    Read { path: String, reason: String },
+    #[error("cannot write the host key {path}: {reason}")]
+    Write { path: String, reason: String },
+}
+
+/// Loads the node's key, creating it when the file does not exist.
+pub fn host_key(data_dir: &Path) -> Result<PrivateKey, KeyError> {
+    let path = data_dir.join(HOST_KEY);
+    let shown = path.display().to_string();
+    if path.exists() {
+        return PrivateKey::read_openssh_file(&path).map_err(|e| KeyError::Read { path: shown, reason: e.to_string() });
+    }
+    let mut seed = [0u8; 32];
+    getrandom::fill(&mut seed).map_err(|e| KeyError::Write { path: shown.clone(), reason: e.to_string() })?;
+    let key = PrivateKey::from(Ed25519Keypair::from_seed(&seed));
+    let text =
+        key.to_openssh(LineEnding::LF).map_err(|e| KeyError::Write { path: shown.clone(), reason: e.to_string() })?;
+    let write = |p: &Path| -> std::io::Result<()> {
+        let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(p)?;
+        file.write_all(text.as_bytes())?;
+        file.sync_all()
+    };
+    // Write a temporary file and link it into place, so two processes starting at once
+    // end up with one key.
+    let tmp = data_dir.join(format!("{HOST_KEY}.{}", std::process::id()));
+    write(&tmp).map_err(|e| KeyError::Write { path: shown.clone(), reason: e.to_string() })?;
+    let linked = std::fs::hard_link(&tmp, &path);
+    let _ = std::fs::remove_file(&tmp);
+    match linked {
+        Ok(()) => Ok(key),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            PrivateKey::read_openssh_file(&path).map_err(|e| KeyError::Read { path: shown, reason: e.to_string() })
+        }
+        Err(e) => Err(KeyError::Write { path: shown, reason: e.to_string() }),
+    }
+}
+
+/// A public key as one OpenSSH line without comment.
+pub fn openssh_line(key: &PublicKey) -> String {
+    let mut key = key.clone();
+    key.set_comment("");
+    key.to_openssh().unwrap_or_default()
+}
+
+/// `SHA256:...` fingerprint of a public key.
+pub fn fingerprint(key: &PublicKey) -> String {
+    key.fingerprint(HashAlg::Sha256).to_string()
+}
+
+/// Parses an OpenSSH public key line (`ssh-ed25519 AAAA... comment`).
+pub fn parse_public(line: &str) -> Result<PublicKey, String> {
+    PublicKey::from_openssh(line.trim()).map_err(|e| format!("not an OpenSSH public key ({e})"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_key_is_made_once_and_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = host_key(dir.path()).unwrap();
+        let b = host_key(dir.path()).unwrap();
+        assert_eq!(a.public_key(), b.public_key());
+        let line = openssh_line(a.public_key());
+        assert!(line.starts_with("ssh-ed25519 "), "{line}");
+        assert_eq!(parse_public(&line).unwrap().key_data(), a.public_key().key_data());
+        assert!(fingerprint(a.public_key()).starts_with("SHA256:"));
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.path().join(HOST_KEY)).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        assert!(parse_public("ssh-ed25519 notbase64").is_err());
+    }
+}

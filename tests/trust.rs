@@ -1,0 +1,186 @@
+//! Trust between nodes (the guide's step 4): node keys, trusted hosts, and
+//! `failover test-connection` between real daemons, with each failure named; and the
+//! real OpenSSH client showing that a peer key opens the replication channel only.
+
+mod common;
+
+use std::process::{Command, Stdio};
+
+use common::{Daemon, TestNode};
+
+fn local_key(node: &TestNode) -> String {
+    let run = node.run(&["show ssh local-key | json"]);
+    run.expect_code(0);
+    let v: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    v["public_key"].as_str().unwrap().to_string()
+}
+
+fn trust(node: &TestNode, host: &str, key: &str) -> common::Run {
+    node.run(&["enable", "configure terminal", "high-availability", &format!("trusted-host {host} {key}")])
+}
+
+fn test_connection(node: &TestNode, peer: &Daemon) -> common::Run {
+    node.run(&["enable", &format!("failover test-connection {}", peer.ssh)])
+}
+
+#[test]
+fn the_node_key_is_stable_and_shown_with_its_fingerprint() {
+    let node = TestNode::new();
+    let run = node.run(&["show ssh local-key"]);
+    run.expect_code(0);
+    assert!(run.stdout.starts_with("ssh-ed25519 AAAA"), "{}", run.stdout);
+    assert!(run.stdout.contains("\nFingerprint: SHA256:"), "{}", run.stdout);
+    let json: serde_json::Value = serde_json::from_str(&node.run(&["show ssh local-key | json"]).stdout).unwrap();
+    assert!(json["fingerprint"].as_str().unwrap().starts_with("SHA256:"));
+    assert_eq!(local_key(&node), local_key(&node));
+}
+
+#[test]
+fn trusted_hosts_are_added_listed_and_removed() {
+    let (a, b) = (TestNode::new(), TestNode::new());
+    let key_b = local_key(&b);
+    let run = trust(&a, "core-b.example.com:2222", &format!("{key_b} admin@core-b"));
+    run.expect_code(0);
+    assert!(run.stdout.contains("core-b.example.com:2222 trusted with key SHA256:"), "{}", run.stdout);
+    let list = a.run(&["show trusted-hosts | json"]);
+    let rows: serde_json::Value = serde_json::from_str(&list.stdout).unwrap();
+    assert_eq!(rows[0]["host"], "core-b.example.com:2222");
+    assert_eq!(rows[0]["key"], key_b);
+    assert!(a.run(&["show trusted-hosts"]).stdout.contains("core-b.example.com:2222"));
+    let bad = trust(&a, "core-c", "ssh-ed25519 not-a-key");
+    bad.expect_code(2);
+    assert!(bad.stderr.contains("not an OpenSSH public key"), "{}", bad.stderr);
+    trust(&a, "-oProxyCommand=x", &key_b).expect_code(2);
+    let own = trust(&a, "core-a", &local_key(&a));
+    own.expect_code(1);
+    assert!(own.stderr.contains("this node's own key"), "{}", own.stderr);
+    a.run(&["enable", "configure terminal", "high-availability", "no trusted-host core-b.example.com:2222"])
+        .expect_code(0);
+    assert_eq!(a.run(&["show trusted-hosts"]).stdout, "No trusted hosts.\n");
+    let again =
+        a.run(&["enable", "configure terminal", "high-availability", "no trusted-host core-b.example.com:2222"]);
+    again.expect_code(1);
+}
+
+#[test]
+fn test_connection_succeeds_both_ways_once_keys_are_exchanged() {
+    let (a, b) = (TestNode::new(), TestNode::new());
+    b.run(&["enable", "configure terminal", "hostname core-b"]).expect_code(0);
+    let (da, db) = (a.serve(), b.serve());
+    trust(&a, &db.ssh.to_string(), &local_key(&b)).expect_code(0);
+    trust(&b, &da.ssh.to_string(), &local_key(&a)).expect_code(0);
+    let ab = test_connection(&a, &db);
+    ab.expect_code(0);
+    assert!(ab.stdout.starts_with("Test was successful\n"), "{}", ab.stdout);
+    assert!(ab.stdout.contains("core-b"), "{}", ab.stdout);
+    let ba = test_connection(&b, &da);
+    ba.expect_code(0);
+    assert!(ba.stdout.starts_with("Test was successful\n"), "{}", ba.stdout);
+    let json: serde_json::Value =
+        serde_json::from_str(&a.run(&["enable", &format!("failover test-connection {} | json", db.ssh)]).stdout)
+            .unwrap();
+    assert_eq!(json["result"], "success");
+    assert_eq!(json["peer_hostname"], "core-b");
+}
+
+#[test]
+fn test_connection_names_each_failure() {
+    let (a, b, c) = (TestNode::new(), TestNode::new(), TestNode::new());
+    let (da, db) = (a.serve(), b.serve());
+    let peer = db.ssh.to_string();
+
+    let run = test_connection(&a, &db);
+    run.expect_code(1);
+    assert!(run.stderr.contains(&format!("Test failed: {peer} is not a trusted host")), "{}", run.stderr);
+
+    // Trusted under a key that is not the one B presents.
+    trust(&a, &peer, &local_key(&c)).expect_code(0);
+    let run = test_connection(&a, &db);
+    run.expect_code(1);
+    assert!(
+        run.stderr.contains("presented host key SHA256:") && run.stderr.contains("not the trusted key"),
+        "{}",
+        run.stderr
+    );
+
+    // A trusts B, but B does not trust A.
+    trust(&a, &peer, &local_key(&b)).expect_code(0);
+    let run = test_connection(&a, &db);
+    run.expect_code(1);
+    assert!(run.stderr.contains("does not trust this node's key SHA256:"), "{}", run.stderr);
+
+    // Nothing listening.
+    let gone = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    trust(&a, &gone.to_string(), &local_key(&b)).expect_code(0);
+    let run = a.run(&["enable", &format!("failover test-connection {gone}")]);
+    run.expect_code(1);
+    assert!(run.stderr.contains(&format!("Test failed: cannot reach {gone}")), "{}", run.stderr);
+    drop(da);
+}
+
+#[test]
+fn test_connection_refuses_a_version_mismatch_and_says_which_to_upgrade() {
+    let (a, b) = (TestNode::new(), TestNode::new());
+    let db = b.serve_env(&[("CORESH_TEST_REPORTED_VERSION", "99.0.0")]);
+    trust(&a, &db.ssh.to_string(), &local_key(&b)).expect_code(0);
+    let da = a.serve();
+    trust(&b, &da.ssh.to_string(), &local_key(&a)).expect_code(0);
+    let run = test_connection(&a, &db);
+    run.expect_code(1);
+    let expected = format!(
+        "% Test failed: version mismatch: this node runs coresh {}, {} runs coresh 99.0.0; both must run the same release (upgrade this node)\n",
+        env!("CARGO_PKG_VERSION"),
+        db.ssh
+    );
+    assert_eq!(run.stderr, expected);
+}
+
+/// The node's key file, usable by OpenSSH (`-i`).
+fn key_file(node: &TestNode) -> String {
+    local_key(node); // makes the key when missing
+    node.data_dir().join("ssh_host_ed25519_key").to_str().unwrap().to_string()
+}
+
+fn openssh(key: &str, port: u16, extra: &[&str]) -> Command {
+    let mut cmd = Command::new("ssh");
+    cmd.args(["-F", "/dev/null", "-i", key, "-p", &port.to_string()])
+        .args(["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null"])
+        .args(["-o", "IdentitiesOnly=yes", "-o", "ConnectTimeout=10", "-o", "LogLevel=ERROR"])
+        .args(extra)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    cmd
+}
+
+#[test]
+fn a_peer_key_opens_the_replication_channel_and_never_a_shell() {
+    let (a, b, stranger) = (TestNode::new(), TestNode::new(), TestNode::new());
+    let db = b.serve();
+    trust(&b, "core-a", &local_key(&a)).expect_code(0);
+    let key = key_file(&a);
+    let port = db.ssh.port();
+
+    // The replication subsystem answers a hello with B's own.
+    let mut child = openssh(&key, port, &["-s", "coresh-peer@127.0.0.1", "coresh-replication"]).spawn().expect("ssh");
+    {
+        use std::io::Write;
+        let hello = r#"{"software":"coresh","version":"0","schema":0,"core_schema":0,"node_id":"x","hostname":"a","mode":"secondary","epoch":0}"#;
+        let mut stdin = child.stdin.take().unwrap();
+        writeln!(stdin, "{hello}").unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    let answer: serde_json::Value = serde_json::from_slice(&out.stdout).expect("B's hello");
+    assert_eq!(answer["software"], "coresh");
+
+    // A shell, a command, or a terminal: refused.
+    let out = openssh(&key, port, &["-T", "coresh-peer@127.0.0.1"]).output().unwrap();
+    assert!(!out.status.success(), "a peer got a shell");
+    let out = openssh(&key, port, &["coresh-peer@127.0.0.1", "show", "version"]).output().unwrap();
+    assert!(!out.status.success() && out.stdout.is_empty(), "a peer ran a command: {:?}", out);
+    // A key that is not trusted, or another user name: no login at all.
+    let out = openssh(&key_file(&stranger), port, &["-T", "coresh-peer@127.0.0.1"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Permission denied"), "{:?}", out);
+    let out = openssh(&key, port, &["-T", "admin@127.0.0.1"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Permission denied"), "{:?}", out);
+}
