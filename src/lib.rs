@@ -13,6 +13,7 @@
 //! - [`http`]: status pages for load balancers and the device API.
 //! - [`serve`]: the node daemon wiring (`coresh serve`).
 //! - [`ssh`]: the node key, the peer SSH server and client.
+//! - [`replication`]: snapshots, the secondary's pull, verification, the sync lock.
 
 pub mod cli;
 pub mod coredb;
@@ -23,6 +24,7 @@ pub mod host;
 pub mod http;
 pub mod load;
 pub mod node;
+pub mod replication;
 pub mod report;
 pub mod secret;
 pub mod serve;

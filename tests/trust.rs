@@ -142,8 +142,9 @@ fn key_file(node: &TestNode) -> String {
 }
 
 fn openssh(key: &str, port: u16, extra: &[&str]) -> Command {
-    let mut cmd = Command::new("ssh");
-    cmd.args(["-F", "/dev/null", "-i", key, "-p", &port.to_string()])
+    // `timeout` bounds a hung session: a test must fail, not hang CI.
+    let mut cmd = Command::new("timeout");
+    cmd.args(["60", "ssh", "-F", "/dev/null", "-i", key, "-p", &port.to_string()])
         .args(["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null"])
         .args(["-o", "IdentitiesOnly=yes", "-o", "ConnectTimeout=10", "-o", "LogLevel=ERROR"])
         .args(extra)

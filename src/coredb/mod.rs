@@ -106,6 +106,20 @@ impl CoreDb {
         Ok(())
     }
 
+    /// Replaces every page of this database with those of `source` in one write
+    /// transaction (SQLite's online backup into the live file). Replication's full sync
+    /// is the only caller.
+    pub fn replace_with(&mut self, source: &Connection) -> Result<(), StoreError> {
+        let backup = rusqlite::backup::Backup::new(source, &mut self.conn)?;
+        backup.step(-1)?;
+        Ok(())
+    }
+
+    /// The content checksum of this Core data (see `replication::snapshot`).
+    pub fn content_checksum(&self) -> Result<String, StoreError> {
+        crate::replication::snapshot::content_checksum(&self.conn)
+    }
+
     /// Turns off automatic checkpoints on this connection (another one runs them).
     pub fn leave_checkpoints_to_others(&self) -> Result<(), StoreError> {
         self.conn.pragma_update(None, "wal_autocheckpoint", 0)?;

@@ -8,6 +8,7 @@ mod ha_config;
 mod modes;
 mod running_config;
 mod show;
+mod sync;
 mod system;
 mod trust;
 
@@ -97,6 +98,8 @@ pub const HANDLERS: &[(&str, Handler)] = &[
     ("show_trusted_hosts", trust::show_trusted_hosts),
     ("ha_trusted_host", trust::trusted_host),
     ("failover_test_connection", trust::test_connection),
+    ("failover_sync", sync::sync),
+    ("show_sync_history", sync::history),
 ];
 
 /// The handler called `name`.

@@ -7,12 +7,11 @@ use tabled::Tabled;
 
 use super::Ctx;
 use crate::cli::Args;
-use crate::host::HostPort;
 use crate::report::{CmdError, Reply, Text, fields, table};
-use crate::ssh::client::{DEFAULT_PORT, exchange_hello};
+use crate::ssh::client::{exchange_hello, trusted_for};
 use crate::ssh::hello::{Hello, reported_version};
 use crate::ssh::keys::{fingerprint, host_key, openssh_line, parse_public};
-use crate::store::{TrustedHost, trusted};
+use crate::store::trusted;
 
 fn key_error(e: impl std::fmt::Display) -> CmdError {
     CmdError::Failed(e.to_string())
@@ -104,15 +103,6 @@ pub fn trusted_host(ctx: &mut Ctx, args: &Args) -> Result<Reply, CmdError> {
     let line = openssh_line(&key);
     ctx.node.store.durably(|tx| trusted::put(tx, &host, &line))?;
     Ok(Reply::done().info(format!("{host} trusted with key {}.", fingerprint(&key))))
-}
-
-/// The trusted entry for `target`: the exact `HOST:PORT`, or the bare host when the
-/// port is the default one.
-fn trusted_for<'a>(list: &'a [TrustedHost], target: &HostPort) -> Option<&'a TrustedHost> {
-    let exact = target.to_string();
-    let bare = HostPort { host: target.host.clone(), port: None }.to_string();
-    let default_port = target.port.is_none_or(|p| p == DEFAULT_PORT);
-    list.iter().find(|t| t.host == exact).or_else(|| list.iter().find(|t| default_port && t.host == bare))
 }
 
 #[derive(Serialize)]

@@ -90,7 +90,7 @@ async fn serve(node: Node, options: ServeOptions) -> anyhow::Result<()> {
         inactivity_timeout: Some(std::time::Duration::from_secs(600)),
         ..Default::default()
     });
-    let mut ssh_server = crate::ssh::server::SshServer { view: watcher.view.clone() };
+    let mut ssh_server = crate::ssh::server::SshServer { view: watcher.view.clone(), data_dir: node.data_dir.clone() };
     let ssh = russh::server::Server::run_on_socket(&mut ssh_server, ssh_config, &ssh_listener);
     let ssh_handle = ssh.handle();
     tokio::select! {

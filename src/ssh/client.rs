@@ -11,6 +11,7 @@ use russh::keys::{PrivateKey, PrivateKeyWithHashAlg, PublicKey, PublicKeyOrCerti
 use super::hello::{Hello, MAX_HELLO, PEER_USER, SUBSYSTEM};
 use super::keys::fingerprint;
 use crate::host::HostPort;
+use crate::store::TrustedHost;
 
 /// The SSH port when a HOST names none (the guide's port 22).
 pub const DEFAULT_PORT: u16 = 22;
@@ -52,6 +53,30 @@ impl client::Handler for Verifier {
     }
 }
 
+/// The trusted entry for `target`: the exact `HOST:PORT`, or the bare host when the
+/// port is the default one.
+pub fn trusted_for<'a>(list: &'a [TrustedHost], target: &HostPort) -> Option<&'a TrustedHost> {
+    let exact = target.to_string();
+    let bare = HostPort { host: target.host.clone(), port: None }.to_string();
+    let default_port = target.port.is_none_or(|p| p == DEFAULT_PORT);
+    list.iter().find(|t| t.host == exact).or_else(|| list.iter().find(|t| default_port && t.host == bare))
+}
+
+/// How long a read may wait for the peer once connected.
+const IDLE: Duration = Duration::from_secs(60);
+
+/// An open replication channel to a peer, after both hellos.
+pub struct PeerLink {
+    session: client::Handle<Verifier>,
+    channel: russh::Channel<client::Msg>,
+    /// Bytes received and not read yet.
+    buffer: Vec<u8>,
+    /// Whether the peer has closed its side.
+    ended: bool,
+    /// `HOST[:PORT]`, for messages.
+    target: String,
+}
+
 /// Connects to `target`, proves both keys, sends `ours` and returns the peer's hello.
 pub async fn exchange_hello(
     target: &HostPort,
@@ -59,66 +84,151 @@ pub async fn exchange_hello(
     trusted: &PublicKey,
     ours: &Hello,
 ) -> Result<Hello, PeerError> {
-    let shown = target.to_string();
-    match tokio::time::timeout(TIMEOUT, exchange(target, key, trusted, ours)).await {
-        Ok(result) => result,
-        Err(_) => Err(PeerError::Timeout { target: shown }),
-    }
+    let (link, hello) = PeerLink::open(target, key, trusted, ours).await?;
+    link.close().await;
+    Ok(hello)
 }
 
-async fn exchange(target: &HostPort, key: &PrivateKey, trusted: &PublicKey, ours: &Hello) -> Result<Hello, PeerError> {
-    let shown = target.to_string();
-    let presented = Arc::new(Mutex::new(None));
-    let verifier = Verifier { expected: trusted.clone(), presented: presented.clone() };
-    let config = Arc::new(client::Config { inactivity_timeout: Some(TIMEOUT), ..Default::default() });
-    let addr = (target.host.as_str(), target.port.unwrap_or(DEFAULT_PORT));
-    let mut session = match client::connect(config, addr, verifier).await {
-        Ok(s) => s,
-        Err(e) => {
-            let seen = presented.lock().ok().and_then(|p| p.clone());
-            return Err(match seen {
-                Some(p) if p.key_data() != trusted.key_data() => PeerError::WrongHostKey {
-                    target: shown,
-                    presented: fingerprint(&p),
-                    expected: fingerprint(trusted),
-                },
-                Some(_) => PeerError::Protocol { target: shown, reason: e.to_string() },
-                None => PeerError::Unreachable { target: shown, reason: e.to_string() },
-            });
+impl PeerLink {
+    /// Connects, authenticates both ways, opens the replication channel and trades hellos.
+    pub async fn open(
+        target: &HostPort,
+        key: &PrivateKey,
+        trusted: &PublicKey,
+        ours: &Hello,
+    ) -> Result<(PeerLink, Hello), PeerError> {
+        let shown = target.to_string();
+        match tokio::time::timeout(TIMEOUT, Self::connect(target, key, trusted, ours)).await {
+            Ok(result) => result,
+            Err(_) => Err(PeerError::Timeout { target: shown }),
         }
-    };
-    let protocol = |e: russh::Error| PeerError::Protocol { target: target.to_string(), reason: e.to_string() };
-    let auth = session
-        .authenticate_publickey(PEER_USER, PrivateKeyWithHashAlg::new(Arc::new(key.clone()), None))
-        .await
-        .map_err(protocol)?;
-    if !auth.success() {
-        return Err(PeerError::OurKeyRefused { target: shown, ours: fingerprint(key.public_key()) });
     }
-    let mut channel = session.channel_open_session().await.map_err(protocol)?;
-    channel.request_subsystem(true, SUBSYSTEM).await.map_err(protocol)?;
-    channel.data_bytes(ours.to_line().into_bytes()).await.map_err(protocol)?;
-    let mut received = Vec::new();
-    while let Some(msg) = channel.wait().await {
-        match msg {
-            russh::ChannelMsg::Data { data } => {
-                received.extend_from_slice(&data);
-                if received.len() > MAX_HELLO {
-                    return Err(PeerError::Protocol { target: shown, reason: "hello too long".into() });
-                }
-                if received.contains(&b'\n') {
-                    break;
-                }
+
+    async fn connect(
+        target: &HostPort,
+        key: &PrivateKey,
+        trusted: &PublicKey,
+        ours: &Hello,
+    ) -> Result<(PeerLink, Hello), PeerError> {
+        let shown = target.to_string();
+        let presented = Arc::new(Mutex::new(None));
+        let verifier = Verifier { expected: trusted.clone(), presented: presented.clone() };
+        let config = Arc::new(client::Config { inactivity_timeout: Some(IDLE), ..Default::default() });
+        let addr = (target.host.as_str(), target.port.unwrap_or(DEFAULT_PORT));
+        let mut session = match client::connect(config, addr, verifier).await {
+            Ok(s) => s,
+            Err(e) => {
+                let seen = presented.lock().ok().and_then(|p| p.clone());
+                return Err(match seen {
+                    Some(p) if p.key_data() != trusted.key_data() => PeerError::WrongHostKey {
+                        target: shown,
+                        presented: fingerprint(&p),
+                        expected: fingerprint(trusted),
+                    },
+                    Some(_) => PeerError::Protocol { target: shown, reason: e.to_string() },
+                    None => PeerError::Unreachable { target: shown, reason: e.to_string() },
+                });
             }
-            russh::ChannelMsg::Failure => return Err(PeerError::ChannelRefused { target: shown }),
-            russh::ChannelMsg::Eof | russh::ChannelMsg::Close => break,
-            _ => {}
+        };
+        let protocol = |e: russh::Error| PeerError::Protocol { target: target.to_string(), reason: e.to_string() };
+        let auth = session
+            .authenticate_publickey(PEER_USER, PrivateKeyWithHashAlg::new(Arc::new(key.clone()), None))
+            .await
+            .map_err(protocol)?;
+        if !auth.success() {
+            return Err(PeerError::OurKeyRefused { target: shown, ours: fingerprint(key.public_key()) });
+        }
+        let channel = session.channel_open_session().await.map_err(protocol)?;
+        channel.request_subsystem(true, SUBSYSTEM).await.map_err(protocol)?;
+        let mut link = PeerLink { session, channel, buffer: Vec::new(), ended: false, target: shown.clone() };
+        link.send_line(&ours.to_line()).await?;
+        let line = link.read_line(MAX_HELLO).await?;
+        let hello = serde_json::from_slice(&line)
+            .map_err(|e| PeerError::Protocol { target: shown, reason: format!("bad hello: {e}") })?;
+        Ok((link, hello))
+    }
+
+    /// Sends one line (a newline is added when missing).
+    pub async fn send_line(&mut self, line: &str) -> Result<(), PeerError> {
+        let mut bytes = line.as_bytes().to_vec();
+        if !bytes.ends_with(b"\n") {
+            bytes.push(b'\n');
+        }
+        self.channel
+            .data_bytes(bytes)
+            .await
+            .map_err(|e| PeerError::Protocol { target: self.target.clone(), reason: e.to_string() })
+    }
+
+    /// Waits for more bytes; false once the peer has closed.
+    async fn fill(&mut self) -> Result<bool, PeerError> {
+        if self.ended {
+            return Ok(false);
+        }
+        loop {
+            let msg = tokio::time::timeout(IDLE, self.channel.wait())
+                .await
+                .map_err(|_| PeerError::Timeout { target: self.target.clone() })?;
+            match msg {
+                Some(russh::ChannelMsg::Data { data }) => {
+                    self.buffer.extend_from_slice(&data);
+                    return Ok(true);
+                }
+                Some(russh::ChannelMsg::Failure) => {
+                    return Err(PeerError::ChannelRefused { target: self.target.clone() });
+                }
+                Some(russh::ChannelMsg::Eof | russh::ChannelMsg::Close) | None => {
+                    self.ended = true;
+                    return Ok(false);
+                }
+                Some(_) => {}
+            }
         }
     }
-    let _ = session.disconnect(russh::Disconnect::ByApplication, "done", "en").await;
-    let line = received.split(|&b| b == b'\n').next().unwrap_or_default();
-    if line.is_empty() {
-        return Err(PeerError::ChannelRefused { target: shown });
+
+    /// Reads one line (without its newline), at most `max` bytes.
+    pub async fn read_line(&mut self, max: usize) -> Result<Vec<u8>, PeerError> {
+        loop {
+            if let Some(end) = self.buffer.iter().position(|&b| b == b'\n') {
+                let mut line: Vec<u8> = self.buffer.drain(..=end).collect();
+                line.pop();
+                return Ok(line);
+            }
+            if self.buffer.len() > max {
+                return Err(PeerError::Protocol { target: self.target.clone(), reason: "line too long".into() });
+            }
+            if !self.fill().await? {
+                return Err(PeerError::ChannelRefused { target: self.target.clone() });
+            }
+        }
     }
-    serde_json::from_slice(line).map_err(|e| PeerError::Protocol { target: shown, reason: format!("bad hello: {e}") })
+
+    /// Reads exactly `n` bytes, handing them to `sink` as they come.
+    pub async fn read_bytes(
+        &mut self,
+        mut n: u64,
+        mut sink: impl FnMut(&[u8]) -> std::io::Result<()>,
+    ) -> Result<(), PeerError> {
+        while n > 0 {
+            if self.buffer.is_empty() && !self.fill().await? {
+                return Err(PeerError::Protocol {
+                    target: self.target.clone(),
+                    reason: format!("connection ended with {n} bytes missing"),
+                });
+            }
+            let take = usize::try_from(n).unwrap_or(usize::MAX).min(self.buffer.len());
+            sink(&self.buffer[..take]).map_err(|e| PeerError::Protocol {
+                target: self.target.clone(),
+                reason: format!("cannot store: {e}"),
+            })?;
+            self.buffer.drain(..take);
+            n -= take as u64;
+        }
+        Ok(())
+    }
+
+    /// Ends the connection.
+    pub async fn close(self) {
+        let _ = self.session.disconnect(russh::Disconnect::ByApplication, "done", "en").await;
+    }
 }

@@ -1,10 +1,12 @@
 //! The daemon's SSH server (the guide's port 22). Peers log in as `coresh-peer` with a
 //! key from the trusted hosts and may open only the replication subsystem: a shell, a
 //! command or a pseudo-terminal is refused. On the subsystem each side first sends its
-//! [`Hello`].
+//! [`Hello`]; then the peer asks, one line at a time, and this node answers (a full
+//! snapshot is streamed from a consistent copy, so device traffic goes on meanwhile).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use russh::server::{Auth, ChannelOpenHandle, Msg, Session, VerifiedPublicKey};
@@ -13,19 +15,33 @@ use tokio::sync::watch;
 
 use super::hello::{Hello, MAX_HELLO, PEER_USER, SUBSYSTEM};
 use super::keys::fingerprint;
+use crate::replication::{SNAPSHOT_REQUEST, SnapshotHeader, SnapshotTrailer, snapshot};
 use crate::serve::view::NodeView;
 
 /// Accepts peer connections.
 pub struct SshServer {
     /// The node's live view (trusted keys, settings).
     pub view: watch::Receiver<Arc<NodeView>>,
+    /// The node's data directory (snapshots are taken from it).
+    pub data_dir: PathBuf,
+}
+
+/// Where a replication channel stands.
+#[derive(Default)]
+struct Stage {
+    /// Bytes received and not handled yet.
+    buffer: Vec<u8>,
+    /// Whether the hellos have been traded.
+    greeted: bool,
+    /// Whether a snapshot is being streamed on it (it closes the channel when done).
+    streaming: bool,
 }
 
 impl russh::server::Server for SshServer {
     type Handler = PeerSession;
 
     fn new_client(&mut self, peer: Option<SocketAddr>) -> PeerSession {
-        PeerSession { view: self.view.clone(), peer, subsystems: HashMap::new() }
+        PeerSession { view: self.view.clone(), data_dir: self.data_dir.clone(), peer, subsystems: HashMap::new() }
     }
 
     fn handle_session_error(&mut self, error: russh::Error) {
@@ -36,9 +52,10 @@ impl russh::server::Server for SshServer {
 /// One peer connection.
 pub struct PeerSession {
     view: watch::Receiver<Arc<NodeView>>,
+    data_dir: PathBuf,
     peer: Option<SocketAddr>,
-    /// Replication channels and what they have received so far.
-    subsystems: HashMap<ChannelId, Vec<u8>>,
+    /// Replication channels and where each stands.
+    subsystems: HashMap<ChannelId, Stage>,
 }
 
 impl PeerSession {
@@ -91,7 +108,7 @@ impl russh::server::Handler for PeerSession {
         if name != SUBSYSTEM {
             return self.refuse(channel, &format!("subsystem {name}"), session);
         }
-        self.subsystems.insert(channel, Vec::new());
+        self.subsystems.insert(channel, Stage::default());
         session.channel_success(channel)
     }
 
@@ -118,36 +135,115 @@ impl russh::server::Handler for PeerSession {
         self.refuse(channel, "a terminal", session)
     }
 
+    async fn channel_eof(&mut self, channel: ChannelId, session: &mut Session) -> Result<(), Self::Error> {
+        // The peer has nothing more to ask: close, unless a snapshot is still on its way.
+        if self.subsystems.get(&channel).is_none_or(|s| !s.streaming) {
+            self.subsystems.remove(&channel);
+            session.close(channel)?;
+        }
+        Ok(())
+    }
+
     async fn data(&mut self, channel: ChannelId, data: &[u8], session: &mut Session) -> Result<(), Self::Error> {
-        let Some(buffer) = self.subsystems.get_mut(&channel) else {
+        let peer = self.peer();
+        let Some(stage) = self.subsystems.get_mut(&channel) else {
             return session.close(channel);
         };
-        buffer.extend_from_slice(data);
-        if buffer.len() > MAX_HELLO {
-            tracing::warn!(subsystem = "ssh", peer = %self.peer(), "hello too long; closing");
+        stage.buffer.extend_from_slice(data);
+        if stage.buffer.len() > MAX_HELLO {
+            tracing::warn!(subsystem = "ssh", %peer, "line too long; closing");
             return session.close(channel);
         }
-        let Some(end) = buffer.iter().position(|&b| b == b'\n') else { return Ok(()) };
-        let line: Vec<u8> = buffer.drain(..=end).collect();
-        match serde_json::from_slice::<Hello>(&line) {
-            Ok(theirs) => {
+        while let Some(end) = stage.buffer.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = stage.buffer.drain(..=end).collect();
+            if !stage.greeted {
+                let Ok(theirs) = serde_json::from_slice::<Hello>(&line) else {
+                    tracing::warn!(subsystem = "ssh", %peer, "malformed hello; closing");
+                    return session.close(channel);
+                };
                 let view = self.view.borrow().clone();
                 let ours = Hello::of(&view.settings, &view.node_id);
-                tracing::info!(
-                    subsystem = "ssh",
-                    peer = %self.peer(),
-                    node = %theirs.node_id,
-                    version = %theirs.version,
-                    "peer hello"
-                );
+                tracing::info!(subsystem = "ssh", %peer, node = %theirs.node_id, version = %theirs.version, "peer hello");
                 session.data(channel, ours.to_line().into_bytes())?;
-                session.eof(channel)?;
-                session.close(channel)
+                stage.greeted = true;
+                continue;
             }
-            Err(e) => {
-                tracing::warn!(subsystem = "ssh", peer = %self.peer(), error = %e, "malformed hello; closing");
-                session.close(channel)
+            if line.trim_ascii() == SNAPSHOT_REQUEST.as_bytes() {
+                tracing::info!(subsystem = "replication", %peer, "snapshot requested");
+                stage.streaming = true;
+                tokio::spawn(stream_snapshot(session.handle(), channel, self.data_dir.clone(), peer.clone()));
+            } else {
+                tracing::warn!(subsystem = "replication", %peer, "unknown request; closing");
+                session.close(channel)?;
             }
         }
+        Ok(())
     }
+}
+
+/// Takes a snapshot and streams it: header line, the file's bytes, trailer line.
+async fn stream_snapshot(handle: russh::server::Handle, channel: ChannelId, data_dir: PathBuf, peer: String) {
+    let now = crate::store::now_text();
+    let taken = tokio::task::spawn_blocking(move || -> Result<(PathBuf, u64, String), String> {
+        let dir = data_dir.join("snapshots");
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        let path = snapshot::take(&data_dir, &dir).map_err(|e| e.to_string())?;
+        let conn = rusqlite::Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .map_err(|e| e.to_string())?;
+        let content = snapshot::content_checksum(&conn).map_err(|e| e.to_string())?;
+        let size = std::fs::metadata(&path).map_err(|e| e.to_string())?.len();
+        Ok((path, size, content))
+    })
+    .await
+    .unwrap_or_else(|e| Err(e.to_string()));
+    let (path, size, content) = match taken {
+        Ok(t) => t,
+        Err(reason) => {
+            tracing::error!(subsystem = "replication", %peer, error = %reason, "snapshot failed");
+            let header = SnapshotHeader { size: 0, content: String::new(), taken_at: now, error: Some(reason) };
+            let _ = handle.data(channel, json_line(&header)).await;
+            let _ = handle.close(channel).await;
+            return;
+        }
+    };
+    let header = SnapshotHeader { size, content, taken_at: now, error: None };
+    let sent = send_file(&handle, channel, &path, &json_line(&header)).await;
+    let _ = std::fs::remove_file(&path);
+    match sent {
+        Ok(()) => tracing::info!(subsystem = "replication", %peer, bytes = size, "snapshot sent"),
+        Err(e) => tracing::warn!(subsystem = "replication", %peer, error = %e, "snapshot not sent"),
+    }
+    let _ = handle.eof(channel).await;
+    let _ = handle.close(channel).await;
+}
+
+async fn send_file(
+    handle: &russh::server::Handle,
+    channel: ChannelId,
+    path: &std::path::Path,
+    header: &[u8],
+) -> Result<(), String> {
+    use tokio::io::AsyncReadExt;
+    let closed = |_| "the peer went away".to_string();
+    handle.data(channel, header.to_vec()).await.map_err(closed)?;
+    let mut file = tokio::fs::File::open(path).await.map_err(|e| e.to_string())?;
+    let mut digest = ring::digest::Context::new(&ring::digest::SHA256);
+    let mut chunk = vec![0u8; 256 * 1024];
+    loop {
+        let n = file.read(&mut chunk).await.map_err(|e| e.to_string())?;
+        if n == 0 {
+            break;
+        }
+        digest.update(&chunk[..n]);
+        handle.data(channel, bytes::Bytes::copy_from_slice(&chunk[..n])).await.map_err(closed)?;
+    }
+    let trailer = SnapshotTrailer { sha256: snapshot::hex(digest.finish().as_ref()) };
+    handle.data(channel, json_line(&trailer)).await.map_err(closed)
+}
+
+/// One JSON line of a protocol message.
+fn json_line(value: &impl serde::Serialize) -> Vec<u8> {
+    let mut v = serde_json::to_vec(value).unwrap_or_default();
+    v.push(b'\n');
+    v
 }

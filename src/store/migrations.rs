@@ -6,7 +6,7 @@ use rusqlite::Connection;
 use super::StoreError;
 
 /// The schema version this coresh writes.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// Each step takes the schema from version `index` to `index + 1`.
 const STEPS: &[&str] = &[
@@ -49,6 +49,9 @@ const STEPS: &[&str] = &[
          key      TEXT NOT NULL,
          added_at TEXT NOT NULL
      );",
+    // 3: what each sync moved.
+    "ALTER TABLE sync_history ADD COLUMN bytes INTEGER NOT NULL DEFAULT 0;
+     ALTER TABLE sync_history ADD COLUMN rows INTEGER NOT NULL DEFAULT 0;",
 ];
 
 /// Brings a database at `from` up to [`SCHEMA_VERSION`], one transaction per step.

@@ -7,6 +7,7 @@ mod audit;
 mod history;
 mod migrations;
 mod settings;
+mod sync_log;
 pub mod trusted;
 
 use std::path::{Path, PathBuf};
@@ -18,6 +19,7 @@ pub use audit::{AuditEntry, Outcome};
 pub use history::{HistoryEntry, SyncSummary, record as record_history};
 pub use migrations::{SCHEMA_VERSION, migrate_steps};
 pub use settings::{put as put_setting, read_all as settings_in};
+pub use sync_log::SyncRecord;
 pub use trusted::TrustedHost;
 
 /// File name of the system database inside a data directory.

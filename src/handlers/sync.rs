@@ -1,0 +1,80 @@
+//! Replication commands: `failover sync HOST` (the guide's Run Sync Now) and
+//! `show sync history` (Sync History and Last Sync Status).
+
+use serde::Serialize;
+use tabled::Tabled;
+
+use super::Ctx;
+use crate::cli::Args;
+use crate::replication::pull::{SyncReport, sync_from};
+use crate::report::{CmdError, Reply, Text, table};
+use crate::store::SyncRecord;
+
+impl Text for SyncReport {
+    fn text(&self) -> String {
+        format!(
+            "Sync from {} ({}) completed: {} copy, {} bytes, {} rows in {:.2} s\nContent checksum verified: {}",
+            self.peer, self.peer_hostname, self.kind, self.bytes, self.rows, self.seconds, self.content
+        )
+    }
+}
+
+pub fn sync(ctx: &mut Ctx, args: &Args) -> Result<Reply, CmdError> {
+    let target = args.host("HOST").cloned().ok_or_else(|| CmdError::Failed("missing HOST".into()))?;
+    match sync_from(ctx.node, &target) {
+        Ok(report) => Ok(Reply::show(report)),
+        Err(e) => Err(CmdError::Failed(format!("Sync failed: {e}"))),
+    }
+}
+
+#[derive(Tabled)]
+struct Row<'a> {
+    #[tabled(rename = "Started (UTC)")]
+    started: &'a str,
+    #[tabled(rename = "Seconds")]
+    seconds: String,
+    #[tabled(rename = "Peer")]
+    peer: &'a str,
+    #[tabled(rename = "Kind")]
+    kind: &'a str,
+    #[tabled(rename = "Result")]
+    result: &'a str,
+    #[tabled(rename = "Bytes")]
+    bytes: i64,
+    #[tabled(rename = "Rows")]
+    rows: i64,
+    #[tabled(rename = "Detail")]
+    detail: &'a str,
+}
+
+#[derive(Serialize)]
+#[serde(transparent)]
+struct History(Vec<SyncRecord>);
+
+impl Text for History {
+    fn text(&self) -> String {
+        if self.0.is_empty() {
+            return "No sync has run on this node.".into();
+        }
+        let rows: Vec<Row> = self
+            .0
+            .iter()
+            .map(|r| Row {
+                started: &r.started_at,
+                seconds: r.seconds.map_or_else(|| "-".into(), |s| format!("{s:.1}")),
+                peer: &r.peer,
+                kind: &r.kind,
+                result: &r.result,
+                bytes: r.bytes,
+                rows: r.rows,
+                detail: &r.detail,
+            })
+            .collect();
+        table(&rows)
+    }
+}
+
+pub fn history(ctx: &mut Ctx, args: &Args) -> Result<Reply, CmdError> {
+    let last = args.int("ENTRIES").and_then(|n| u64::try_from(n).ok());
+    Ok(Reply::show(History(ctx.node.store.sync_history(last)?)))
+}

@@ -1,0 +1,65 @@
+//! One sync at a time per node: an exclusive `flock` on `sync.lock` in the data
+//! directory, which says who holds it. The kernel drops the lock when its holder dies,
+//! so a killed sync never blocks the next one.
+
+use std::fs::File;
+use std::io::{Read, Seek, Write};
+use std::os::fd::AsRawFd;
+use std::path::Path;
+
+/// A held sync lock; released on drop.
+pub struct SyncLock {
+    file: File,
+}
+
+impl SyncLock {
+    /// Takes the lock for a sync from `peer`, or says which sync holds it.
+    pub fn take(data_dir: &Path, peer: &str) -> Result<SyncLock, String> {
+        let path = data_dir.join("sync.lock");
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+        // SAFETY: flock on a descriptor we own; LOCK_NB makes it return at once.
+        let locked = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0;
+        if !locked {
+            let mut holder = String::new();
+            let _ = file.read_to_string(&mut holder);
+            let holder = holder.trim();
+            return Err(if holder.is_empty() {
+                "another sync is running".into()
+            } else {
+                format!("a sync is already running ({holder})")
+            });
+        }
+        let note = format!("from {peer}, started {}, pid {}", crate::store::now_text(), std::process::id());
+        let _ = file.set_len(0);
+        let _ = file.rewind();
+        let _ = file.write_all(note.as_bytes());
+        Ok(SyncLock { file })
+    }
+}
+
+impl Drop for SyncLock {
+    fn drop(&mut self) {
+        let _ = self.file.set_len(0);
+        // SAFETY: unlocking our own descriptor.
+        unsafe { libc::flock(self.file.as_raw_fd(), libc::LOCK_UN) };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_second_sync_is_refused_with_the_first_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = super::SyncLock::take(dir.path(), "core-a:22").unwrap();
+        let err = super::SyncLock::take(dir.path(), "core-b:22").err().unwrap();
+        assert!(err.contains("from core-a:22"), "{err}");
+        drop(first);
+        assert!(super::SyncLock::take(dir.path(), "core-b:22").is_ok());
+    }
+}

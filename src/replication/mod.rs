@@ -1,0 +1,36 @@
+//! Replication of the Core data, secondary-initiated, over the peers' SSH channel
+//! (guide, "Core Replication Details"). In nouns and verbs, after Litestream:
+//! - [`snapshot`]: a consistent copy of a node's Core data, and its content checksum;
+//! - [`pull`]: the secondary's sync: connect, check, fetch, verify, apply, record;
+//! - [`apply`]: verifying a staged snapshot and swapping it into the live database;
+//! - [`lock`]: one sync at a time per node.
+//!
+//! This part does full syncs; incremental syncs and the scheduler come next.
+
+pub mod apply;
+pub mod lock;
+pub mod pull;
+pub mod snapshot;
+
+/// Request line a puller sends after the hellos to ask for a full snapshot.
+pub const SNAPSHOT_REQUEST: &str = "{\"op\":\"snapshot\"}";
+
+/// What a node says before it streams a snapshot.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SnapshotHeader {
+    /// Bytes of the database file that follow.
+    pub size: u64,
+    /// Content checksum of the Core data in the snapshot (see [`snapshot::content_checksum`]).
+    pub content: String,
+    /// When the snapshot was taken.
+    pub taken_at: String,
+    /// Why no snapshot follows, if none does.
+    pub error: Option<String>,
+}
+
+/// What a node says after the snapshot's bytes.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SnapshotTrailer {
+    /// SHA-256 of the bytes sent, hex.
+    pub sha256: String,
+}

@@ -1,0 +1,163 @@
+//! The secondary's sync (the guide's Run Sync Now, `failover sync HOST`): refuse when
+//! this node must not replicate, take the sync lock, connect to the trusted peer, refuse
+//! a version mismatch, fetch a snapshot into a staging file, verify it, swap it in,
+//! verify the result against the primary's content checksum, and record it all in the
+//! sync history.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use serde::Serialize;
+
+use super::apply::{ApplyError, swap_in, verify};
+use super::lock::SyncLock;
+use super::{SNAPSHOT_REQUEST, SnapshotHeader, SnapshotTrailer};
+use crate::ha::{Mode, NodeStatus};
+use crate::host::HostPort;
+use crate::node::Node;
+use crate::ssh::client::{PeerError, PeerLink, trusted_for};
+use crate::ssh::hello::Hello;
+use crate::ssh::keys::{host_key, parse_public};
+use crate::store::StoreError;
+
+/// Longest header or trailer line.
+const MAX_LINE: usize = 64 * 1024;
+
+/// What a finished sync did.
+#[derive(Debug, Clone, Serialize)]
+pub struct SyncReport {
+    pub peer: String,
+    pub peer_hostname: String,
+    pub kind: &'static str,
+    pub bytes: u64,
+    pub rows: u64,
+    pub seconds: f64,
+    /// Content checksum, equal on both nodes.
+    pub content: String,
+}
+
+/// Why a sync did not happen or did not finish.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error("this node is primary: a node in primary mode never replicates from another node")]
+    Primary,
+    #[error("node status is active: only a standby secondary syncs from its primary")]
+    Active,
+    #[error("{0}")]
+    Busy(String),
+    #[error("{0} is not a trusted host: add its key with 'trusted-host {0} KEY' in high-availability configuration")]
+    Untrusted(String),
+    #[error(transparent)]
+    Peer(#[from] PeerError),
+    #[error(
+        "version mismatch: this node runs coresh {ours}, {peer} runs coresh {theirs}; replication needs the same release on both nodes"
+    )]
+    Version { ours: String, theirs: String, peer: String },
+    #[error("{peer} could not take a snapshot: {reason}")]
+    Snapshot { peer: String, reason: String },
+    #[error("the transfer is damaged: SHA-256 {found}, announced {expected}")]
+    Transfer { found: String, expected: String },
+    #[error("after the sync this node's content checksum {found} differs from the primary's {expected}")]
+    Mismatch { found: String, expected: String },
+    #[error(transparent)]
+    Apply(#[from] ApplyError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Io(String),
+}
+
+/// Pulls a full copy of `target`'s Core data into this node.
+pub fn sync_from(node: &mut Node, target: &HostPort) -> Result<SyncReport, SyncError> {
+    let settings = node.settings()?;
+    if settings.mode == Mode::Primary {
+        return Err(SyncError::Primary);
+    }
+    if settings.node_status == NodeStatus::Active {
+        return Err(SyncError::Active);
+    }
+    let peer = target.to_string();
+    let _lock = SyncLock::take(&node.data_dir, &peer).map_err(SyncError::Busy)?;
+    let trusted = node.store.trusted_hosts()?;
+    let entry = trusted_for(&trusted, target).ok_or_else(|| SyncError::Untrusted(peer.clone()))?;
+    let their_key = parse_public(&entry.key).map_err(SyncError::Io)?;
+    let key = host_key(&node.data_dir).map_err(|e| SyncError::Io(e.to_string()))?;
+    let ours = Hello::of(&settings, &node.id);
+    let run = node.store.sync_started(&peer, "full")?;
+    let staged = node.data_dir.join("core.db.staging");
+    let started = Instant::now();
+    let outcome = fetch_and_apply(node, target, &key, &their_key, &ours, &staged);
+    let _ = std::fs::remove_file(&staged);
+    match outcome {
+        Ok(mut report) => {
+            report.seconds = started.elapsed().as_secs_f64();
+            let detail = format!("full copy from {} ({})", report.peer_hostname, report.content);
+            let (bytes, rows) =
+                (i64::try_from(report.bytes).unwrap_or(i64::MAX), i64::try_from(report.rows).unwrap_or(i64::MAX));
+            node.store.sync_finished(run, true, &detail, bytes, rows)?;
+            Ok(report)
+        }
+        Err(e) => {
+            node.store.sync_finished(run, false, &e.to_string(), 0, 0)?;
+            Err(e)
+        }
+    }
+}
+
+fn fetch_and_apply(
+    node: &mut Node,
+    target: &HostPort,
+    key: &russh::keys::PrivateKey,
+    their_key: &russh::keys::PublicKey,
+    ours: &Hello,
+    staged: &PathBuf,
+) -> Result<SyncReport, SyncError> {
+    let peer = target.to_string();
+    let runtime =
+        tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| SyncError::Io(e.to_string()))?;
+    let (header, peer_hello, bytes) = runtime.block_on(async {
+        let (mut link, theirs) = PeerLink::open(target, key, their_key, ours).await?;
+        if theirs.version != ours.version {
+            link.close().await;
+            return Err(SyncError::Version { ours: ours.version.clone(), theirs: theirs.version, peer: peer.clone() });
+        }
+        link.send_line(SNAPSHOT_REQUEST).await?;
+        let header: SnapshotHeader = parse(&link.read_line(MAX_LINE).await?, &peer)?;
+        if let Some(reason) = header.error.clone() {
+            link.close().await;
+            return Err(SyncError::Snapshot { peer: peer.clone(), reason });
+        }
+        let mut file =
+            std::fs::File::create(staged).map_err(|e| SyncError::Io(format!("cannot stage the snapshot: {e}")))?;
+        let mut digest = ring::digest::Context::new(&ring::digest::SHA256);
+        link.read_bytes(header.size, |chunk| {
+            digest.update(chunk);
+            file.write_all(chunk)
+        })
+        .await?;
+        file.sync_all().map_err(|e| SyncError::Io(format!("cannot stage the snapshot: {e}")))?;
+        let trailer: SnapshotTrailer = parse(&link.read_line(MAX_LINE).await?, &peer)?;
+        link.close().await;
+        let found = super::snapshot::hex(digest.finish().as_ref());
+        if found != trailer.sha256 {
+            return Err(SyncError::Transfer { found, expected: trailer.sha256 });
+        }
+        let size = header.size;
+        Ok((header, theirs, size))
+    })?;
+    verify(staged, &header.content)?;
+    let content = swap_in(&node.data_dir, staged)?;
+    if content != header.content {
+        return Err(SyncError::Mismatch { found: content, expected: header.content });
+    }
+    let s = node.core()?.summary()?;
+    let rows = s.users + s.devices + s.apps + s.policies + s.events + s.certificates + s.local_users;
+    Ok(SyncReport { peer, peer_hostname: peer_hello.hostname, kind: "full", bytes, rows, seconds: 0.0, content })
+}
+
+fn parse<T: serde::de::DeserializeOwned>(line: &[u8], peer: &str) -> Result<T, SyncError> {
+    serde_json::from_slice(line).map_err(|e| {
+        SyncError::Peer(PeerError::Protocol { target: peer.to_string(), reason: format!("bad message: {e}") })
+    })
+}

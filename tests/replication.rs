@@ -1,0 +1,192 @@
+//! Full syncs between real daemons over SSH on loopback: the copy is exact (content
+//! checksums and counts), a daemon on the secondary sees the new data, the guide's
+//! refusals hold, a kill -9 at any point leaves old or new data and the next sync works,
+//! and a DR node can replicate from the secondary.
+
+mod common;
+
+use common::{Daemon, TestNode};
+
+fn local_key(node: &TestNode) -> String {
+    let run = node.run(&["show ssh local-key | json"]);
+    let v: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    v["public_key"].as_str().unwrap().to_string()
+}
+
+fn trust(node: &TestNode, host: &str, key: &str) {
+    node.run(&["enable", "configure terminal", "high-availability", &format!("trusted-host {host} {key}")])
+        .expect_code(0);
+}
+
+/// Makes `b` a standby secondary that trusts `a`'s daemon, and `a` trust `b`.
+fn pair(a: &TestNode, da: &Daemon, b: &TestNode) {
+    trust(b, &da.ssh.to_string(), &local_key(a));
+    trust(a, "core-b", &local_key(b));
+    b.run(&["enable", "failover mode secondary"]).expect_code(0);
+}
+
+fn generate(node: &TestNode, devices: &str, events: &str) {
+    node.run_with(&[], &["data", "generate", "--devices", devices, "--users", "50", "--events", events], &[])
+        .expect_code(0);
+}
+
+fn checksum(node: &TestNode) -> String {
+    let conn = rusqlite::Connection::open(node.data_dir().join("core.db")).unwrap();
+    coresh::replication::snapshot::content_checksum(&conn).unwrap()
+}
+
+fn sync(node: &TestNode, from: &Daemon) -> common::Run {
+    node.run(&["enable", &format!("failover sync {}", from.ssh)])
+}
+
+#[test]
+fn a_full_sync_copies_the_core_data_exactly() {
+    let (a, b) = (TestNode::new(), TestNode::new());
+    generate(&a, "500", "3000");
+    a.run(&["enable", "configure terminal", "enrollment-secret enroll-me-please"]).expect_code(0);
+    let da = a.serve();
+    pair(&a, &da, &b);
+    let db = b.serve();
+    let run = sync(&b, &da);
+    run.expect_code(0);
+    assert!(run.stdout.contains("completed: full copy"), "{}", run.stdout);
+    assert!(run.stdout.contains("Content checksum verified"), "{}", run.stdout);
+    assert_eq!(checksum(&a), checksum(&b));
+    let summary = |n: &TestNode| n.run(&["show core summary | json"]).stdout;
+    assert_eq!(summary(&a), summary(&b));
+    let json: serde_json::Value = serde_json::from_str(&b.run(&["show sync history | json"]).stdout).unwrap();
+    assert_eq!(json[0]["result"], "success");
+    assert_eq!(json[0]["kind"], "full");
+    assert!(json[0]["bytes"].as_i64().unwrap() > 0);
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&b.run(&["show failover | json"]).stdout).unwrap()["last_sync"]["result"],
+        "success"
+    );
+
+    // Device traffic on the primary, then another sync: the secondary follows.
+    let token = coresh::coredb::generate::token_for(42, 7);
+    assert_eq!(da.post("/api/v1/devices/checkin", Some(&token), r#"{"seq":1}"#).status, 200);
+    assert_ne!(checksum(&a), checksum(&b));
+    sync(&b, &da).expect_code(0);
+    assert_eq!(checksum(&a), checksum(&b));
+
+    // The secondary's running daemon sees the copied data: promoted, it accepts a
+    // generated device's token it never had before the sync.
+    b.run(&["enable", "failover mode primary"]).expect_code(0);
+    db.eventually("the promoted secondary serves devices", |d| {
+        d.post("/api/v1/devices/checkin", Some(&token), r#"{"seq":2}"#).status == 200
+    });
+}
+
+#[test]
+fn the_guides_refusals() {
+    let (a, b) = (TestNode::new(), TestNode::new());
+    generate(&a, "50", "100");
+    let da = a.serve();
+    trust(&b, &da.ssh.to_string(), &local_key(&a));
+    trust(&a, "core-b", &local_key(&b));
+    let before = checksum(&b);
+
+    let run = sync(&b, &da);
+    run.expect_code(1);
+    assert!(run.stderr.contains("this node is primary: a node in primary mode never replicates"), "{}", run.stderr);
+
+    b.run(&["enable", "failover mode secondary"]).expect_code(0);
+    b.run(&["enable", "configure terminal", "high-availability", "node-status active"]).expect_code(0);
+    let run = sync(&b, &da);
+    run.expect_code(1);
+    assert!(run.stderr.contains("node status is active"), "{}", run.stderr);
+    b.run(&["enable", "configure terminal", "high-availability", "node-status standby"]).expect_code(0);
+
+    let stranger = TestNode::new().serve();
+    let run = sync(&b, &stranger);
+    run.expect_code(1);
+    assert!(run.stderr.contains("is not a trusted host"), "{}", run.stderr);
+
+    // Another sync holds the lock.
+    let lock = coresh::replication::lock::SyncLock::take(&b.data_dir(), "core-x:22").unwrap();
+    let run = sync(&b, &da);
+    run.expect_code(1);
+    assert!(run.stderr.contains("a sync is already running (from core-x:22"), "{}", run.stderr);
+    drop(lock);
+    assert_eq!(checksum(&b), before, "no refused sync changed anything");
+}
+
+#[test]
+fn a_version_mismatch_is_refused_with_both_versions_and_nothing_changes() {
+    let (a, b) = (TestNode::new(), TestNode::new());
+    generate(&a, "50", "100");
+    let da = a.serve_env(&[("CORESH_TEST_REPORTED_VERSION", "0.0.1")]);
+    pair(&a, &da, &b);
+    let before = checksum(&b);
+    let run = sync(&b, &da);
+    run.expect_code(1);
+    let expected = format!(
+        "this node runs coresh {}, {} runs coresh 0.0.1; replication needs the same release",
+        env!("CARGO_PKG_VERSION"),
+        da.ssh
+    );
+    assert!(run.stderr.contains(&expected), "{}", run.stderr);
+    assert_eq!(checksum(&b), before);
+    let json: serde_json::Value = serde_json::from_str(&b.run(&["show sync history | json"]).stdout).unwrap();
+    assert_eq!(json[0]["result"], "failed");
+    assert!(json[0]["detail"].as_str().unwrap().contains("version mismatch"));
+}
+
+#[test]
+fn kill_9_during_a_sync_leaves_old_or_new_data_and_the_next_sync_works() {
+    let (a, b) = (TestNode::new(), TestNode::new());
+    generate(&a, "20000", "200000");
+    let da = a.serve();
+    pair(&a, &da, &b);
+    generate(&b, "10", "10");
+    let old = checksum(&b);
+    let new = checksum(&a);
+    let mut seen_old_or_new = (0, 0);
+    for delay_ms in [0u64, 30, 60, 100, 150, 220, 300, 400, 550, 700] {
+        let mut child = b
+            .command()
+            .args(["-c", "enable", "-c", &format!("failover sync {}", da.ssh)])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        let _ = child.kill();
+        let _ = child.wait();
+        let conn = rusqlite::Connection::open(b.data_dir().join("core.db")).unwrap();
+        let ok: String = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
+        assert_eq!(ok, "ok", "after a kill at {delay_ms} ms");
+        let now = coresh::replication::snapshot::content_checksum(&conn).unwrap();
+        assert!(now == old || now == new, "mixed data after a kill at {delay_ms} ms");
+        if now == old {
+            seen_old_or_new.0 += 1
+        } else {
+            seen_old_or_new.1 += 1
+        }
+        if now == new {
+            break;
+        }
+    }
+    let run = sync(&b, &da);
+    run.expect_code(0);
+    assert_eq!(checksum(&b), new);
+    let history = b.run(&["show sync history"]).stdout;
+    if seen_old_or_new.0 > 0 {
+        assert!(history.contains("interrupted"), "a killed sync shows as interrupted:\n{history}");
+    }
+}
+
+#[test]
+fn a_dr_node_replicates_from_the_secondary() {
+    let (a, b, c) = (TestNode::new(), TestNode::new(), TestNode::new());
+    generate(&a, "300", "1000");
+    let da = a.serve();
+    pair(&a, &da, &b);
+    let db = b.serve();
+    sync(&b, &da).expect_code(0);
+    pair(&b, &db, &c);
+    let run = sync(&c, &db);
+    run.expect_code(0);
+    assert_eq!(checksum(&c), checksum(&a));
+}
