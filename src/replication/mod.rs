@@ -20,8 +20,6 @@ pub const SNAPSHOT_REQUEST: &str = "{\"op\":\"snapshot\"}";
 pub struct SnapshotHeader {
     /// Bytes of the database file that follow.
     pub size: u64,
-    /// Content checksum of the Core data in the snapshot (see [`snapshot::content_checksum`]).
-    pub content: String,
     /// When the snapshot was taken.
     pub taken_at: String,
     /// Why no snapshot follows, if none does.
@@ -33,4 +31,11 @@ pub struct SnapshotHeader {
 pub struct SnapshotTrailer {
     /// SHA-256 of the bytes sent, hex.
     pub sha256: String,
+    /// Content checksum of the Core data in the snapshot (see [`snapshot::content_checksum`]),
+    /// computed while the bytes were on their way.
+    pub content: String,
+    /// What `PRAGMA integrity_check` said of the snapshot (`ok`), run on the sender
+    /// while the bytes were on their way; the receiver holds a byte-identical copy
+    /// (same SHA-256).
+    pub integrity: String,
 }

@@ -116,7 +116,7 @@ fn fetch_and_apply(
     let peer = target.to_string();
     let runtime =
         tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| SyncError::Io(e.to_string()))?;
-    let (header, peer_hello, bytes) = runtime.block_on(async {
+    let (trailer, peer_hello, bytes) = runtime.block_on(async {
         let (mut link, theirs) = PeerLink::open(target, key, their_key, ours).await?;
         if theirs.version != ours.version {
             link.close().await;
@@ -143,13 +143,18 @@ fn fetch_and_apply(
         if found != trailer.sha256 {
             return Err(SyncError::Transfer { found, expected: trailer.sha256 });
         }
-        let size = header.size;
-        Ok((header, theirs, size))
+        if trailer.integrity != "ok" {
+            return Err(SyncError::Snapshot {
+                peer: peer.clone(),
+                reason: format!("integrity check: {}", trailer.integrity),
+            });
+        }
+        Ok((trailer, theirs, header.size))
     })?;
-    verify(staged, &header.content)?;
+    verify(staged)?;
     let content = swap_in(&node.data_dir, staged)?;
-    if content != header.content {
-        return Err(SyncError::Mismatch { found: content, expected: header.content });
+    if content != trailer.content {
+        return Err(SyncError::Mismatch { found: content, expected: trailer.content });
     }
     let s = node.core()?.summary()?;
     let rows = s.users + s.devices + s.apps + s.policies + s.events + s.certificates + s.local_users;

@@ -181,33 +181,42 @@ impl russh::server::Handler for PeerSession {
     }
 }
 
-/// Takes a snapshot and streams it: header line, the file's bytes, trailer line.
+/// Takes a snapshot and streams it: header line, the file's bytes, trailer line. The
+/// content checksum is computed on another thread while the bytes are sent.
 async fn stream_snapshot(handle: russh::server::Handle, channel: ChannelId, data_dir: PathBuf, peer: String) {
     let now = crate::store::now_text();
-    let taken = tokio::task::spawn_blocking(move || -> Result<(PathBuf, u64, String), String> {
+    let taken = tokio::task::spawn_blocking(move || -> Result<(PathBuf, u64), String> {
         let dir = data_dir.join("snapshots");
         std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
         let path = snapshot::take(&data_dir, &dir).map_err(|e| e.to_string())?;
-        let conn = rusqlite::Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-            .map_err(|e| e.to_string())?;
-        let content = snapshot::content_checksum(&conn).map_err(|e| e.to_string())?;
         let size = std::fs::metadata(&path).map_err(|e| e.to_string())?.len();
-        Ok((path, size, content))
+        Ok((path, size))
     })
     .await
     .unwrap_or_else(|e| Err(e.to_string()));
-    let (path, size, content) = match taken {
+    let (path, size) = match taken {
         Ok(t) => t,
         Err(reason) => {
             tracing::error!(subsystem = "replication", %peer, error = %reason, "snapshot failed");
-            let header = SnapshotHeader { size: 0, content: String::new(), taken_at: now, error: Some(reason) };
+            let header = SnapshotHeader { size: 0, taken_at: now, error: Some(reason) };
             let _ = handle.data(channel, json_line(&header)).await;
             let _ = handle.close(channel).await;
             return;
         }
     };
-    let header = SnapshotHeader { size, content, taken_at: now, error: None };
-    let sent = send_file(&handle, channel, &path, &json_line(&header)).await;
+    let read_only = |p: &std::path::Path| {
+        rusqlite::Connection::open_with_flags(p, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(|e| e.to_string())
+    };
+    let for_checksum = path.clone();
+    let content = tokio::task::spawn_blocking(move || -> Result<String, String> {
+        snapshot::content_checksum(&read_only(&for_checksum)?).map_err(|e| e.to_string())
+    });
+    let for_integrity = path.clone();
+    let integrity = tokio::task::spawn_blocking(move || -> Result<String, String> {
+        read_only(&for_integrity)?.query_row("PRAGMA integrity_check", [], |r| r.get(0)).map_err(|e| e.to_string())
+    });
+    let header = SnapshotHeader { size, taken_at: now, error: None };
+    let sent = send_file(&handle, channel, &path, &json_line(&header), content, integrity).await;
     let _ = std::fs::remove_file(&path);
     match sent {
         Ok(()) => tracing::info!(subsystem = "replication", %peer, bytes = size, "snapshot sent"),
@@ -222,6 +231,8 @@ async fn send_file(
     channel: ChannelId,
     path: &std::path::Path,
     header: &[u8],
+    content: tokio::task::JoinHandle<Result<String, String>>,
+    integrity: tokio::task::JoinHandle<Result<String, String>>,
 ) -> Result<(), String> {
     use tokio::io::AsyncReadExt;
     let closed = |_| "the peer went away".to_string();
@@ -237,7 +248,9 @@ async fn send_file(
         digest.update(&chunk[..n]);
         handle.data(channel, bytes::Bytes::copy_from_slice(&chunk[..n])).await.map_err(closed)?;
     }
-    let trailer = SnapshotTrailer { sha256: snapshot::hex(digest.finish().as_ref()) };
+    let content = content.await.map_err(|e| e.to_string())??;
+    let integrity = integrity.await.map_err(|e| e.to_string())??;
+    let trailer = SnapshotTrailer { sha256: snapshot::hex(digest.finish().as_ref()), content, integrity };
     handle.data(channel, json_line(&trailer)).await.map_err(closed)
 }
 

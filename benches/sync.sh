@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Full sync benchmark (issue: replication). Two release daemons on loopback; node A
+# holds a generated Core of 100,000 devices and 1,000,000 events; node B (a standby
+# secondary trusting A) runs `failover sync A` repeatedly. Baseline of the same run:
+# `rsync -e ssh` of a copy of A's database file to a new destination, through OpenSSH's
+# sshd on loopback. Goal: full sync within 1.25x of rsync.
+# Needs openssh-server, rsync and hyperfine (Debian; installed here when missing).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+for p in openssh-server rsync hyperfine; do
+    dpkg -s "$p" >/dev/null 2>&1 || apt-get install -y -qq "$p" >/dev/null
+done
+
+cargo build --release --quiet
+bin=$PWD/target/release/coresh
+work=$(mktemp -d)
+pids=()
+trap 'kill "${pids[@]}" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"' EXIT
+port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+a="$work/a"; b="$work/b"
+"$bin" --data-dir "$a" data generate --devices 100000 --users 20000 --events 1000000 >/dev/null
+ssh_a=$(port)
+"$bin" --data-dir "$a" serve --http-listen "127.0.0.1:$(port)" --ssh-listen "127.0.0.1:$ssh_a" --log-level warn &
+pids+=($!)
+key_a=$("$bin" --data-dir "$a" -c 'show ssh local-key | json' | python3 -c 'import json,sys; print(json.load(sys.stdin)["public_key"])')
+"$bin" --data-dir "$b" -c enable -c 'failover mode secondary' -c 'configure terminal' -c high-availability \
+    -c "trusted-host 127.0.0.1:$ssh_a $key_a" >/dev/null
+key_b=$("$bin" --data-dir "$b" -c 'show ssh local-key | json' | python3 -c 'import json,sys; print(json.load(sys.stdin)["public_key"])')
+"$bin" --data-dir "$a" -c enable -c 'configure terminal' -c high-availability -c "trusted-host core-b $key_b" >/dev/null
+sleep 0.5
+
+# Baseline: OpenSSH's sshd on loopback, rsync of a copy of the same database file.
+mkdir -p "$work/sshd" "$work/dst"
+ssh-keygen -q -t ed25519 -N '' -f "$work/sshd/host_key"
+ssh-keygen -q -t ed25519 -N '' -f "$work/sshd/client_key"
+cp "$work/sshd/client_key.pub" "$work/sshd/authorized_keys"
+ssh_base=$(port)
+cat > "$work/sshd/sshd_config" <<CFG
+Port $ssh_base
+ListenAddress 127.0.0.1
+HostKey $work/sshd/host_key
+AuthorizedKeysFile $work/sshd/authorized_keys
+PasswordAuthentication no
+StrictModes no
+PidFile $work/sshd/pid
+CFG
+mkdir -p /run/sshd
+/usr/sbin/sshd -f "$work/sshd/sshd_config" -D &
+pids+=($!)
+sleep 0.5
+sqlite3 "$a/core.db" ".backup '$work/copy.db'"
+rsh="ssh -p $ssh_base -i $work/sshd/client_key -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR"
+
+echo "Core data: $(du -h "$work/copy.db" | cut -f1) (100,000 devices, 1,000,000 events)"
+hyperfine --warmup 1 --runs 5 --export-json "$work/sync.json" \
+    -n "coresh full sync" "$bin --data-dir $b -c enable -c 'failover sync 127.0.0.1:$ssh_a'" \
+    -n "rsync -e ssh" --prepare "rm -f $work/dst/copy.db" "rsync -e '$rsh' $work/copy.db 127.0.0.1:$work/dst/copy.db" >/dev/null
+python3 - "$work/sync.json" <<'PY'
+import json, sys
+r = {x["command"]: x for x in json.load(open(sys.argv[1]))["results"]}
+c, s = r["coresh full sync"]["median"], r["rsync -e ssh"]["median"]
+print(f"coresh full sync: median {c:.2f} s")
+print(f"rsync -e ssh:     median {s:.2f} s")
+print(f"ratio: {c/s:.2f}x")
+PY
