@@ -550,3 +550,18 @@ fn do_runs_exec_commands_only() {
     assert_eq!(run.stderr, "do hostname ...\n   ^\n% Invalid input detected at '^' marker.\n");
     node.run(&["enable", "configure terminal", "do"]).expect_code(2);
 }
+
+#[test]
+fn secrets_that_are_too_short_or_not_hashes_are_refused() {
+    let node = TestNode::new();
+    let run = node.run(&["enable", "configure terminal", "enrollment-secret short"]);
+    run.expect_code(1);
+    assert_eq!(run.stderr, "% The secret needs at least 8 characters\n");
+    let run = node.run(&["enable", "configure terminal", "enable secret \"\""]);
+    run.expect_code(1);
+    assert_eq!(run.stderr, "% The secret must not be empty\n");
+    let run = node.run(&["enable", "configure terminal", "enrollment-secret hashed plain-text"]);
+    run.expect_code(1);
+    assert_eq!(run.stderr, "% Not an argon2 hash as show running-config prints it\n");
+    node.run(&["enable"]).expect_code(0);
+}

@@ -8,7 +8,6 @@ use super::Ctx;
 use crate::cli::Args;
 use crate::coredb::{Device, ENROLLMENT_SECRET, Summary};
 use crate::report::{CmdError, Reply, Text, fields, table};
-use crate::secret;
 
 /// How many devices `show devices` lists unless told otherwise.
 const DEVICES_DEFAULT: u64 = 100;
@@ -82,20 +81,7 @@ pub fn devices(ctx: &mut Ctx, args: &Args) -> Result<Reply, CmdError> {
 }
 
 pub fn enrollment_secret(ctx: &mut Ctx, args: &Args) -> Result<Reply, CmdError> {
-    let hash = if args.has("no") {
-        None
-    } else if let Some(hash) = args.text("HASH") {
-        if !secret::is_hash(hash) {
-            return Err(CmdError::Failed("Not an argon2 hash as show running-config prints it".into()));
-        }
-        Some(hash.to_string())
-    } else {
-        let clear = args.text("SECRET").unwrap_or_default();
-        if clear.len() < 8 {
-            return Err(CmdError::Failed("The enrollment secret needs at least 8 characters".into()));
-        }
-        Some(secret::hash(clear).map_err(CmdError::Failed)?)
-    };
+    let hash = super::stored_secret(args, 8, || Ok(args.text("SECRET").unwrap_or_default().to_string()))?;
     ctx.node.core()?.write(|w| w.set_setting(ENROLLMENT_SECRET, hash.as_deref()))?;
     Ok(Reply::done().info(if hash.is_some() {
         "Device registration is open."

@@ -107,6 +107,34 @@ pub fn lookup(name: &str) -> Option<Handler> {
     HANDLERS.iter().find(|(n, _)| *n == name).map(|(_, h)| *h)
 }
 
+/// What a secret-setting command stores: nothing for its `no` form, a hash given as
+/// `hashed HASH` (checked), or the Argon2 hash of the clear secret that `clear` yields
+/// (at least `min_len` characters).
+pub(crate) fn stored_secret(
+    args: &Args,
+    min_len: usize,
+    clear: impl FnOnce() -> Result<String, CmdError>,
+) -> Result<Option<String>, CmdError> {
+    if args.has("no") {
+        return Ok(None);
+    }
+    if let Some(hash) = args.text("HASH") {
+        if !crate::secret::is_hash(hash) {
+            return Err(CmdError::Failed("Not an argon2 hash as show running-config prints it".into()));
+        }
+        return Ok(Some(hash.to_string()));
+    }
+    let clear = clear()?;
+    if clear.chars().count() < min_len.max(1) {
+        return Err(CmdError::Failed(if min_len > 1 {
+            format!("The secret needs at least {min_len} characters")
+        } else {
+            "The secret must not be empty".into()
+        }));
+    }
+    Ok(Some(crate::secret::hash(&clear).map_err(CmdError::Failed)?))
+}
+
 /// A one-line account of when the next sync runs under `s`, and why not when it won't.
 pub fn next_sync_text(s: &Settings) -> String {
     match next_sync_time(s) {

@@ -3,7 +3,6 @@
 use super::Ctx;
 use crate::cli::Args;
 use crate::report::{CmdError, Reply};
-use crate::secret;
 
 pub fn hostname(ctx: &mut Ctx, args: &Args) -> Result<Reply, CmdError> {
     let name = args.text("NAME").unwrap_or_default().to_string();
@@ -12,23 +11,10 @@ pub fn hostname(ctx: &mut Ctx, args: &Args) -> Result<Reply, CmdError> {
 }
 
 pub fn enable_secret(ctx: &mut Ctx, args: &Args) -> Result<Reply, CmdError> {
-    let hash = if args.has("no") {
-        None
-    } else if let Some(hash) = args.text("HASH") {
-        if !secret::is_hash(hash) {
-            return Err(CmdError::Failed("Not an argon2 hash as show running-config prints it".into()));
-        }
-        Some(hash.to_string())
-    } else {
-        let clear = match args.text("SECRET") {
-            Some(clear) => clear.to_string(),
-            None => ask_twice(ctx)?,
-        };
-        if clear.is_empty() {
-            return Err(CmdError::Failed("The secret must not be empty".into()));
-        }
-        Some(secret::hash(&clear).map_err(CmdError::Failed)?)
-    };
+    let hash = super::stored_secret(args, 1, || match args.text("SECRET") {
+        Some(clear) => Ok(clear.to_string()),
+        None => ask_twice(ctx),
+    })?;
     ctx.update(|s| s.enable_secret = hash)?;
     Ok(Reply::done())
 }
