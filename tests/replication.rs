@@ -190,3 +190,47 @@ fn a_dr_node_replicates_from_the_secondary() {
     run.expect_code(0);
     assert_eq!(checksum(&c), checksum(&a));
 }
+
+fn atlas_checksum(node: &TestNode) -> String {
+    let conn = rusqlite::Connection::open(node.data_dir().join("atlas.db")).unwrap();
+    coresh::replication::snapshot::content_checksum(&conn).unwrap()
+}
+
+#[test]
+fn atlas_data_is_replicated_only_when_enabled_on_both_nodes() {
+    let (a, b) = (TestNode::new(), TestNode::new());
+    generate(&a, "20", "20");
+    a.run(&["enable", "configure terminal", "hostname core-a", "atlas enable"]).expect_code(0);
+    let da = a.serve();
+    let token = coresh::coredb::generate::token_for(42, 3);
+    da.eventually("Atlas records a check-in", |d| {
+        assert_eq!(d.post("/api/v1/devices/checkin", Some(&token), r#"{"battery":55}"#).status, 200);
+        std::fs::metadata(a.data_dir().join("atlas.db")).is_ok()
+            && serde_json::from_str::<serde_json::Value>(&a.run(&["show core summary | json"]).stdout).unwrap()["atlas"]
+                .as_u64()
+                > Some(0)
+    });
+    pair(&a, &da, &b);
+
+    // Atlas off on the secondary: skipped, and the history says why.
+    let run = sync(&b, &da);
+    run.expect_code(0);
+    assert!(run.stdout.contains("Atlas: skipped: Atlas is not enabled on this node"), "{}", run.stdout);
+    assert!(!b.data_dir().join("atlas.db").exists());
+    let history: serde_json::Value = serde_json::from_str(&b.run(&["show sync history | json"]).stdout).unwrap();
+    assert!(history[0]["detail"].as_str().unwrap().contains("Atlas skipped: Atlas is not enabled on this node"));
+
+    // On both: copied exactly.
+    b.run(&["enable", "configure terminal", "atlas enable"]).expect_code(0);
+    let run = sync(&b, &da);
+    run.expect_code(0);
+    assert!(run.stdout.contains("Atlas: copied"), "{}", run.stdout);
+    assert_eq!(atlas_checksum(&a), atlas_checksum(&b));
+
+    // Off on the primary: skipped, named.
+    a.run(&["enable", "configure terminal", "atlas disable"]).expect_code(0);
+    da.eventually("the primary's daemon sees Atlas off", |_| {
+        let run = sync(&b, &da);
+        run.code == 0 && run.stdout.contains("Atlas: skipped: Atlas is not enabled on core-a")
+    });
+}

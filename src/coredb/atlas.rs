@@ -30,6 +30,14 @@ pub fn create(data_dir: &Path) -> Result<(), StoreError> {
     open_database(&data_dir.join(ATLAS_DB), SCHEMA_VERSION, migrate).map(drop)
 }
 
+/// Replaces the Atlas store of `data_dir` (creating it) with the pages of `source` in one
+/// write transaction; returns its content checksum afterwards. Replication only.
+pub fn replace_with(data_dir: &Path, source: &Connection) -> Result<String, StoreError> {
+    let mut live = open_database(&data_dir.join(ATLAS_DB), SCHEMA_VERSION, migrate)?;
+    rusqlite::backup::Backup::new(source, &mut live)?.step(-1)?;
+    crate::replication::snapshot::content_checksum(&live)
+}
+
 /// Rows in the Atlas store, or `None` when it does not exist.
 pub fn count(data_dir: &Path) -> Result<Option<u64>, StoreError> {
     let path = data_dir.join(ATLAS_DB);

@@ -13,8 +13,8 @@ use crate::store::SyncRecord;
 impl Text for SyncReport {
     fn text(&self) -> String {
         format!(
-            "Sync from {} ({}) completed: {} copy, {} bytes, {} rows in {:.2} s\nContent checksum verified: {}",
-            self.peer, self.peer_hostname, self.kind, self.bytes, self.rows, self.seconds, self.content
+            "Sync from {} ({}) completed: {} copy, {} bytes, {} rows in {:.2} s\nContent checksum verified: {}\nAtlas: {}",
+            self.peer, self.peer_hostname, self.kind, self.bytes, self.rows, self.seconds, self.content, self.atlas
         )
     }
 }

@@ -18,8 +18,8 @@ use crate::store::StoreError;
 pub enum ApplyError {
     #[error("the snapshot is damaged: {0}")]
     Damaged(String),
-    #[error("the snapshot has Core data schema {found}, this node {ours}")]
-    Schema { found: i64, ours: i64 },
+    #[error("the {store} snapshot has schema {found}, this node {ours}")]
+    Schema { store: &'static str, found: i64, ours: i64 },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -30,8 +30,34 @@ impl From<rusqlite::Error> for ApplyError {
     }
 }
 
-/// Checks a staged snapshot: a sound database of this node's Core data schema.
-pub fn verify(staged: &Path) -> Result<(), ApplyError> {
+/// The stores a sync copies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Store {
+    /// The Core data (`core.db`).
+    Core,
+    /// The Atlas store (`atlas.db`).
+    Atlas,
+}
+
+impl Store {
+    /// Name on the wire and in messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Store::Core => "core",
+            Store::Atlas => "atlas",
+        }
+    }
+
+    fn schema(self) -> i64 {
+        match self {
+            Store::Core => SCHEMA_VERSION,
+            Store::Atlas => crate::coredb::atlas::SCHEMA_VERSION,
+        }
+    }
+}
+
+/// Checks a staged snapshot: a sound database of this node's schema for `store`.
+pub fn verify(staged: &Path, store: Store) -> Result<(), ApplyError> {
     let conn = Connection::open_with_flags(staged, OpenFlags::SQLITE_OPEN_READ_ONLY)
         .map_err(|e| ApplyError::Damaged(e.to_string()))?;
     let check: String =
@@ -40,17 +66,22 @@ pub fn verify(staged: &Path) -> Result<(), ApplyError> {
         return Err(ApplyError::Damaged(check));
     }
     let found: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-    if found != SCHEMA_VERSION {
-        return Err(ApplyError::Schema { found, ours: SCHEMA_VERSION });
+    if found != store.schema() {
+        return Err(ApplyError::Schema { store: store.name(), found, ours: store.schema() });
     }
     Ok(())
 }
 
-/// Replaces the live Core data of `data_dir` with the staged snapshot; returns the
+/// Replaces the live `store` of `data_dir` with the staged snapshot; returns the
 /// content checksum of the live data afterwards.
-pub fn swap_in(data_dir: &Path, staged: &Path) -> Result<String, ApplyError> {
+pub fn swap_in(data_dir: &Path, staged: &Path, store: Store) -> Result<String, ApplyError> {
     let source = Connection::open_with_flags(staged, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
-    let mut live = CoreDb::open(data_dir)?;
-    live.replace_with(&source)?;
-    Ok(live.content_checksum()?)
+    match store {
+        Store::Core => {
+            let mut live = CoreDb::open(data_dir)?;
+            live.replace_with(&source)?;
+            Ok(live.content_checksum()?)
+        }
+        Store::Atlas => Ok(crate::coredb::atlas::replace_with(data_dir, &source)?),
+    }
 }

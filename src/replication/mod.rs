@@ -12,12 +12,25 @@ pub mod lock;
 pub mod pull;
 pub mod snapshot;
 
-/// Request line a puller sends after the hellos to ask for a full snapshot.
-pub const SNAPSHOT_REQUEST: &str = "{\"op\":\"snapshot\"}";
+/// What a puller asks for after the hellos.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SnapshotRequest {
+    /// Always `snapshot` for now.
+    pub op: String,
+    /// Whether the Atlas store is wanted too (Atlas is enabled on the puller).
+    #[serde(default)]
+    pub atlas: bool,
+}
 
-/// What a node says before it streams a snapshot.
+/// What a node says before it streams one store's snapshot.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SnapshotHeader {
+    /// `core` or `atlas`.
+    #[serde(default)]
+    pub store: String,
+    /// Why this store is not sent (no bytes follow), e.g. Atlas not enabled here.
+    #[serde(default)]
+    pub skipped: Option<String>,
     /// Bytes of the database file that follow.
     pub size: u64,
     /// When the snapshot was taken.

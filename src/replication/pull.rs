@@ -10,9 +10,9 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use super::apply::{ApplyError, swap_in, verify};
+use super::apply::{ApplyError, Store, swap_in, verify};
 use super::lock::SyncLock;
-use super::{SNAPSHOT_REQUEST, SnapshotHeader, SnapshotTrailer};
+use super::{SnapshotHeader, SnapshotRequest, SnapshotTrailer};
 use crate::ha::{Mode, NodeStatus};
 use crate::host::HostPort;
 use crate::node::Node;
@@ -35,6 +35,8 @@ pub struct SyncReport {
     pub seconds: f64,
     /// Content checksum, equal on both nodes.
     pub content: String,
+    /// What happened to the Atlas data: copied, or skipped and why.
+    pub atlas: String,
 }
 
 /// Why a sync did not happen or did not finish.
@@ -85,14 +87,16 @@ pub fn sync_from(node: &mut Node, target: &HostPort) -> Result<SyncReport, SyncE
     let key = host_key(&node.data_dir).map_err(|e| SyncError::Io(e.to_string()))?;
     let ours = Hello::of(&settings, &node.id);
     let run = node.store.sync_started(&peer, "full")?;
-    let staged = node.data_dir.join("core.db.staging");
+    let staged = Staged { core: node.data_dir.join("core.db.staging"), atlas: node.data_dir.join("atlas.db.staging") };
     let started = Instant::now();
-    let outcome = fetch_and_apply(node, target, &key, &their_key, &ours, &staged);
-    let _ = std::fs::remove_file(&staged);
+    let outcome = fetch_and_apply(node, target, &key, &their_key, &ours, &staged, settings.atlas);
+    let _ = std::fs::remove_file(&staged.core);
+    let _ = std::fs::remove_file(&staged.atlas);
     match outcome {
         Ok(mut report) => {
             report.seconds = started.elapsed().as_secs_f64();
-            let detail = format!("full copy from {} ({})", report.peer_hostname, report.content);
+            let detail =
+                format!("full copy from {} ({}); Atlas {}", report.peer_hostname, report.content, report.atlas);
             let (bytes, rows) =
                 (i64::try_from(report.bytes).unwrap_or(i64::MAX), i64::try_from(report.rows).unwrap_or(i64::MAX));
             node.store.sync_finished(run, true, &detail, bytes, rows)?;
@@ -105,60 +109,106 @@ pub fn sync_from(node: &mut Node, target: &HostPort) -> Result<SyncReport, SyncE
     }
 }
 
+/// Where snapshots are staged before they are verified and swapped in.
+struct Staged {
+    core: PathBuf,
+    atlas: PathBuf,
+}
+
+/// One store's snapshot: received and staged, or skipped by the sender (and why).
+enum Received {
+    Staged { trailer: SnapshotTrailer, size: u64 },
+    Skipped(String),
+}
+
 fn fetch_and_apply(
     node: &mut Node,
     target: &HostPort,
     key: &russh::keys::PrivateKey,
     their_key: &russh::keys::PublicKey,
     ours: &Hello,
-    staged: &PathBuf,
+    staged: &Staged,
+    want_atlas: bool,
 ) -> Result<SyncReport, SyncError> {
     let peer = target.to_string();
     let runtime =
         tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| SyncError::Io(e.to_string()))?;
-    let (trailer, peer_hello, bytes) = runtime.block_on(async {
+    let (core, atlas, peer_hello) = runtime.block_on(async {
         let (mut link, theirs) = PeerLink::open(target, key, their_key, ours).await?;
         if theirs.version != ours.version {
             link.close().await;
             return Err(SyncError::Version { ours: ours.version.clone(), theirs: theirs.version, peer: peer.clone() });
         }
-        link.send_line(SNAPSHOT_REQUEST).await?;
-        let header: SnapshotHeader = parse(&link.read_line(MAX_LINE).await?, &peer)?;
-        if let Some(reason) = header.error.clone() {
-            link.close().await;
-            return Err(SyncError::Snapshot { peer: peer.clone(), reason });
-        }
-        let mut file =
-            std::fs::File::create(staged).map_err(|e| SyncError::Io(format!("cannot stage the snapshot: {e}")))?;
-        let mut digest = ring::digest::Context::new(&ring::digest::SHA256);
-        link.read_bytes(header.size, |chunk| {
-            digest.update(chunk);
-            file.write_all(chunk)
-        })
-        .await?;
-        file.sync_all().map_err(|e| SyncError::Io(format!("cannot stage the snapshot: {e}")))?;
-        let trailer: SnapshotTrailer = parse(&link.read_line(MAX_LINE).await?, &peer)?;
+        let request = SnapshotRequest { op: "snapshot".into(), atlas: want_atlas };
+        link.send_line(&serde_json::to_string(&request).unwrap_or_default()).await?;
+        let core = receive(&mut link, &staged.core, &peer).await?;
+        let atlas = if want_atlas { Some(receive(&mut link, &staged.atlas, &peer).await?) } else { None };
         link.close().await;
-        let found = super::snapshot::hex(digest.finish().as_ref());
-        if found != trailer.sha256 {
-            return Err(SyncError::Transfer { found, expected: trailer.sha256 });
-        }
-        if trailer.integrity != "ok" {
-            return Err(SyncError::Snapshot {
-                peer: peer.clone(),
-                reason: format!("integrity check: {}", trailer.integrity),
-            });
-        }
-        Ok((trailer, theirs, header.size))
+        Ok((core, atlas, theirs))
     })?;
-    verify(staged)?;
-    let content = swap_in(&node.data_dir, staged)?;
-    if content != trailer.content {
-        return Err(SyncError::Mismatch { found: content, expected: trailer.content });
-    }
+    let Received::Staged { trailer, size: bytes } = core else {
+        return Err(SyncError::Snapshot { peer, reason: "no Core data was sent".into() });
+    };
+    let content = apply(&node.data_dir, &staged.core, Store::Core, &trailer)?;
+    let atlas = match atlas {
+        None => "skipped: Atlas is not enabled on this node".to_string(),
+        Some(Received::Skipped(why)) => format!("skipped: {why}"),
+        Some(Received::Staged { trailer, size }) => {
+            apply(&node.data_dir, &staged.atlas, Store::Atlas, &trailer)?;
+            format!("copied ({size} bytes)")
+        }
+    };
     let s = node.core()?.summary()?;
-    let rows = s.users + s.devices + s.apps + s.policies + s.events + s.certificates + s.local_users;
-    Ok(SyncReport { peer, peer_hostname: peer_hello.hostname, kind: "full", bytes, rows, seconds: 0.0, content })
+    let rows =
+        s.users + s.devices + s.apps + s.policies + s.events + s.certificates + s.local_users + s.atlas.unwrap_or(0);
+    Ok(SyncReport { peer, peer_hostname: peer_hello.hostname, kind: "full", bytes, rows, seconds: 0.0, content, atlas })
+}
+
+/// Verifies a staged store, swaps it in and checks the result against the sender's.
+fn apply(
+    data_dir: &std::path::Path,
+    staged: &std::path::Path,
+    store: Store,
+    trailer: &SnapshotTrailer,
+) -> Result<String, SyncError> {
+    verify(staged, store)?;
+    let content = swap_in(data_dir, staged, store)?;
+    if content != trailer.content {
+        return Err(SyncError::Mismatch { found: content, expected: trailer.content.clone() });
+    }
+    Ok(content)
+}
+
+/// Receives one store: header, then (unless skipped) bytes into `staged` and trailer.
+async fn receive(link: &mut PeerLink, staged: &std::path::Path, peer: &str) -> Result<Received, SyncError> {
+    let header: SnapshotHeader = parse(&link.read_line(MAX_LINE).await?, peer)?;
+    if let Some(reason) = header.error.clone() {
+        return Err(SyncError::Snapshot { peer: peer.to_string(), reason });
+    }
+    if let Some(why) = header.skipped {
+        return Ok(Received::Skipped(why));
+    }
+    let mut file =
+        std::fs::File::create(staged).map_err(|e| SyncError::Io(format!("cannot stage the snapshot: {e}")))?;
+    let mut digest = ring::digest::Context::new(&ring::digest::SHA256);
+    link.read_bytes(header.size, |chunk| {
+        digest.update(chunk);
+        file.write_all(chunk)
+    })
+    .await?;
+    file.sync_all().map_err(|e| SyncError::Io(format!("cannot stage the snapshot: {e}")))?;
+    let trailer: SnapshotTrailer = parse(&link.read_line(MAX_LINE).await?, peer)?;
+    let found = super::snapshot::hex(digest.finish().as_ref());
+    if found != trailer.sha256 {
+        return Err(SyncError::Transfer { found, expected: trailer.sha256 });
+    }
+    if trailer.integrity != "ok" {
+        return Err(SyncError::Snapshot {
+            peer: peer.to_string(),
+            reason: format!("integrity check: {}", trailer.integrity),
+        });
+    }
+    Ok(Received::Staged { trailer, size: header.size })
 }
 
 fn parse<T: serde::de::DeserializeOwned>(line: &[u8], peer: &str) -> Result<T, SyncError> {

@@ -7,12 +7,12 @@ use std::path::{Path, PathBuf};
 use rusqlite::Connection;
 use rusqlite::types::ValueRef;
 
-use crate::coredb::CORE_DB;
 use crate::store::StoreError;
 
-/// Copies the live Core data of `data_dir` into a new file in `dir`; returns its path.
-pub fn take(data_dir: &Path, dir: &Path) -> Result<PathBuf, StoreError> {
-    let source = Connection::open_with_flags(data_dir.join(CORE_DB), rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+/// Copies the live database `db` (the Core data or the Atlas store) into a new file in
+/// `dir`; returns its path.
+pub fn take(db: &Path, dir: &Path) -> Result<PathBuf, StoreError> {
+    let source = Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
     let mut seq = [0u8; 8];
     getrandom::fill(&mut seq).map_err(|e| StoreError::Commit(e.to_string()))?;
     let name: String = seq.iter().map(|b| format!("{b:02x}")).collect();
@@ -79,15 +79,15 @@ pub fn hex(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::coredb::CoreDb;
     use crate::coredb::generate::{Counts, generate};
+    use crate::coredb::{CORE_DB, CoreDb};
 
     #[test]
     fn a_snapshot_has_the_same_content_and_a_change_shows() {
         let dir = tempfile::tempdir().unwrap();
         let mut db = CoreDb::open(dir.path()).unwrap();
         generate(&mut db, &Counts { users: 5, devices: 20, events: 50, apps: 2, policies: 2, seed: 1 }).unwrap();
-        let snap = take(dir.path(), dir.path()).unwrap();
+        let snap = take(&dir.path().join(CORE_DB), dir.path()).unwrap();
         let live = Connection::open(dir.path().join(CORE_DB)).unwrap();
         let copy = Connection::open(&snap).unwrap();
         let before = content_checksum(&live).unwrap();

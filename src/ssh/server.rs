@@ -15,7 +15,7 @@ use tokio::sync::watch;
 
 use super::hello::{Hello, MAX_HELLO, PEER_USER, SUBSYSTEM};
 use super::keys::fingerprint;
-use crate::replication::{SNAPSHOT_REQUEST, SnapshotHeader, SnapshotTrailer, snapshot};
+use crate::replication::{SnapshotHeader, SnapshotRequest, SnapshotTrailer, snapshot};
 use crate::serve::view::NodeView;
 
 /// Accepts peer connections.
@@ -168,40 +168,98 @@ impl russh::server::Handler for PeerSession {
                 stage.greeted = true;
                 continue;
             }
-            if line.trim_ascii() == SNAPSHOT_REQUEST.as_bytes() {
-                tracing::info!(subsystem = "replication", %peer, "snapshot requested");
-                stage.streaming = true;
-                tokio::spawn(stream_snapshot(session.handle(), channel, self.data_dir.clone(), peer.clone()));
-            } else {
-                tracing::warn!(subsystem = "replication", %peer, "unknown request; closing");
-                session.close(channel)?;
+            match serde_json::from_slice::<SnapshotRequest>(&line) {
+                Ok(request) if request.op == "snapshot" => {
+                    tracing::info!(subsystem = "replication", %peer, atlas = request.atlas, "snapshot requested");
+                    stage.streaming = true;
+                    let view = self.view.borrow().clone();
+                    let atlas = request.atlas.then(|| {
+                        if view.settings.atlas {
+                            Ok(())
+                        } else {
+                            Err(format!("Atlas is not enabled on {}", view.settings.hostname))
+                        }
+                    });
+                    tokio::spawn(stream_snapshots(
+                        session.handle(),
+                        channel,
+                        self.data_dir.clone(),
+                        atlas,
+                        peer.clone(),
+                    ));
+                }
+                _ => {
+                    tracing::warn!(subsystem = "replication", %peer, "unknown request; closing");
+                    session.close(channel)?;
+                }
             }
         }
         Ok(())
     }
 }
 
-/// Takes a snapshot and streams it: header line, the file's bytes, trailer line. The
-/// content checksum is computed on another thread while the bytes are sent.
-async fn stream_snapshot(handle: russh::server::Handle, channel: ChannelId, data_dir: PathBuf, peer: String) {
+/// Streams the Core data, then (when asked: `Some`) the Atlas store or why it is
+/// skipped; then closes the channel.
+async fn stream_snapshots(
+    handle: russh::server::Handle,
+    channel: ChannelId,
+    data_dir: PathBuf,
+    atlas: Option<Result<(), String>>,
+    peer: String,
+) {
+    let mut ok = stream_snapshot(&handle, channel, &data_dir, crate::coredb::CORE_DB, "core", &peer).await;
+    match atlas {
+        Some(Ok(())) if ok => {
+            ok = stream_snapshot(&handle, channel, &data_dir, crate::coredb::atlas::ATLAS_DB, "atlas", &peer).await;
+        }
+        Some(Err(why)) if ok => {
+            let header = SnapshotHeader {
+                store: "atlas".into(),
+                skipped: Some(why),
+                size: 0,
+                taken_at: crate::store::now_text(),
+                error: None,
+            };
+            ok = handle.data(channel, json_line(&header)).await.is_ok();
+        }
+        _ => {}
+    }
+    if !ok {
+        tracing::warn!(subsystem = "replication", %peer, "snapshot stream ended early");
+    }
+    let _ = handle.eof(channel).await;
+    let _ = handle.close(channel).await;
+}
+
+/// Takes a snapshot of `file` and streams it: header line, the bytes, trailer line. The
+/// content checksum and `PRAGMA integrity_check` run on other threads while the bytes
+/// are sent. Returns whether the peer got it all.
+async fn stream_snapshot(
+    handle: &russh::server::Handle,
+    channel: ChannelId,
+    data_dir: &std::path::Path,
+    file: &str,
+    store: &str,
+    peer: &str,
+) -> bool {
     let now = crate::store::now_text();
+    let (dir, db) = (data_dir.join("snapshots"), data_dir.join(file));
     let taken = tokio::task::spawn_blocking(move || -> Result<(PathBuf, u64), String> {
-        let dir = data_dir.join("snapshots");
         std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-        let path = snapshot::take(&data_dir, &dir).map_err(|e| e.to_string())?;
+        let path = snapshot::take(&db, &dir).map_err(|e| e.to_string())?;
         let size = std::fs::metadata(&path).map_err(|e| e.to_string())?.len();
         Ok((path, size))
     })
     .await
     .unwrap_or_else(|e| Err(e.to_string()));
+    let header =
+        |size, error| SnapshotHeader { store: store.to_string(), skipped: None, size, taken_at: now.clone(), error };
     let (path, size) = match taken {
         Ok(t) => t,
         Err(reason) => {
-            tracing::error!(subsystem = "replication", %peer, error = %reason, "snapshot failed");
-            let header = SnapshotHeader { size: 0, taken_at: now, error: Some(reason) };
-            let _ = handle.data(channel, json_line(&header)).await;
-            let _ = handle.close(channel).await;
-            return;
+            tracing::error!(subsystem = "replication", %peer, store, error = %reason, "snapshot failed");
+            let _ = handle.data(channel, json_line(&header(0, Some(reason)))).await;
+            return false;
         }
     };
     let read_only = |p: &std::path::Path| {
@@ -215,15 +273,18 @@ async fn stream_snapshot(handle: russh::server::Handle, channel: ChannelId, data
     let integrity = tokio::task::spawn_blocking(move || -> Result<String, String> {
         read_only(&for_integrity)?.query_row("PRAGMA integrity_check", [], |r| r.get(0)).map_err(|e| e.to_string())
     });
-    let header = SnapshotHeader { size, taken_at: now, error: None };
-    let sent = send_file(&handle, channel, &path, &json_line(&header), content, integrity).await;
+    let sent = send_file(handle, channel, &path, &json_line(&header(size, None)), content, integrity).await;
     let _ = std::fs::remove_file(&path);
     match sent {
-        Ok(()) => tracing::info!(subsystem = "replication", %peer, bytes = size, "snapshot sent"),
-        Err(e) => tracing::warn!(subsystem = "replication", %peer, error = %e, "snapshot not sent"),
+        Ok(()) => {
+            tracing::info!(subsystem = "replication", %peer, store, bytes = size, "snapshot sent");
+            true
+        }
+        Err(e) => {
+            tracing::warn!(subsystem = "replication", %peer, store, error = %e, "snapshot not sent");
+            false
+        }
     }
-    let _ = handle.eof(channel).await;
-    let _ = handle.close(channel).await;
 }
 
 async fn send_file(
