@@ -127,6 +127,16 @@ fn failover_mode_secondary_does_not_restart_the_scheduler() {
     assert_eq!(json["mode"], "secondary");
     assert_eq!(json["state"], "standby");
     assert_eq!(json["next_sync_text"], "none (high availability is disabled)");
+    // A running schedule: promotion stops it, and going back to secondary does not restart it.
+    ha(&node, &["primary-host core-a.example.com", "service enable"]).expect_code(0);
+    assert!(node.failover_json()["next_sync"].is_string());
+    node.run(&["enable", "failover mode primary"]).expect_code(0);
+    node.run(&["enable", "failover mode secondary"]).expect_code(0);
+    let json = node.failover_json();
+    assert_eq!(json["next_sync"], serde_json::Value::Null);
+    assert!(json["next_sync_text"].as_str().unwrap().contains("the scheduler is not running"), "{json}");
+    ha(&node, &["sync start-time 02:00"]).expect_code(0);
+    assert!(node.failover_json()["next_sync"].is_string(), "saving the schedule restarts it");
 }
 
 #[test]
@@ -197,7 +207,16 @@ fn every_ha_field_is_saved_and_survives_a_restart() {
 #[test]
 fn schedule_saves_print_the_next_sync_and_short_intervals_warn() {
     let node = TestNode::new();
-    let run = ha(&node, &["mode secondary", "service enable", "sync start-time 23:59", "sync run-every 30 minutes"]);
+    let run = ha(
+        &node,
+        &[
+            "mode secondary",
+            "primary-host core-a.example.com",
+            "service enable",
+            "sync start-time 23:59",
+            "sync run-every 30 minutes",
+        ],
+    );
     run.expect_code(0);
     assert!(run.stdout.contains("Next sync: "), "{}", run.stdout);
     assert!(run.stdout.contains("23:59 UTC (start-time 23:59 UTC, then every 30 minutes)"), "{}", run.stdout);

@@ -104,6 +104,9 @@ pub fn promote(store: &mut Store, cause: &Cause) -> Result<Applied, StoreError> 
             s.mode = Mode::Primary;
             s.node_status = NodeStatus::Active;
             s.epoch += 1;
+            // A primary has no sync schedule; a later `failover mode secondary` does not
+            // restart it (guide, table 5): saving the schedule does.
+            s.schedule_anchor = None;
         }
     })
 }

@@ -256,6 +256,27 @@ impl Settings {
         }
     }
 
+    /// The first scheduled sync at or after `after`, or why the scheduler runs none: the
+    /// guide's StartTime anchors the schedule at each save, Run Every repeats it.
+    pub fn next_sync_after(&self, after: DateTime<Utc>) -> Result<DateTime<Utc>, &'static str> {
+        if !self.enabled {
+            return Err("high availability is disabled");
+        }
+        if self.mode == Mode::Primary {
+            return Err("a primary never replicates from another node");
+        }
+        if self.node_status == NodeStatus::Active {
+            return Err("node status is active");
+        }
+        if self.primary_host.is_none() {
+            return Err("no primary-host is set");
+        }
+        let anchor = self
+            .schedule_anchor
+            .ok_or("the scheduler is not running: save the schedule in high-availability configuration")?;
+        Ok(super::next_sync(anchor, self.interval_seconds(), after))
+    }
+
     /// Sync interval in seconds.
     pub fn interval_seconds(&self) -> i64 {
         i64::from(self.run_every.0) * self.run_every.1.seconds()
@@ -278,6 +299,34 @@ mod tests {
         let map: BTreeMap<String, String> =
             s.to_pairs().into_iter().filter_map(|(k, v)| v.map(|v| (k.to_string(), v))).collect();
         assert_eq!(Settings::from_map(&map).unwrap(), s);
+    }
+
+    #[test]
+    fn the_scheduler_runs_only_on_a_standby_secondary_with_a_saved_schedule() {
+        let at = |s: &str| s.parse::<DateTime<Utc>>().unwrap();
+        let mut s = Settings {
+            enabled: true,
+            mode: Mode::Secondary,
+            node_status: NodeStatus::Standby,
+            primary_host: Some("core-a".parse().unwrap()),
+            schedule_anchor: Some(at("2026-11-27T13:00:00Z")),
+            ..Settings::default()
+        };
+        assert_eq!(s.next_sync_after(at("2026-11-27T12:00:00Z")), Ok(at("2026-11-27T13:00:00Z")));
+        assert_eq!(s.next_sync_after(at("2026-11-27T13:00:01Z")), Ok(at("2026-11-27T14:00:00Z")));
+        for (edit, why) in [
+            (&(|s: &mut Settings| s.enabled = false) as &dyn Fn(&mut Settings), "disabled"),
+            (&|s: &mut Settings| s.mode = Mode::Primary, "primary"),
+            (&|s: &mut Settings| s.node_status = NodeStatus::Active, "active"),
+            (&|s: &mut Settings| s.primary_host = None, "primary-host"),
+            (&|s: &mut Settings| s.schedule_anchor = None, "not running"),
+        ] {
+            let mut t = s.clone();
+            edit(&mut t);
+            assert!(t.next_sync_after(at("2026-11-27T12:00:00Z")).unwrap_err().contains(why), "{why}");
+        }
+        s.run_every = (1, Unit::Days);
+        assert_eq!(s.next_sync_after(at("2026-11-28T13:00:01Z")), Ok(at("2026-11-29T13:00:00Z")));
     }
 
     #[test]

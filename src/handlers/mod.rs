@@ -137,7 +137,7 @@ pub(crate) fn stored_secret(
 
 /// A one-line account of when the next sync runs under `s`, and why not when it won't.
 pub fn next_sync_text(s: &Settings) -> String {
-    match next_sync_time(s) {
+    match s.next_sync_after(Utc::now()) {
         Ok(at) => format!(
             "{} (start-time {:02}:{:02} UTC, then every {} {})",
             at.format("%Y-%m-%d %H:%M UTC"),
@@ -148,19 +148,4 @@ pub fn next_sync_text(s: &Settings) -> String {
         ),
         Err(why) => format!("none ({why})"),
     }
-}
-
-/// When the next sync runs, or why none will.
-pub fn next_sync_time(s: &Settings) -> Result<chrono::DateTime<Utc>, &'static str> {
-    if !s.enabled {
-        return Err("high availability is disabled");
-    }
-    if s.mode == ha::Mode::Primary {
-        return Err("a primary never replicates from another node");
-    }
-    if s.node_status == ha::NodeStatus::Active {
-        return Err("node status is active");
-    }
-    let anchor = s.schedule_anchor.ok_or("the schedule has not been saved")?;
-    Ok(ha::next_sync(anchor, s.interval_seconds(), Utc::now()))
 }

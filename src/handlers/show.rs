@@ -5,7 +5,7 @@ use chrono::Utc;
 use serde::Serialize;
 use tabled::Tabled;
 
-use super::{Ctx, next_sync_text, next_sync_time};
+use super::{Ctx, next_sync_text};
 use crate::cli::Args;
 use crate::report::{CmdError, Reply, Text, fields, table};
 use crate::store::{AuditEntry, HistoryEntry, SCHEMA_VERSION, Store, SyncSummary};
@@ -137,7 +137,7 @@ pub fn failover(ctx: &mut Ctx, _: &Args) -> Result<Reply, CmdError> {
         client_connections: enabled(s.client_connections),
         primary_host: s.primary_host.as_ref().map(ToString::to_string),
         last_sync: ctx.node.store.last_sync()?,
-        next_sync: next_sync_time(&s).ok().map(|t| t.to_rfc3339()),
+        next_sync: s.next_sync_after(Utc::now()).ok().map(|t| t.to_rfc3339()),
         next_sync_text: next_sync_text(&s),
         heartbeat_interval: s.heartbeat_interval,
         heartbeat_failures: s.heartbeat_failures,

@@ -1,9 +1,10 @@
 //! `coresh serve`: turns a data directory into a running Core node. A few long-lived
-//! parts share one shutdown signal: the HTTP server, the Core data writer thread and
-//! the node-view watcher. SIGTERM or SIGINT stops accepting, lets requests in flight
+//! parts share one shutdown signal: the HTTP server, the SSH server, the sync
+//! scheduler, the Core data writer thread and the node-view watcher. SIGTERM or SIGINT stops accepting, lets requests in flight
 //! finish, commits what was queued and closes the databases.
 
 mod logging;
+mod scheduler;
 pub mod view;
 
 use std::net::SocketAddr;
@@ -82,7 +83,8 @@ async fn serve(node: Node, options: ServeOptions) -> anyhow::Result<()> {
     );
     let state = Arc::new(AppState { view: watcher.view.clone(), writer, enrollment_ok: Default::default() });
     let (stop, stopped) = watch::channel(false);
-    let http = tokio::spawn(crate::http::serve(listener, state.clone(), tls, stopped));
+    let http = tokio::spawn(crate::http::serve(listener, state.clone(), tls, stopped.clone()));
+    let schedule = tokio::spawn(scheduler::run(watcher.view.clone(), node.data_dir.clone(), stopped));
     let ssh_config = Arc::new(russh::server::Config {
         keys: vec![host_key],
         auth_rejection_time: std::time::Duration::from_millis(300),
@@ -100,6 +102,7 @@ async fn serve(node: Node, options: ServeOptions) -> anyhow::Result<()> {
     ssh_handle.shutdown("node stopping".into());
     let _ = stop.send(true);
     let _ = http.await;
+    let _ = schedule.await;
     // Last handle to the writer: it commits what is queued and ends.
     drop(state);
     let _ = tokio::task::spawn_blocking(move || writer_thread.join()).await;
