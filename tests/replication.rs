@@ -234,3 +234,27 @@ fn atlas_data_is_replicated_only_when_enabled_on_both_nodes() {
         run.code == 0 && run.stdout.contains("Atlas: skipped: Atlas is not enabled on core-a")
     });
 }
+
+#[test]
+fn an_interactive_sync_shows_its_progress() {
+    let (a, b) = (TestNode::new(), TestNode::new());
+    generate(&a, "2000", "20000");
+    let da = a.serve();
+    pair(&a, &da, &b);
+    let mut cmd = b.command();
+    cmd.env("TERM", "xterm");
+    let mut p = rexpect::session::spawn_command(cmd, Some(60_000)).unwrap();
+    p.exp_string("core>").unwrap();
+    p.send_line("enable").unwrap();
+    p.exp_string("core#").unwrap();
+    p.send_line(&format!("failover sync {}", da.ssh)).unwrap();
+    p.exp_string("Receiving the core snapshot: 100%").unwrap();
+    p.exp_string("completed: full copy").unwrap();
+    p.exp_string("core#").unwrap();
+    p.send_line("exit").unwrap();
+    p.exp_eof().unwrap();
+    // Batch runs print no progress.
+    let run = sync(&b, &da);
+    run.expect_code(0);
+    assert!(!run.stderr.contains("Receiving"), "{}", run.stderr);
+}

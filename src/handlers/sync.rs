@@ -21,7 +21,10 @@ impl Text for SyncReport {
 
 pub fn sync(ctx: &mut Ctx, args: &Args) -> Result<Reply, CmdError> {
     let target = args.host("HOST").cloned().ok_or_else(|| CmdError::Failed("missing HOST".into()))?;
-    match sync_from(ctx.node, &target) {
+    let Ctx { node, console, .. } = ctx;
+    let result = sync_from(node, &target, &mut |line| console.progress(Some(line)));
+    console.progress(None);
+    match result {
         Ok(report) => Ok(Reply::show(report)),
         Err(e) => Err(CmdError::Failed(format!("Sync failed: {e}"))),
     }

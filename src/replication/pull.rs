@@ -70,8 +70,12 @@ pub enum SyncError {
     Io(String),
 }
 
-/// Pulls a full copy of `target`'s Core data into this node.
-pub fn sync_from(node: &mut Node, target: &HostPort) -> Result<SyncReport, SyncError> {
+/// How a sync is getting on, for an operator watching it.
+pub type Progress<'a> = &'a mut dyn FnMut(&str);
+
+/// Pulls a full copy of `target`'s Core data into this node, telling `progress` how it
+/// goes.
+pub fn sync_from(node: &mut Node, target: &HostPort, progress: Progress) -> Result<SyncReport, SyncError> {
     let settings = node.settings()?;
     if settings.mode == Mode::Primary {
         return Err(SyncError::Primary);
@@ -89,7 +93,8 @@ pub fn sync_from(node: &mut Node, target: &HostPort) -> Result<SyncReport, SyncE
     let run = node.store.sync_started(&peer, "full")?;
     let staged = Staged { core: node.data_dir.join("core.db.staging"), atlas: node.data_dir.join("atlas.db.staging") };
     let started = Instant::now();
-    let outcome = fetch_and_apply(node, target, &key, &their_key, &ours, &staged, settings.atlas);
+    progress(&format!("Connecting to {peer}"));
+    let outcome = fetch_and_apply(node, target, &key, &their_key, &ours, &staged, settings.atlas, progress);
     let _ = std::fs::remove_file(&staged.core);
     let _ = std::fs::remove_file(&staged.atlas);
     match outcome {
@@ -129,6 +134,7 @@ fn fetch_and_apply(
     ours: &Hello,
     staged: &Staged,
     want_atlas: bool,
+    progress: Progress,
 ) -> Result<SyncReport, SyncError> {
     let peer = target.to_string();
     let runtime =
@@ -141,19 +147,25 @@ fn fetch_and_apply(
         }
         let request = SnapshotRequest { op: "snapshot".into(), atlas: want_atlas };
         link.send_line(&serde_json::to_string(&request).unwrap_or_default()).await?;
-        let core = receive(&mut link, &staged.core, &peer).await?;
-        let atlas = if want_atlas { Some(receive(&mut link, &staged.atlas, &peer).await?) } else { None };
+        let core = receive(&mut link, &staged.core, &peer, Store::Core, progress).await?;
+        let atlas = if want_atlas {
+            Some(receive(&mut link, &staged.atlas, &peer, Store::Atlas, progress).await?)
+        } else {
+            None
+        };
         link.close().await;
         Ok((core, atlas, theirs))
     })?;
     let Received::Staged { trailer, size: bytes } = core else {
         return Err(SyncError::Snapshot { peer, reason: "no Core data was sent".into() });
     };
+    progress("Verifying and applying the Core data");
     let content = apply(&node.data_dir, &staged.core, Store::Core, &trailer)?;
     let atlas = match atlas {
         None => "skipped: Atlas is not enabled on this node".to_string(),
         Some(Received::Skipped(why)) => format!("skipped: {why}"),
         Some(Received::Staged { trailer, size }) => {
+            progress("Verifying and applying the Atlas data");
             apply(&node.data_dir, &staged.atlas, Store::Atlas, &trailer)?;
             format!("copied ({size} bytes)")
         }
@@ -180,7 +192,14 @@ fn apply(
 }
 
 /// Receives one store: header, then (unless skipped) bytes into `staged` and trailer.
-async fn receive(link: &mut PeerLink, staged: &std::path::Path, peer: &str) -> Result<Received, SyncError> {
+async fn receive(
+    link: &mut PeerLink,
+    staged: &std::path::Path,
+    peer: &str,
+    store: Store,
+    progress: Progress<'_>,
+) -> Result<Received, SyncError> {
+    progress(&format!("Waiting for the {} snapshot from {peer}", store.name()));
     let header: SnapshotHeader = parse(&link.read_line(MAX_LINE).await?, peer)?;
     if let Some(reason) = header.error.clone() {
         return Err(SyncError::Snapshot { peer: peer.to_string(), reason });
@@ -191,8 +210,20 @@ async fn receive(link: &mut PeerLink, staged: &std::path::Path, peer: &str) -> R
     let mut file =
         std::fs::File::create(staged).map_err(|e| SyncError::Io(format!("cannot stage the snapshot: {e}")))?;
     let mut digest = ring::digest::Context::new(&ring::digest::SHA256);
+    let (total, mut received, mut shown) = (header.size, 0u64, 0u64);
     link.read_bytes(header.size, |chunk| {
         digest.update(chunk);
+        received += chunk.len() as u64;
+        let percent = received * 100 / total.max(1);
+        if percent > shown || received == total {
+            shown = percent;
+            progress(&format!(
+                "Receiving the {} snapshot: {percent}% ({} of {} MB)",
+                store.name(),
+                received >> 20,
+                total >> 20
+            ));
+        }
         file.write_all(chunk)
     })
     .await?;

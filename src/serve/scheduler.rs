@@ -44,7 +44,7 @@ pub async fn run(mut view: watch::Receiver<Arc<NodeView>>, data_dir: PathBuf, mu
         let dir = data_dir.clone();
         let outcome = tokio::task::spawn_blocking(move || {
             let mut node = Node::open(&dir).map_err(|e| e.to_string())?;
-            sync_from(&mut node, &primary).map_err(|e| e.to_string())
+            sync_from(&mut node, &primary, &mut |_| {}).map_err(|e| e.to_string())
         })
         .await;
         match outcome {

@@ -32,6 +32,9 @@ pub trait Console {
     fn ask_secret(&mut self, prompt: &str) -> Option<String>;
     /// Whether someone is at a terminal (interactive prompts make sense).
     fn is_terminal(&self) -> bool;
+    /// Shows how a long command is getting on, replacing the previous progress line;
+    /// `None` clears it. Only a terminal shows it.
+    fn progress(&mut self, _line: Option<&str>) {}
 }
 
 /// A terminal: prompts on the controlling tty without echo.
@@ -43,6 +46,17 @@ impl Console for TtyConsole {
     }
     fn is_terminal(&self) -> bool {
         true
+    }
+
+    fn progress(&mut self, line: Option<&str>) {
+        use std::io::Write;
+        // Plain carriage returns and spaces: no escape codes, even on a dumb terminal.
+        let mut err = std::io::stderr().lock();
+        let _ = match line {
+            Some(text) => write!(err, "\r{text:<72.72}"),
+            None => write!(err, "\r{:72}\r", ""),
+        };
+        let _ = err.flush();
     }
 }
 
