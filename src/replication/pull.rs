@@ -94,7 +94,8 @@ pub fn sync_from(node: &mut Node, target: &HostPort, progress: Progress) -> Resu
     let staged = Staged { core: node.data_dir.join("core.db.staging"), atlas: node.data_dir.join("atlas.db.staging") };
     let started = Instant::now();
     progress(&format!("Connecting to {peer}"));
-    let outcome = fetch_and_apply(node, target, &key, &their_key, &ours, &staged, settings.atlas, progress);
+    let source = Source { target, key: &key, their_key: &their_key, ours: &ours };
+    let outcome = fetch_and_apply(node, &source, &staged, settings.atlas, progress);
     let _ = std::fs::remove_file(&staged.core);
     let _ = std::fs::remove_file(&staged.atlas);
     match outcome {
@@ -126,16 +127,22 @@ enum Received {
     Skipped(String),
 }
 
+/// Who to pull from, and how both sides prove who they are.
+struct Source<'a> {
+    target: &'a HostPort,
+    key: &'a russh::keys::PrivateKey,
+    their_key: &'a russh::keys::PublicKey,
+    ours: &'a Hello,
+}
+
 fn fetch_and_apply(
     node: &mut Node,
-    target: &HostPort,
-    key: &russh::keys::PrivateKey,
-    their_key: &russh::keys::PublicKey,
-    ours: &Hello,
+    source: &Source,
     staged: &Staged,
     want_atlas: bool,
     progress: Progress,
 ) -> Result<SyncReport, SyncError> {
+    let Source { target, key, their_key, ours } = *source;
     let peer = target.to_string();
     let runtime =
         tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| SyncError::Io(e.to_string()))?;
