@@ -258,3 +258,36 @@ fn an_interactive_sync_shows_its_progress() {
     run.expect_code(0);
     assert!(!run.stderr.contains("Receiving"), "{}", run.stderr);
 }
+
+#[test]
+fn the_primary_dying_mid_sync_leaves_the_secondary_whole() {
+    let (a, b) = (TestNode::new(), TestNode::new());
+    generate(&a, "20000", "200000");
+    let da = a.serve();
+    pair(&a, &da, &b);
+    generate(&b, "10", "10");
+    let (old, new) = (checksum(&b), checksum(&a));
+    let child = b
+        .command()
+        .args(["-c", "enable", "-c", &format!("failover sync {}", da.ssh)])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(150));
+    da.kill_9();
+    let out = child.wait_with_output().unwrap();
+    let now = checksum(&b);
+    assert!(now == old || now == new, "mixed data after the primary died");
+    if now == old {
+        assert_eq!(out.status.code(), Some(1));
+        assert!(String::from_utf8_lossy(&out.stderr).starts_with("% Sync failed: "), "{out:?}");
+        let history: serde_json::Value = serde_json::from_str(&b.run(&["show sync history | json"]).stdout).unwrap();
+        assert_eq!(history[0]["result"], "failed");
+    }
+    // The primary comes back (on new ports): the next sync completes.
+    let da = a.serve();
+    trust(&b, &da.ssh.to_string(), &local_key(&a));
+    sync(&b, &da).expect_code(0);
+    assert_eq!(checksum(&b), new);
+}
