@@ -291,3 +291,36 @@ fn the_primary_dying_mid_sync_leaves_the_secondary_whole() {
     sync(&b, &da).expect_code(0);
     assert_eq!(checksum(&b), new);
 }
+
+fn put_file(node: &TestNode, path: &str, content: &[u8]) {
+    let full = node.data_dir().join("files").join(path);
+    std::fs::create_dir_all(full.parent().unwrap()).unwrap();
+    std::fs::write(full, content).unwrap();
+}
+
+#[test]
+fn application_files_follow_by_content_hash() {
+    let (a, b) = (TestNode::new(), TestNode::new());
+    generate(&a, "10", "10");
+    put_file(&a, "certs/server.pem", b"-----BEGIN CERTIFICATE----- one");
+    let big: Vec<u8> = (0..1_000_000u32).map(|i| (i % 251) as u8).collect();
+    put_file(&a, "apps/app1.ipa", &big);
+    let da = a.serve();
+    pair(&a, &da, &b);
+    put_file(&b, "certs/server.pem", b"an older certificate");
+    put_file(&b, "apps/stale.apk", b"gone from the primary");
+
+    let run = sync(&b, &da);
+    run.expect_code(0);
+    assert!(run.stdout.contains("Application files: 2 changed, 1 removed"), "{}", run.stdout);
+    let manifest = |n: &TestNode| coresh::replication::files::manifest(&n.data_dir()).unwrap();
+    assert_eq!(manifest(&a), manifest(&b));
+    assert!(!b.data_dir().join("files/apps/stale.apk").exists());
+
+    let run = sync(&b, &da);
+    assert!(run.stdout.contains("Application files: 0 changed, 0 removed"), "{}", run.stdout);
+    put_file(&a, "certs/server.pem", b"-----BEGIN CERTIFICATE----- two");
+    let run = sync(&b, &da);
+    assert!(run.stdout.contains("Application files: 1 changed, 0 removed"), "{}", run.stdout);
+    assert_eq!(manifest(&a), manifest(&b));
+}

@@ -13,8 +13,16 @@ use crate::store::SyncRecord;
 impl Text for SyncReport {
     fn text(&self) -> String {
         format!(
-            "Sync from {} ({}) completed: {} copy, {} bytes, {} rows in {:.2} s\nContent checksum verified: {}\nAtlas: {}",
-            self.peer, self.peer_hostname, self.kind, self.bytes, self.rows, self.seconds, self.content, self.atlas
+            "Sync from {} ({}) completed: {} copy, {} bytes, {} rows in {:.2} s\nContent checksum verified: {}\nAtlas: {}\nApplication files: {}",
+            self.peer,
+            self.peer_hostname,
+            self.kind,
+            self.bytes,
+            self.rows,
+            self.seconds,
+            self.content,
+            self.atlas,
+            self.files
         )
     }
 }

@@ -3,11 +3,13 @@
 //! - [`snapshot`]: a consistent copy of a node's Core data, and its content checksum;
 //! - [`pull`]: the secondary's sync: connect, check, fetch, verify, apply, record;
 //! - [`apply`]: verifying a staged snapshot and swapping it into the live database;
-//! - [`lock`]: one sync at a time per node.
+//! - [`lock`]: one sync at a time per node;
+//! - [`files`]: application files, by a manifest of content hashes.
 //!
 //! This part does full syncs; incremental syncs and the scheduler come next.
 
 pub mod apply;
+pub mod files;
 pub mod lock;
 pub mod pull;
 pub mod snapshot;
@@ -20,6 +22,9 @@ pub struct SnapshotRequest {
     /// Whether the Atlas store is wanted too (Atlas is enabled on the puller).
     #[serde(default)]
     pub atlas: bool,
+    /// The puller's application files; the sender sends those that differ.
+    #[serde(default)]
+    pub files: files::Manifest,
 }
 
 /// What a node says before it streams one store's snapshot.

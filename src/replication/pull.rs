@@ -37,6 +37,8 @@ pub struct SyncReport {
     pub content: String,
     /// What happened to the Atlas data: copied, or skipped and why.
     pub atlas: String,
+    /// Application files changed and removed.
+    pub files: String,
 }
 
 /// Why a sync did not happen or did not finish.
@@ -101,8 +103,10 @@ pub fn sync_from(node: &mut Node, target: &HostPort, progress: Progress) -> Resu
     match outcome {
         Ok(mut report) => {
             report.seconds = started.elapsed().as_secs_f64();
-            let detail =
-                format!("full copy from {} ({}); Atlas {}", report.peer_hostname, report.content, report.atlas);
+            let detail = format!(
+                "full copy from {} ({}); Atlas {}; files {}",
+                report.peer_hostname, report.content, report.atlas, report.files
+            );
             let (bytes, rows) =
                 (i64::try_from(report.bytes).unwrap_or(i64::MAX), i64::try_from(report.rows).unwrap_or(i64::MAX));
             node.store.sync_finished(run, true, &detail, bytes, rows)?;
@@ -146,13 +150,16 @@ fn fetch_and_apply(
     let peer = target.to_string();
     let runtime =
         tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| SyncError::Io(e.to_string()))?;
-    let (core, atlas, peer_hello) = runtime.block_on(async {
+    let local_files =
+        super::files::manifest(&node.data_dir).map_err(|e| SyncError::Io(format!("application files: {e}")))?;
+    let data_dir = node.data_dir.clone();
+    let (core, atlas, peer_hello, files) = runtime.block_on(async {
         let (mut link, theirs) = PeerLink::open(target, key, their_key, ours).await?;
         if theirs.version != ours.version {
             link.close().await;
             return Err(SyncError::Version { ours: ours.version.clone(), theirs: theirs.version, peer: peer.clone() });
         }
-        let request = SnapshotRequest { op: "snapshot".into(), atlas: want_atlas };
+        let request = SnapshotRequest { op: "snapshot".into(), atlas: want_atlas, files: local_files };
         link.send_line(&serde_json::to_string(&request).unwrap_or_default()).await?;
         let core = receive(&mut link, &staged.core, &peer, Store::Core, progress).await?;
         let atlas = if want_atlas {
@@ -160,8 +167,9 @@ fn fetch_and_apply(
         } else {
             None
         };
+        let files = receive_files(&mut link, &data_dir, &peer, progress).await?;
         link.close().await;
-        Ok((core, atlas, theirs))
+        Ok((core, atlas, theirs, files))
     })?;
     let Received::Staged { trailer, size: bytes } = core else {
         return Err(SyncError::Snapshot { peer, reason: "no Core data was sent".into() });
@@ -177,10 +185,22 @@ fn fetch_and_apply(
             format!("copied ({size} bytes)")
         }
     };
+    progress("Installing the application files");
+    let files = install_files(&node.data_dir, files)?;
     let s = node.core()?.summary()?;
     let rows =
         s.users + s.devices + s.apps + s.policies + s.events + s.certificates + s.local_users + s.atlas.unwrap_or(0);
-    Ok(SyncReport { peer, peer_hostname: peer_hello.hostname, kind: "full", bytes, rows, seconds: 0.0, content, atlas })
+    Ok(SyncReport {
+        peer,
+        peer_hostname: peer_hello.hostname,
+        kind: "full",
+        bytes,
+        rows,
+        seconds: 0.0,
+        content,
+        atlas,
+        files,
+    })
 }
 
 /// Verifies a staged store, swaps it in and checks the result against the sender's.
@@ -196,6 +216,63 @@ fn apply(
         return Err(SyncError::Mismatch { found: content, expected: trailer.content.clone() });
     }
     Ok(content)
+}
+
+/// Application files received and verified, not yet in place.
+struct IncomingFiles {
+    staged: Vec<(PathBuf, String)>,
+    removed: Vec<String>,
+}
+
+/// Longest files header (it lists every changed file).
+const MAX_FILES_HEADER: usize = 16 * 1024 * 1024;
+
+/// Receives the files header and each changed file into staging, checking each one's
+/// SHA-256.
+async fn receive_files(
+    link: &mut PeerLink,
+    data_dir: &std::path::Path,
+    peer: &str,
+    progress: Progress<'_>,
+) -> Result<IncomingFiles, SyncError> {
+    let plan: super::files::FilesHeader = parse(&link.read_line(MAX_FILES_HEADER).await?, peer)?;
+    let mut staged = Vec::new();
+    for (seq, (path, entry)) in plan.changed.into_iter().enumerate() {
+        if super::files::safe_path(&path).is_none() {
+            return Err(SyncError::Snapshot { peer: peer.to_string(), reason: format!("unsafe file path {path:?}") });
+        }
+        progress(&format!("Receiving application file {path}"));
+        let target = super::files::staging_path(data_dir, seq)
+            .map_err(|e| SyncError::Io(format!("cannot stage {path}: {e}")))?;
+        let mut file =
+            std::fs::File::create(&target).map_err(|e| SyncError::Io(format!("cannot stage {path}: {e}")))?;
+        let mut digest = ring::digest::Context::new(&ring::digest::SHA256);
+        link.read_bytes(entry.size, |chunk| {
+            digest.update(chunk);
+            file.write_all(chunk)
+        })
+        .await?;
+        file.sync_all().map_err(|e| SyncError::Io(format!("cannot stage {path}: {e}")))?;
+        let found = super::snapshot::hex(digest.finish().as_ref());
+        if found != entry.sha256 {
+            return Err(SyncError::Transfer { found, expected: entry.sha256 });
+        }
+        staged.push((target, path));
+    }
+    Ok(IncomingFiles { staged, removed: plan.removed })
+}
+
+/// Renames verified files into place and removes those the primary no longer has.
+fn install_files(data_dir: &std::path::Path, incoming: IncomingFiles) -> Result<String, SyncError> {
+    let (changed, removed) = (incoming.staged.len(), incoming.removed.len());
+    for (staged, path) in incoming.staged {
+        super::files::install(data_dir, &staged, &path)
+            .map_err(|e| SyncError::Io(format!("cannot install {path}: {e}")))?;
+    }
+    for path in incoming.removed {
+        super::files::remove(data_dir, &path).map_err(|e| SyncError::Io(format!("cannot remove {path}: {e}")))?;
+    }
+    Ok(format!("{changed} changed, {removed} removed"))
 }
 
 /// Receives one store: header, then (unless skipped) bytes into `staged` and trailer.

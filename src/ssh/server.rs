@@ -15,8 +15,11 @@ use tokio::sync::watch;
 
 use super::hello::{Hello, MAX_HELLO, PEER_USER, SUBSYSTEM};
 use super::keys::fingerprint;
-use crate::replication::{SnapshotHeader, SnapshotRequest, SnapshotTrailer, snapshot};
+use crate::replication::{SnapshotHeader, SnapshotRequest, SnapshotTrailer, files, snapshot};
 use crate::serve::view::NodeView;
+
+/// Longest request line (it carries the puller's file manifest).
+pub const MAX_REQUEST: usize = 16 * 1024 * 1024;
 
 /// Accepts peer connections.
 pub struct SshServer {
@@ -150,7 +153,8 @@ impl russh::server::Handler for PeerSession {
             return session.close(channel);
         };
         stage.buffer.extend_from_slice(data);
-        if stage.buffer.len() > MAX_HELLO {
+        let limit = if stage.greeted { MAX_REQUEST } else { MAX_HELLO };
+        if stage.buffer.len() > limit {
             tracing::warn!(subsystem = "ssh", %peer, "line too long; closing");
             return session.close(channel);
         }
@@ -180,11 +184,12 @@ impl russh::server::Handler for PeerSession {
                             Err(format!("Atlas is not enabled on {}", view.settings.hostname))
                         }
                     });
+                    let wanted = Wanted { atlas, files: request.files };
                     tokio::spawn(stream_snapshots(
                         session.handle(),
                         channel,
                         self.data_dir.clone(),
-                        atlas,
+                        wanted,
                         peer.clone(),
                     ));
                 }
@@ -198,15 +203,24 @@ impl russh::server::Handler for PeerSession {
     }
 }
 
-/// Streams the Core data, then (when asked: `Some`) the Atlas store or why it is
-/// skipped; then closes the channel.
+/// What a puller asked for besides the Core data.
+struct Wanted {
+    /// The Atlas store (`Some`): sent, or why not.
+    atlas: Option<Result<(), String>>,
+    /// The puller's application files.
+    files: files::Manifest,
+}
+
+/// Streams the Core data, then (when asked) the Atlas store or why it is skipped, then
+/// the application files that differ; then closes the channel.
 async fn stream_snapshots(
     handle: russh::server::Handle,
     channel: ChannelId,
     data_dir: PathBuf,
-    atlas: Option<Result<(), String>>,
+    wanted: Wanted,
     peer: String,
 ) {
+    let Wanted { atlas, files: theirs } = wanted;
     let mut ok = stream_snapshot(&handle, channel, &data_dir, crate::coredb::CORE_DB, "core", &peer).await;
     match atlas {
         Some(Ok(())) if ok => {
@@ -223,6 +237,9 @@ async fn stream_snapshots(
             ok = handle.data(channel, json_line(&header)).await.is_ok();
         }
         _ => {}
+    }
+    if ok {
+        ok = stream_files(&handle, channel, &data_dir, &theirs, &peer).await;
     }
     if !ok {
         tracing::warn!(subsystem = "replication", %peer, "snapshot stream ended early");
@@ -285,6 +302,46 @@ async fn stream_snapshot(
             false
         }
     }
+}
+
+/// Sends the files header, then each changed file's bytes.
+async fn stream_files(
+    handle: &russh::server::Handle,
+    channel: ChannelId,
+    data_dir: &std::path::Path,
+    theirs: &files::Manifest,
+    peer: &str,
+) -> bool {
+    use tokio::io::AsyncReadExt;
+    let dir = data_dir.to_path_buf();
+    let ours = match tokio::task::spawn_blocking(move || files::manifest(&dir)).await {
+        Ok(Ok(m)) => m,
+        Ok(Err(e)) => {
+            tracing::error!(subsystem = "replication", %peer, error = %e, "cannot list the application files");
+            return false;
+        }
+        Err(_) => return false,
+    };
+    let plan = files::plan(&ours, theirs);
+    if handle.data(channel, json_line(&plan)).await.is_err() {
+        return false;
+    }
+    let mut chunk = vec![0u8; 256 * 1024];
+    for (path, _) in &plan.changed {
+        let Some(rel) = files::safe_path(path) else { return false };
+        let Ok(mut file) = tokio::fs::File::open(data_dir.join(files::FILES_DIR).join(rel)).await else { return false };
+        loop {
+            let Ok(n) = file.read(&mut chunk).await else { return false };
+            if n == 0 {
+                break;
+            }
+            if handle.data(channel, bytes::Bytes::copy_from_slice(&chunk[..n])).await.is_err() {
+                return false;
+            }
+        }
+    }
+    tracing::info!(subsystem = "replication", %peer, changed = plan.changed.len(), removed = plan.removed.len(), "files sent");
+    true
 }
 
 async fn send_file(
