@@ -185,3 +185,17 @@ fn a_peer_key_opens_the_replication_channel_and_never_a_shell() {
     let out = openssh(&key, port, &["-T", "admin@127.0.0.1"]).output().unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("Permission denied"), "{:?}", out);
 }
+
+#[test]
+fn ipv6_peers_are_reached_in_brackets() {
+    let (a, b) = (TestNode::new(), TestNode::new());
+    let db = b.serve_with_listen("[::1]:0");
+    assert!(db.ssh.is_ipv6(), "{}", db.ssh);
+    let peer = format!("[::1]:{}", db.ssh.port());
+    trust(&a, &peer, &local_key(&b)).expect_code(0);
+    let da = a.serve();
+    trust(&b, &da.ssh.to_string(), &local_key(&a)).expect_code(0);
+    let run = a.run(&["enable", &format!("failover test-connection {peer}")]);
+    run.expect_code(0);
+    assert!(run.stdout.starts_with("Test was successful"), "{}", run.stdout);
+}

@@ -131,19 +131,28 @@ impl TestNode {
         self.spawn_daemon(extra, &[])
     }
 
+    /// Starts the node daemon with its SSH server on `ssh` (e.g. `[::1]:0`).
+    pub fn serve_with_listen(&self, ssh: &str) -> Daemon {
+        self.spawn_daemon_on(ssh, &[], &[])
+    }
+
     /// Starts the node daemon with extra environment.
     pub fn serve_env(&self, env: &[(&str, &str)]) -> Daemon {
         self.spawn_daemon(&[], env)
     }
 
     fn spawn_daemon(&self, extra: &[&str], env: &[(&str, &str)]) -> Daemon {
+        self.spawn_daemon_on("127.0.0.1:0", extra, env)
+    }
+
+    fn spawn_daemon_on(&self, ssh: &str, extra: &[&str], env: &[(&str, &str)]) -> Daemon {
         use std::io::BufRead;
         let mut command = self.command();
         for (k, v) in env {
             command.env(k, v);
         }
         let mut child = command
-            .args(["serve", "--http-listen", "127.0.0.1:0", "--ssh-listen", "127.0.0.1:0"])
+            .args(["serve", "--http-listen", "127.0.0.1:0", "--ssh-listen", ssh])
             .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
