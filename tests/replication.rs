@@ -7,32 +7,16 @@ mod common;
 
 use common::{Daemon, TestNode};
 
-fn local_key(node: &TestNode) -> String {
-    let run = node.run(&["show ssh local-key | json"]);
-    let v: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
-    v["public_key"].as_str().unwrap().to_string()
-}
-
-fn trust(node: &TestNode, host: &str, key: &str) {
-    node.run(&["enable", "configure terminal", "high-availability", &format!("trusted-host {host} {key}")])
-        .expect_code(0);
-}
-
 /// Makes `b` a standby secondary that trusts `a`'s daemon, and `a` trust `b`.
 fn pair(a: &TestNode, da: &Daemon, b: &TestNode) {
-    trust(b, &da.ssh.to_string(), &local_key(a));
-    trust(a, "core-b", &local_key(b));
+    b.trust(&da.ssh.to_string(), &a.local_key()).expect_code(0);
+    a.trust("core-b", &b.local_key()).expect_code(0);
     b.run(&["enable", "failover mode secondary"]).expect_code(0);
 }
 
 fn generate(node: &TestNode, devices: &str, events: &str) {
     node.run_with(&[], &["data", "generate", "--devices", devices, "--users", "50", "--events", events], &[])
         .expect_code(0);
-}
-
-fn checksum(node: &TestNode) -> String {
-    let conn = rusqlite::Connection::open(node.data_dir().join("core.db")).unwrap();
-    coresh::replication::snapshot::content_checksum(&conn).unwrap()
 }
 
 fn sync(node: &TestNode, from: &Daemon) -> common::Run {
@@ -51,7 +35,7 @@ fn a_full_sync_copies_the_core_data_exactly() {
     run.expect_code(0);
     assert!(run.stdout.contains("completed: full copy"), "{}", run.stdout);
     assert!(run.stdout.contains("Content checksum verified"), "{}", run.stdout);
-    assert_eq!(checksum(&a), checksum(&b));
+    assert_eq!(a.checksum(), b.checksum());
     let summary = |n: &TestNode| n.run(&["show core summary | json"]).stdout;
     assert_eq!(summary(&a), summary(&b));
     let json: serde_json::Value = serde_json::from_str(&b.run(&["show sync history | json"]).stdout).unwrap();
@@ -66,9 +50,9 @@ fn a_full_sync_copies_the_core_data_exactly() {
     // Device traffic on the primary, then another sync: the secondary follows.
     let token = coresh::coredb::generate::token_for(42, 7);
     assert_eq!(da.post("/api/v1/devices/checkin", Some(&token), r#"{"seq":1}"#).status, 200);
-    assert_ne!(checksum(&a), checksum(&b));
+    assert_ne!(a.checksum(), b.checksum());
     sync(&b, &da).expect_code(0);
-    assert_eq!(checksum(&a), checksum(&b));
+    assert_eq!(a.checksum(), b.checksum());
 
     // The secondary's running daemon sees the copied data: promoted, it accepts a
     // generated device's token it never had before the sync.
@@ -83,9 +67,9 @@ fn the_guides_refusals() {
     let (a, b) = (TestNode::new(), TestNode::new());
     generate(&a, "50", "100");
     let da = a.serve();
-    trust(&b, &da.ssh.to_string(), &local_key(&a));
-    trust(&a, "core-b", &local_key(&b));
-    let before = checksum(&b);
+    b.trust(&da.ssh.to_string(), &a.local_key()).expect_code(0);
+    a.trust("core-b", &b.local_key()).expect_code(0);
+    let before = b.checksum();
 
     let run = sync(&b, &da);
     run.expect_code(1);
@@ -109,7 +93,7 @@ fn the_guides_refusals() {
     run.expect_code(1);
     assert!(run.stderr.contains("a sync is already running (from core-x:22"), "{}", run.stderr);
     drop(lock);
-    assert_eq!(checksum(&b), before, "no refused sync changed anything");
+    assert_eq!(b.checksum(), before, "no refused sync changed anything");
 }
 
 #[test]
@@ -118,7 +102,7 @@ fn a_version_mismatch_is_refused_with_both_versions_and_nothing_changes() {
     generate(&a, "50", "100");
     let da = a.serve_env(&[("CORESH_TEST_REPORTED_VERSION", "0.0.1")]);
     pair(&a, &da, &b);
-    let before = checksum(&b);
+    let before = b.checksum();
     let run = sync(&b, &da);
     run.expect_code(1);
     let expected = format!(
@@ -127,7 +111,7 @@ fn a_version_mismatch_is_refused_with_both_versions_and_nothing_changes() {
         da.ssh
     );
     assert!(run.stderr.contains(&expected), "{}", run.stderr);
-    assert_eq!(checksum(&b), before);
+    assert_eq!(b.checksum(), before);
     let json: serde_json::Value = serde_json::from_str(&b.run(&["show sync history | json"]).stdout).unwrap();
     assert_eq!(json[0]["result"], "failed");
     assert!(json[0]["detail"].as_str().unwrap().contains("version mismatch"));
@@ -140,8 +124,8 @@ fn kill_9_during_a_sync_leaves_old_or_new_data_and_the_next_sync_works() {
     let da = a.serve();
     pair(&a, &da, &b);
     generate(&b, "10", "10");
-    let old = checksum(&b);
-    let new = checksum(&a);
+    let old = b.checksum();
+    let new = a.checksum();
     let mut seen_old_or_new = (0, 0);
     for delay_ms in [0u64, 30, 60, 100, 150, 220, 300, 400, 550, 700] {
         let mut child = b
@@ -170,7 +154,7 @@ fn kill_9_during_a_sync_leaves_old_or_new_data_and_the_next_sync_works() {
     }
     let run = sync(&b, &da);
     run.expect_code(0);
-    assert_eq!(checksum(&b), new);
+    assert_eq!(b.checksum(), new);
     let history = b.run(&["show sync history"]).stdout;
     if seen_old_or_new.0 > 0 {
         assert!(history.contains("interrupted"), "a killed sync shows as interrupted:\n{history}");
@@ -188,7 +172,7 @@ fn a_dr_node_replicates_from_the_secondary() {
     pair(&b, &db, &c);
     let run = sync(&c, &db);
     run.expect_code(0);
-    assert_eq!(checksum(&c), checksum(&a));
+    assert_eq!(c.checksum(), a.checksum());
 }
 
 fn atlas_checksum(node: &TestNode) -> String {
@@ -266,7 +250,7 @@ fn the_primary_dying_mid_sync_leaves_the_secondary_whole() {
     let da = a.serve();
     pair(&a, &da, &b);
     generate(&b, "10", "10");
-    let (old, new) = (checksum(&b), checksum(&a));
+    let (old, new) = (b.checksum(), a.checksum());
     let child = b
         .command()
         .args(["-c", "enable", "-c", &format!("failover sync {}", da.ssh)])
@@ -277,7 +261,7 @@ fn the_primary_dying_mid_sync_leaves_the_secondary_whole() {
     std::thread::sleep(std::time::Duration::from_millis(150));
     da.kill_9();
     let out = child.wait_with_output().unwrap();
-    let now = checksum(&b);
+    let now = b.checksum();
     assert!(now == old || now == new, "mixed data after the primary died");
     if now == old {
         assert_eq!(out.status.code(), Some(1));
@@ -287,9 +271,9 @@ fn the_primary_dying_mid_sync_leaves_the_secondary_whole() {
     }
     // The primary comes back (on new ports): the next sync completes.
     let da = a.serve();
-    trust(&b, &da.ssh.to_string(), &local_key(&a));
+    b.trust(&da.ssh.to_string(), &a.local_key()).expect_code(0);
     sync(&b, &da).expect_code(0);
-    assert_eq!(checksum(&b), new);
+    assert_eq!(b.checksum(), new);
 }
 
 fn put_file(node: &TestNode, path: &str, content: &[u8]) {

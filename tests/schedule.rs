@@ -5,22 +5,12 @@ mod common;
 
 use common::TestNode;
 
-fn local_key(node: &TestNode) -> String {
-    let v: serde_json::Value = serde_json::from_str(&node.run(&["show ssh local-key | json"]).stdout).unwrap();
-    v["public_key"].as_str().unwrap().to_string()
-}
-
-fn checksum(node: &TestNode) -> String {
-    let conn = rusqlite::Connection::open(node.data_dir().join("core.db")).unwrap();
-    coresh::replication::snapshot::content_checksum(&conn).unwrap()
-}
-
 #[test]
 fn the_daemon_syncs_at_the_start_time() {
     let (a, b) = (TestNode::new(), TestNode::new());
     a.run_with(&[], &["data", "generate", "--devices", "100", "--events", "500"], &[]).expect_code(0);
     let da = a.serve();
-    a.run(&["enable", "configure terminal", "high-availability", &format!("trusted-host core-b {}", local_key(&b))])
+    a.run(&["enable", "configure terminal", "high-availability", &format!("trusted-host core-b {}", b.local_key())])
         .expect_code(0);
     // The next minute, or the one after when this one is nearly over (the save must come
     // before the start time, or the schedule starts tomorrow).
@@ -31,7 +21,7 @@ fn the_daemon_syncs_at_the_start_time() {
         "enable",
         "configure terminal",
         "high-availability",
-        &format!("trusted-host {} {}", da.ssh, local_key(&a)),
+        &format!("trusted-host {} {}", da.ssh, a.local_key()),
         "mode secondary",
         &format!("primary-host {}", da.ssh),
         "sync run-every 1 hours",
@@ -51,7 +41,7 @@ fn the_daemon_syncs_at_the_start_time() {
     }
     assert_eq!(history[0]["result"], "success", "{history}");
     assert!(history[0]["started_at"].as_str().unwrap().contains(&format!("T{next_minute}:")), "{history}");
-    assert_eq!(checksum(&a), checksum(&b));
+    assert_eq!(a.checksum(), b.checksum());
     let failover: serde_json::Value = serde_json::from_str(&b.run(&["show failover | json"]).stdout).unwrap();
     assert_eq!(failover["last_sync"]["result"], "success");
     assert!(failover["next_sync"].as_str().is_some(), "the next run is an hour later: {failover}");

@@ -8,17 +8,6 @@ use std::process::{Command, Stdio};
 
 use common::{Daemon, TestNode};
 
-fn local_key(node: &TestNode) -> String {
-    let run = node.run(&["show ssh local-key | json"]);
-    run.expect_code(0);
-    let v: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
-    v["public_key"].as_str().unwrap().to_string()
-}
-
-fn trust(node: &TestNode, host: &str, key: &str) -> common::Run {
-    node.run(&["enable", "configure terminal", "high-availability", &format!("trusted-host {host} {key}")])
-}
-
 fn test_connection(node: &TestNode, peer: &Daemon) -> common::Run {
     node.run(&["enable", &format!("failover test-connection {}", peer.ssh)])
 }
@@ -32,14 +21,14 @@ fn the_node_key_is_stable_and_shown_with_its_fingerprint() {
     assert!(run.stdout.contains("\nFingerprint: SHA256:"), "{}", run.stdout);
     let json: serde_json::Value = serde_json::from_str(&node.run(&["show ssh local-key | json"]).stdout).unwrap();
     assert!(json["fingerprint"].as_str().unwrap().starts_with("SHA256:"));
-    assert_eq!(local_key(&node), local_key(&node));
+    assert_eq!(node.local_key(), node.local_key());
 }
 
 #[test]
 fn trusted_hosts_are_added_listed_and_removed() {
     let (a, b) = (TestNode::new(), TestNode::new());
-    let key_b = local_key(&b);
-    let run = trust(&a, "core-b.example.com:2222", &format!("{key_b} admin@core-b"));
+    let key_b = b.local_key();
+    let run = a.trust("core-b.example.com:2222", &format!("{key_b} admin@core-b"));
     run.expect_code(0);
     assert!(run.stdout.contains("core-b.example.com:2222 trusted with key SHA256:"), "{}", run.stdout);
     let list = a.run(&["show trusted-hosts | json"]);
@@ -47,11 +36,11 @@ fn trusted_hosts_are_added_listed_and_removed() {
     assert_eq!(rows[0]["host"], "core-b.example.com:2222");
     assert_eq!(rows[0]["key"], key_b);
     assert!(a.run(&["show trusted-hosts"]).stdout.contains("core-b.example.com:2222"));
-    let bad = trust(&a, "core-c", "ssh-ed25519 not-a-key");
+    let bad = a.trust("core-c", "ssh-ed25519 not-a-key");
     bad.expect_code(2);
     assert!(bad.stderr.contains("not an OpenSSH public key"), "{}", bad.stderr);
-    trust(&a, "-oProxyCommand=x", &key_b).expect_code(2);
-    let own = trust(&a, "core-a", &local_key(&a));
+    a.trust("-oProxyCommand=x", &key_b).expect_code(2);
+    let own = a.trust("core-a", &a.local_key());
     own.expect_code(1);
     assert!(own.stderr.contains("this node's own key"), "{}", own.stderr);
     a.run(&["enable", "configure terminal", "high-availability", "no trusted-host core-b.example.com:2222"])
@@ -67,8 +56,8 @@ fn test_connection_succeeds_both_ways_once_keys_are_exchanged() {
     let (a, b) = (TestNode::new(), TestNode::new());
     b.run(&["enable", "configure terminal", "hostname core-b"]).expect_code(0);
     let (da, db) = (a.serve(), b.serve());
-    trust(&a, &db.ssh.to_string(), &local_key(&b)).expect_code(0);
-    trust(&b, &da.ssh.to_string(), &local_key(&a)).expect_code(0);
+    a.trust(&db.ssh.to_string(), &b.local_key()).expect_code(0);
+    b.trust(&da.ssh.to_string(), &a.local_key()).expect_code(0);
     let ab = test_connection(&a, &db);
     ab.expect_code(0);
     assert!(ab.stdout.starts_with("Test was successful\n"), "{}", ab.stdout);
@@ -94,7 +83,7 @@ fn test_connection_names_each_failure() {
     assert!(run.stderr.contains(&format!("Test failed: {peer} is not a trusted host")), "{}", run.stderr);
 
     // Trusted under a key that is not the one B presents.
-    trust(&a, &peer, &local_key(&c)).expect_code(0);
+    a.trust(&peer, &c.local_key()).expect_code(0);
     let run = test_connection(&a, &db);
     run.expect_code(1);
     assert!(
@@ -104,14 +93,14 @@ fn test_connection_names_each_failure() {
     );
 
     // A trusts B, but B does not trust A.
-    trust(&a, &peer, &local_key(&b)).expect_code(0);
+    a.trust(&peer, &b.local_key()).expect_code(0);
     let run = test_connection(&a, &db);
     run.expect_code(1);
     assert!(run.stderr.contains("does not trust this node's key SHA256:"), "{}", run.stderr);
 
     // Nothing listening.
     let gone = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
-    trust(&a, &gone.to_string(), &local_key(&b)).expect_code(0);
+    a.trust(&gone.to_string(), &b.local_key()).expect_code(0);
     let run = a.run(&["enable", &format!("failover test-connection {gone}")]);
     run.expect_code(1);
     assert!(run.stderr.contains(&format!("Test failed: cannot reach {gone}")), "{}", run.stderr);
@@ -122,9 +111,9 @@ fn test_connection_names_each_failure() {
 fn test_connection_refuses_a_version_mismatch_and_says_which_to_upgrade() {
     let (a, b) = (TestNode::new(), TestNode::new());
     let db = b.serve_env(&[("CORESH_TEST_REPORTED_VERSION", "99.0.0")]);
-    trust(&a, &db.ssh.to_string(), &local_key(&b)).expect_code(0);
+    a.trust(&db.ssh.to_string(), &b.local_key()).expect_code(0);
     let da = a.serve();
-    trust(&b, &da.ssh.to_string(), &local_key(&a)).expect_code(0);
+    b.trust(&da.ssh.to_string(), &a.local_key()).expect_code(0);
     let run = test_connection(&a, &db);
     run.expect_code(1);
     let expected = format!(
@@ -137,7 +126,7 @@ fn test_connection_refuses_a_version_mismatch_and_says_which_to_upgrade() {
 
 /// The node's key file, usable by OpenSSH (`-i`).
 fn key_file(node: &TestNode) -> String {
-    local_key(node); // makes the key when missing
+    node.local_key(); // makes the key when missing
     node.data_dir().join("ssh_host_ed25519_key").to_str().unwrap().to_string()
 }
 
@@ -158,7 +147,7 @@ fn openssh(key: &str, port: u16, extra: &[&str]) -> Command {
 fn a_peer_key_opens_the_replication_channel_and_never_a_shell() {
     let (a, b, stranger) = (TestNode::new(), TestNode::new(), TestNode::new());
     let db = b.serve();
-    trust(&b, "core-a", &local_key(&a)).expect_code(0);
+    b.trust("core-a", &a.local_key()).expect_code(0);
     let key = key_file(&a);
     let port = db.ssh.port();
 
@@ -192,9 +181,9 @@ fn ipv6_peers_are_reached_in_brackets() {
     let db = b.serve_with_listen("[::1]:0");
     assert!(db.ssh.is_ipv6(), "{}", db.ssh);
     let peer = format!("[::1]:{}", db.ssh.port());
-    trust(&a, &peer, &local_key(&b)).expect_code(0);
+    a.trust(&peer, &b.local_key()).expect_code(0);
     let da = a.serve();
-    trust(&b, &da.ssh.to_string(), &local_key(&a)).expect_code(0);
+    b.trust(&da.ssh.to_string(), &a.local_key()).expect_code(0);
     let run = a.run(&["enable", &format!("failover test-connection {peer}")]);
     run.expect_code(0);
     assert!(run.stdout.starts_with("Test was successful"), "{}", run.stdout);

@@ -258,3 +258,24 @@ impl Drop for Daemon {
         let _ = self.child.wait();
     }
 }
+
+impl TestNode {
+    /// This node's SSH public key, as `show ssh local-key` prints it.
+    pub fn local_key(&self) -> String {
+        let run = self.run(&["show ssh local-key | json"]);
+        run.expect_code(0);
+        let v: serde_json::Value = serde_json::from_str(&run.stdout).expect("json");
+        v["public_key"].as_str().expect("public_key").to_string()
+    }
+
+    /// `trusted-host HOST KEY` in high-availability configuration.
+    pub fn trust(&self, host: &str, key: &str) -> Run {
+        self.run(&["enable", "configure terminal", "high-availability", &format!("trusted-host {host} {key}")])
+    }
+
+    /// The content checksum of this node's Core data.
+    pub fn checksum(&self) -> String {
+        let conn = rusqlite::Connection::open(self.data_dir().join("core.db")).expect("core.db");
+        coresh::replication::snapshot::content_checksum(&conn).expect("checksum")
+    }
+}
