@@ -203,3 +203,23 @@ fn atlas_data_lives_in_its_own_store_only_when_enabled() {
     assert!(config.contains("\natlas disable\n"), "{config}");
     assert!(d.stop().success());
 }
+
+#[test]
+fn repeated_wrong_enrollment_secrets_lock_the_address_out() {
+    let node = TestNode::new();
+    open_enrollment(&node);
+    let d = node.serve();
+    for i in 0..5 {
+        let r = d.post("/api/v1/devices/register", None, &registration(&format!("x-{i}"), "wrong-secret"));
+        assert_eq!(r.status, 403, "{}", r.body);
+    }
+    let r = d.post("/api/v1/devices/register", None, &registration("dev-1", SECRET));
+    assert_eq!(r.status, 429, "even the right secret waits: {}", r.body);
+    let wait: u64 = r.retry_after.as_deref().unwrap().parse().unwrap();
+    assert!((1..=60).contains(&wait), "{wait}");
+    let summary: serde_json::Value = serde_json::from_str(&node.run(&["show core summary | json"]).stdout).unwrap();
+    assert_eq!(summary["devices"], 0);
+    let log = d.log.clone();
+    assert!(d.stop().success());
+    assert!(log.lock().unwrap().iter().any(|l| l.contains("wrong enrollment secret")));
+}

@@ -87,9 +87,16 @@ async fn check_enrollment(state: &AppState, presented: &str) -> Result<(), Devic
     Ok(())
 }
 
-pub async fn register(state: &AppState, req: Request<Incoming>) -> Resp {
+pub async fn register(state: &AppState, req: Request<Incoming>, from: std::net::IpAddr) -> Resp {
     if let Some(reason) = refusal(state) {
         return unavailable(reason);
+    }
+    if let Some(wait) = state.enrollment_guard.refused(from, std::time::Instant::now()) {
+        let mut resp = error(StatusCode::TOO_MANY_REQUESTS, "too many wrong enrollment secrets from this address");
+        if let Ok(value) = HeaderValue::from_str(&wait.to_string()) {
+            resp.headers_mut().insert(RETRY_AFTER, value);
+        }
+        return resp;
     }
     let reg: Registration = match body(req).await {
         Ok(r) => r,
@@ -99,8 +106,13 @@ pub async fn register(state: &AppState, req: Request<Incoming>) -> Resp {
         return failure(&e);
     }
     if let Err(e) = check_enrollment(state, &reg.enrollment_secret).await {
+        if matches!(e, DeviceError::BadSecret) {
+            tracing::warn!(subsystem = "device-api", peer = %from, "wrong enrollment secret");
+            state.enrollment_guard.failed(from, std::time::Instant::now());
+        }
         return failure(&e);
     }
+    state.enrollment_guard.succeeded(from);
     let mut raw = [0u8; 32];
     if getrandom::fill(&mut raw).is_err() {
         return error(StatusCode::INTERNAL_SERVER_ERROR, "no randomness for a token");

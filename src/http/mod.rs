@@ -4,6 +4,7 @@
 //! lets in-flight requests finish.
 
 mod device;
+mod guard;
 mod status;
 pub mod tls;
 
@@ -40,6 +41,8 @@ pub struct AppState {
     pub writer: Writer,
     /// The last enrollment secret that verified: (stored hash, SHA-256 of the secret).
     pub enrollment_ok: std::sync::Mutex<Option<(String, [u8; 32])>>,
+    /// Wrong enrollment secrets per source address.
+    pub enrollment_guard: guard::EnrollmentGuard,
 }
 
 /// How long a TLS handshake may take.
@@ -103,7 +106,7 @@ fn spawn_connection<I>(
 {
     let service = service_fn(move |req| {
         let state = state.clone();
-        async move { Ok::<_, Infallible>(route(&state, req).await) }
+        async move { Ok::<_, Infallible>(route(&state, req, peer).await) }
     });
     let conn = http1::Builder::new().keep_alive(true).serve_connection(TokioIo::new(io), service);
     let conn = graceful.watch(conn);
@@ -115,14 +118,14 @@ fn spawn_connection<I>(
     });
 }
 
-async fn route(state: &AppState, req: Request<Incoming>) -> Resp {
+async fn route(state: &AppState, req: Request<Incoming>, peer: std::net::SocketAddr) -> Resp {
     let path = req.uri().path().to_string();
     let method = req.method().clone();
     let resp = match (method.clone(), path.as_str()) {
         (Method::GET | Method::HEAD, "/status/status.html") => status::status_page(state),
         (Method::GET | Method::HEAD, "/hastatus.html") => status::ha_status_page(state),
         (Method::GET | Method::HEAD, "/status.json") => status::status_json(state),
-        (Method::POST, "/api/v1/devices/register") => device::register(state, req).await,
+        (Method::POST, "/api/v1/devices/register") => device::register(state, req, peer.ip()).await,
         (Method::POST, "/api/v1/devices/checkin") => device::check_in(state, req).await,
         (_, "/status/status.html" | "/hastatus.html" | "/status.json") => {
             error(StatusCode::METHOD_NOT_ALLOWED, "use GET")

@@ -81,7 +81,12 @@ async fn serve(node: Node, options: ServeOptions) -> anyhow::Result<()> {
         data_dir = %node.data_dir.display(),
         "coresh node serving"
     );
-    let state = Arc::new(AppState { view: watcher.view.clone(), writer, enrollment_ok: Default::default() });
+    let state = Arc::new(AppState {
+        view: watcher.view.clone(),
+        writer,
+        enrollment_ok: Default::default(),
+        enrollment_guard: Default::default(),
+    });
     let (stop, stopped) = watch::channel(false);
     let http = tokio::spawn(crate::http::serve(listener, state.clone(), tls, stopped.clone()));
     let schedule = tokio::spawn(scheduler::run(watcher.view.clone(), node.data_dir.clone(), stopped));
