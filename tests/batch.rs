@@ -584,3 +584,11 @@ fn secrets_that_are_too_short_or_not_hashes_are_refused() {
     assert_eq!(run.stderr, "% Not an argon2 hash as show running-config prints it\n");
     node.run(&["enable"]).expect_code(0);
 }
+
+#[test]
+fn shell_options_do_not_go_with_a_subcommand() {
+    let node = TestNode::new();
+    let run = node.run_with(&[], &["-c", "show version", "docs", "commands"], &[]);
+    run.expect_code(1);
+    assert_eq!(run.stderr, "% -c, --echo, --keep-going and --secret-file are for the shell, not for a subcommand\n");
+}

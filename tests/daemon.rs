@@ -223,3 +223,36 @@ fn repeated_wrong_enrollment_secrets_lock_the_address_out() {
     assert!(d.stop().success());
     assert!(log.lock().unwrap().iter().any(|l| l.contains("wrong enrollment secret")));
 }
+
+#[test]
+fn the_load_driver_checks_in_as_generated_devices() {
+    let node = TestNode::new();
+    node.run_with(&[], &["data", "generate", "--devices", "50", "--events", "10"], &[]).expect_code(0);
+    let d = node.serve();
+    let target = d.addr.to_string();
+    let args = [
+        "load",
+        "--target",
+        &target,
+        "--rate",
+        "200",
+        "--seconds",
+        "1",
+        "--connections",
+        "4",
+        "--devices",
+        "50",
+        "--json",
+    ];
+    let run = node.run_with(&[], &args, &[]);
+    run.expect_code(0);
+    let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(report["failed"], 0, "{report}");
+    let ok = report["ok"].as_u64().unwrap();
+    assert!(ok > 100, "{report}");
+    let summary: serde_json::Value = serde_json::from_str(&node.run(&["show core summary | json"]).stdout).unwrap();
+    assert_eq!(summary["events"].as_u64(), Some(10 + ok), "every acknowledged check-in is an event");
+    // Devices that were never generated are refused, and the driver says so.
+    let wrong = ["load", "--target", &target, "--rate", "50", "--seconds", "0.2", "--connections", "1", "--seed", "7"];
+    node.run_with(&[], &wrong, &[]).expect_code(1);
+}

@@ -137,6 +137,10 @@ fn enable_secret_on_a_terminal_asks_twice() {
     // A line that carries a secret never enters the history: up arrow skips it.
     p.send_line("enable secret in-clear").unwrap();
     p.exp_string("core(config)#").unwrap();
+    // Nor a mistyped one, whose secret may follow the bad word.
+    p.send_line("enable secert hunter2").unwrap();
+    p.exp_string("% Invalid input detected").unwrap();
+    p.exp_string("core(config)#").unwrap();
     // Up arrow then Enter reruns the bare `enable secret`, which asks again.
     type_keys(&mut p, "\x1b[A\r");
     p.exp_string("Enter enable secret:").unwrap();

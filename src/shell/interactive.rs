@@ -113,8 +113,9 @@ pub fn run(shell: &mut Shell) -> i32 {
                     &mut Streams { out: &mut screen, err: None },
                 );
                 page(&String::from_utf8_lossy(&screen), shell.session.term_length, &mut out);
-                if let Some(safe) = history_line(shell, &line) {
-                    let _ = editor.add_history_entry(safe);
+                // A line that carried a secret (or may have: cut after a bad word) is not kept.
+                if executed.keepable && !line.trim().is_empty() {
+                    let _ = editor.add_history_entry(line.as_str());
                 }
                 if executed.quit {
                     return 0;
@@ -148,15 +149,4 @@ pub fn run(shell: &mut Shell) -> i32 {
         }
         let _ = out.flush();
     }
-}
-
-/// The line as history may keep it: never a line that carries a secret.
-fn history_line(shell: &Shell, line: &str) -> Option<String> {
-    let lexed = Line::lex(line).ok()?;
-    let root = shell.tree.root(&shell.session.mode)?;
-    let secret = match (Matcher { tree: shell.tree }).matches(root, &lexed, &lexed.command) {
-        Ok(m) => m.args.secret_at.is_some(),
-        Err(_) => false,
-    };
-    (!secret && !line.trim().is_empty()).then(|| line.to_string())
 }

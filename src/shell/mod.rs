@@ -12,7 +12,7 @@ mod session;
 use std::io::Write;
 
 use crate::cli::{LexError, Line, MatchError, Matched, Matcher, Tree};
-use crate::grammar::{ArgKind, Grammar};
+use crate::grammar::Grammar;
 use crate::handlers::{Ctx, lookup};
 use crate::node::Node;
 use crate::report::{CmdError, Next, Note, Reply};
@@ -75,6 +75,9 @@ pub struct Executed {
     pub status: Status,
     /// Whether the session ends.
     pub quit: bool,
+    /// Whether the line may be kept whole (in a history): nothing of it was removed as
+    /// a secret or cut after a bad word.
+    pub keepable: bool,
 }
 
 /// Output streams: results, and `%` errors.
@@ -127,14 +130,15 @@ impl Shell {
 
     /// Runs one line and writes what it prints.
     pub fn run_line(&mut self, input: &str, echo: Echo, console: &mut dyn Console, io: &mut Streams) -> Executed {
-        let prompt = self.prompt();
+        // Only a transcript prints the prompt; a quiet batch run does not read it.
+        let prompt = if echo == Echo::Quiet { String::new() } else { self.prompt() };
         let input = input.trim_end_matches(['\r', '\n']);
         let body = input.trim();
         if body.is_empty() || body.starts_with('!') {
             if echo == Echo::Transcript && !body.is_empty() {
                 let _ = writeln!(io.out, "{prompt}{input}");
             }
-            return Executed { status: Status::Ok, quit: false };
+            return Executed { status: Status::Ok, quit: false, keepable: true };
         }
         if let Some(before) = input.strip_suffix('?')
             && Line::lex(before).is_ok()
@@ -143,7 +147,7 @@ impl Shell {
                 let _ = writeln!(io.out, "{prompt}{input}");
             }
             let status = self.help(before, echo, &prompt, io);
-            return Executed { status, quit: false };
+            return Executed { status, quit: false, keepable: true };
         }
         let mode = self.session.mode.clone();
         let (status, quit, audited) = match Line::lex(input) {
@@ -170,7 +174,8 @@ impl Shell {
         if let Err(e) = self.node.store.audit_append(&entry) {
             let _ = writeln!(io.err(), "% Warning: the audit log could not be written: {e}");
         }
-        Executed { status, quit }
+        let keepable = entry.command == body;
+        Executed { status, quit, keepable }
     }
 
     /// Matches and runs a lexed line; returns its status, whether to quit, and the line
@@ -199,7 +204,7 @@ impl Shell {
                 Err(e) => return self.refuse(line, seg, e, echo, prompt, io),
             }
         }
-        let shown = redact(self.grammar, line, &matched);
+        let shown = redact(line, &matched);
         if echo == Echo::Transcript {
             let _ = writeln!(io.out, "{prompt}{shown}");
         }
@@ -288,7 +293,7 @@ impl Shell {
                 None => String::new(),
             };
             let _ = writeln!(io.err(), "% This command belongs to {}{hint}", other.help);
-            return (Status::Denied, false, line.input.to_string());
+            return (Status::Denied, false, line.input.trim().to_string());
         }
         let column = match &e {
             MatchError::Invalid { column, .. } | MatchError::Ambiguous { column } => Some(*column),
@@ -408,14 +413,8 @@ fn cut(input: &str, column: Option<usize>) -> String {
 }
 
 /// The line with any secret argument replaced, as echoes and logs show it.
-fn redact(grammar: &Grammar, line: &Line, matched: &Matched) -> String {
-    let secret =
-        matched.args.values.keys().any(|name| grammar.args.get(name).is_some_and(|a| a.kind == ArgKind::Secret));
-    let text = line.input.trim();
-    if !secret {
-        return text.to_string();
-    }
+fn redact(line: &Line, matched: &Matched) -> String {
+    let Some(secret_at) = matched.args.secret_at else { return line.input.trim().to_string() };
     let words: Vec<&str> = line.command.tokens.iter().map(|t| t.text.as_str()).collect();
-    let keep = matched.args.secret_at.unwrap_or(words.len()).min(words.len());
-    format!("{} <removed>", words[..keep].join(" "))
+    format!("{} <removed>", words[..secret_at.min(words.len())].join(" "))
 }
