@@ -5,23 +5,7 @@
 
 mod common;
 
-use common::{Daemon, TestNode};
-
-/// Makes `b` a standby secondary that trusts `a`'s daemon, and `a` trust `b`.
-fn pair(a: &TestNode, da: &Daemon, b: &TestNode) {
-    b.trust(&da.ssh.to_string(), &a.local_key()).expect_code(0);
-    a.trust("core-b", &b.local_key()).expect_code(0);
-    b.run(&["enable", "failover mode secondary"]).expect_code(0);
-}
-
-fn generate(node: &TestNode, devices: &str, events: &str) {
-    node.run_with(&[], &["data", "generate", "--devices", devices, "--users", "50", "--events", events], &[])
-        .expect_code(0);
-}
-
-fn sync(node: &TestNode, from: &Daemon) -> common::Run {
-    node.run(&["enable", &format!("failover sync {}", from.ssh)])
-}
+use common::{TestNode, generate, pair, sync};
 
 #[test]
 fn a_full_sync_copies_the_core_data_exactly() {

@@ -57,6 +57,8 @@ fn time(offset_seconds: u64) -> String {
 }
 
 /// Fills an empty Core data with generated rows; refuses one that has devices or users.
+/// A bulk load: it bypasses the change log and restarts it at the end, so peers then
+/// take a full copy.
 pub fn generate(db: &mut CoreDb, counts: &Counts) -> Result<(), StoreError> {
     let summary = db.summary()?;
     if summary.devices > 0 || summary.users > 0 || summary.events > 0 {
@@ -64,10 +66,10 @@ pub fn generate(db: &mut CoreDb, counts: &Counts) -> Result<(), StoreError> {
     }
     let mut rng = Rng(counts.seed);
     for start in (0..counts.users).step_by(CHUNK as usize) {
-        db.write(|w| (start..(start + CHUNK).min(counts.users)).try_for_each(|i| w.generated_user(i)))?;
+        db.write_unlogged(|w| (start..(start + CHUNK).min(counts.users)).try_for_each(|i| w.generated_user(i)))?;
     }
     for start in (0..counts.devices).step_by(CHUNK as usize) {
-        db.write(|w| {
+        db.write_unlogged(|w| {
             (start..(start + CHUNK).min(counts.devices)).try_for_each(|i| {
                 let user = if counts.users == 0 {
                     None
@@ -81,7 +83,7 @@ pub fn generate(db: &mut CoreDb, counts: &Counts) -> Result<(), StoreError> {
         })?;
     }
     for start in (0..counts.events).step_by(CHUNK as usize) {
-        db.write(|w| {
+        db.write_unlogged(|w| {
             (start..(start + CHUNK).min(counts.events)).try_for_each(|i| {
                 let device = if counts.devices == 0 {
                     None
@@ -92,10 +94,11 @@ pub fn generate(db: &mut CoreDb, counts: &Counts) -> Result<(), StoreError> {
             })
         })?;
     }
-    db.write(|w| {
+    db.write_unlogged(|w| {
         (0..counts.apps).try_for_each(|i| w.generated_app(i, PLATFORMS[(i % PLATFORMS.len() as u64) as usize]))?;
         (0..counts.policies).try_for_each(|i| w.generated_policy(i))
-    })
+    })?;
+    db.restart_log()
 }
 
 impl Writes<'_> {

@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use rusqlite::{Connection, OptionalExtension, Transaction};
 use serde::Serialize;
 
+use crate::replication::changelog;
 use crate::store::{StoreError, open_database};
 
 pub use devices::{CheckIn, CheckedIn, DeviceError, Registered, Registration, token_hash};
@@ -83,15 +84,48 @@ impl CoreDb {
     }
 
     /// Runs `f` with the write operations in one transaction, committed when it
-    /// returns `Ok`.
+    /// returns `Ok`. What it changed goes into the change log in that transaction
+    /// (see `replication::changelog`).
     pub fn write<T, E: From<StoreError>>(&mut self, f: impl FnOnce(&Writes) -> Result<T, E>) -> Result<T, E> {
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .map_err(|e| E::from(StoreError::from(e)))?;
+        let session = changelog::capture(&tx).map_err(E::from)?;
         let value = f(&Writes { tx: &tx })?;
+        changelog::record(&tx, session, &crate::store::now_text()).map_err(E::from)?;
         tx.commit().map_err(|e| E::from(StoreError::from(e)))?;
         Ok(value)
+    }
+
+    /// Like [`CoreDb::write`], but leaves the change log behind: for bulk loads, which
+    /// end with [`CoreDb::restart_log`].
+    pub(crate) fn write_unlogged<T>(
+        &mut self,
+        f: impl FnOnce(&Writes) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let value = f(&Writes { tx: &tx })?;
+        tx.commit()?;
+        Ok(value)
+    }
+
+    /// Starts the change log afresh after unlogged writes: peers then copy everything.
+    pub(crate) fn restart_log(&mut self) -> Result<(), StoreError> {
+        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        changelog::restart(&tx)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Where this node's change log ends.
+    pub fn log_head(&self) -> Result<changelog::Position, StoreError> {
+        changelog::head(&self.conn)
+    }
+
+    /// The connection, for replication's readers and appliers.
+    pub(crate) fn connection(&mut self) -> &mut Connection {
+        &mut self.conn
     }
 
     /// Attaches the Atlas store as schema `atlas` (or detaches it), so that device
@@ -117,7 +151,7 @@ impl CoreDb {
 
     /// The content checksum of this Core data (see `replication::snapshot`).
     pub fn content_checksum(&self) -> Result<String, StoreError> {
-        crate::replication::snapshot::content_checksum(&self.conn)
+        crate::replication::checksum::content_checksum(&self.conn)
     }
 
     /// Turns off automatic checkpoints on this connection (another one runs them).

@@ -6,7 +6,7 @@ use rusqlite::Connection;
 use crate::store::StoreError;
 
 /// The schema version this coresh writes.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 const STEPS: &[&str] = &[
     // 1: the Admin Portal database, certificates and System Manager local users.
@@ -67,11 +67,14 @@ const STEPS: &[&str] = &[
          public_keys   TEXT NOT NULL DEFAULT '',
          created_at    TEXT NOT NULL
      );",
+    // 2: replication's change log (incremental syncs).
+    crate::replication::changelog::SCHEMA,
 ];
 
 /// Brings `conn` from schema version `from` to [`SCHEMA_VERSION`].
 pub fn migrate(conn: &mut Connection, from: i64) -> Result<(), StoreError> {
-    crate::store::migrate_steps(conn, from, STEPS)
+    crate::store::migrate_steps(conn, from, STEPS)?;
+    crate::replication::changelog::ensure_base(conn)
 }
 
 #[cfg(test)]

@@ -6,23 +6,21 @@ use tabled::Tabled;
 
 use super::Ctx;
 use crate::cli::Args;
-use crate::replication::pull::{SyncReport, sync_from};
+use crate::replication::pull::{SyncReport, Want, sync_from};
 use crate::report::{CmdError, Reply, Text, table};
 use crate::store::SyncRecord;
 
 impl Text for SyncReport {
     fn text(&self) -> String {
+        let what = match (self.changes, &self.fallback) {
+            (Some((from, to)), _) if from == to => "already up to date".to_string(),
+            (Some((from, to)), _) => format!("changes {}..{to}", from + 1),
+            (None, Some(why)) => format!("full copy, because {why}"),
+            (None, None) => "full copy".to_string(),
+        };
         format!(
-            "Sync from {} ({}) completed: {} copy, {} bytes, {} rows in {:.2} s\nContent checksum verified: {}\nAtlas: {}\nApplication files: {}",
-            self.peer,
-            self.peer_hostname,
-            self.kind,
-            self.bytes,
-            self.rows,
-            self.seconds,
-            self.content,
-            self.atlas,
-            self.files
+            "Sync from {} ({}) completed: {what}, {} bytes, {} rows in {:.2} s\nContent checksum verified: {}\nAtlas: {}\nApplication files: {}",
+            self.peer, self.peer_hostname, self.bytes, self.rows, self.seconds, self.content, self.atlas, self.files
         )
     }
 }
@@ -30,7 +28,8 @@ impl Text for SyncReport {
 pub fn sync(ctx: &mut Ctx, args: &Args) -> Result<Reply, CmdError> {
     let target = args.host("HOST").cloned().ok_or_else(|| CmdError::Failed("missing HOST".into()))?;
     let Ctx { node, console, .. } = ctx;
-    let result = sync_from(node, &target, &mut |line| console.progress(Some(line)));
+    let want = if args.has("full") { Want::Full } else { Want::Changes };
+    let result = sync_from(node, &target, want, &mut |line| console.progress(Some(line)));
     console.progress(None);
     match result {
         Ok(report) => Ok(Reply::show(report)),

@@ -1,17 +1,23 @@
 //! Replication of the Core data, secondary-initiated, over the peers' SSH channel
 //! (guide, "Core Replication Details"). In nouns and verbs, after Litestream:
-//! - [`snapshot`]: a consistent copy of a node's Core data, and its content checksum;
+//! - [`checksum`]: content checksums, computed whole or kept up to date change by change;
+//! - [`changelog`]: every write transaction's changes, numbered, for incremental syncs;
+//! - [`snapshot`]: a consistent copy of a node's Core data;
+//! - [`serve`]: the sending side: changes when it can, a snapshot otherwise;
 //! - [`pull`]: the secondary's sync: connect, check, fetch, verify, apply, record;
 //! - [`apply`]: verifying a staged snapshot and swapping it into the live database;
+//! - [`increment`]: applying change-log entries in one verified transaction;
 //! - [`lock`]: one sync at a time per node;
 //! - [`files`]: application files, by a manifest of content hashes.
-//!
-//! This part does full syncs; incremental syncs and the scheduler come next.
 
 pub mod apply;
+pub mod changelog;
+pub mod checksum;
 pub mod files;
+pub mod increment;
 pub mod lock;
 pub mod pull;
+pub mod serve;
 pub mod snapshot;
 
 /// What a puller asks for after the hellos.
@@ -25,10 +31,15 @@ pub struct SnapshotRequest {
     /// The puller's application files; the sender sends those that differ.
     #[serde(default)]
     pub files: files::Manifest,
+    /// Where the puller's change log ends: the sender sends the changes after it when it
+    /// can, a full snapshot otherwise. `None` asks for a full snapshot.
+    #[serde(default)]
+    pub position: Option<changelog::Position>,
 }
 
-/// What a node says before it streams one store's snapshot.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+/// What a node says before it streams one store: a full snapshot, or (`kind` is
+/// `changes`) the change log's entries after the puller's position.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SnapshotHeader {
     /// `core` or `atlas`.
     #[serde(default)]
@@ -42,14 +53,33 @@ pub struct SnapshotHeader {
     pub taken_at: String,
     /// Why no snapshot follows, if none does.
     pub error: Option<String>,
+    /// `changes` when change-log entries follow; a full snapshot otherwise.
+    #[serde(default)]
+    pub kind: String,
+    /// Why a full snapshot follows although the puller asked for changes.
+    #[serde(default)]
+    pub fallback: Option<String>,
+    /// Changes only: the first position (the puller's) and the last.
+    #[serde(default)]
+    pub from: Option<changelog::Position>,
+    #[serde(default)]
+    pub to: Option<changelog::Position>,
+    /// Changes only: how many entries follow, and the rows they change.
+    #[serde(default)]
+    pub entries: u64,
+    #[serde(default)]
+    pub rows: u64,
 }
+
+/// The `kind` of a header that announces change-log entries.
+pub const CHANGES: &str = "changes";
 
 /// What a node says after the snapshot's bytes.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SnapshotTrailer {
     /// SHA-256 of the bytes sent, hex.
     pub sha256: String,
-    /// Content checksum of the Core data in the snapshot (see [`snapshot::content_checksum`]),
+    /// Content checksum of the Core data in the snapshot (see [`checksum::content_checksum`]),
     /// computed while the bytes were on their way.
     pub content: String,
     /// What `PRAGMA integrity_check` said of the snapshot (`ok`), run on the sender

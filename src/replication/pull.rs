@@ -1,8 +1,10 @@
 //! The secondary's sync (the guide's Run Sync Now, `failover sync HOST`): refuse when
 //! this node must not replicate, take the sync lock, connect to the trusted peer, refuse
-//! a version mismatch, fetch a snapshot into a staging file, verify it, swap it in,
-//! verify the result against the primary's content checksum, and record it all in the
-//! sync history.
+//! a version mismatch, ask for the changes after this node's position (or a full
+//! snapshot), stage what comes, verify and apply it, check the result against the
+//! primary's content checksum, and record it all in the sync history. When changes
+//! cannot be applied (a conflict, a mismatch) the sync starts over as a full one and
+//! says why.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -11,15 +13,17 @@ use std::time::Instant;
 use serde::Serialize;
 
 use super::apply::{ApplyError, Store, swap_in, verify};
+use super::changelog::Position;
+use super::increment::{self, IncrementError};
 use super::lock::SyncLock;
-use super::{SnapshotHeader, SnapshotRequest, SnapshotTrailer};
+use super::{CHANGES, SnapshotHeader, SnapshotRequest, SnapshotTrailer};
 use crate::ha::{Mode, NodeStatus};
 use crate::host::HostPort;
 use crate::node::Node;
 use crate::ssh::client::{PeerError, PeerLink, trusted_for};
 use crate::ssh::hello::Hello;
 use crate::ssh::keys::{host_key, parse_public};
-use crate::store::StoreError;
+use crate::store::{Finished, StoreError};
 
 /// Longest header or trailer line.
 const MAX_LINE: usize = 64 * 1024;
@@ -29,7 +33,12 @@ const MAX_LINE: usize = 64 * 1024;
 pub struct SyncReport {
     pub peer: String,
     pub peer_hostname: String,
+    /// `incremental` or `full`.
     pub kind: &'static str,
+    /// Why a full copy was made although changes were asked for.
+    pub fallback: Option<String>,
+    /// Incremental only: the change-log positions before and after.
+    pub changes: Option<(i64, i64)>,
     pub bytes: u64,
     pub rows: u64,
     pub seconds: f64,
@@ -67,6 +76,8 @@ pub enum SyncError {
     #[error(transparent)]
     Apply(#[from] ApplyError),
     #[error(transparent)]
+    Increment(#[from] IncrementError),
+    #[error(transparent)]
     Store(#[from] StoreError),
     #[error("{0}")]
     Io(String),
@@ -75,9 +86,18 @@ pub enum SyncError {
 /// How a sync is getting on, for an operator watching it.
 pub type Progress<'a> = &'a mut dyn FnMut(&str);
 
-/// Pulls a full copy of `target`'s Core data into this node, telling `progress` how it
-/// goes.
-pub fn sync_from(node: &mut Node, target: &HostPort, progress: Progress) -> Result<SyncReport, SyncError> {
+/// What a sync asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Want {
+    /// The changes since the last sync, when the primary's log holds them.
+    Changes,
+    /// A full copy, whatever the logs hold.
+    Full,
+}
+
+/// Brings this node's Core data up to `target`'s (changes when it can, a full copy
+/// otherwise), telling `progress` how it goes.
+pub fn sync_from(node: &mut Node, target: &HostPort, want: Want, progress: Progress) -> Result<SyncReport, SyncError> {
     let settings = node.settings()?;
     if settings.mode == Mode::Primary {
         return Err(SyncError::Primary);
@@ -92,28 +112,44 @@ pub fn sync_from(node: &mut Node, target: &HostPort, progress: Progress) -> Resu
     let their_key = parse_public(&entry.key).map_err(SyncError::Io)?;
     let key = host_key(&node.data_dir).map_err(|e| SyncError::Io(e.to_string()))?;
     let ours = Hello::of(&settings, &node.id);
-    let run = node.store.sync_started(&peer, "full")?;
+    let position = match want {
+        Want::Changes => Some(node.core()?.log_head()?),
+        Want::Full => None,
+    };
+    let run = node.store.sync_started(&peer, if position.is_some() { "incremental" } else { "full" })?;
     let staged = Staged { core: node.data_dir.join("core.db.staging"), atlas: node.data_dir.join("atlas.db.staging") };
     let started = Instant::now();
     progress(&format!("Connecting to {peer}"));
     let source = Source { target, key: &key, their_key: &their_key, ours: &ours };
-    let outcome = fetch_and_apply(node, &source, &staged, settings.atlas, progress);
+    let mut outcome = fetch_and_apply(node, &source, &staged, settings.atlas, position.clone(), progress);
+    if let Err(SyncError::Increment(e)) = &outcome {
+        let reason = e.to_string();
+        tracing::warn!(subsystem = "replication", %peer, %reason, "changes not applied; full sync instead");
+        progress(&format!("The changes could not be applied ({reason}); starting a full sync"));
+        outcome = fetch_and_apply(node, &source, &staged, settings.atlas, None, progress).map(|mut report| {
+            report.fallback = Some(format!("changes not applied: {reason}"));
+            report
+        });
+    }
     let _ = std::fs::remove_file(&staged.core);
     let _ = std::fs::remove_file(&staged.atlas);
     match outcome {
         Ok(mut report) => {
             report.seconds = started.elapsed().as_secs_f64();
-            let detail = format!(
-                "full copy from {} ({}); Atlas {}; files {}",
-                report.peer_hostname, report.content, report.atlas, report.files
-            );
+            let what = match (report.changes, &report.fallback) {
+                (Some((from, to)), _) => format!("changes {}..{to} from {}", from + 1, report.peer_hostname),
+                (None, Some(why)) => format!("full copy from {} ({why})", report.peer_hostname),
+                (None, None) => format!("full copy from {}", report.peer_hostname),
+            };
+            let detail = format!("{what}; checksum {}; Atlas {}; files {}", report.content, report.atlas, report.files);
             let (bytes, rows) =
                 (i64::try_from(report.bytes).unwrap_or(i64::MAX), i64::try_from(report.rows).unwrap_or(i64::MAX));
-            node.store.sync_finished(run, true, &detail, bytes, rows)?;
+            node.store.sync_finished(run, &Finished { ok: true, kind: report.kind, detail: &detail, bytes, rows })?;
             Ok(report)
         }
         Err(e) => {
-            node.store.sync_finished(run, false, &e.to_string(), 0, 0)?;
+            let kind = if position.is_some() { "incremental" } else { "full" };
+            node.store.sync_finished(run, &Finished { ok: false, kind, detail: &e.to_string(), bytes: 0, rows: 0 })?;
             Err(e)
         }
     }
@@ -125,9 +161,10 @@ struct Staged {
     atlas: PathBuf,
 }
 
-/// One store's snapshot: received and staged, or skipped by the sender (and why).
+/// One store: received and staged (a snapshot or changes, as its header says), or
+/// skipped by the sender (and why).
 enum Received {
-    Staged { trailer: SnapshotTrailer, size: u64 },
+    Staged { header: Box<SnapshotHeader>, trailer: SnapshotTrailer },
     Skipped(String),
 }
 
@@ -144,6 +181,7 @@ fn fetch_and_apply(
     source: &Source,
     staged: &Staged,
     want_atlas: bool,
+    position: Option<Position>,
     progress: Progress,
 ) -> Result<SyncReport, SyncError> {
     let Source { target, key, their_key, ours } = *source;
@@ -159,7 +197,7 @@ fn fetch_and_apply(
             link.close().await;
             return Err(SyncError::Version { ours: ours.version.clone(), theirs: theirs.version, peer: peer.clone() });
         }
-        let request = SnapshotRequest { op: "snapshot".into(), atlas: want_atlas, files: local_files };
+        let request = SnapshotRequest { op: "snapshot".into(), atlas: want_atlas, files: local_files, position };
         link.send_line(&serde_json::to_string(&request).unwrap_or_default()).await?;
         let core = receive(&mut link, &staged.core, &peer, Store::Core, progress).await?;
         let atlas = if want_atlas {
@@ -171,29 +209,47 @@ fn fetch_and_apply(
         link.close().await;
         Ok((core, atlas, theirs, files))
     })?;
-    let Received::Staged { trailer, size: bytes } = core else {
+    let Received::Staged { header, trailer } = core else {
         return Err(SyncError::Snapshot { peer, reason: "no Core data was sent".into() });
     };
-    progress("Verifying and applying the Core data");
-    let content = apply(&node.data_dir, &staged.core, Store::Core, &trailer)?;
+    let bytes = header.size;
+    let (kind, changes, content) = if header.kind == CHANGES {
+        progress("Verifying and applying the changes");
+        let (from, to) = header.from.zip(header.to).ok_or_else(|| SyncError::Snapshot {
+            peer: peer.clone(),
+            reason: "changes came without their positions".into(),
+        })?;
+        let entries = increment::read(&staged.core)?;
+        let rows = increment::apply(node.core()?.connection(), &from, &entries)?;
+        ("incremental", Some((from.seq, to.seq, rows)), to.checksum)
+    } else {
+        progress("Verifying and applying the Core data");
+        ("full", None, apply(&node.data_dir, &staged.core, Store::Core, &trailer)?)
+    };
     let atlas = match atlas {
         None => "skipped: Atlas is not enabled on this node".to_string(),
         Some(Received::Skipped(why)) => format!("skipped: {why}"),
-        Some(Received::Staged { trailer, size }) => {
+        Some(Received::Staged { header, trailer }) => {
             progress("Verifying and applying the Atlas data");
             apply(&node.data_dir, &staged.atlas, Store::Atlas, &trailer)?;
-            format!("copied ({size} bytes)")
+            format!("copied ({} bytes)", header.size)
         }
     };
     progress("Installing the application files");
     let files = install_files(&node.data_dir, files)?;
-    let s = node.core()?.summary()?;
-    let rows =
-        s.users + s.devices + s.apps + s.policies + s.events + s.certificates + s.local_users + s.atlas.unwrap_or(0);
+    let rows = match changes {
+        Some((_, _, rows)) => rows,
+        None => {
+            let s = node.core()?.summary()?;
+            s.users + s.devices + s.apps + s.policies + s.events + s.certificates + s.local_users + s.atlas.unwrap_or(0)
+        }
+    };
     Ok(SyncReport {
         peer,
         peer_hostname: peer_hello.hostname,
-        kind: "full",
+        kind,
+        fallback: header.fallback,
+        changes: changes.map(|(from, to, _)| (from, to)),
         bytes,
         rows,
         seconds: 0.0,
@@ -283,8 +339,9 @@ async fn receive(
     store: Store,
     progress: Progress<'_>,
 ) -> Result<Received, SyncError> {
-    progress(&format!("Waiting for the {} snapshot from {peer}", store.name()));
+    progress(&format!("Waiting for the {} data from {peer}", store.name()));
     let header: SnapshotHeader = parse(&link.read_line(MAX_LINE).await?, peer)?;
+    let what = if header.kind == CHANGES { "changes" } else { "snapshot" };
     if let Some(reason) = header.error.clone() {
         return Err(SyncError::Snapshot { peer: peer.to_string(), reason });
     }
@@ -302,7 +359,7 @@ async fn receive(
         if percent > shown || received == total {
             shown = percent;
             progress(&format!(
-                "Receiving the {} snapshot: {percent}% ({} of {} MB)",
+                "Receiving the {} {what}: {percent}% ({} of {} MB)",
                 store.name(),
                 received >> 20,
                 total >> 20
@@ -323,7 +380,7 @@ async fn receive(
             reason: format!("integrity check: {}", trailer.integrity),
         });
     }
-    Ok(Received::Staged { trailer, size: header.size })
+    Ok(Received::Staged { header: Box::new(header), trailer })
 }
 
 fn parse<T: serde::de::DeserializeOwned>(line: &[u8], peer: &str) -> Result<T, SyncError> {

@@ -1,11 +1,9 @@
-//! Snapshots of the Core data: a consistent copy made with SQLite's online backup
-//! (the node keeps serving while it is copied), and a checksum of the content, table by
-//! table and row by row, that two nodes can compare whatever their file layouts.
+//! Snapshots of the Core data: a consistent copy made with SQLite's online backup (the
+//! node keeps serving while it is copied). Their content checksums are `checksum`'s.
 
 use std::path::{Path, PathBuf};
 
 use rusqlite::Connection;
-use rusqlite::types::ValueRef;
 
 use crate::store::StoreError;
 
@@ -13,10 +11,7 @@ use crate::store::StoreError;
 /// `dir`; returns its path.
 pub fn take(db: &Path, dir: &Path) -> Result<PathBuf, StoreError> {
     let source = Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
-    let mut seq = [0u8; 8];
-    getrandom::fill(&mut seq).map_err(|e| StoreError::Commit(e.to_string()))?;
-    let name: String = seq.iter().map(|b| format!("{b:02x}")).collect();
-    let path = dir.join(format!("snapshot-{name}.db"));
+    let path = dir.join(format!("snapshot-{}.db", unique_name()?));
     let mut target = Connection::open(&path)?;
     {
         let backup = rusqlite::backup::Backup::new(&source, &mut target)?;
@@ -28,47 +23,13 @@ pub fn take(db: &Path, dir: &Path) -> Result<PathBuf, StoreError> {
     Ok(path)
 }
 
-/// SHA-256 over every table's name and rows (in rowid order, values typed), hex.
-pub fn content_checksum(conn: &Connection) -> Result<String, StoreError> {
-    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
-    let tables: Vec<String> = conn
-        .prepare("SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")?
-        .query_map([], |r| r.get(0))?
-        .collect::<Result<_, _>>()?;
-    for table in tables {
-        ctx.update(b"table\0");
-        ctx.update(table.as_bytes());
-        let mut stmt = conn.prepare(&format!("SELECT * FROM \"{}\" ORDER BY rowid", table.replace('"', "\"\"")))?;
-        let columns = stmt.column_count();
-        let mut rows = stmt.query([])?;
-        while let Some(row) = rows.next()? {
-            ctx.update(b"row\0");
-            for i in 0..columns {
-                match row.get_ref(i)? {
-                    ValueRef::Null => ctx.update(b"n"),
-                    ValueRef::Integer(v) => {
-                        ctx.update(b"i");
-                        ctx.update(&v.to_le_bytes());
-                    }
-                    ValueRef::Real(v) => {
-                        ctx.update(b"r");
-                        ctx.update(&v.to_le_bytes());
-                    }
-                    ValueRef::Text(t) => {
-                        ctx.update(b"t");
-                        ctx.update(&(t.len() as u64).to_le_bytes());
-                        ctx.update(t);
-                    }
-                    ValueRef::Blob(b) => {
-                        ctx.update(b"b");
-                        ctx.update(&(b.len() as u64).to_le_bytes());
-                        ctx.update(b);
-                    }
-                }
-            }
-        }
-    }
-    Ok(hex(ctx.finish().as_ref()))
+pub use super::checksum::content_checksum;
+
+/// A random name for a file of the moment.
+pub fn unique_name() -> Result<String, StoreError> {
+    let mut seq = [0u8; 8];
+    getrandom::fill(&mut seq).map_err(|e| StoreError::Commit(e.to_string()))?;
+    Ok(hex(&seq))
 }
 
 /// Lower-case hex of bytes.

@@ -12,7 +12,7 @@ use tokio::sync::watch;
 
 use super::view::NodeView;
 use crate::node::Node;
-use crate::replication::pull::sync_from;
+use crate::replication::pull::{Want, sync_from};
 
 /// Runs until `stop` turns true.
 pub async fn run(mut view: watch::Receiver<Arc<NodeView>>, data_dir: PathBuf, mut stop: watch::Receiver<bool>) {
@@ -44,7 +44,7 @@ pub async fn run(mut view: watch::Receiver<Arc<NodeView>>, data_dir: PathBuf, mu
         let dir = data_dir.clone();
         let outcome = tokio::task::spawn_blocking(move || {
             let mut node = Node::open(&dir).map_err(|e| e.to_string())?;
-            sync_from(&mut node, &primary, &mut |_| {}).map_err(|e| e.to_string())
+            sync_from(&mut node, &primary, Want::Changes, &mut |_| {}).map_err(|e| e.to_string())
         })
         .await;
         match outcome {

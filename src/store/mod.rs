@@ -19,7 +19,7 @@ pub use audit::{AuditEntry, Outcome};
 pub use history::{HistoryEntry, SyncSummary, record as record_history};
 pub use migrations::{SCHEMA_VERSION, migrate_steps};
 pub use settings::{put as put_setting, read_all as settings_in};
-pub use sync_log::SyncRecord;
+pub use sync_log::{Finished, SyncRecord};
 pub use trusted::TrustedHost;
 
 /// File name of the system database inside a data directory.

@@ -26,6 +26,17 @@ pub struct SyncRecord {
     pub rows: i64,
 }
 
+/// How a sync ended.
+pub struct Finished<'a> {
+    pub ok: bool,
+    /// `full` or `incremental` (a sync that asked for changes may have copied everything).
+    pub kind: &'a str,
+    /// What it did, or why it failed.
+    pub detail: &'a str,
+    pub bytes: i64,
+    pub rows: i64,
+}
+
 impl Store {
     /// Records the start of a sync; earlier runs still marked running were cut short.
     pub fn sync_started(&mut self, peer: &str, kind: &str) -> Result<i64, StoreError> {
@@ -44,11 +55,20 @@ impl Store {
     }
 
     /// Records how a sync ended.
-    pub fn sync_finished(&mut self, id: i64, ok: bool, detail: &str, bytes: i64, rows: i64) -> Result<(), StoreError> {
+    pub fn sync_finished(&mut self, id: i64, end: &Finished) -> Result<(), StoreError> {
         self.durably(|tx| {
             tx.execute(
-                "UPDATE sync_history SET finished_at = ?2, result = ?3, detail = ?4, bytes = ?5, rows = ?6 WHERE id = ?1",
-                params![id, now_text(), if ok { "success" } else { "failed" }, detail, bytes, rows],
+                "UPDATE sync_history SET finished_at = ?2, result = ?3, detail = ?4, bytes = ?5, rows = ?6, kind = ?7
+                  WHERE id = ?1",
+                params![
+                    id,
+                    now_text(),
+                    if end.ok { "success" } else { "failed" },
+                    end.detail,
+                    end.bytes,
+                    end.rows,
+                    end.kind
+                ],
             )?;
             Ok(())
         })

@@ -278,4 +278,45 @@ impl TestNode {
         let conn = rusqlite::Connection::open(self.data_dir().join("core.db")).expect("core.db");
         coresh::replication::snapshot::content_checksum(&conn).expect("checksum")
     }
+
+    /// Asserts that this node's Core data holds exactly the rows of `other`'s, table by
+    /// table, compared by SQLite itself (`EXCEPT` both ways), not by coresh's checksum.
+    pub fn assert_same_rows(&self, other: &TestNode) {
+        let conn = rusqlite::Connection::open(self.data_dir().join("core.db")).expect("core.db");
+        conn.execute("ATTACH DATABASE ?1 AS other", [other.data_dir().join("core.db").to_string_lossy()])
+            .expect("attach");
+        for table in CORE_TABLES {
+            let differ: i64 = conn
+                .query_row(
+                    &format!(
+                        "SELECT (SELECT count(*) FROM (SELECT * FROM main.{table} EXCEPT SELECT * FROM other.{table}))
+                              + (SELECT count(*) FROM (SELECT * FROM other.{table} EXCEPT SELECT * FROM main.{table}))"
+                    ),
+                    [],
+                    |r| r.get(0),
+                )
+                .expect("compare");
+            assert_eq!(differ, 0, "{differ} rows of {table} differ");
+        }
+    }
+}
+
+/// The tables of the Core data.
+pub const CORE_TABLES: &[&str] =
+    &["users", "devices", "apps", "policies", "settings", "events", "certificates", "local_users"];
+
+/// Makes `b` a standby secondary that trusts `a`'s daemon, and `a` trust `b`.
+pub fn pair(a: &TestNode, da: &Daemon, b: &TestNode) {
+    b.trust(&da.ssh.to_string(), &a.local_key()).expect_code(0);
+    a.trust("core-b", &b.local_key()).expect_code(0);
+    b.run(&["enable", "failover mode secondary"]).expect_code(0);
+}
+
+pub fn generate(node: &TestNode, devices: &str, events: &str) {
+    node.run_with(&[], &["data", "generate", "--devices", devices, "--users", "50", "--events", events], &[])
+        .expect_code(0);
+}
+
+pub fn sync(node: &TestNode, from: &Daemon) -> Run {
+    node.run(&["enable", &format!("failover sync {}", from.ssh)])
 }

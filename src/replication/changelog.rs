@@ -1,0 +1,369 @@
+//! The change log: every write transaction of replicated data records, in the same
+//! transaction, its changeset (SQLite's session extension) under the next sequence
+//! number, with the content checksum the data has after it. A position in the log is a
+//! sequence number and that checksum; an incremental sync asks for what follows the
+//! puller's position. The log keeps what a full copy would not beat: when its changesets
+//! outgrow half the database, the oldest go and the base (where the log starts) moves.
+//! A secondary stores what it applied under the same numbers, so a third node can
+//! replicate from it exactly as from the primary.
+
+use std::io::Read;
+
+use rusqlite::fallible_streaming_iterator::FallibleStreamingIterator;
+use rusqlite::hooks::Action;
+use rusqlite::session::{ChangesetIter, Session};
+use rusqlite::types::Value;
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::{Deserialize, Serialize};
+
+use super::checksum::{RowReader, Sum, content_checksum, is_replicated, row_hash};
+use crate::store::StoreError;
+
+/// The schema step that creates the log (the base's checksum is filled in by
+/// [`ensure_base`], as SQL cannot compute it).
+pub const SCHEMA: &str = "CREATE TABLE repl_log (
+         seq       INTEGER PRIMARY KEY,
+         at        TEXT NOT NULL,
+         rows      INTEGER NOT NULL,
+         checksum  TEXT NOT NULL,
+         changeset BLOB NOT NULL
+     );
+     CREATE TABLE repl_base (
+         id       INTEGER PRIMARY KEY CHECK (id = 1),
+         seq      INTEGER NOT NULL,
+         checksum TEXT NOT NULL
+     );
+     INSERT INTO repl_base (id, seq, checksum) VALUES (1, 0, '');";
+
+/// The log never shrinks below this many bytes of changesets.
+const MIN_KEPT: i64 = 16 << 20;
+/// How often (in entries) the log's size is checked.
+const PRUNE_EVERY: i64 = 256;
+
+/// A point in the log: after entry `seq`, with the content checksum `checksum`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Position {
+    pub seq: i64,
+    pub checksum: String,
+}
+
+/// One entry of the log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    pub seq: i64,
+    pub at: String,
+    /// Rows the transaction changed.
+    pub rows: i64,
+    /// Content checksum after this entry.
+    pub checksum: String,
+    /// The changeset, in SQLite's format (not in the JSON form of an entry header).
+    #[serde(skip)]
+    pub changeset: Vec<u8>,
+}
+
+/// Fills in the base's checksum when the log was just created on existing data.
+pub fn ensure_base(conn: &Connection) -> Result<(), StoreError> {
+    let pending: Option<i64> =
+        conn.query_row("SELECT seq FROM repl_base WHERE checksum = ''", [], |r| r.get(0)).optional()?;
+    if pending.is_some() {
+        let sum = content_checksum(conn)?;
+        conn.execute("UPDATE repl_base SET checksum = ?1 WHERE id = 1", [sum])?;
+    }
+    Ok(())
+}
+
+/// Where the log ends: the last entry, or the base when the log is empty.
+pub fn head(conn: &Connection) -> Result<Position, StoreError> {
+    let last = conn
+        .prepare_cached("SELECT seq, checksum FROM repl_log ORDER BY seq DESC LIMIT 1")?
+        .query_row([], |r| Ok(Position { seq: r.get(0)?, checksum: r.get(1)? }))
+        .optional()?;
+    match last {
+        Some(p) => Ok(p),
+        None => base(conn),
+    }
+}
+
+/// Where the log starts.
+pub fn base(conn: &Connection) -> Result<Position, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT seq, checksum FROM repl_base WHERE id = 1")?
+        .query_row([], |r| Ok(Position { seq: r.get(0)?, checksum: r.get(1)? }))?)
+}
+
+/// Starts recording the changes of replicated tables made on `conn`.
+pub fn capture(conn: &Connection) -> Result<Session<'_>, StoreError> {
+    let mut session = Session::new(conn)?;
+    session.table_filter(Some(is_replicated));
+    session.attach::<&str>(None)?;
+    Ok(session)
+}
+
+/// Ends a capture inside the writing transaction: appends its changeset to the log with
+/// the checksum the data now has. Returns the new entry's number, or `None` when
+/// nothing changed.
+pub fn record(conn: &Connection, mut session: Session<'_>, at: &str) -> Result<Option<i64>, StoreError> {
+    let mut changeset = Vec::new();
+    session.changeset_strm(&mut changeset)?;
+    drop(session);
+    if changeset.is_empty() {
+        return Ok(None);
+    }
+    let changes = changes(&changeset)?;
+    let head = head(conn)?;
+    let mut sum = Sum::parse(&head.checksum).ok_or_else(|| bad_checksum(&head))?;
+    let mut reader = RowReader::default();
+    for change in &changes {
+        match change.action {
+            Action::SQLITE_INSERT => sum.add(row_hash(&change.table, change.new.iter().map(value_ref))),
+            Action::SQLITE_DELETE => sum.sub(row_hash(&change.table, change.old.iter().map(value_ref))),
+            _ => {
+                let now = reader
+                    .values(conn, &change.table, &change.key())?
+                    .ok_or_else(|| StoreError::Commit(format!("changed row of {} is gone", change.table)))?;
+                let before: Vec<Value> =
+                    now.iter().zip(&change.old).map(|(cur, old)| old.clone().unwrap_or_else(|| cur.clone())).collect();
+                sum.sub(row_hash(&change.table, before.iter().map(Into::into)));
+                sum.add(row_hash(&change.table, now.iter().map(Into::into)));
+            }
+        }
+    }
+    let entry = Entry {
+        seq: head.seq + 1,
+        at: at.to_string(),
+        rows: i64::try_from(changes.len()).unwrap_or(i64::MAX),
+        checksum: sum.to_hex(),
+        changeset,
+    };
+    append(conn, &entry)?;
+    Ok(Some(entry.seq))
+}
+
+/// Stores an entry (the primary's own, or one a secondary applied) and keeps the log
+/// within its size.
+pub fn append(conn: &Connection, entry: &Entry) -> Result<(), StoreError> {
+    conn.prepare_cached("INSERT INTO repl_log (seq, at, rows, checksum, changeset) VALUES (?1, ?2, ?3, ?4, ?5)")?
+        .execute(params![entry.seq, entry.at, entry.rows, entry.checksum, entry.changeset])?;
+    if entry.seq % PRUNE_EVERY == 0 {
+        prune(conn)?;
+    }
+    Ok(())
+}
+
+/// Drops the oldest entries while the log's changesets exceed half the database (and
+/// [`MIN_KEPT`]): beyond that, a full copy costs less than the changes.
+pub fn prune(conn: &Connection) -> Result<(), StoreError> {
+    let pages: i64 = conn.query_row("PRAGMA page_count", [], |r| r.get(0))?;
+    let page_size: i64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
+    let budget = (pages * page_size / 2).max(MIN_KEPT);
+    let mut stmt = conn.prepare_cached("SELECT seq, checksum, length(changeset) FROM repl_log ORDER BY seq DESC")?;
+    let mut rows = stmt.query([])?;
+    let mut kept = 0i64;
+    let mut cut: Option<Position> = None;
+    while let Some(row) = rows.next()? {
+        kept += row.get::<_, i64>(2)?;
+        if kept > budget {
+            cut = Some(Position { seq: row.get(0)?, checksum: row.get(1)? });
+            break;
+        }
+    }
+    drop(rows);
+    if let Some(cut) = cut {
+        conn.execute("DELETE FROM repl_log WHERE seq <= ?1", [cut.seq])?;
+        conn.execute("UPDATE repl_base SET seq = ?1, checksum = ?2 WHERE id = 1", params![cut.seq, cut.checksum])?;
+    }
+    Ok(())
+}
+
+/// Starts the log afresh after writes it did not see (a bulk load): its entries are
+/// dropped and the base moves past them with a newly computed checksum, so that every
+/// puller falls back to a full copy.
+pub fn restart(conn: &Connection) -> Result<(), StoreError> {
+    let head = head(conn)?;
+    let sum = content_checksum(conn)?;
+    conn.execute("DELETE FROM repl_log", [])?;
+    conn.execute("UPDATE repl_base SET seq = ?1, checksum = ?2 WHERE id = 1", params![head.seq + 1, sum])?;
+    Ok(())
+}
+
+/// Why the log cannot bring a puller up to date.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Gap {
+    #[error("this node's change log starts after change {base}, the puller is at change {at}")]
+    Trimmed { at: i64, base: i64 },
+    #[error("the puller is at change {at}, beyond this node's last change {head}")]
+    Ahead { at: i64, head: i64 },
+    #[error("the data diverged: at change {at} the puller's checksum is {theirs}, this node's {ours}")]
+    Diverged { at: i64, theirs: String, ours: String },
+}
+
+/// The entries after `from`, oldest first, when the log holds them all and agrees with
+/// `from`. Run it inside a read transaction so that they end at a consistent head.
+pub fn since(
+    conn: &Connection,
+    from: &Position,
+    mut each: impl FnMut(Entry) -> Result<(), StoreError>,
+) -> Result<Result<Position, Gap>, StoreError> {
+    let (base, head) = (base(conn)?, head(conn)?);
+    if from.seq < base.seq {
+        return Ok(Err(Gap::Trimmed { at: from.seq, base: base.seq }));
+    }
+    if from.seq > head.seq {
+        return Ok(Err(Gap::Ahead { at: from.seq, head: head.seq }));
+    }
+    let ours = if from.seq == base.seq {
+        base.checksum
+    } else {
+        conn.query_row("SELECT checksum FROM repl_log WHERE seq = ?1", [from.seq], |r| r.get(0))?
+    };
+    if ours != from.checksum {
+        return Ok(Err(Gap::Diverged { at: from.seq, theirs: from.checksum.clone(), ours }));
+    }
+    let mut stmt =
+        conn.prepare_cached("SELECT seq, at, rows, checksum, changeset FROM repl_log WHERE seq > ?1 ORDER BY seq")?;
+    let mut rows = stmt.query([from.seq])?;
+    while let Some(r) = rows.next()? {
+        each(Entry { seq: r.get(0)?, at: r.get(1)?, rows: r.get(2)?, checksum: r.get(3)?, changeset: r.get(4)? })?;
+    }
+    Ok(Ok(head))
+}
+
+/// One row's change, as a changeset holds it.
+#[derive(Debug, Clone)]
+pub struct Change {
+    pub table: String,
+    pub action: Action,
+    /// Old values (deletes and updates); `None` where an update left the column alone.
+    pub old: Vec<Option<Value>>,
+    /// New values (inserts and updates); `None` where an update left the column alone.
+    pub new: Vec<Option<Value>>,
+    /// Which columns make up the primary key.
+    pub pk: Vec<bool>,
+}
+
+impl Change {
+    /// The primary key of the changed row.
+    pub fn key(&self) -> Vec<Value> {
+        let side = if self.action == Action::SQLITE_INSERT { &self.new } else { &self.old };
+        side.iter().zip(&self.pk).filter(|(_, pk)| **pk).map(|(v, _)| v.clone().unwrap_or(Value::Null)).collect()
+    }
+}
+
+/// The row changes of a changeset.
+pub fn changes(changeset: &[u8]) -> Result<Vec<Change>, StoreError> {
+    let mut bytes = changeset;
+    let input: &mut dyn Read = &mut bytes;
+    let mut iter = ChangesetIter::start_strm(&input)?;
+    let mut out = Vec::new();
+    while let Some(item) = iter.next()? {
+        let op = item.op()?;
+        let (table, action) = (op.table_name().to_string(), op.code());
+        let columns = usize::try_from(op.number_of_columns()).unwrap_or(0);
+        let pk = item.pk()?.iter().map(|&b| b != 0).collect();
+        // An undefined value (a column an update left alone) reads as an error.
+        let old = if action == Action::SQLITE_INSERT {
+            Vec::new()
+        } else {
+            (0..columns).map(|i| item.old_value(i).ok().and_then(|v| Value::try_from(v).ok())).collect()
+        };
+        let new = if action == Action::SQLITE_DELETE {
+            Vec::new()
+        } else {
+            (0..columns).map(|i| item.new_value(i).ok().and_then(|v| Value::try_from(v).ok())).collect()
+        };
+        out.push(Change { table, action, old, new, pk });
+    }
+    Ok(out)
+}
+
+fn value_ref(v: &Option<Value>) -> rusqlite::types::ValueRef<'_> {
+    v.as_ref().map_or(rusqlite::types::ValueRef::Null, Into::into)
+}
+
+fn bad_checksum(at: &Position) -> StoreError {
+    StoreError::Commit(format!("the change log's checksum at change {} is unreadable: {:?}", at.seq, at.checksum))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::coredb::generate::{Counts, generate, token_for};
+    use crate::coredb::{CheckIn, CoreDb, token_hash};
+
+    const NOW: &str = "2026-11-26T00:00:00Z";
+
+    fn fresh() -> (tempfile::TempDir, CoreDb) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut db = CoreDb::open(dir.path()).unwrap();
+        generate(&mut db, &Counts { users: 5, devices: 20, events: 50, apps: 2, policies: 2, seed: 7 }).unwrap();
+        (dir, db)
+    }
+
+    #[test]
+    fn the_kept_checksum_equals_the_computed_one_after_every_kind_of_write() {
+        let (_dir, mut db) = fresh();
+        let start = db.log_head().unwrap();
+        assert_eq!(start.checksum, db.content_checksum().unwrap(), "a bulk load restarts the log");
+        let hash = token_hash(&token_for(7, 3));
+        let report = CheckIn { os_version: Some("18.1".into()), seq: Some(1), battery: Some(50) };
+        db.write(|w| w.check_in(&hash, &report, NOW)).unwrap().unwrap();
+        db.write(|w| w.set_setting("a", Some("1"))).unwrap();
+        db.write(|w| w.set_setting("a", Some("2"))).unwrap();
+        db.write(|w| w.set_setting("a", None)).unwrap();
+        // A change undone within the transaction leaves no entry.
+        let before = db.log_head().unwrap();
+        db.write(|w| {
+            w.tx().execute_batch("SAVEPOINT s")?;
+            w.set_setting("b", Some("x"))?;
+            w.tx().execute_batch("ROLLBACK TO s; RELEASE s")?;
+            Ok::<_, StoreError>(())
+        })
+        .unwrap();
+        assert_eq!(db.log_head().unwrap(), before);
+        db.write(|w| w.tx().execute("DELETE FROM events WHERE id < 5", []).map_err(StoreError::from)).unwrap();
+        let head = db.log_head().unwrap();
+        assert_eq!(head.seq, start.seq + 5);
+        assert_eq!(head.checksum, db.content_checksum().unwrap());
+    }
+
+    #[test]
+    fn since_hands_out_what_follows_and_names_each_gap() {
+        let (_dir, mut db) = fresh();
+        let start = db.log_head().unwrap();
+        for i in 0..3 {
+            db.write(|w| w.set_setting("k", Some(&i.to_string()))).unwrap();
+        }
+        let conn = db.connection();
+        let mut got = Vec::new();
+        let head = since(conn, &start, |e| {
+            got.push(e.seq);
+            Ok(())
+        })
+        .unwrap()
+        .unwrap();
+        assert_eq!(got, vec![start.seq + 1, start.seq + 2, start.seq + 3]);
+        assert_eq!(head.seq, start.seq + 3);
+        let none = |from: &Position| since(conn, from, |_| Ok(())).unwrap();
+        assert!(matches!(none(&Position { seq: start.seq - 1, ..start.clone() }), Err(Gap::Trimmed { .. })));
+        assert!(matches!(none(&Position { seq: head.seq + 1, ..head.clone() }), Err(Gap::Ahead { .. })));
+        let wrong = Position { seq: start.seq + 1, checksum: Sum(1).to_hex() };
+        assert!(matches!(none(&wrong), Err(Gap::Diverged { .. })));
+        assert_eq!(none(&head), Ok(head.clone()), "up to date: nothing follows");
+    }
+
+    #[test]
+    fn a_changeset_names_its_rows() {
+        let (_dir, mut db) = fresh();
+        db.write(|w| w.set_setting("k", Some("v"))).unwrap();
+        let changeset: Vec<u8> = db
+            .connection()
+            .query_row("SELECT changeset FROM repl_log ORDER BY seq DESC LIMIT 1", [], |r| r.get(0))
+            .unwrap();
+        let found = changes(&changeset).unwrap();
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].table, "settings");
+        assert_eq!(found[0].action, Action::SQLITE_INSERT);
+        assert_eq!(found[0].key(), vec![Value::Text("k".into())]);
+        assert!(changes(b"not a changeset").is_err());
+    }
+}
