@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# Full sync benchmark (issue: replication). Two release daemons on loopback; node A
-# holds a generated Core of 100,000 devices and 1,000,000 events; node B (a standby
-# secondary trusting A) runs `failover sync A` repeatedly. Baseline of the same run:
-# `rsync -e ssh` of a copy of A's database file to a new destination, through OpenSSH's
-# sshd on loopback. Goal: full sync within 1.25x of rsync.
+# Sync benchmarks (issue: replication). Two release daemons on loopback; node A holds a
+# generated Core of 100,000 devices and 1,000,000 events; node B is a standby secondary
+# trusting A. Baselines of the same run go through OpenSSH's sshd on loopback.
+# - Full: B runs `failover sync A full` repeatedly, against `rsync -e ssh` of a copy of
+#   A's database file to a new destination. Goal: within 1.25x of rsync.
+# - Incremental: 1% of the devices (1,000) check in through A's device API, then B runs
+#   `failover sync A`, against rsync's delta transfer of a new copy of A's database onto
+#   the previous copy. Five rounds. Goal: at least 10x faster than rsync.
 # Needs openssh-server, rsync and hyperfine (Debian; installed here when missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,7 +24,8 @@ port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); 
 a="$work/a"; b="$work/b"
 "$bin" --data-dir "$a" data generate --devices 100000 --users 20000 --events 1000000 >/dev/null
 ssh_a=$(port)
-"$bin" --data-dir "$a" serve --http-listen "127.0.0.1:$(port)" --ssh-listen "127.0.0.1:$ssh_a" --log-level warn &
+http_a=$(port)
+"$bin" --data-dir "$a" serve --http-listen "127.0.0.1:$http_a" --ssh-listen "127.0.0.1:$ssh_a" --log-level warn &
 pids+=($!)
 key_a=$("$bin" --data-dir "$a" -c 'show ssh local-key | json' | python3 -c 'import json,sys; print(json.load(sys.stdin)["public_key"])')
 "$bin" --data-dir "$b" -c enable -c 'failover mode secondary' -c 'configure terminal' -c high-availability \
@@ -54,7 +58,7 @@ rsh="ssh -p $ssh_base -i $work/sshd/client_key -o StrictHostKeyChecking=no -o Us
 
 echo "Core data: $(du -h "$work/copy.db" | cut -f1) (100,000 devices, 1,000,000 events)"
 hyperfine --warmup 1 --runs 5 --export-json "$work/sync.json" \
-    -n "coresh full sync" "$bin --data-dir $b -c enable -c 'failover sync 127.0.0.1:$ssh_a'" \
+    -n "coresh full sync" "$bin --data-dir $b -c enable -c 'failover sync 127.0.0.1:$ssh_a full'" \
     -n "rsync -e ssh" --prepare "rm -f $work/dst/copy.db" "rsync -e '$rsh' $work/copy.db 127.0.0.1:$work/dst/copy.db" >/dev/null
 python3 - "$work/sync.json" <<'PY'
 import json, sys
@@ -63,4 +67,31 @@ c, s = r["coresh full sync"]["median"], r["rsync -e ssh"]["median"]
 print(f"coresh full sync: median {c:.2f} s")
 print(f"rsync -e ssh:     median {s:.2f} s")
 print(f"ratio: {c/s:.2f}x")
+PY
+
+# Incremental rounds. B is at A's head after the full syncs; dst holds the last copy.
+cp "$work/copy.db" "$work/dst/copy.db"
+now() { date +%s.%N; }
+: > "$work/rounds"
+for round in 1 2 3 4 5; do
+    "$bin" load --target "127.0.0.1:$http_a" --rate 1000 --seconds 1 --devices 100000 --connections 8 >/dev/null
+    sqlite3 "$a/core.db" ".backup '$work/copy.db'"
+    t0=$(now)
+    sent=$(rsync --stats -e "$rsh" "$work/copy.db" "127.0.0.1:$work/dst/copy.db" | awk '/Total bytes sent/ {gsub(",","",$4); print $4}')
+    t1=$(now)
+    "$bin" --data-dir "$b" -c enable -c "failover sync 127.0.0.1:$ssh_a" > "$work/out"
+    t2=$(now)
+    grep -q "completed: changes" "$work/out" || { cat "$work/out"; exit 1; }
+    moved=$("$bin" --data-dir "$b" -c 'show sync history last 1 | json' | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["bytes"])')
+    echo "$t0 $t1 $t2 $sent $moved" >> "$work/rounds"
+done
+python3 - "$work/rounds" <<'PY'
+import statistics, sys
+rows = [list(map(float, l.split())) for l in open(sys.argv[1])]
+rs = [r[1] - r[0] for r in rows]
+cs = [r[2] - r[1] for r in rows]
+c, s = statistics.median(cs), statistics.median(rs)
+print(f"coresh incremental sync: median {c:.3f} s, {int(statistics.median(r[4] for r in rows)):,} bytes")
+print(f"rsync delta -e ssh:      median {s:.3f} s, {int(statistics.median(r[3] for r in rows)):,} bytes sent")
+print(f"rsync / coresh: {s/c:.1f}x")
 PY

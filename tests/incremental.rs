@@ -116,9 +116,9 @@ fn a_conflict_or_a_checksum_mismatch_falls_back_to_a_full_copy() {
     traffic(&a, 7..8, 1);
     let run = sync(&b, &da);
     run.expect_code(0);
-    assert!(run.stdout.contains("full copy, because changes not applied: change"), "{}", run.stdout);
-    assert!(run.stdout.contains("conflicts with this node's data"), "{}", run.stdout);
-    assert!(history(&b)[0]["detail"].as_str().unwrap().contains("conflicts"));
+    assert!(run.stdout.contains("full copy, because changes not applied: changes "), "{}", run.stdout);
+    assert!(run.stdout.contains("conflict with this node's data: SQLITE_CHANGESET_DATA"), "{}", run.stdout);
+    assert!(history(&b)[0]["detail"].as_str().unwrap().contains("conflict with this node's data"));
     b.assert_same_rows(&a);
 
     // A column the check-in leaves alone: applies cleanly, but the sums differ.

@@ -1,8 +1,10 @@
 //! The secondary's side of a full sync: a snapshot staged on disk is checked and only
-//! then copied into the live Core data with SQLite's backup API; the live data's content
-//! checksum must then equal the primary's. The checks: the transfer's SHA-256 (the
-//! caller), the sender's `PRAGMA integrity_check` of that very file (run while it was
-//! sent), and here `PRAGMA quick_check` and the schema version. That copy is one write transaction: a crash or a kill leaves the
+//! then copied into the live Core data with SQLite's backup API. The checks: the
+//! transfer's SHA-256 (the caller), the sender's `PRAGMA integrity_check` of that very
+//! file (run while it was sent), and here `PRAGMA quick_check`, the schema version and
+//! the content checksum, computed from the rows and compared by the caller with the one
+//! the primary's change log holds. They run as soon as the bytes are in, while the
+//! sender's integrity check finishes; the backup then copies exactly those pages. That copy is one write transaction: a crash or a kill leaves the
 //! old data or the new, never a mix; and the daemon's open connections see the new data
 //! because the file they hold is the one that changed.
 
@@ -10,6 +12,7 @@ use std::path::Path;
 
 use rusqlite::{Connection, OpenFlags};
 
+use super::checksum::content_checksum;
 use crate::coredb::{CoreDb, SCHEMA_VERSION};
 use crate::store::StoreError;
 
@@ -56,32 +59,40 @@ impl Store {
     }
 }
 
-/// Checks a staged snapshot: a sound database of this node's schema for `store`.
-pub fn verify(staged: &Path, store: Store) -> Result<(), ApplyError> {
-    let conn = Connection::open_with_flags(staged, OpenFlags::SQLITE_OPEN_READ_ONLY)
-        .map_err(|e| ApplyError::Damaged(e.to_string()))?;
-    let check: String =
-        conn.query_row("PRAGMA quick_check", [], |r| r.get(0)).map_err(|e| ApplyError::Damaged(e.to_string()))?;
-    if check != "ok" {
-        return Err(ApplyError::Damaged(check));
-    }
-    let found: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+/// Checks a staged snapshot: a sound database (`PRAGMA quick_check`) of this node's
+/// schema for `store`; returns its content checksum, computed row by row on a second
+/// connection while `quick_check` runs.
+pub fn verify(staged: &Path, store: Store) -> Result<String, ApplyError> {
+    let open = || {
+        Connection::open_with_flags(staged, OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .map_err(|e| ApplyError::Damaged(e.to_string()))
+    };
+    let conn = open()?;
+    let found: i64 =
+        conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(|e| ApplyError::Damaged(e.to_string()))?;
     if found != store.schema() {
         return Err(ApplyError::Schema { store: store.name(), found, ours: store.schema() });
     }
-    Ok(())
+    let summing = open()?;
+    let (check, content) = std::thread::scope(|scope| {
+        let content = scope.spawn(move || content_checksum(&summing));
+        let check = conn.query_row("PRAGMA quick_check", [], |r| r.get::<_, String>(0));
+        (check, content.join())
+    });
+    let check = check.map_err(|e| ApplyError::Damaged(e.to_string()))?;
+    if check != "ok" {
+        return Err(ApplyError::Damaged(check));
+    }
+    let content = content.map_err(|_| ApplyError::Damaged("the content checksum failed".into()))?;
+    content.map_err(|e| ApplyError::Damaged(e.to_string()))
 }
 
-/// Replaces the live `store` of `data_dir` with the staged snapshot; returns the
-/// content checksum of the live data afterwards.
-pub fn swap_in(data_dir: &Path, staged: &Path, store: Store) -> Result<String, ApplyError> {
+/// Replaces the live `store` of `data_dir` with the staged snapshot (verified first).
+pub fn swap_in(data_dir: &Path, staged: &Path, store: Store) -> Result<(), ApplyError> {
     let source = Connection::open_with_flags(staged, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
     match store {
-        Store::Core => {
-            let mut live = CoreDb::open(data_dir)?;
-            live.replace_with(&source)?;
-            Ok(live.content_checksum()?)
-        }
-        Store::Atlas => Ok(crate::coredb::atlas::replace_with(data_dir, &source)?),
+        Store::Core => CoreDb::open(data_dir)?.replace_with(&source)?,
+        Store::Atlas => crate::coredb::atlas::replace_with(data_dir, &source)?,
     }
+    Ok(())
 }

@@ -31,14 +31,14 @@ pub const SCHEMA: &str = "CREATE TABLE repl_log (
      CREATE TABLE repl_base (
          id       INTEGER PRIMARY KEY CHECK (id = 1),
          seq      INTEGER NOT NULL,
-         checksum TEXT NOT NULL
+         checksum TEXT NOT NULL,
+         -- Bytes of changesets in the log, kept with every append and trim.
+         bytes    INTEGER NOT NULL DEFAULT 0
      );
      INSERT INTO repl_base (id, seq, checksum) VALUES (1, 0, '');";
 
 /// The log never shrinks below this many bytes of changesets.
 const MIN_KEPT: i64 = 16 << 20;
-/// How often (in entries) the log's size is checked.
-const PRUNE_EVERY: i64 = 256;
 
 /// A point in the log: after entry `seq`, with the content checksum `checksum`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -136,41 +136,57 @@ pub fn record(conn: &Connection, mut session: Session<'_>, at: &str) -> Result<O
         changeset,
     };
     append(conn, &entry)?;
+    trim(conn)?;
     Ok(Some(entry.seq))
 }
 
-/// Stores an entry (the primary's own, or one a secondary applied) and keeps the log
-/// within its size.
+/// Stores an entry (the primary's own, or one a secondary applied); the caller then
+/// calls [`trim`].
 pub fn append(conn: &Connection, entry: &Entry) -> Result<(), StoreError> {
     conn.prepare_cached("INSERT INTO repl_log (seq, at, rows, checksum, changeset) VALUES (?1, ?2, ?3, ?4, ?5)")?
         .execute(params![entry.seq, entry.at, entry.rows, entry.checksum, entry.changeset])?;
-    if entry.seq % PRUNE_EVERY == 0 {
-        prune(conn)?;
-    }
+    conn.prepare_cached("UPDATE repl_base SET bytes = bytes + ?1 WHERE id = 1")?
+        .execute([i64::try_from(entry.changeset.len()).unwrap_or(i64::MAX)])?;
     Ok(())
 }
 
-/// Drops the oldest entries while the log's changesets exceed half the database (and
-/// [`MIN_KEPT`]): beyond that, a full copy costs less than the changes.
-pub fn prune(conn: &Connection) -> Result<(), StoreError> {
+/// Keeps the log's changesets within half the database (and at least [`MIN_KEPT`]):
+/// beyond that a full copy costs less than the changes. Past the limit the oldest
+/// entries go until a tenth of it is free again, so trimming is rare and its cost
+/// follows what it drops.
+pub fn trim(conn: &Connection) -> Result<(), StoreError> {
+    let total: i64 = conn.prepare_cached("SELECT bytes FROM repl_base WHERE id = 1")?.query_row([], |r| r.get(0))?;
+    if total <= MIN_KEPT {
+        return Ok(());
+    }
     let pages: i64 = conn.query_row("PRAGMA page_count", [], |r| r.get(0))?;
     let page_size: i64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
-    let budget = (pages * page_size / 2).max(MIN_KEPT);
-    let mut stmt = conn.prepare_cached("SELECT seq, checksum, length(changeset) FROM repl_log ORDER BY seq DESC")?;
+    trim_to(conn, total, (pages * page_size / 2).max(MIN_KEPT))
+}
+
+/// Drops the oldest entries when the log's `total` bytes exceed `budget`.
+fn trim_to(conn: &Connection, total: i64, budget: i64) -> Result<(), StoreError> {
+    if total <= budget {
+        return Ok(());
+    }
+    let target = budget - budget / 10;
+    let mut stmt = conn.prepare("SELECT seq, checksum, length(changeset) FROM repl_log ORDER BY seq")?;
     let mut rows = stmt.query([])?;
-    let mut kept = 0i64;
-    let mut cut: Option<Position> = None;
+    let (mut left, mut cut) = (total, None);
     while let Some(row) = rows.next()? {
-        kept += row.get::<_, i64>(2)?;
-        if kept > budget {
-            cut = Some(Position { seq: row.get(0)?, checksum: row.get(1)? });
+        left -= row.get::<_, i64>(2)?;
+        cut = Some(Position { seq: row.get(0)?, checksum: row.get(1)? });
+        if left <= target {
             break;
         }
     }
     drop(rows);
     if let Some(cut) = cut {
         conn.execute("DELETE FROM repl_log WHERE seq <= ?1", [cut.seq])?;
-        conn.execute("UPDATE repl_base SET seq = ?1, checksum = ?2 WHERE id = 1", params![cut.seq, cut.checksum])?;
+        conn.execute(
+            "UPDATE repl_base SET seq = ?1, checksum = ?2, bytes = ?3 WHERE id = 1",
+            params![cut.seq, cut.checksum, left],
+        )?;
     }
     Ok(())
 }
@@ -182,7 +198,7 @@ pub fn restart(conn: &Connection) -> Result<(), StoreError> {
     let head = head(conn)?;
     let sum = content_checksum(conn)?;
     conn.execute("DELETE FROM repl_log", [])?;
-    conn.execute("UPDATE repl_base SET seq = ?1, checksum = ?2 WHERE id = 1", params![head.seq + 1, sum])?;
+    conn.execute("UPDATE repl_base SET seq = ?1, checksum = ?2, bytes = 0 WHERE id = 1", params![head.seq + 1, sum])?;
     Ok(())
 }
 
@@ -349,6 +365,30 @@ mod tests {
         let wrong = Position { seq: start.seq + 1, checksum: Sum(1).to_hex() };
         assert!(matches!(none(&wrong), Err(Gap::Diverged { .. })));
         assert_eq!(none(&head), Ok(head.clone()), "up to date: nothing follows");
+    }
+
+    #[test]
+    fn trimming_moves_the_base_and_keeps_the_newest() {
+        let (_dir, mut db) = fresh();
+        let start = db.log_head().unwrap();
+        for i in 0..10 {
+            db.write(|w| w.set_setting("k", Some(&"x".repeat(100 + i)))).unwrap();
+        }
+        let head = db.log_head().unwrap();
+        let conn = db.connection();
+        let total: i64 = conn.query_row("SELECT bytes FROM repl_base", [], |r| r.get(0)).unwrap();
+        let sum: i64 = conn.query_row("SELECT sum(length(changeset)) FROM repl_log", [], |r| r.get(0)).unwrap();
+        assert_eq!(total, sum, "the kept total follows every append");
+        trim_to(conn, total, total / 2).unwrap();
+        let kept: i64 = conn.query_row("SELECT sum(length(changeset)) FROM repl_log", [], |r| r.get(0)).unwrap();
+        assert!(kept <= total / 2 - total / 20, "{kept} of {total} kept");
+        let base = base(conn).unwrap();
+        assert!(base.seq > start.seq && base.seq < head.seq, "{base:?}");
+        assert_eq!(conn.query_row("SELECT bytes FROM repl_base", [], |r| r.get::<_, i64>(0)).unwrap(), kept);
+        assert_eq!(super::head(conn).unwrap(), head);
+        let none = |from: &Position| since(conn, from, |_| Ok(())).unwrap();
+        assert!(matches!(none(&start), Err(Gap::Trimmed { .. })));
+        assert_eq!(none(&base), Ok(head));
     }
 
     #[test]

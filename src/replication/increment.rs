@@ -10,7 +10,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use rusqlite::session::{ConflictAction, ConflictType};
+use rusqlite::session::{Changegroup, ConflictAction, ConflictType};
 use rusqlite::types::Value;
 use rusqlite::{Connection, TransactionBehavior};
 use serde::{Deserialize, Serialize};
@@ -90,8 +90,8 @@ pub enum IncrementError {
     Moved { expected: i64, found: i64 },
     #[error("change {seq} does not follow change {after}")]
     Gap { seq: i64, after: i64 },
-    #[error("change {seq} conflicts with this node's data: {reason}")]
-    Conflict { seq: i64, reason: String },
+    #[error("changes {from}..{to} conflict with this node's data: {reason}")]
+    Conflict { from: i64, to: i64, reason: String },
     #[error("after the changes this node's content checksum is {found}, the sender's {expected}")]
     Mismatch { found: String, expected: String },
     #[error(transparent)]
@@ -137,10 +137,18 @@ pub fn apply(conn: &mut Connection, from: &Position, entries: &[Entry]) -> Resul
             sum.sub(h);
         }
     }
+    // One changeset for all the entries: applying each on its own would prepare the
+    // same statements again for every entry.
+    let mut group = Changegroup::new()?;
     for entry in entries {
-        apply_one(&tx, entry)?;
+        group.add_stream(&mut &entry.changeset[..])?;
         changelog::append(&tx, entry)?;
     }
+    let mut combined = Vec::new();
+    group.output_strm(&mut combined)?;
+    let first = entries.first().map_or(after, |e| e.seq);
+    apply_changeset(&tx, &combined).map_err(|reason| IncrementError::Conflict { from: first, to: last.seq, reason })?;
+    changelog::trim(&tx)?;
     for (table, key) in &touched {
         if let Some(h) = reader.hash(&tx, table, key)? {
             sum.add(h);
@@ -153,12 +161,12 @@ pub fn apply(conn: &mut Connection, from: &Position, entries: &[Entry]) -> Resul
     Ok(entries.iter().map(|e| u64::try_from(e.rows).unwrap_or(0)).sum())
 }
 
-/// Applies one changeset; the first conflict aborts it.
-fn apply_one(conn: &Connection, entry: &Entry) -> Result<(), IncrementError> {
+/// Applies a changeset; the first conflict aborts it and is described.
+fn apply_changeset(conn: &Connection, changeset: &[u8]) -> Result<(), String> {
     let conflict = Arc::new(Mutex::new(None::<String>));
     let seen = Arc::clone(&conflict);
     let applied = conn.apply_strm(
-        &mut &entry.changeset[..],
+        &mut &changeset[..],
         Some(|table: &str| is_replicated(table)),
         move |kind: ConflictType, item: &rusqlite::session::ChangesetItem| {
             let table = item.op().map(|op| op.table_name().to_string()).unwrap_or_default();
@@ -171,7 +179,7 @@ fn apply_one(conn: &Connection, entry: &Entry) -> Result<(), IncrementError> {
     let reason = conflict.lock().ok().and_then(|mut c| c.take());
     match (applied, reason) {
         (Ok(()), None) => Ok(()),
-        (_, Some(reason)) => Err(IncrementError::Conflict { seq: entry.seq, reason }),
-        (Err(e), None) => Err(IncrementError::Conflict { seq: entry.seq, reason: e.to_string() }),
+        (_, Some(reason)) => Err(reason),
+        (Err(e), None) => Err(e.to_string()),
     }
 }

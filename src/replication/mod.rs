@@ -79,8 +79,10 @@ pub const CHANGES: &str = "changes";
 pub struct SnapshotTrailer {
     /// SHA-256 of the bytes sent, hex.
     pub sha256: String,
-    /// Content checksum of the Core data in the snapshot (see [`checksum::content_checksum`]),
-    /// computed while the bytes were on their way.
+    /// Content checksum of what was sent (see [`checksum`]): for the Core data the one its
+    /// change log holds at that point (the puller computes it from the rows and
+    /// compares); for the Atlas store computed from the rows while the bytes were on
+    /// their way.
     pub content: String,
     /// What `PRAGMA integrity_check` said of the snapshot (`ok`), run on the sender
     /// while the bytes were on their way; the receiver holds a byte-identical copy

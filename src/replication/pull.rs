@@ -71,7 +71,7 @@ pub enum SyncError {
     Snapshot { peer: String, reason: String },
     #[error("the transfer is damaged: SHA-256 {found}, announced {expected}")]
     Transfer { found: String, expected: String },
-    #[error("after the sync this node's content checksum {found} differs from the primary's {expected}")]
+    #[error("the snapshot's content checksum {found} differs from the primary's {expected}")]
     Mismatch { found: String, expected: String },
     #[error(transparent)]
     Apply(#[from] ApplyError),
@@ -164,9 +164,13 @@ struct Staged {
 /// One store: received and staged (a snapshot or changes, as its header says), or
 /// skipped by the sender (and why).
 enum Received {
-    Staged { header: Box<SnapshotHeader>, trailer: SnapshotTrailer },
+    Staged { header: Box<SnapshotHeader>, trailer: SnapshotTrailer, checked: Option<Checking> },
     Skipped(String),
 }
+
+/// A staged snapshot's verification, started as soon as its bytes were in (it yields
+/// the content checksum computed from the rows).
+type Checking = std::thread::JoinHandle<Result<String, ApplyError>>;
 
 /// Who to pull from, and how both sides prove who they are.
 struct Source<'a> {
@@ -209,7 +213,7 @@ fn fetch_and_apply(
         link.close().await;
         Ok((core, atlas, theirs, files))
     })?;
-    let Received::Staged { header, trailer } = core else {
+    let Received::Staged { header, trailer, checked } = core else {
         return Err(SyncError::Snapshot { peer, reason: "no Core data was sent".into() });
     };
     let bytes = header.size;
@@ -224,14 +228,14 @@ fn fetch_and_apply(
         ("incremental", Some((from.seq, to.seq, rows)), to.checksum)
     } else {
         progress("Verifying and applying the Core data");
-        ("full", None, apply(&node.data_dir, &staged.core, Store::Core, &trailer)?)
+        ("full", None, apply(&node.data_dir, &staged.core, Store::Core, &trailer, checked)?)
     };
     let atlas = match atlas {
         None => "skipped: Atlas is not enabled on this node".to_string(),
         Some(Received::Skipped(why)) => format!("skipped: {why}"),
-        Some(Received::Staged { header, trailer }) => {
+        Some(Received::Staged { header, trailer, checked }) => {
             progress("Verifying and applying the Atlas data");
-            apply(&node.data_dir, &staged.atlas, Store::Atlas, &trailer)?;
+            apply(&node.data_dir, &staged.atlas, Store::Atlas, &trailer, checked)?;
             format!("copied ({} bytes)", header.size)
         }
     };
@@ -265,12 +269,16 @@ fn apply(
     staged: &std::path::Path,
     store: Store,
     trailer: &SnapshotTrailer,
+    checked: Option<Checking>,
 ) -> Result<String, SyncError> {
-    verify(staged, store)?;
-    let content = swap_in(data_dir, staged, store)?;
+    let content = match checked {
+        Some(checking) => checking.join().map_err(|_| SyncError::Io("the snapshot's verification failed".into()))??,
+        None => verify(staged, store)?,
+    };
     if content != trailer.content {
         return Err(SyncError::Mismatch { found: content, expected: trailer.content.clone() });
     }
+    swap_in(data_dir, staged, store)?;
     Ok(content)
 }
 
@@ -369,6 +377,11 @@ async fn receive(
     })
     .await?;
     file.sync_all().map_err(|e| SyncError::Io(format!("cannot stage the snapshot: {e}")))?;
+    // Verify the snapshot while the sender finishes its integrity check.
+    let checked = (header.kind != CHANGES).then(|| {
+        let path = staged.to_path_buf();
+        std::thread::spawn(move || verify(&path, store))
+    });
     let trailer: SnapshotTrailer = parse(&link.read_line(MAX_LINE).await?, peer)?;
     let found = super::snapshot::hex(digest.finish().as_ref());
     if found != trailer.sha256 {
@@ -380,7 +393,7 @@ async fn receive(
             reason: format!("integrity check: {}", trailer.integrity),
         });
     }
-    Ok(Received::Staged { header: Box::new(header), trailer })
+    Ok(Received::Staged { header: Box::new(header), trailer, checked })
 }
 
 fn parse<T: serde::de::DeserializeOwned>(line: &[u8], peer: &str) -> Result<T, SyncError> {

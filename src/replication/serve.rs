@@ -10,7 +10,7 @@ use russh::ChannelId;
 
 use std::io::Write;
 
-use super::changelog::{Gap, Position};
+use super::changelog::{self, Gap, Position};
 use super::increment::{self, Written};
 use super::{CHANGES, SnapshotHeader, SnapshotTrailer, files, snapshot};
 
@@ -182,8 +182,13 @@ async fn stream_snapshot(
         rusqlite::Connection::open_with_flags(p, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(|e| e.to_string())
     };
     let for_checksum = path.clone();
+    let logged = store == "core";
     let content = tokio::task::spawn_blocking(move || -> Result<String, String> {
-        snapshot::content_checksum(&read_only(&for_checksum)?).map_err(|e| e.to_string())
+        let conn = read_only(&for_checksum)?;
+        // The Core data's checksum is kept by its change log; the puller computes it
+        // from the rows and compares.
+        let sum = if logged { changelog::head(&conn).map(|h| h.checksum) } else { snapshot::content_checksum(&conn) };
+        sum.map_err(|e| e.to_string())
     });
     let for_integrity = path.clone();
     let integrity = tokio::task::spawn_blocking(move || -> Result<String, String> {

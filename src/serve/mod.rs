@@ -95,6 +95,9 @@ async fn serve(node: Node, options: ServeOptions) -> anyhow::Result<()> {
         auth_rejection_time: std::time::Duration::from_millis(300),
         auth_rejection_time_initial: Some(std::time::Duration::ZERO),
         inactivity_timeout: Some(std::time::Duration::from_secs(600)),
+        // Replication is request and answer: Nagle's algorithm would hold each answer
+        // back for the peer's delayed ACK.
+        nodelay: true,
         ..Default::default()
     });
     let mut ssh_server = crate::ssh::server::SshServer { view: watcher.view.clone(), data_dir: node.data_dir.clone() };

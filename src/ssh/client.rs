@@ -113,7 +113,8 @@ impl PeerLink {
         let shown = target.to_string();
         let presented = Arc::new(Mutex::new(None));
         let verifier = Verifier { expected: trusted.clone(), presented: presented.clone() };
-        let config = Arc::new(client::Config { inactivity_timeout: Some(IDLE), ..Default::default() });
+        // Without TCP_NODELAY every request-answer turn waits out delayed ACKs (40 ms).
+        let config = Arc::new(client::Config { inactivity_timeout: Some(IDLE), nodelay: true, ..Default::default() });
         let addr = (target.host.as_str(), target.port.unwrap_or(DEFAULT_PORT));
         let mut session = match client::connect(config, addr, verifier).await {
             Ok(s) => s,
