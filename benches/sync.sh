@@ -76,22 +76,28 @@ now() { date +%s.%N; }
 for round in 1 2 3 4 5; do
     "$bin" load --target "127.0.0.1:$http_a" --rate 1000 --seconds 1 --devices 100000 --connections 8 >/dev/null
     sqlite3 "$a/core.db" ".backup '$work/copy.db'"
+    # Each timed step starts with no dirty pages of the other's writes queued ahead of
+    # its own (rsync does not fsync what it writes; coresh commits durably).
+    sync
     t0=$(now)
     sent=$(rsync --stats -e "$rsh" "$work/copy.db" "127.0.0.1:$work/dst/copy.db" | awk '/Total bytes sent/ {gsub(",","",$4); print $4}')
     t1=$(now)
-    "$bin" --data-dir "$b" -c enable -c "failover sync 127.0.0.1:$ssh_a" > "$work/out"
+    sync
     t2=$(now)
+    "$bin" --data-dir "$b" -c enable -c "failover sync 127.0.0.1:$ssh_a" > "$work/out"
+    t3=$(now)
     grep -q "completed: changes" "$work/out" || { cat "$work/out"; exit 1; }
     moved=$("$bin" --data-dir "$b" -c 'show sync history last 1 | json' | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["bytes"])')
-    echo "$t0 $t1 $t2 $sent $moved" >> "$work/rounds"
+    echo "$t0 $t1 $t2 $t3 $sent $moved" >> "$work/rounds"
 done
 python3 - "$work/rounds" <<'PY'
 import statistics, sys
 rows = [list(map(float, l.split())) for l in open(sys.argv[1])]
 rs = [r[1] - r[0] for r in rows]
-cs = [r[2] - r[1] for r in rows]
+cs = [r[3] - r[2] for r in rows]
+print("rounds (coresh s, rsync s):", ", ".join(f"{c:.3f}/{r:.3f}" for c, r in zip(cs, rs)))
 c, s = statistics.median(cs), statistics.median(rs)
-print(f"coresh incremental sync: median {c:.3f} s, {int(statistics.median(r[4] for r in rows)):,} bytes")
-print(f"rsync delta -e ssh:      median {s:.3f} s, {int(statistics.median(r[3] for r in rows)):,} bytes sent")
+print(f"coresh incremental sync: median {c:.3f} s, {int(statistics.median(r[5] for r in rows)):,} bytes")
+print(f"rsync delta -e ssh:      median {s:.3f} s, {int(statistics.median(r[4] for r in rows)):,} bytes sent")
 print(f"rsync / coresh: {s/c:.1f}x")
 PY

@@ -190,3 +190,38 @@ fn kill_9_while_changes_are_applied_leaves_old_or_new_data() {
     // The killed runs asked for changes and are shown as cut short.
     assert!(b.run(&["show sync history"]).stdout.contains("interrupted"));
 }
+
+#[test]
+fn the_primary_keeps_serving_devices_while_it_is_copied() {
+    let (a, b) = (TestNode::new(), TestNode::new());
+    generate(&a, "20000", "200000");
+    let da = a.serve();
+    pair(&a, &da, &b);
+    let mut child = b
+        .command()
+        .args(["-c", "enable", "-c", &format!("failover sync {}", da.ssh)])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Check-ins go on, answered, until the sync has finished.
+    let mut served = 0;
+    let mut during = 0;
+    loop {
+        let running = child.try_wait().unwrap().is_none();
+        let status = da.post("/api/v1/devices/checkin", Some(&token_for(42, served % 20000)), r#"{"seq":1}"#).status;
+        assert_eq!(status, 200, "check-in {served} while the primary was copied");
+        served += 1;
+        during += u64::from(running);
+        if !running {
+            break;
+        }
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(during > 0, "no check-in happened during the sync");
+    // What came in meanwhile follows with the next sync.
+    let run = sync(&b, &da);
+    assert!(run.stdout.contains("completed: changes "), "{}", run.stdout);
+    b.assert_same_rows(&a);
+}

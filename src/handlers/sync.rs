@@ -71,7 +71,7 @@ impl Text for History {
             .iter()
             .map(|r| Row {
                 started: &r.started_at,
-                seconds: r.seconds.map_or_else(|| "-".into(), |s| format!("{s:.1}")),
+                seconds: r.seconds.map_or_else(|| "-".into(), |s| format!("{s:.2}")),
                 peer: &r.peer,
                 kind: &r.kind,
                 result: &r.result,

@@ -5,7 +5,12 @@
 use rusqlite::params;
 use serde::Serialize;
 
-use super::{Store, StoreError, now_text};
+use super::{Store, StoreError};
+
+/// Sync runs are timed to the millisecond: most incremental syncs take less than a second.
+fn now_millis() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
 
 /// One sync run.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -48,7 +53,7 @@ impl Store {
             )?;
             tx.execute(
                 "INSERT INTO sync_history (started_at, peer, kind, result) VALUES (?1, ?2, ?3, 'running')",
-                params![now_text(), peer, kind],
+                params![now_millis(), peer, kind],
             )?;
             Ok(tx.last_insert_rowid())
         })
@@ -62,7 +67,7 @@ impl Store {
                   WHERE id = ?1",
                 params![
                     id,
-                    now_text(),
+                    now_millis(),
                     if end.ok { "success" } else { "failed" },
                     end.detail,
                     end.bytes,
