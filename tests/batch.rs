@@ -344,7 +344,7 @@ fn output_modifiers() {
     let run = node.run(&["show failover | begin ^Primary host"]);
     assert!(run.stdout.starts_with("Primary host"), "{}", run.stdout);
     let run = node.run(&["show failover | count"]);
-    assert_eq!(run.stdout, "Number of lines which match: 9\n");
+    assert_eq!(run.stdout, "Number of lines which match: 10\n");
     let run = node.run(&["show failover | json | include epoch"]);
     assert_eq!(run.stdout, "  \"epoch\": 0,\n");
     let run = node.run(&["show failover | count | json"]);
@@ -430,11 +430,11 @@ fn help_in_batch_mode() {
     let lines: Vec<&str> = run.stdout.lines().collect();
     let width = lines[0].trim_start().find("  ").unwrap();
     for (line, word) in
-        lines.iter().zip(["clock", "core", "devices", "failover", "ssh", "sync", "trusted-hosts", "version"])
+        lines.iter().zip(["clock", "core", "devices", "failover", "logging", "ssh", "sync", "trusted-hosts", "version"])
     {
         assert!(line.starts_with(&format!("  {word:<width$}  ")), "{line:?} in\n{}", run.stdout);
     }
-    assert_eq!(lines.len(), 8, "{}", run.stdout);
+    assert_eq!(lines.len(), 9, "{}", run.stdout);
     assert!(!run.stdout.contains("running-config"), "privileged words are not offered in user mode");
     let run = node.run(&["enable", "sh?"]);
     assert_eq!(run.stdout, "  show  Show running system information\n");

@@ -3,6 +3,7 @@
 //! them. Every change is saved in one transaction together with its failover-history
 //! rows, so what `show failover history` tells is exactly what happened.
 
+pub mod heartbeat;
 mod schedule;
 mod settings;
 
@@ -39,6 +40,7 @@ const TRACKED: &[(&str, &str)] = &[
     (settings::CLIENT_CONNECTIONS, "client-connections"),
     (settings::ATLAS, "atlas"),
     (settings::EPOCH, "epoch"),
+    (settings::STALE, "stale"),
 ];
 
 /// Settings that move the sync schedule: saving one re-anchors it at the next start time.
@@ -104,6 +106,7 @@ pub fn promote(store: &mut Store, cause: &Cause) -> Result<Applied, StoreError> 
             s.mode = Mode::Primary;
             s.node_status = NodeStatus::Active;
             s.epoch += 1;
+            s.stale = None;
             // A primary has no sync schedule; a later `failover mode secondary` does not
             // restart it (guide, table 5): saving the schedule does.
             s.schedule_anchor = None;
@@ -117,6 +120,7 @@ pub fn demote(store: &mut Store, cause: &Cause) -> Result<Applied, StoreError> {
     update(store, cause, |s| {
         s.mode = Mode::Secondary;
         s.node_status = NodeStatus::Standby;
+        s.stale = None;
     })
 }
 

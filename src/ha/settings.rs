@@ -30,6 +30,8 @@ pub const ATLAS: &str = "core.atlas";
 pub const EPOCH: &str = "ha.epoch";
 pub const HOSTNAME: &str = "system.hostname";
 pub const ENABLE_SECRET: &str = "system.enable_secret";
+pub const STALE: &str = "ha.stale";
+pub const LAST_SYNC_EPOCH: &str = "ha.sync.last_epoch";
 
 /// Declares a settings enum with its stored/typed names.
 macro_rules! word_enum {
@@ -139,6 +141,12 @@ pub struct Settings {
     pub hostname: String,
     /// Argon2 hash of the enable secret.
     pub enable_secret: Option<String>,
+    /// Set on a primary that has seen a primary with a higher epoch: who, which epoch,
+    /// when. Cleared by the next change of mode.
+    pub stale: Option<String>,
+    /// The epoch of the primary this node last synced from; a primary with a lower one
+    /// is refused.
+    pub last_sync_epoch: u64,
 }
 
 impl Default for Settings {
@@ -163,6 +171,8 @@ impl Default for Settings {
             epoch: 0,
             hostname: "core".into(),
             enable_secret: None,
+            stale: None,
+            last_sync_epoch: 0,
         }
     }
 }
@@ -194,6 +204,8 @@ impl Settings {
             (EPOCH, Some(self.epoch.to_string())),
             (HOSTNAME, Some(self.hostname.clone())),
             (ENABLE_SECRET, self.enable_secret.clone()),
+            (STALE, self.stale.clone()),
+            (LAST_SYNC_EPOCH, Some(self.last_sync_epoch.to_string())),
         ]
     }
 
@@ -245,6 +257,8 @@ impl Settings {
             epoch: parse(EPOCH, get(EPOCH), d.epoch, |t| t.parse().ok())?,
             hostname: opt(HOSTNAME)?.unwrap_or(d.hostname),
             enable_secret: opt(ENABLE_SECRET)?,
+            stale: opt(STALE)?,
+            last_sync_epoch: parse(LAST_SYNC_EPOCH, get(LAST_SYNC_EPOCH), d.last_sync_epoch, |t| t.parse().ok())?,
         })
     }
 

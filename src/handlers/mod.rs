@@ -5,6 +5,7 @@
 mod core;
 mod failover;
 mod ha_config;
+mod ha_status;
 mod modes;
 mod running_config;
 mod show;
@@ -86,7 +87,8 @@ pub const HANDLERS: &[(&str, Handler)] = &[
     ("ha_notify_on", ha_config::notify_on),
     ("show_version", show::version),
     ("show_clock", show::clock),
-    ("show_failover", show::failover),
+    ("show_failover", ha_status::failover),
+    ("show_logging_ha", ha_status::ha_log),
     ("show_failover_history", show::failover_history),
     ("show_running_config", show::running_config),
     ("show_audit", show::audit),

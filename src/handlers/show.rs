@@ -5,10 +5,10 @@ use chrono::Utc;
 use serde::Serialize;
 use tabled::Tabled;
 
-use super::{Ctx, next_sync_text};
+use super::Ctx;
 use crate::cli::Args;
 use crate::report::{CmdError, Reply, Text, fields, table};
-use crate::store::{AuditEntry, HistoryEntry, SCHEMA_VERSION, Store, SyncSummary};
+use crate::store::{AuditEntry, HistoryEntry, SCHEMA_VERSION, Store};
 
 /// How many audit entries `show audit` prints unless told otherwise.
 const AUDIT_DEFAULT: u64 = 100;
@@ -71,81 +71,6 @@ pub fn clock(_: &mut Ctx, _: &Args) -> Result<Reply, CmdError> {
     }))
 }
 
-/// `show failover`: the state an operator checks first.
-#[derive(Serialize)]
-struct Failover {
-    hostname: String,
-    high_availability: &'static str,
-    mode: String,
-    state: String,
-    epoch: u64,
-    client_connections: &'static str,
-    primary_host: Option<String>,
-    last_sync: Option<SyncSummary>,
-    next_sync: Option<String>,
-    next_sync_text: String,
-    heartbeat_interval: u32,
-    heartbeat_failures: u32,
-    heartbeat_recheck_interval: u32,
-    on_failure: String,
-}
-
-fn enabled(on: bool) -> &'static str {
-    if on { "enabled" } else { "disabled" }
-}
-
-impl Text for Failover {
-    fn text(&self) -> String {
-        let last = match &self.last_sync {
-            Some(s) => format!(
-                "{} from {} ({}, {})",
-                s.finished_at.as_deref().unwrap_or(&s.started_at),
-                s.peer,
-                s.kind,
-                s.result
-            ),
-            None => "never".into(),
-        };
-        fields(&[
-            ("High availability", self.high_availability.to_string()),
-            ("Mode", self.mode.clone()),
-            ("State", self.state.clone()),
-            ("Epoch", self.epoch.to_string()),
-            ("Client connections", self.client_connections.to_string()),
-            ("Primary host", self.primary_host.clone().unwrap_or_else(|| "not configured".into())),
-            ("Last sync", last),
-            ("Next sync", self.next_sync_text.clone()),
-            (
-                "Heartbeat",
-                format!(
-                    "every {} s, re-check every {} s, {} failures before {}",
-                    self.heartbeat_interval, self.heartbeat_recheck_interval, self.heartbeat_failures, self.on_failure
-                ),
-            ),
-        ])
-    }
-}
-
-pub fn failover(ctx: &mut Ctx, _: &Args) -> Result<Reply, CmdError> {
-    let s = ctx.settings()?;
-    Ok(Reply::show(Failover {
-        hostname: s.hostname.clone(),
-        high_availability: enabled(s.enabled),
-        mode: s.mode.to_string(),
-        state: s.state().to_string(),
-        epoch: s.epoch,
-        client_connections: enabled(s.client_connections),
-        primary_host: s.primary_host.as_ref().map(ToString::to_string),
-        last_sync: ctx.node.store.last_sync()?,
-        next_sync: s.next_sync_after(Utc::now()).ok().map(|t| t.to_rfc3339()),
-        next_sync_text: next_sync_text(&s),
-        heartbeat_interval: s.heartbeat_interval,
-        heartbeat_failures: s.heartbeat_failures,
-        heartbeat_recheck_interval: s.heartbeat_recheck,
-        on_failure: s.on_failure.to_string(),
-    }))
-}
-
 #[derive(Tabled)]
 struct HistoryRow<'a> {
     #[tabled(rename = "Time (UTC)")]
@@ -184,7 +109,7 @@ impl Text for History {
     }
 }
 
-fn last(args: &Args) -> Option<u64> {
+pub(super) fn last(args: &Args) -> Option<u64> {
     args.int("ENTRIES").and_then(|n| u64::try_from(n).ok())
 }
 

@@ -149,7 +149,7 @@ pub fn test_connection(ctx: &mut Ctx, args: &Args) -> Result<Reply, CmdError> {
     let key = host_key(&ctx.node.data_dir).map_err(key_error)?;
     let ours = Hello::of(&ctx.settings()?, &ctx.node.id);
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(key_error)?;
-    let peer = runtime.block_on(exchange_hello(&target, &key, &theirs, &ours)).map_err(|e| fail(e.to_string()))?;
+    let (peer, _) = runtime.block_on(exchange_hello(&target, &key, &theirs, &ours)).map_err(|e| fail(e.to_string()))?;
     if peer.version != ours.version {
         let upgrade = if older(&ours.version, &peer.version) == ours.version { "this node" } else { "the peer" };
         return Err(fail(format!(

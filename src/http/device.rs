@@ -1,6 +1,7 @@
 //! The device API: `POST /api/v1/devices/register` (with the enrollment secret) and
 //! `POST /api/v1/devices/checkin` (with `Authorization: Bearer TOKEN`). Refused with
-//! 503 and `Retry-After` while client connections are disabled or the node is a standby.
+//! 503 and `Retry-After` while client connections are disabled, the node is a standby, or
+//! it is a stale primary (a newer primary exists).
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Limited};
@@ -26,6 +27,9 @@ fn refusal(state: &AppState) -> Option<&'static str> {
         Some("client connections are disabled on this node")
     } else if s.mode == Mode::Secondary && s.node_status == NodeStatus::Standby {
         Some("this node is a standby; connect to the primary")
+    } else if s.stale.is_some() {
+        // Writes taken here now would be lost by the recovery sync.
+        Some("this node is a stale primary: a newer primary exists; connect to it")
     } else {
         None
     }

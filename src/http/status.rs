@@ -2,7 +2,8 @@
 //! balancer setup", because existing monitors match on them:
 //! `/status/status.html` -> `MOBILEIRON-STATUS: OK` while healthy;
 //! `/hastatus.html` -> `MOBILEIRON-STATUS: OK (Mode: Standby)` on a standby secondary,
-//! `MOBILEIRON-STATUS: OK (Mode: Primary)` on a node that serves as primary.
+//! `MOBILEIRON-STATUS: OK (Mode: Primary)` on a node that serves as primary, and 503
+//! `MOBILEIRON-STATUS: ERROR (Mode: Stale)` on a primary that knows a newer one exists.
 
 use hyper::StatusCode;
 use serde::Serialize;
@@ -40,6 +41,10 @@ pub fn ha_status_page(state: &AppState) -> Resp {
         return text(StatusCode::SERVICE_UNAVAILABLE, "MOBILEIRON-STATUS: ERROR");
     }
     let view = state.view.borrow();
+    if view.settings.stale.is_some() {
+        // A newer primary exists: a load balancer must not send devices here.
+        return text(StatusCode::SERVICE_UNAVAILABLE, "MOBILEIRON-STATUS: ERROR (Mode: Stale)");
+    }
     let mode = ha_mode(view.settings.mode, view.settings.node_status);
     text(StatusCode::OK, format!("MOBILEIRON-STATUS: OK (Mode: {mode})"))
 }
@@ -57,6 +62,8 @@ struct Status {
     mode: String,
     state: String,
     epoch: u64,
+    /// Why this primary is stale, when a newer primary exists.
+    stale: Option<String>,
     client_connections: &'static str,
     time: String,
     last_sync: Option<SyncSummary>,
@@ -80,6 +87,7 @@ pub fn status_json(state: &AppState) -> Resp {
             mode: s.mode.to_string(),
             state: s.state().to_string(),
             epoch: s.epoch,
+            stale: s.stale.clone(),
             client_connections: on(s.client_connections),
             time: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
             last_sync: view.last_sync.clone(),

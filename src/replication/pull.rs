@@ -33,6 +33,8 @@ const MAX_LINE: usize = 64 * 1024;
 pub struct SyncReport {
     pub peer: String,
     pub peer_hostname: String,
+    /// The epoch the peer had.
+    pub peer_epoch: u64,
     /// `incremental` or `full`.
     pub kind: &'static str,
     /// Why a full copy was made although changes were asked for.
@@ -67,6 +69,10 @@ pub enum SyncError {
         "version mismatch: this node runs coresh {ours}, {peer} runs coresh {theirs}; replication needs the same release on both nodes"
     )]
     Version { ours: String, theirs: String, peer: String },
+    #[error(
+        "{peer} is primary at epoch {theirs}, older than epoch {ours} this node last synced from: it is a stale primary; sync from the current primary"
+    )]
+    OlderEpoch { peer: String, theirs: u64, ours: u64 },
     #[error("{peer} could not take a snapshot: {reason}")]
     Snapshot { peer: String, reason: String },
     #[error("the transfer is damaged: SHA-256 {found}, announced {expected}")]
@@ -145,6 +151,10 @@ pub fn sync_from(node: &mut Node, target: &HostPort, want: Want, progress: Progr
             let (bytes, rows) =
                 (i64::try_from(report.bytes).unwrap_or(i64::MAX), i64::try_from(report.rows).unwrap_or(i64::MAX));
             node.store.sync_finished(run, &Finished { ok: true, kind: report.kind, detail: &detail, bytes, rows })?;
+            if report.peer_epoch != settings.last_sync_epoch {
+                let cause = crate::ha::Cause { actor: "sync".into(), reason: format!("synced from {peer}") };
+                crate::ha::update(&mut node.store, &cause, |s| s.last_sync_epoch = report.peer_epoch)?;
+            }
             Ok(report)
         }
         Err(e) => {
@@ -189,6 +199,7 @@ fn fetch_and_apply(
     progress: Progress,
 ) -> Result<SyncReport, SyncError> {
     let Source { target, key, their_key, ours } = *source;
+    let last_epoch = node.settings()?.last_sync_epoch;
     let peer = target.to_string();
     let runtime =
         tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| SyncError::Io(e.to_string()))?;
@@ -200,6 +211,10 @@ fn fetch_and_apply(
         if theirs.version != ours.version {
             link.close().await;
             return Err(SyncError::Version { ours: ours.version.clone(), theirs: theirs.version, peer: peer.clone() });
+        }
+        if theirs.epoch < last_epoch {
+            link.close().await;
+            return Err(SyncError::OlderEpoch { peer: peer.clone(), theirs: theirs.epoch, ours: last_epoch });
         }
         let request = SnapshotRequest { op: "snapshot".into(), atlas: want_atlas, files: local_files, position };
         link.send_line(&serde_json::to_string(&request).unwrap_or_default()).await?;
@@ -251,6 +266,7 @@ fn fetch_and_apply(
     Ok(SyncReport {
         peer,
         peer_hostname: peer_hello.hostname,
+        peer_epoch: peer_hello.epoch,
         kind,
         fallback: header.fallback,
         changes: changes.map(|(from, to, _)| (from, to)),

@@ -3,6 +3,7 @@
 //! scheduler, the Core data writer thread and the node-view watcher. SIGTERM or SIGINT stops accepting, lets requests in flight
 //! finish, commits what was queued and closes the databases.
 
+mod heartbeat;
 mod logging;
 mod scheduler;
 pub mod view;
@@ -63,6 +64,7 @@ async fn serve(node: Node, options: ServeOptions) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", options.http_listen))?;
     let local = listener.local_addr()?;
+    let status_page = crate::ssh::hello::StatusPage { port: local.port(), tls: tls.is_some() };
     let host_key = crate::ssh::keys::host_key(&node.data_dir)?;
     let key_fingerprint = crate::ssh::keys::fingerprint(host_key.public_key());
     let ssh_listener = TcpListener::bind(options.ssh_listen)
@@ -89,7 +91,9 @@ async fn serve(node: Node, options: ServeOptions) -> anyhow::Result<()> {
     });
     let (stop, stopped) = watch::channel(false);
     let http = tokio::spawn(crate::http::serve(listener, state.clone(), tls, stopped.clone()));
-    let schedule = tokio::spawn(scheduler::run(watcher.view.clone(), node.data_dir.clone(), stopped));
+    let schedule = tokio::spawn(scheduler::run(watcher.view.clone(), node.data_dir.clone(), stopped.clone()));
+    let heartbeat =
+        heartbeat::spawn(watcher.view.clone(), node.data_dir.clone(), stopped).context("starting the heartbeat")?;
     let ssh_config = Arc::new(russh::server::Config {
         keys: vec![host_key],
         auth_rejection_time: std::time::Duration::from_millis(300),
@@ -100,7 +104,11 @@ async fn serve(node: Node, options: ServeOptions) -> anyhow::Result<()> {
         nodelay: true,
         ..Default::default()
     });
-    let mut ssh_server = crate::ssh::server::SshServer { view: watcher.view.clone(), data_dir: node.data_dir.clone() };
+    let mut ssh_server = crate::ssh::server::SshServer {
+        view: watcher.view.clone(),
+        data_dir: node.data_dir.clone(),
+        status_page: Some(status_page),
+    };
     let ssh = russh::server::Server::run_on_socket(&mut ssh_server, ssh_config, &ssh_listener);
     let ssh_handle = ssh.handle();
     tokio::select! {
@@ -111,6 +119,7 @@ async fn serve(node: Node, options: ServeOptions) -> anyhow::Result<()> {
     let _ = stop.send(true);
     let _ = http.await;
     let _ = schedule.await;
+    let _ = tokio::task::spawn_blocking(move || heartbeat.join()).await;
     // Last handle to the writer: it commits what is queued and ends.
     drop(state);
     let _ = tokio::task::spawn_blocking(move || writer_thread.join()).await;

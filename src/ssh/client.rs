@@ -75,18 +75,23 @@ pub struct PeerLink {
     ended: bool,
     /// `HOST[:PORT]`, for messages.
     target: String,
+    /// The peer's clock minus ours, in milliseconds, measured by the hello exchange (its
+    /// hello's time against the middle of our send and its answer).
+    pub clock_offset_ms: i64,
 }
 
-/// Connects to `target`, proves both keys, sends `ours` and returns the peer's hello.
+/// Connects to `target`, proves both keys, sends `ours` and returns the peer's hello
+/// and its clock offset in milliseconds.
 pub async fn exchange_hello(
     target: &HostPort,
     key: &PrivateKey,
     trusted: &PublicKey,
     ours: &Hello,
-) -> Result<Hello, PeerError> {
+) -> Result<(Hello, i64), PeerError> {
     let (link, hello) = PeerLink::open(target, key, trusted, ours).await?;
+    let offset = link.clock_offset_ms;
     link.close().await;
-    Ok(hello)
+    Ok((hello, offset))
 }
 
 impl PeerLink {
@@ -141,11 +146,16 @@ impl PeerLink {
         }
         let channel = session.channel_open_session().await.map_err(protocol)?;
         channel.request_subsystem(true, SUBSYSTEM).await.map_err(protocol)?;
-        let mut link = PeerLink { session, channel, buffer: Vec::new(), ended: false, target: shown.clone() };
+        let mut link =
+            PeerLink { session, channel, buffer: Vec::new(), ended: false, target: shown.clone(), clock_offset_ms: 0 };
+        let now = || chrono::Utc::now().timestamp_millis();
+        let ours = Hello { time_ms: now(), ..ours.clone() };
         link.send_line(&ours.to_line()).await?;
         let line = link.read_line(MAX_HELLO).await?;
-        let hello = serde_json::from_slice(&line)
+        let received = now();
+        let hello: Hello = serde_json::from_slice(&line)
             .map_err(|e| PeerError::Protocol { target: shown, reason: format!("bad hello: {e}") })?;
+        link.clock_offset_ms = hello.time_ms - (ours.time_ms + received) / 2;
         Ok((link, hello))
     }
 

@@ -32,6 +32,25 @@ pub struct Hello {
     pub mode: String,
     /// Promotion epoch.
     pub epoch: u64,
+    /// `standby` or `active`.
+    #[serde(default)]
+    pub node_status: String,
+    /// The sender's clock when it sent this, in milliseconds since the Unix epoch (the
+    /// heartbeat measures the clock offset with it).
+    #[serde(default)]
+    pub time_ms: i64,
+    /// Where a daemon serves its status pages: the port, on the address the peer
+    /// reached it at (the heartbeat's second signal). `None` from a shell.
+    #[serde(default)]
+    pub status_page: Option<StatusPage>,
+}
+
+/// A daemon's status pages, as it advertises them to peers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusPage {
+    pub port: u16,
+    /// Served over TLS.
+    pub tls: bool,
 }
 
 /// The software version this node reports to peers. `CORESH_TEST_REPORTED_VERSION`
@@ -52,6 +71,9 @@ impl Hello {
             hostname: settings.hostname.clone(),
             mode: settings.mode.to_string(),
             epoch: settings.epoch,
+            node_status: settings.node_status.to_string(),
+            time_ms: chrono::Utc::now().timestamp_millis(),
+            status_page: None,
         }
     }
 

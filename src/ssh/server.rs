@@ -13,7 +13,7 @@ use russh::server::{Auth, ChannelOpenHandle, Msg, Session, VerifiedPublicKey};
 use russh::{Channel, ChannelId};
 use tokio::sync::watch;
 
-use super::hello::{Hello, MAX_HELLO, PEER_USER, SUBSYSTEM};
+use super::hello::{Hello, MAX_HELLO, PEER_USER, SUBSYSTEM, StatusPage};
 use super::keys::fingerprint;
 use crate::replication::SnapshotRequest;
 use crate::replication::serve::{Wanted, stream};
@@ -28,6 +28,8 @@ pub struct SshServer {
     pub view: watch::Receiver<Arc<NodeView>>,
     /// The node's data directory (snapshots are taken from it).
     pub data_dir: PathBuf,
+    /// The status pages this daemon serves, advertised in its hello.
+    pub status_page: Option<StatusPage>,
 }
 
 /// Where a replication channel stands.
@@ -45,7 +47,13 @@ impl russh::server::Server for SshServer {
     type Handler = PeerSession;
 
     fn new_client(&mut self, peer: Option<SocketAddr>) -> PeerSession {
-        PeerSession { view: self.view.clone(), data_dir: self.data_dir.clone(), peer, subsystems: HashMap::new() }
+        PeerSession {
+            view: self.view.clone(),
+            data_dir: self.data_dir.clone(),
+            status_page: self.status_page,
+            peer,
+            subsystems: HashMap::new(),
+        }
     }
 
     fn handle_session_error(&mut self, error: russh::Error) {
@@ -57,6 +65,7 @@ impl russh::server::Server for SshServer {
 pub struct PeerSession {
     view: watch::Receiver<Arc<NodeView>>,
     data_dir: PathBuf,
+    status_page: Option<StatusPage>,
     peer: Option<SocketAddr>,
     /// Replication channels and where each stands.
     subsystems: HashMap<ChannelId, Stage>,
@@ -80,7 +89,7 @@ impl russh::server::Handler for PeerSession {
     async fn auth_publickey(&mut self, user: &str, key: VerifiedPublicKey<'_>) -> Result<Auth, Self::Error> {
         let trusted = self.view.borrow().trusted_keys.iter().any(|k| k.key_data() == key.public_key.key_data());
         if user == PEER_USER && trusted {
-            tracing::info!(subsystem = "ssh", peer = %self.peer(), key = %fingerprint(key.public_key), "peer authenticated");
+            tracing::debug!(subsystem = "ssh", peer = %self.peer(), key = %fingerprint(key.public_key), "peer authenticated");
             return Ok(Auth::Accept);
         }
         tracing::warn!(
@@ -167,8 +176,8 @@ impl russh::server::Handler for PeerSession {
                     return session.close(channel);
                 };
                 let view = self.view.borrow().clone();
-                let ours = Hello::of(&view.settings, &view.node_id);
-                tracing::info!(subsystem = "ssh", %peer, node = %theirs.node_id, version = %theirs.version, "peer hello");
+                let ours = Hello { status_page: self.status_page, ..Hello::of(&view.settings, &view.node_id) };
+                tracing::debug!(subsystem = "ssh", %peer, node = %theirs.node_id, version = %theirs.version, "peer hello");
                 session.data(channel, ours.to_line().into_bytes())?;
                 stage.greeted = true;
                 continue;

@@ -6,7 +6,7 @@ use rusqlite::Connection;
 use super::StoreError;
 
 /// The schema version this coresh writes.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// Each step takes the schema from version `index` to `index + 1`.
 const STEPS: &[&str] = &[
@@ -52,6 +52,29 @@ const STEPS: &[&str] = &[
     // 3: what each sync moved.
     "ALTER TABLE sync_history ADD COLUMN bytes INTEGER NOT NULL DEFAULT 0;
      ALTER TABLE sync_history ADD COLUMN rows INTEGER NOT NULL DEFAULT 0;",
+    // 4: the HA module log and what the heartbeat last saw of each peer.
+    "CREATE TABLE ha_log (
+         id      INTEGER PRIMARY KEY,
+         at      TEXT NOT NULL,
+         level   TEXT NOT NULL,
+         message TEXT NOT NULL
+     );
+     CREATE TABLE peer_status (
+         host       TEXT PRIMARY KEY,
+         role       TEXT NOT NULL,
+         checked_at TEXT NOT NULL,
+         reachable  INTEGER NOT NULL,
+         failures   INTEGER NOT NULL,
+         error      TEXT NOT NULL DEFAULT '',
+         last_seen  TEXT,
+         hostname   TEXT,
+         mode       TEXT,
+         node_status TEXT,
+         epoch      INTEGER,
+         version    TEXT,
+         offset_ms  INTEGER,
+         status_url TEXT
+     );",
 ];
 
 /// Brings a database at `from` up to [`SCHEMA_VERSION`], one transaction per step.

@@ -4,6 +4,7 @@
 //! left exactly as it is.
 
 mod audit;
+mod ha_log;
 mod history;
 mod migrations;
 mod settings;
@@ -16,6 +17,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags};
 
 pub use audit::{AuditEntry, Outcome};
+pub use ha_log::{HaLogEntry, PeerStatus};
 pub use history::{HistoryEntry, SyncSummary, record as record_history};
 pub use migrations::{SCHEMA_VERSION, migrate_steps};
 pub use settings::{put as put_setting, read_all as settings_in};
@@ -152,6 +154,12 @@ pub fn open_database(
 /// The current time as stored: RFC 3339 in UTC, to the second.
 pub fn now_text() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// The current time to the millisecond, for what is timed finer than a second (sync
+/// runs, heartbeats).
+pub fn now_millis() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
 #[cfg(test)]

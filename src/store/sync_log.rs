@@ -5,12 +5,7 @@
 use rusqlite::params;
 use serde::Serialize;
 
-use super::{Store, StoreError};
-
-/// Sync runs are timed to the millisecond: most incremental syncs take less than a second.
-fn now_millis() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-}
+use super::{Store, StoreError, now_millis};
 
 /// One sync run.
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -226,8 +226,10 @@ impl Daemon {
     }
 
     /// Asks `f` until it says yes (the daemon sees a shell's change within ~50 ms).
+    /// Retries `f` every 25 ms for up to 20 s (generous: CI machines are shared).
     pub fn eventually(&self, what: &str, mut f: impl FnMut(&Daemon) -> bool) {
-        for _ in 0..200 {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while std::time::Instant::now() < deadline {
             if f(self) {
                 return;
             }

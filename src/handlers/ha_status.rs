@@ -1,0 +1,173 @@
+//! What an operator checks first, in the spirit of ASA's `show failover`: this node's HA
+//! state, the peer as the heartbeat sees it, the last failover and its reason, stale and
+//! clock warnings (`show failover`); and the HA module log
+//! (`show logging high-availability`).
+
+use chrono::Utc;
+use serde::Serialize;
+use tabled::Tabled;
+
+use super::show::last;
+use super::{Ctx, next_sync_text};
+use crate::cli::Args;
+use crate::ha::heartbeat::CLOCK_WARN_MS;
+use crate::report::{CmdError, Reply, Text, fields, table};
+use crate::store::{HaLogEntry, HistoryEntry, PeerStatus, SyncSummary};
+
+/// `show failover`.
+#[derive(Serialize)]
+struct Failover {
+    hostname: String,
+    high_availability: &'static str,
+    mode: String,
+    state: String,
+    epoch: u64,
+    /// Why this primary is stale (a newer primary exists), when it is.
+    stale: Option<String>,
+    client_connections: &'static str,
+    primary_host: Option<String>,
+    last_sync: Option<SyncSummary>,
+    next_sync: Option<String>,
+    next_sync_text: String,
+    heartbeat_interval: u32,
+    heartbeat_failures: u32,
+    heartbeat_recheck_interval: u32,
+    on_failure: String,
+    /// The peers as the heartbeat last saw them.
+    peers: Vec<PeerStatus>,
+    /// The last promotion of this node, with who or what caused it and why.
+    last_failover: Option<HistoryEntry>,
+}
+
+fn enabled(on: bool) -> &'static str {
+    if on { "enabled" } else { "disabled" }
+}
+
+fn peer_line(p: &PeerStatus) -> String {
+    let what = if p.role == "primary" { "primary-host" } else { "peer" };
+    let state = if p.reachable {
+        format!("reachable, checked {}", p.checked_at)
+    } else {
+        format!("UNREACHABLE ({} failed probes: {})", p.failures, p.error)
+    };
+    let seen = match (&p.last_seen, &p.mode) {
+        (Some(at), Some(mode)) => format!(
+            "; last seen {at}: {} mode {mode}, epoch {}, version {}, clock offset {}",
+            p.hostname.as_deref().unwrap_or("?"),
+            p.epoch.unwrap_or(0),
+            p.version.as_deref().unwrap_or("?"),
+            p.offset_ms.map_or_else(|| "unknown".into(), |o| format!("{o:+} ms"))
+        ),
+        _ => "; never seen".into(),
+    };
+    format!("{} ({what}): {state}{seen}", p.host)
+}
+
+impl Text for Failover {
+    fn text(&self) -> String {
+        let last = match &self.last_sync {
+            Some(s) => format!(
+                "{} from {} ({}, {})",
+                s.finished_at.as_deref().unwrap_or(&s.started_at),
+                s.peer,
+                s.kind,
+                s.result
+            ),
+            None => "never".into(),
+        };
+        let mut rows = vec![
+            ("High availability", self.high_availability.to_string()),
+            ("Mode", self.mode.clone()),
+            ("State", self.state.clone()),
+            ("Epoch", self.epoch.to_string()),
+        ];
+        if let Some(stale) = &self.stale {
+            rows.push((
+                "STALE PRIMARY",
+                format!("{stale}; recover with 'failover mode secondary', then 'failover sync'"),
+            ));
+        }
+        rows.extend([
+            ("Client connections", self.client_connections.to_string()),
+            ("Primary host", self.primary_host.clone().unwrap_or_else(|| "not configured".into())),
+            ("Last sync", last),
+            ("Next sync", self.next_sync_text.clone()),
+            (
+                "Heartbeat",
+                format!(
+                    "every {} s, re-check every {} s, {} failures before {}",
+                    self.heartbeat_interval, self.heartbeat_recheck_interval, self.heartbeat_failures, self.on_failure
+                ),
+            ),
+        ]);
+        for p in &self.peers {
+            rows.push(("Peer", peer_line(p)));
+            if let Some(o) = p.offset_ms.filter(|o| o.abs() > CLOCK_WARN_MS) {
+                rows.push(("WARNING", format!("clock offset to {} is {o:+} ms: set both nodes' clocks (NTP)", p.host)));
+            }
+        }
+        let failover = match &self.last_failover {
+            Some(h) => format!("{} by {}: {}", h.at, h.actor, h.reason),
+            None => "never".into(),
+        };
+        rows.push(("Last failover", failover));
+        fields(&rows)
+    }
+}
+
+pub fn failover(ctx: &mut Ctx, _: &Args) -> Result<Reply, CmdError> {
+    let s = ctx.settings()?;
+    let store = &ctx.node.store;
+    let last_failover =
+        store.history(None)?.into_iter().rev().find(|h| h.event == "mode" && h.new == "primary" && h.old != h.new);
+    Ok(Reply::show(Failover {
+        hostname: s.hostname.clone(),
+        high_availability: enabled(s.enabled),
+        mode: s.mode.to_string(),
+        state: s.state().to_string(),
+        epoch: s.epoch,
+        stale: s.stale.clone(),
+        client_connections: enabled(s.client_connections),
+        primary_host: s.primary_host.as_ref().map(ToString::to_string),
+        last_sync: store.last_sync()?,
+        next_sync: s.next_sync_after(Utc::now()).ok().map(|t| t.to_rfc3339()),
+        next_sync_text: next_sync_text(&s),
+        heartbeat_interval: s.heartbeat_interval,
+        heartbeat_failures: s.heartbeat_failures,
+        heartbeat_recheck_interval: s.heartbeat_recheck,
+        on_failure: s.on_failure.to_string(),
+        peers: store.peer_statuses()?,
+        last_failover,
+    }))
+}
+
+#[derive(Tabled)]
+struct LogRow<'a> {
+    #[tabled(rename = "Time (UTC)")]
+    at: &'a str,
+    #[tabled(rename = "Level")]
+    level: &'a str,
+    #[tabled(rename = "Message")]
+    message: &'a str,
+}
+
+/// `show logging high-availability`.
+#[derive(Serialize)]
+#[serde(transparent)]
+struct HaLog(Vec<HaLogEntry>);
+
+impl Text for HaLog {
+    fn text(&self) -> String {
+        if self.0.is_empty() {
+            return "The HA module log is empty: the heartbeat runs in the daemon ('coresh serve') while high availability is enabled.".into();
+        }
+        table(&self.0.iter().map(|e| LogRow { at: &e.at, level: &e.level, message: &e.message }).collect::<Vec<_>>())
+    }
+}
+
+/// Lines `show logging high-availability` prints unless told otherwise.
+const LOG_DEFAULT: u64 = 100;
+
+pub fn ha_log(ctx: &mut Ctx, args: &Args) -> Result<Reply, CmdError> {
+    Ok(Reply::show(HaLog(ctx.node.store.ha_log_entries(Some(last(args).unwrap_or(LOG_DEFAULT)))?)))
+}

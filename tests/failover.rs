@@ -1,0 +1,180 @@
+//! Heartbeat and automatic failover between real daemons on loopback: a dead primary is
+//! replaced by its secondary, a live status page prevents a failover when only SSH
+//! fails, `keep-standby` only reports, and an old primary that comes back learns of the
+//! newer one and stops claiming to be the healthy primary.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{Daemon, TestNode, generate, pair, sync};
+
+/// Makes `b` a standby secondary of `a` with a fast heartbeat (1 s, 3 failures, 1 s).
+fn follow(b: &TestNode, a: &Daemon, on_failure: &str) {
+    b.run(&[
+        "enable",
+        "configure terminal",
+        "high-availability",
+        &format!("primary-host {}", a.ssh),
+        "heartbeat interval 1",
+        "heartbeat failures 3",
+        "heartbeat recheck-interval 1",
+        &format!("on-failure {on_failure}"),
+        "service enable",
+    ])
+    .expect_code(0);
+}
+
+fn failover_json(node: &TestNode) -> serde_json::Value {
+    serde_json::from_str(&node.run(&["show failover | json"]).stdout).unwrap()
+}
+
+/// Waits until `b`'s heartbeat has reached its primary.
+fn wait_for_heartbeat(b: &TestNode, db: &Daemon) {
+    db.eventually("the heartbeat reaches the primary", |_| {
+        failover_json(b)["peers"].as_array().is_some_and(|p| p.iter().any(|p| p["reachable"] == true))
+    });
+}
+
+fn ha_log(node: &TestNode) -> String {
+    node.run(&["show logging high-availability last 1000"]).stdout
+}
+
+#[test]
+fn a_dead_primary_is_replaced_by_its_secondary() {
+    let (a, b) = (TestNode::new(), TestNode::new());
+    generate(&a, "100", "100");
+    let da = a.serve();
+    pair(&a, &da, &b);
+    let db = b.serve();
+    sync(&b, &da).expect_code(0);
+    follow(&b, &da, "promote");
+    wait_for_heartbeat(&b, &db);
+    let seen = failover_json(&b);
+    let peer = &seen["peers"][0];
+    assert_eq!(peer["mode"], "primary");
+    assert_eq!(peer["role"], "primary");
+    assert!(peer["offset_ms"].as_i64().unwrap().abs() < 1000, "{peer}");
+    assert_eq!(db.get("/hastatus.html").body, "MOBILEIRON-STATUS: OK (Mode: Standby)");
+
+    da.kill_9();
+    let killed = Instant::now();
+    db.eventually("the secondary takes over", |d| {
+        d.get("/hastatus.html").body == "MOBILEIRON-STATUS: OK (Mode: Primary)"
+    });
+    let took = killed.elapsed();
+    assert!(took < Duration::from_secs(20), "failover took {took:?}");
+
+    let now = failover_json(&b);
+    assert_eq!(now["mode"], "primary");
+    assert_eq!(now["epoch"], 1);
+    let reason = now["last_failover"]["reason"].as_str().unwrap();
+    assert!(reason.contains("failed 3 consecutive heartbeats"), "{reason}");
+    assert_eq!(now["last_failover"]["actor"], "heartbeat");
+    let log = ha_log(&b);
+    assert!(log.contains("FAILOVER: primary"), "{log}");
+    assert!(log.contains("failed (1 of 3)") && log.contains("failed (2 of 3)"), "{log}");
+    // Devices go on, on the new primary, with the data it replicated.
+    let token = coresh::coredb::generate::token_for(42, 5);
+    assert_eq!(db.post("/api/v1/devices/checkin", Some(&token), r#"{"seq":1}"#).status, 200);
+}
+
+#[test]
+fn a_live_status_page_prevents_a_failover_when_only_ssh_fails() {
+    let (a, b) = (TestNode::new(), TestNode::new());
+    let da = a.serve();
+    pair(&a, &da, &b);
+    let db = b.serve();
+    follow(&b, &da, "promote");
+    wait_for_heartbeat(&b, &db);
+    // The primary stops trusting the secondary: SSH probes fail, the page still answers.
+    a.run(&["enable", "configure terminal", "high-availability", "no trusted-host core-b"]).expect_code(0);
+    db.eventually("the heartbeat sees SSH fail", |_| ha_log(&b).contains("the primary is alive by its status page"));
+    std::thread::sleep(Duration::from_secs(5));
+    let now = failover_json(&b);
+    assert_eq!(now["mode"], "secondary", "{now}");
+    assert!(ha_log(&b).contains("does not trust this node's key"));
+    assert!(!ha_log(&b).contains("FAILOVER"));
+}
+
+#[test]
+fn keep_standby_reports_and_stays_standby() {
+    let (a, b) = (TestNode::new(), TestNode::new());
+    let da = a.serve();
+    pair(&a, &da, &b);
+    let db = b.serve();
+    follow(&b, &da, "keep-standby");
+    wait_for_heartbeat(&b, &db);
+    da.kill_9();
+    db.eventually("the failure is reported", |_| {
+        ha_log(&b).contains("on-failure keep-standby: this node stays standby")
+    });
+    assert_eq!(failover_json(&b)["mode"], "secondary");
+    assert_eq!(db.get("/hastatus.html").body, "MOBILEIRON-STATUS: OK (Mode: Standby)");
+}
+
+#[test]
+fn an_old_primary_that_comes_back_is_stale_until_recovered() {
+    let (a, b) = (TestNode::new(), TestNode::new());
+    generate(&a, "100", "100");
+    a.run(&["enable", "configure terminal", "high-availability", "service enable"]).expect_code(0);
+    let da = a.serve();
+    pair(&a, &da, &b);
+    let db = b.serve();
+    // The primary watches the secondary at its daemon's address.
+    a.trust(&db.ssh.to_string(), &b.local_key()).expect_code(0);
+    sync(&b, &da).expect_code(0);
+    follow(&b, &da, "promote");
+    wait_for_heartbeat(&b, &db);
+    da.kill_9();
+    db.eventually("the secondary takes over", |d| d.get("/hastatus.html").body.contains("Mode: Primary"));
+
+    // The old primary returns, still believing it is primary.
+    let da = a.serve();
+    da.eventually("the old primary learns of the newer one", |d| {
+        d.get("/hastatus.html").body == "MOBILEIRON-STATUS: ERROR (Mode: Stale)"
+    });
+    let shown = a.run(&["show failover"]).stdout;
+    assert!(
+        shown.contains("STALE PRIMARY") && shown.contains("is primary with epoch 1, this node has epoch 0"),
+        "{shown}"
+    );
+    assert!(ha_log(&a).contains("STALE PRIMARY"));
+    let token = coresh::coredb::generate::token_for(42, 5);
+    let refused = da.post("/api/v1/devices/checkin", Some(&token), r#"{"seq":1}"#);
+    assert_eq!(refused.status, 503, "{}", refused.body);
+    assert!(refused.body.contains("stale primary"), "{}", refused.body);
+
+    // Manual recovery, as the guide says: secondary, then sync from the new primary.
+    a.run(&["enable", "failover mode secondary"]).expect_code(0);
+    a.trust(&db.ssh.to_string(), &b.local_key()).expect_code(0);
+    b.trust("core-a", &a.local_key()).expect_code(0);
+    let run = a.run(&["enable", &format!("failover sync {}", db.ssh)]);
+    run.expect_code(0);
+    a.assert_same_rows(&b);
+    assert!(failover_json(&a)["stale"].is_null());
+}
+
+#[test]
+fn a_secondary_refuses_a_primary_older_than_the_one_it_synced_from() {
+    let (a, b, c) = (TestNode::new(), TestNode::new(), TestNode::new());
+    generate(&a, "50", "50");
+    // c is a primary at a later epoch (promoted twice); b syncs from it first.
+    c.run(&[
+        "enable",
+        "failover mode secondary",
+        "failover mode primary",
+        "failover mode secondary",
+        "failover mode primary",
+    ])
+    .expect_code(0);
+    let dc = c.serve();
+    pair(&c, &dc, &b);
+    sync(&b, &dc).expect_code(0);
+    let da = a.serve();
+    b.trust(&da.ssh.to_string(), &a.local_key()).expect_code(0);
+    a.trust("core-b", &b.local_key()).expect_code(0);
+    let run = sync(&b, &da);
+    run.expect_code(1);
+    assert!(run.stderr.contains("older than epoch 2 this node last synced from"), "{}", run.stderr);
+}
