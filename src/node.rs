@@ -62,7 +62,9 @@ impl Node {
     /// The node's Core data, opened (and created) on first use.
     pub fn core(&mut self) -> Result<&mut CoreDb, StoreError> {
         if self.core.is_none() {
-            self.core = Some(CoreDb::open(&self.data_dir)?);
+            let mut core = CoreDb::open(&self.data_dir)?;
+            core.set_origin(&self.id);
+            self.core = Some(core);
         }
         self.core.as_mut().ok_or(StoreError::Stopped)
     }

@@ -441,7 +441,10 @@ fn help_in_batch_mode() {
     let run = node.run(&["enable", "configure terminal", "high-availability", "heartbeat interval ?"]);
     assert_eq!(run.stdout, "  <1-86400>  Number of seconds\n");
     let run = node.run(&["enable", "show failover ?"]);
-    assert_eq!(run.stdout, "  history  Every mode and state change, with time, reason and cause\n  <cr>     \n");
+    assert_eq!(
+        run.stdout,
+        "  divergence  Changes a full sync replaced, kept in files\n  history     Every mode and state change, with time, reason and cause\n  <cr>        \n"
+    );
     let run = node.run(&["enable", "configure terminal", "do show ?"]);
     assert!(run.stdout.contains("running-config"), "{}", run.stdout);
     let run = node.run(&["show version | ?"]);

@@ -178,3 +178,46 @@ fn a_secondary_refuses_a_primary_older_than_the_one_it_synced_from() {
     run.expect_code(1);
     assert!(run.stderr.contains("older than epoch 2 this node last synced from"), "{}", run.stderr);
 }
+
+#[test]
+fn writes_an_old_primary_took_after_the_failover_point_are_kept_not_lost() {
+    let (a, b) = (TestNode::new(), TestNode::new());
+    generate(&a, "100", "100");
+    let da = a.serve();
+    pair(&a, &da, &b);
+    let db = b.serve();
+    sync(&b, &da).expect_code(0);
+    // The primary takes writes the secondary never gets, then the secondary takes over.
+    let checkin = |d: &Daemon, device: u64, seq: u64| {
+        let token = coresh::coredb::generate::token_for(42, device);
+        assert_eq!(d.post("/api/v1/devices/checkin", Some(&token), &format!(r#"{{"seq":{seq}}}"#)).status, 200);
+    };
+    for device in 1..=3 {
+        checkin(&da, device, 7000 + device);
+    }
+    b.run(&["enable", "failover mode primary"]).expect_code(0);
+    db.eventually("the new primary serves", |d| d.get("/hastatus.html").body.contains("Mode: Primary"));
+    checkin(&db, 50, 1);
+    checkin(&db, 51, 1);
+
+    // Manual resume on the old primary.
+    a.run(&["enable", "failover mode secondary"]).expect_code(0);
+    a.trust(&db.ssh.to_string(), &b.local_key()).expect_code(0);
+    b.trust("core-a", &a.local_key()).expect_code(0);
+    let run = a.run(&["enable", &format!("failover sync {}", db.ssh)]);
+    run.expect_code(0);
+    assert!(run.stdout.contains("% 3 changes (6 rows) this node made were not on"), "{}", run.stdout);
+    a.assert_same_rows(&b);
+    let history: serde_json::Value = serde_json::from_str(&a.run(&["show sync history | json"]).stdout).unwrap();
+    assert!(history[0]["detail"].as_str().unwrap().contains("KEPT 3 changes (6 rows)"), "{history}");
+
+    // Listed, and the file holds every row as it was written.
+    let shown = a.run(&["show failover divergence"]).stdout;
+    assert!(shown.contains("devices: +0 ~3 -0, events: +3 ~0 -0"), "{shown}");
+    let kept: serde_json::Value = serde_json::from_str(&a.run(&["show failover divergence | json"]).stdout).unwrap();
+    let file = a.data_dir().join(kept[0]["file"].as_str().unwrap());
+    let text = std::fs::read_to_string(file).unwrap();
+    for seq in 7001..=7003 {
+        assert!(text.contains(&format!("seq\\\":{seq}")), "event {seq} missing from the kept file:\n{text}");
+    }
+}

@@ -6,14 +6,16 @@
 mod common;
 
 use coresh::coredb::generate::token_for;
-use coresh::coredb::{CheckIn, CoreDb, token_hash};
+use coresh::coredb::{CheckIn, token_hash};
 
 use common::{TestNode, generate, pair, sync};
 
 /// Checks in generated devices `ids` on `node`'s Core data, `per_tx` to a transaction,
-/// through the same write path the daemon uses (so they enter the change log).
+/// through the same write path the daemon uses (so they enter the change log, as this
+/// node's writes).
 fn traffic(node: &TestNode, ids: std::ops::Range<u64>, per_tx: usize) {
-    let mut db = CoreDb::open(&node.data_dir()).unwrap();
+    let mut opened = coresh::node::Node::open(&node.data_dir()).unwrap();
+    let db = opened.core().unwrap();
     let ids: Vec<u64> = ids.collect();
     for chunk in ids.chunks(per_tx) {
         db.write(|w| {
@@ -62,6 +64,7 @@ fn after_the_first_full_copy_only_the_changes_move() {
 
     let again = sync(&b, &da);
     assert!(again.stdout.contains("completed: already up to date"), "{}", again.stdout);
+    assert_eq!(b.run(&["show failover divergence"]).stdout, "No writes of this node were replaced by a sync.\n");
 
     let forced = b.run(&["enable", &format!("failover sync {} full", da.ssh)]);
     forced.expect_code(0);
@@ -142,13 +145,17 @@ fn a_secondary_that_wrote_on_its_own_gets_a_full_copy_that_says_why() {
     traffic(&b, 10..15, 1);
     let run = sync(&b, &da);
     run.expect_code(0);
-    assert!(run.stdout.contains("full copy, because the puller is at change"), "{}", run.stdout);
+    assert!(run.stdout.contains("full copy, because this node is at change"), "{}", run.stdout);
+    assert!(run.stdout.contains("% 5 changes (10 rows) this node made were not on"), "{}", run.stdout);
     b.assert_same_rows(&a);
     traffic(&b, 10..12, 1);
     traffic(&a, 20..25, 1);
     let run = sync(&b, &da);
     assert!(run.stdout.contains("full copy, because the data diverged: at change"), "{}", run.stdout);
+    assert!(run.stdout.contains("% 2 changes (4 rows) this node made were not on"), "{}", run.stdout);
     b.assert_same_rows(&a);
+    let kept: serde_json::Value = serde_json::from_str(&b.run(&["show failover divergence | json"]).stdout).unwrap();
+    assert_eq!(kept.as_array().unwrap().len(), 2, "{kept}");
 }
 
 #[test]

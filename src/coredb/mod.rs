@@ -33,6 +33,8 @@ pub struct CoreDb {
     conn: Connection,
     /// Where it lives.
     path: PathBuf,
+    /// Node id recorded with each change-log entry written here.
+    origin: String,
 }
 
 /// Counts for `show core summary` (the guide's test plan compares device counts).
@@ -75,7 +77,7 @@ impl CoreDb {
         let path = data_dir.join(CORE_DB);
         let conn = open_database(&path, SCHEMA_VERSION, schema::migrate)?;
         conn.pragma_update(None, "synchronous", "FULL")?;
-        Ok(CoreDb { conn, path })
+        Ok(CoreDb { conn, path, origin: String::new() })
     }
 
     /// Path of the database file.
@@ -93,7 +95,7 @@ impl CoreDb {
             .map_err(|e| E::from(StoreError::from(e)))?;
         let session = changelog::capture(&tx).map_err(E::from)?;
         let value = f(&Writes { tx: &tx })?;
-        changelog::record(&tx, session, &crate::store::now_text()).map_err(E::from)?;
+        changelog::record(&tx, session, &crate::store::now_text(), &self.origin).map_err(E::from)?;
         tx.commit().map_err(|e| E::from(StoreError::from(e)))?;
         Ok(value)
     }
@@ -116,6 +118,12 @@ impl CoreDb {
         changelog::restart(&tx)?;
         tx.commit()?;
         Ok(())
+    }
+
+    /// Names the node whose writes go through this handle (its change-log entries say
+    /// so, which tells a node's own writes from those it replicated).
+    pub fn set_origin(&mut self, node_id: &str) {
+        self.origin = node_id.to_string();
     }
 
     /// Where this node's change log ends.

@@ -1,7 +1,8 @@
 //! What an operator checks first, in the spirit of ASA's `show failover`: this node's HA
 //! state, the peer as the heartbeat sees it, the last failover and its reason, stale and
 //! clock warnings (`show failover`); and the HA module log
-//! (`show logging high-availability`).
+//! (`show logging high-availability`); and the writes a full sync replaced
+//! (`show failover divergence`).
 
 use chrono::Utc;
 use serde::Serialize;
@@ -11,6 +12,7 @@ use super::show::last;
 use super::{Ctx, next_sync_text};
 use crate::cli::Args;
 use crate::ha::heartbeat::CLOCK_WARN_MS;
+use crate::replication::divergence::Kept;
 use crate::report::{CmdError, Reply, Text, fields, table};
 use crate::store::{HaLogEntry, HistoryEntry, PeerStatus, SyncSummary};
 
@@ -170,4 +172,58 @@ const LOG_DEFAULT: u64 = 100;
 
 pub fn ha_log(ctx: &mut Ctx, args: &Args) -> Result<Reply, CmdError> {
     Ok(Reply::show(HaLog(ctx.node.store.ha_log_entries(Some(last(args).unwrap_or(LOG_DEFAULT)))?)))
+}
+
+#[derive(Tabled)]
+struct KeptRow<'a> {
+    #[tabled(rename = "Detected (UTC)")]
+    at: &'a str,
+    #[tabled(rename = "Replaced by")]
+    peer: &'a str,
+    #[tabled(rename = "After change")]
+    fork: String,
+    #[tabled(rename = "Changes")]
+    entries: u64,
+    #[tabled(rename = "Rows")]
+    rows: u64,
+    #[tabled(rename = "Tables")]
+    tables: String,
+    #[tabled(rename = "File")]
+    file: &'a str,
+}
+
+/// `show failover divergence`.
+#[derive(Serialize)]
+#[serde(transparent)]
+struct Divergence(Vec<Kept>);
+
+impl Text for Divergence {
+    fn text(&self) -> String {
+        if self.0.is_empty() {
+            return "No writes of this node were replaced by a sync.".into();
+        }
+        let rows: Vec<KeptRow> = self
+            .0
+            .iter()
+            .map(|k| KeptRow {
+                at: &k.detected_at,
+                peer: &k.peer,
+                fork: k.fork.map_or_else(|| "unknown".into(), |f| f.to_string()),
+                entries: k.entries,
+                rows: k.rows,
+                tables: k
+                    .tables
+                    .iter()
+                    .map(|t| format!("{}: +{} ~{} -{}", t.table, t.inserted, t.updated, t.deleted))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                file: &k.file,
+            })
+            .collect();
+        table(&rows)
+    }
+}
+
+pub fn divergence(ctx: &mut Ctx, _: &Args) -> Result<Reply, CmdError> {
+    Ok(Reply::show(Divergence(crate::replication::divergence::list(&ctx.node.data_dir)?)))
 }

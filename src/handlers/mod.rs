@@ -89,6 +89,7 @@ pub const HANDLERS: &[(&str, Handler)] = &[
     ("show_clock", show::clock),
     ("show_failover", ha_status::failover),
     ("show_logging_ha", ha_status::ha_log),
+    ("show_failover_divergence", ha_status::divergence),
     ("show_failover_history", show::failover_history),
     ("show_running_config", show::running_config),
     ("show_audit", show::audit),

@@ -18,10 +18,19 @@ impl Text for SyncReport {
             (None, Some(why)) => format!("full copy, because {why}"),
             (None, None) => "full copy".to_string(),
         };
-        format!(
+        let mut text = format!(
             "Sync from {} ({}) completed: {what}, {} bytes, {} rows in {:.2} s\nContent checksum verified: {}\nAtlas: {}\nApplication files: {}",
             self.peer, self.peer_hostname, self.bytes, self.rows, self.seconds, self.content, self.atlas, self.files
-        )
+        );
+        if let Some(k) = &self.kept {
+            let fork =
+                k.fork.map_or_else(|| "no change both nodes share was found".into(), |f| format!("after change {f}"));
+            text.push_str(&format!(
+                "\n% {} changes ({} rows) this node made were not on {} ({fork}): the copy replaced them.\n% They are kept in {} under the data directory: 'show failover divergence' lists them.",
+                k.entries, k.rows, self.peer, k.file
+            ));
+        }
+        text
     }
 }
 

@@ -26,7 +26,9 @@ pub const SCHEMA: &str = "CREATE TABLE repl_log (
          at        TEXT NOT NULL,
          rows      INTEGER NOT NULL,
          checksum  TEXT NOT NULL,
-         changeset BLOB NOT NULL
+         changeset BLOB NOT NULL,
+         -- Node id of the node whose write this was.
+         origin    TEXT NOT NULL DEFAULT ''
      );
      CREATE TABLE repl_base (
          id       INTEGER PRIMARY KEY CHECK (id = 1),
@@ -56,6 +58,9 @@ pub struct Entry {
     pub rows: i64,
     /// Content checksum after this entry.
     pub checksum: String,
+    /// Node id of the node that made the write (not the one that passed it on).
+    #[serde(default)]
+    pub origin: String,
     /// The changeset, in SQLite's format (not in the JSON form of an entry header).
     #[serde(skip)]
     pub changeset: Vec<u8>,
@@ -102,7 +107,7 @@ pub fn capture(conn: &Connection) -> Result<Session<'_>, StoreError> {
 /// Ends a capture inside the writing transaction: appends its changeset to the log with
 /// the checksum the data now has. Returns the new entry's number, or `None` when
 /// nothing changed.
-pub fn record(conn: &Connection, mut session: Session<'_>, at: &str) -> Result<Option<i64>, StoreError> {
+pub fn record(conn: &Connection, mut session: Session<'_>, at: &str, origin: &str) -> Result<Option<i64>, StoreError> {
     let mut changeset = Vec::new();
     session.changeset_strm(&mut changeset)?;
     drop(session);
@@ -133,6 +138,7 @@ pub fn record(conn: &Connection, mut session: Session<'_>, at: &str) -> Result<O
         at: at.to_string(),
         rows: i64::try_from(changes.len()).unwrap_or(i64::MAX),
         checksum: sum.to_hex(),
+        origin: origin.to_string(),
         changeset,
     };
     append(conn, &entry)?;
@@ -143,8 +149,10 @@ pub fn record(conn: &Connection, mut session: Session<'_>, at: &str) -> Result<O
 /// Stores an entry (the primary's own, or one a secondary applied); the caller then
 /// calls [`trim`].
 pub fn append(conn: &Connection, entry: &Entry) -> Result<(), StoreError> {
-    conn.prepare_cached("INSERT INTO repl_log (seq, at, rows, checksum, changeset) VALUES (?1, ?2, ?3, ?4, ?5)")?
-        .execute(params![entry.seq, entry.at, entry.rows, entry.checksum, entry.changeset])?;
+    conn.prepare_cached(
+        "INSERT INTO repl_log (seq, at, rows, checksum, changeset, origin) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![entry.seq, entry.at, entry.rows, entry.checksum, entry.changeset, entry.origin])?;
     conn.prepare_cached("UPDATE repl_base SET bytes = bytes + ?1 WHERE id = 1")?
         .execute([i64::try_from(entry.changeset.len()).unwrap_or(i64::MAX)])?;
     Ok(())
@@ -205,11 +213,12 @@ pub fn restart(conn: &Connection) -> Result<(), StoreError> {
 /// Why the log cannot bring a puller up to date.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Gap {
-    #[error("this node's change log starts after change {base}, the puller is at change {at}")]
+    // Worded for the puller, who shows them: "this node" is the puller.
+    #[error("the sender's change log starts after change {base}, this node is at change {at}")]
     Trimmed { at: i64, base: i64 },
-    #[error("the puller is at change {at}, beyond this node's last change {head}")]
+    #[error("this node is at change {at}, beyond the sender's last change {head}")]
     Ahead { at: i64, head: i64 },
-    #[error("the data diverged: at change {at} the puller's checksum is {theirs}, this node's {ours}")]
+    #[error("the data diverged: at change {at} this node's checksum is {theirs}, the sender's {ours}")]
     Diverged { at: i64, theirs: String, ours: String },
 }
 
@@ -235,11 +244,19 @@ pub fn since(
     if ours != from.checksum {
         return Ok(Err(Gap::Diverged { at: from.seq, theirs: from.checksum.clone(), ours }));
     }
-    let mut stmt =
-        conn.prepare_cached("SELECT seq, at, rows, checksum, changeset FROM repl_log WHERE seq > ?1 ORDER BY seq")?;
+    let mut stmt = conn.prepare_cached(
+        "SELECT seq, at, rows, checksum, changeset, origin FROM repl_log WHERE seq > ?1 ORDER BY seq",
+    )?;
     let mut rows = stmt.query([from.seq])?;
     while let Some(r) = rows.next()? {
-        each(Entry { seq: r.get(0)?, at: r.get(1)?, rows: r.get(2)?, checksum: r.get(3)?, changeset: r.get(4)? })?;
+        each(Entry {
+            seq: r.get(0)?,
+            at: r.get(1)?,
+            rows: r.get(2)?,
+            checksum: r.get(3)?,
+            changeset: r.get(4)?,
+            origin: r.get(5)?,
+        })?;
     }
     Ok(Ok(head))
 }

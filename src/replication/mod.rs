@@ -7,12 +7,14 @@
 //! - [`pull`]: the secondary's sync: connect, check, fetch, verify, apply, record;
 //! - [`apply`]: verifying a staged snapshot and swapping it into the live database;
 //! - [`increment`]: applying change-log entries in one verified transaction;
+//! - [`divergence`]: keeping the writes a full copy would lose (an old primary's);
 //! - [`lock`]: one sync at a time per node;
 //! - [`files`]: application files, by a manifest of content hashes.
 
 pub mod apply;
 pub mod changelog;
 pub mod checksum;
+pub mod divergence;
 pub mod files;
 pub mod increment;
 pub mod lock;
@@ -35,6 +37,10 @@ pub struct SnapshotRequest {
     /// can, a full snapshot otherwise. `None` asks for a full snapshot.
     #[serde(default)]
     pub position: Option<changelog::Position>,
+    /// With op `positions`: the sender's checksums for these change numbers (first, last)
+    /// are wanted instead of data (see [`divergence`]).
+    #[serde(default)]
+    pub range: Option<(i64, i64)>,
 }
 
 /// What a node says before it streams one store: a full snapshot, or (`kind` is

@@ -14,6 +14,7 @@ use serde::Serialize;
 
 use super::apply::{ApplyError, Store, swap_in, verify};
 use super::changelog::Position;
+use super::divergence::{self, Kept, Positions};
 use super::increment::{self, IncrementError};
 use super::lock::SyncLock;
 use super::{CHANGES, SnapshotHeader, SnapshotRequest, SnapshotTrailer};
@@ -41,6 +42,9 @@ pub struct SyncReport {
     pub fallback: Option<String>,
     /// Incremental only: the change-log positions before and after.
     pub changes: Option<(i64, i64)>,
+    /// Writes this node had made that the peer did not have, kept before the full copy
+    /// replaced them.
+    pub kept: Option<Kept>,
     pub bytes: u64,
     pub rows: u64,
     pub seconds: f64,
@@ -147,7 +151,14 @@ pub fn sync_from(node: &mut Node, target: &HostPort, want: Want, progress: Progr
                 (None, Some(why)) => format!("full copy from {} ({why})", report.peer_hostname),
                 (None, None) => format!("full copy from {}", report.peer_hostname),
             };
-            let detail = format!("{what}; checksum {}; Atlas {}; files {}", report.content, report.atlas, report.files);
+            let mut detail =
+                format!("{what}; checksum {}; Atlas {}; files {}", report.content, report.atlas, report.files);
+            if let Some(k) = &report.kept {
+                detail.push_str(&format!(
+                    "; KEPT {} changes ({} rows) made here and not on {}: {}",
+                    k.entries, k.rows, report.peer, k.file
+                ));
+            }
             let (bytes, rows) =
                 (i64::try_from(report.bytes).unwrap_or(i64::MAX), i64::try_from(report.rows).unwrap_or(i64::MAX));
             node.store.sync_finished(run, &Finished { ok: true, kind: report.kind, detail: &detail, bytes, rows })?;
@@ -216,7 +227,8 @@ fn fetch_and_apply(
             link.close().await;
             return Err(SyncError::OlderEpoch { peer: peer.clone(), theirs: theirs.epoch, ours: last_epoch });
         }
-        let request = SnapshotRequest { op: "snapshot".into(), atlas: want_atlas, files: local_files, position };
+        let request =
+            SnapshotRequest { op: "snapshot".into(), atlas: want_atlas, files: local_files, position, range: None };
         link.send_line(&serde_json::to_string(&request).unwrap_or_default()).await?;
         let core = receive(&mut link, &staged.core, &peer, Store::Core, progress).await?;
         let atlas = if want_atlas {
@@ -232,6 +244,7 @@ fn fetch_and_apply(
         return Err(SyncError::Snapshot { peer, reason: "no Core data was sent".into() });
     };
     let bytes = header.size;
+    let mut kept = None;
     let (kind, changes, content) = if header.kind == CHANGES {
         progress("Verifying and applying the changes");
         let (from, to) = header.from.zip(header.to).ok_or_else(|| SyncError::Snapshot {
@@ -242,6 +255,7 @@ fn fetch_and_apply(
         let rows = increment::apply(node.core()?.connection(), &from, &entries)?;
         ("incremental", Some((from.seq, to.seq, rows)), to.checksum)
     } else {
+        kept = keep_divergence(node, &runtime, source)?;
         progress("Verifying and applying the Core data");
         ("full", None, apply(&node.data_dir, &staged.core, Store::Core, &trailer, checked)?)
     };
@@ -270,6 +284,7 @@ fn fetch_and_apply(
         kind,
         fallback: header.fallback,
         changes: changes.map(|(from, to, _)| (from, to)),
+        kept,
         bytes,
         rows,
         seconds: 0.0,
@@ -278,6 +293,44 @@ fn fetch_and_apply(
         files,
     })
 }
+
+/// Before a full copy replaces this node's data: finds the writes made here that the
+/// peer does not have (asking it for its checksums over that part of the log) and keeps
+/// them in a file.
+fn keep_divergence(
+    node: &mut Node,
+    runtime: &tokio::runtime::Runtime,
+    source: &Source,
+) -> Result<Option<Kept>, SyncError> {
+    let origin = node.id.clone();
+    let data_dir = node.data_dir.clone();
+    let conn = node.core()?.connection();
+    let Some((first, last)) = divergence::own_range(conn, &origin)? else { return Ok(None) };
+    let peer = source.target.to_string();
+    let theirs: Positions = runtime.block_on(async {
+        let (mut link, _) = PeerLink::open(source.target, source.key, source.their_key, source.ours).await?;
+        let request = SnapshotRequest {
+            op: "positions".into(),
+            atlas: false,
+            files: Default::default(),
+            position: None,
+            range: Some((first - 1, last)),
+        };
+        link.send_line(&serde_json::to_string(&request).unwrap_or_default()).await?;
+        let line = link.read_line(MAX_POSITIONS_LINE).await?;
+        link.close().await;
+        parse::<Positions>(&line, &peer)
+    })?;
+    if let Some(reason) = theirs.error {
+        return Err(SyncError::Snapshot { peer, reason: format!("cannot compare change logs: {reason}") });
+    }
+    let ours = divergence::our_positions(conn, first - 1)?;
+    let fork = divergence::fork(&ours, &theirs);
+    Ok(divergence::keep(conn, &data_dir, &origin, fork.as_ref(), &peer)?)
+}
+
+/// Longest answer to a `positions` request.
+const MAX_POSITIONS_LINE: usize = 256 * 1024 * 1024;
 
 /// Verifies a staged store, swaps it in and checks the result against the sender's.
 fn apply(

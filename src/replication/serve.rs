@@ -11,6 +11,7 @@ use russh::ChannelId;
 use std::io::Write;
 
 use super::changelog::{self, Gap, Position};
+use super::divergence;
 use super::increment::{self, Written};
 use super::{CHANGES, SnapshotHeader, SnapshotTrailer, files, snapshot};
 
@@ -57,6 +58,27 @@ pub async fn stream(
     if !ok {
         tracing::warn!(subsystem = "replication", %peer, "snapshot stream ended early");
     }
+    let _ = handle.eof(channel).await;
+    let _ = handle.close(channel).await;
+}
+
+/// Answers a `positions` request: this node's checksums over the change numbers
+/// `range`, as one line; then closes the channel.
+pub async fn positions(
+    handle: russh::server::Handle,
+    channel: ChannelId,
+    data_dir: PathBuf,
+    range: (i64, i64),
+    peer: String,
+) {
+    let db = data_dir.join(crate::coredb::CORE_DB);
+    let answer = tokio::task::spawn_blocking(move || divergence::positions(&db, range.0, range.1))
+        .await
+        .map_err(|e| e.to_string())
+        .and_then(|r| r.map_err(|e| e.to_string()))
+        .unwrap_or_else(|e| divergence::Positions { error: Some(e), ..Default::default() });
+    tracing::info!(subsystem = "replication", %peer, from = range.0, to = range.1, found = answer.positions.len(), "change-log positions sent");
+    let _ = handle.data(channel, json_line(&answer)).await;
     let _ = handle.eof(channel).await;
     let _ = handle.close(channel).await;
 }

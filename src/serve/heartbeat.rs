@@ -82,7 +82,9 @@ async fn run(mut view: watch::Receiver<Arc<NodeView>>, data_dir: PathBuf, mut st
                     let text = format!("heartbeat towards primary {primary} every {} s", settings.heartbeat_interval);
                     log(&mut node, "info", &text);
                 }
-                Role::Watch => log(&mut node, "info", "this node is primary: watching its trusted peers for a newer primary"),
+                Role::Watch => {
+                    log(&mut node, "info", "this node is primary: watching its trusted peers for a newer primary")
+                }
                 Role::Idle => log(&mut node, "info", "heartbeat stopped"),
             }
             state = State { role: current.clone(), ..State::default() };

@@ -54,7 +54,8 @@ async fn serve(node: Node, options: ServeOptions) -> anyhow::Result<()> {
         Some((cert, key)) => Some(crate::http::tls::acceptor(cert, key)?),
         None => None,
     };
-    let core = CoreDb::open(&node.data_dir)?;
+    let mut core = CoreDb::open(&node.data_dir)?;
+    core.set_origin(&node.id);
     let checkpoints = CoreDb::open(&node.data_dir)?;
     let watcher = view::Watcher::start(node.data_dir.clone(), node.id.clone())?;
     let view = watcher.view.clone();

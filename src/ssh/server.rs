@@ -16,7 +16,7 @@ use tokio::sync::watch;
 use super::hello::{Hello, MAX_HELLO, PEER_USER, SUBSYSTEM, StatusPage};
 use super::keys::fingerprint;
 use crate::replication::SnapshotRequest;
-use crate::replication::serve::{Wanted, stream};
+use crate::replication::serve::{Wanted, positions, stream};
 use crate::serve::view::NodeView;
 
 /// Longest request line (it carries the puller's file manifest).
@@ -196,6 +196,11 @@ impl russh::server::Handler for PeerSession {
                     });
                     let wanted = Wanted { atlas, files: request.files, position: request.position };
                     tokio::spawn(stream(session.handle(), channel, self.data_dir.clone(), wanted, peer.clone()));
+                }
+                Ok(request) if request.op == "positions" => {
+                    let Some(range) = request.range else { return session.close(channel) };
+                    stage.streaming = true;
+                    tokio::spawn(positions(session.handle(), channel, self.data_dir.clone(), range, peer.clone()));
                 }
                 _ => {
                     tracing::warn!(subsystem = "replication", %peer, "unknown request; closing");
