@@ -5,10 +5,14 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+pub mod lab;
+
 /// A node in a temporary data directory, removed when dropped.
 pub struct TestNode {
     /// Keeps the directory alive.
     pub dir: tempfile::TempDir,
+    /// The network namespace its commands and daemon run in (see [`lab`]), if any.
+    pub netns: Option<String>,
 }
 
 /// What a batch run printed and how it ended.
@@ -41,7 +45,7 @@ pub fn binary() -> &'static str {
 
 impl TestNode {
     pub fn new() -> TestNode {
-        TestNode { dir: tempfile::tempdir().expect("temp dir") }
+        TestNode { dir: tempfile::tempdir().expect("temp dir"), netns: None }
     }
 
     pub fn path(&self) -> &Path {
@@ -55,7 +59,14 @@ impl TestNode {
 
     /// A `coresh` command on this node, with a clean environment.
     pub fn command(&self) -> Command {
-        let mut cmd = Command::new(binary());
+        let mut cmd = match &self.netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns, binary()]);
+                c
+            }
+            None => Command::new(binary()),
+        };
         cmd.env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("USER", "tester")
@@ -145,14 +156,23 @@ impl TestNode {
         self.spawn_daemon_on("127.0.0.1:0", extra, env)
     }
 
+    /// Starts the daemon with both listen addresses given.
+    pub fn spawn_daemon_at(&self, http: &str, ssh: &str) -> Daemon {
+        self.spawn_daemon_with(http, ssh, &[], &[])
+    }
+
     fn spawn_daemon_on(&self, ssh: &str, extra: &[&str], env: &[(&str, &str)]) -> Daemon {
+        self.spawn_daemon_with("127.0.0.1:0", ssh, extra, env)
+    }
+
+    fn spawn_daemon_with(&self, http: &str, ssh: &str, extra: &[&str], env: &[(&str, &str)]) -> Daemon {
         use std::io::BufRead;
         let mut command = self.command();
         for (k, v) in env {
             command.env(k, v);
         }
         let mut child = command
-            .args(["serve", "--http-listen", "127.0.0.1:0", "--ssh-listen", ssh])
+            .args(["serve", "--http-listen", http, "--ssh-listen", ssh])
             .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -1,0 +1,182 @@
+//! The guide's topologies with each Core on a network host of its own (network
+//! namespaces, see `common::lab`): two Cores across two data centres, three Cores with a
+//! DR node, a partition between the Cores while both stay up, and a flapping link. Needs
+//! root (CI runs as root).
+
+mod common;
+
+use std::time::Duration;
+
+use common::lab::Lab;
+use common::{Daemon, TestNode, generate};
+
+/// Trust both ways over the replication network.
+fn trust(lab: &Lab, x: (&str, &TestNode), y: (&str, &TestNode)) {
+    x.1.trust(&lab.peer(y.0), &y.1.local_key()).expect_code(0);
+    y.1.trust(&lab.peer(x.0), &x.1.local_key()).expect_code(0);
+}
+
+/// Makes `node` a standby secondary of `primary` with a fast heartbeat (1 s, 3, 1 s).
+fn follow(lab: &Lab, node: &TestNode, primary: &str, on_failure: &str) {
+    node.run(&[
+        "enable",
+        "configure terminal",
+        "high-availability",
+        "mode secondary",
+        &format!("primary-host {}", lab.peer(primary)),
+        "heartbeat interval 1",
+        "heartbeat failures 3",
+        "heartbeat recheck-interval 1",
+        &format!("on-failure {on_failure}"),
+        "service enable",
+    ])
+    .expect_code(0);
+}
+
+/// HA on for a primary, watching its peers every second.
+fn watch(node: &TestNode) {
+    node.run(&["enable", "configure terminal", "high-availability", "heartbeat interval 1", "service enable"])
+        .expect_code(0);
+}
+
+fn sync(lab: &Lab, node: &TestNode, from: &str) -> common::Run {
+    node.run(&["enable", &format!("failover sync {}", lab.peer(from))])
+}
+
+fn reaches_its_primary(node: &TestNode) -> bool {
+    node.failover_json()["peers"].as_array().is_some_and(|p| p.iter().any(|p| p["reachable"] == true))
+}
+
+fn checkin(d: &Daemon, device: u64, seq: u64) -> u16 {
+    let token = coresh::coredb::generate::token_for(42, device);
+    d.post("/api/v1/devices/checkin", Some(&token), &format!(r#"{{"seq":{seq}}}"#)).status
+}
+
+fn ha_mode(d: &Daemon) -> String {
+    d.get("/hastatus.html").body
+}
+
+fn ha_log(node: &TestNode) -> String {
+    node.run(&["show logging high-availability last 1000"]).stdout
+}
+
+#[test]
+fn two_cores_across_two_data_centres() {
+    let lab = Lab::new(&["a", "b"]);
+    let (a, b) = (lab.node("a"), lab.node("b"));
+    generate(&a, "200", "200");
+    watch(&a);
+    trust(&lab, ("a", &a), ("b", &b));
+    let da = lab.serve("a", &a);
+    let db = lab.serve("b", &b);
+    follow(&lab, &b, "a", "promote");
+    sync(&lab, &b, "a").expect_code(0);
+    db.eventually("the heartbeat crosses the data centres", |_| reaches_its_primary(&b));
+
+    // Devices check in on the primary; one check-in never reaches the secondary.
+    assert_eq!(checkin(&da, 1, 1), 200);
+    assert!(sync(&lab, &b, "a").stdout.contains("completed: changes"));
+    assert_eq!(checkin(&da, 2, 1), 200);
+
+    // The primary's host dies.
+    da.kill_9();
+    db.eventually("the secondary takes over", |d| ha_mode(d) == "MOBILEIRON-STATUS: OK (Mode: Primary)");
+    assert_eq!(checkin(&db, 3, 1), 200, "device traffic continues on the new primary");
+
+    // The old primary returns, learns of the newer one, and stops claiming the role.
+    let da = lab.serve("a", &a);
+    da.eventually("the old primary reports itself stale", |d| ha_mode(d) == "MOBILEIRON-STATUS: ERROR (Mode: Stale)");
+    assert_eq!(checkin(&da, 4, 1), 503);
+
+    // Manual recovery; the one check-in the secondary never got is kept, not lost.
+    a.run(&["enable", "failover mode secondary"]).expect_code(0);
+    let run = sync(&lab, &a, "b");
+    run.expect_code(0);
+    assert!(run.stdout.contains("% 1 changes (2 rows) this node made were not on"), "{}", run.stdout);
+    a.assert_same_rows(&b);
+}
+
+#[test]
+fn three_cores_the_dr_node_follows_the_main_site_secondary() {
+    let lab = Lab::new(&["a", "b", "c"]);
+    let (a, b, c) = (lab.node("a"), lab.node("b"), lab.node("c"));
+    generate(&a, "200", "200");
+    trust(&lab, ("a", &a), ("b", &b));
+    trust(&lab, ("b", &b), ("c", &c));
+    let da = lab.serve("a", &a);
+    let db = lab.serve("b", &b);
+    let dc = lab.serve("c", &c);
+    follow(&lab, &b, "a", "promote");
+    follow(&lab, &c, "b", "promote");
+    sync(&lab, &b, "a").expect_code(0);
+    sync(&lab, &c, "b").expect_code(0);
+    dc.eventually("the DR node's heartbeat reaches the main-site secondary", |_| reaches_its_primary(&c));
+    assert_eq!(checkin(&da, 1, 1), 200);
+    assert!(sync(&lab, &b, "a").stdout.contains("completed: changes"));
+    let run = sync(&lab, &c, "b");
+    assert!(run.stdout.contains("completed: changes"), "{}", run.stdout);
+    c.assert_same_rows(&a);
+
+    // The main data centre is lost: both its Cores drop off the network.
+    lab.isolate("a");
+    lab.isolate("b");
+    dc.eventually("the DR node takes over", |d| ha_mode(d) == "MOBILEIRON-STATUS: OK (Mode: Primary)");
+    let log = ha_log(&c);
+    assert!(log.contains(&format!("FAILOVER: primary {}", lab.peer("b"))), "{log}");
+    c.assert_same_rows(&a);
+    assert_eq!(checkin(&dc, 2, 1), 200, "devices check in at the DR site");
+    drop((da, db));
+}
+
+#[test]
+fn a_partition_between_the_cores_then_manual_recovery() {
+    let lab = Lab::new(&["a", "b"]);
+    let (a, b) = (lab.node("a"), lab.node("b"));
+    generate(&a, "100", "100");
+    watch(&a);
+    trust(&lab, ("a", &a), ("b", &b));
+    let da = lab.serve("a", &a);
+    let db = lab.serve("b", &b);
+    follow(&lab, &b, "a", "promote");
+    sync(&lab, &b, "a").expect_code(0);
+    db.eventually("the heartbeat works", |_| reaches_its_primary(&b));
+
+    // The link between the Cores goes down; both stay up for their clients.
+    lab.replication_link("a", false);
+    db.eventually("the secondary promotes", |d| ha_mode(d) == "MOBILEIRON-STATUS: OK (Mode: Primary)");
+    assert_eq!(ha_mode(&da), "MOBILEIRON-STATUS: OK (Mode: Primary)", "the old primary cannot know yet");
+    assert_eq!(checkin(&da, 1, 1), 200, "a device still reaching the old primary");
+
+    // The link returns: the old primary sees the newer epoch and steps aside.
+    lab.replication_link("a", true);
+    da.eventually("the old primary reports itself stale", |d| ha_mode(d) == "MOBILEIRON-STATUS: ERROR (Mode: Stale)");
+    assert!(ha_log(&a).contains("STALE PRIMARY"));
+    a.run(&["enable", "failover mode secondary"]).expect_code(0);
+    let run = sync(&lab, &a, "b");
+    run.expect_code(0);
+    assert!(run.stdout.contains("% 1 changes (2 rows) this node made were not on"), "{}", run.stdout);
+    a.assert_same_rows(&b);
+}
+
+#[test]
+fn a_flapping_link_shorter_than_the_threshold_does_not_fail_over() {
+    let lab = Lab::new(&["a", "b"]);
+    let (a, b) = (lab.node("a"), lab.node("b"));
+    trust(&lab, ("a", &a), ("b", &b));
+    let _da = lab.serve("a", &a);
+    let db = lab.serve("b", &b);
+    follow(&lab, &b, "a", "promote");
+    db.eventually("the heartbeat works", |_| reaches_its_primary(&b));
+    // Drops of 1.2 s: at most two failed probes each, below the three that fail over.
+    for _ in 0..5 {
+        lab.replication_link("a", false);
+        std::thread::sleep(Duration::from_millis(1200));
+        lab.replication_link("a", true);
+        std::thread::sleep(Duration::from_millis(2500));
+    }
+    let log = ha_log(&b);
+    assert!(log.contains("failed (1 of 3)"), "the drops were seen:\n{log}");
+    assert!(!log.contains("failed (3 of 3)") && !log.contains("FAILOVER"), "{log}");
+    assert_eq!(b.failover_json()["mode"], "secondary");
+    assert_eq!(ha_mode(&db), "MOBILEIRON-STATUS: OK (Mode: Standby)");
+}
