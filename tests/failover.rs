@@ -221,3 +221,22 @@ fn writes_an_old_primary_took_after_the_failover_point_are_kept_not_lost() {
         assert!(text.contains(&format!("seq\\\":{seq}")), "event {seq} missing from the kept file:\n{text}");
     }
 }
+
+#[test]
+fn a_clock_offset_past_the_threshold_is_shown_and_logged() {
+    let (a, b) = (TestNode::new(), TestNode::new());
+    let da = a.serve_env(&[("CORESH_TEST_CLOCK_SKEW_MS", "5000")]);
+    pair(&a, &da, &b);
+    let db = b.serve();
+    follow(&b, &da, "promote");
+    wait_for_heartbeat(&b, &db);
+    let offset = failover_json(&b)["peers"][0]["offset_ms"].as_i64().unwrap();
+    assert!((4000..6000).contains(&offset), "measured {offset} ms");
+    let shown = b.run(&["show failover"]).stdout;
+    assert!(shown.contains("WARNING") && shown.contains("set both nodes' clocks (NTP)"), "{shown}");
+    db.eventually("the HA log warns once", |_| ha_log(&b).contains("past 2000 ms: the guide requires the same time"));
+    std::thread::sleep(Duration::from_millis(2500));
+    let log = ha_log(&b);
+    assert!(log.matches("heartbeat to").count() >= 3, "{log}");
+    assert_eq!(log.matches("past 2000 ms").count(), 1, "warned once, not at every heartbeat:\n{log}");
+}

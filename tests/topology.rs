@@ -180,3 +180,46 @@ fn a_flapping_link_shorter_than_the_threshold_does_not_fail_over() {
     assert_eq!(b.failover_json()["mode"], "secondary");
     assert_eq!(ha_mode(&db), "MOBILEIRON-STATUS: OK (Mode: Standby)");
 }
+
+#[test]
+fn a_load_balancer_in_front_moves_traffic_once_and_not_back() {
+    let lab = Lab::new(&["a", "b"]);
+    let (a, b) = (lab.node("a"), lab.node("b"));
+    generate(&a, "100", "100");
+    watch(&a);
+    trust(&lab, ("a", &a), ("b", &b));
+    let da = lab.serve("a", &a);
+    let db = lab.serve("b", &b);
+    follow(&lab, &b, "a", "promote");
+    sync(&lab, &b, "a").expect_code(0);
+    db.eventually("the heartbeat works", |_| reaches_its_primary(&b));
+    let node_id =
+        |d: &Daemon| serde_json::from_str::<serde_json::Value>(&d.get("/status.json").body).unwrap()["node_id"].clone();
+    let (pid, sid) = (node_id(&da), node_id(&db));
+    let front = std::net::SocketAddr::from((
+        [127, 0, 0, 1],
+        std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port(),
+    ));
+    let lb = common::haproxy::start(a.path(), front, da.addr, db.addr);
+    let token = coresh::coredb::generate::token_for(42, 9);
+    common::haproxy::until("devices reach the primary through the VIP", || {
+        lb.served_by().ok() == pid.as_str().map(String::from)
+    });
+    assert_eq!(lb.checkin(&token), 200);
+
+    // The primary's host dies: the VIP moves to the standby, which takes devices once
+    // its heartbeat has promoted it.
+    da.kill_9();
+    common::haproxy::until("the VIP moves to the secondary", || lb.served_by().ok() == sid.as_str().map(String::from));
+    common::haproxy::until("devices check in on the promoted secondary", || lb.checkin(&token) == 200);
+    assert_eq!(ha_mode(&db), "MOBILEIRON-STATUS: OK (Mode: Primary)");
+
+    // The old primary returns on its address: stale, and the VIP stays (manual resume).
+    let da = lab.serve("a", &a);
+    da.eventually("the old primary reports itself stale", |d| ha_mode(d).contains("Mode: Stale"));
+    assert_eq!(da.get("/status/status.html").body, "MOBILEIRON-STATUS: OK", "it is up and healthy");
+    for _ in 0..10 {
+        assert_eq!(lb.served_by().ok(), sid.as_str().map(String::from));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

@@ -59,6 +59,12 @@ pub fn reported_version() -> String {
     std::env::var("CORESH_TEST_REPORTED_VERSION").unwrap_or_else(|_| env!("CARGO_PKG_VERSION").to_string())
 }
 
+/// `CORESH_TEST_CLOCK_SKEW_MS` shifts the clock this node reports to its peers, so that
+/// tests can stage unequal clocks on one machine.
+fn test_clock_skew_ms() -> i64 {
+    std::env::var("CORESH_TEST_CLOCK_SKEW_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(0)
+}
+
 impl Hello {
     /// This node's hello.
     pub fn of(settings: &Settings, node_id: &str) -> Hello {
@@ -72,7 +78,7 @@ impl Hello {
             mode: settings.mode.to_string(),
             epoch: settings.epoch,
             node_status: settings.node_status.to_string(),
-            time_ms: chrono::Utc::now().timestamp_millis(),
+            time_ms: chrono::Utc::now().timestamp_millis() + test_clock_skew_ms(),
             status_page: None,
         }
     }

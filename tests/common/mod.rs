@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+pub mod haproxy;
 pub mod lab;
 
 /// A node in a temporary data directory, removed when dropped.
