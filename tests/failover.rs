@@ -11,18 +11,8 @@ use common::{Daemon, TestNode, generate, pair, sync};
 
 /// Makes `b` a standby secondary of `a` with a fast heartbeat (1 s, 3 failures, 1 s).
 fn follow(b: &TestNode, a: &Daemon, on_failure: &str) {
-    b.run(&[
-        "enable",
-        "configure terminal",
-        "high-availability",
-        &format!("primary-host {}", a.ssh),
-        "heartbeat interval 1",
-        "heartbeat failures 3",
-        "heartbeat recheck-interval 1",
-        &format!("on-failure {on_failure}"),
-        "service enable",
-    ])
-    .expect_code(0);
+    let lines = common::follow_lines(&a.ssh.to_string(), on_failure);
+    b.run(&lines.iter().map(String::as_str).collect::<Vec<_>>()).expect_code(0);
 }
 
 fn failover_json(node: &TestNode) -> serde_json::Value {

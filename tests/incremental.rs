@@ -8,7 +8,7 @@ mod common;
 use coresh::coredb::generate::token_for;
 use coresh::coredb::{CheckIn, token_hash};
 
-use common::{TestNode, generate, pair, sync};
+use common::{TestNode, generate, kill_9_during_syncs, pair, sync};
 
 /// Checks in generated devices `ids` on `node`'s Core data, `per_tx` to a transaction,
 /// through the same write path the daemon uses (so they enter the change log, as this
@@ -167,28 +167,7 @@ fn kill_9_while_changes_are_applied_leaves_old_or_new_data() {
     sync(&b, &da).expect_code(0);
     traffic(&a, 0..20000, 500);
     let (old, new) = (b.checksum(), a.checksum());
-    let mut saw_old = false;
-    for delay_ms in [0u64, 40, 80, 130, 200, 280, 380, 500, 650, 850] {
-        let mut child = b
-            .command()
-            .args(["-c", "enable", "-c", &format!("failover sync {}", da.ssh)])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
-        let _ = child.kill();
-        let _ = child.wait();
-        let conn = rusqlite::Connection::open(b.data_dir().join("core.db")).unwrap();
-        let ok: String = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
-        assert_eq!(ok, "ok", "after a kill at {delay_ms} ms");
-        let now = b.checksum();
-        assert!(now == old || now == new, "mixed data after a kill at {delay_ms} ms");
-        saw_old |= now == old;
-        if now == new {
-            break;
-        }
-    }
+    let saw_old = kill_9_during_syncs(&b, &da, &[0, 40, 80, 130, 200, 280, 380, 500, 650, 850], &old, &new);
     assert!(saw_old, "no kill landed before the changes were committed");
     let run = sync(&b, &da);
     run.expect_code(0);

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{TestNode, generate, pair, sync};
+use common::{TestNode, generate, kill_9_during_syncs, pair, sync};
 
 #[test]
 fn a_full_sync_copies_the_core_data_exactly() {
@@ -110,37 +110,12 @@ fn kill_9_during_a_sync_leaves_old_or_new_data_and_the_next_sync_works() {
     generate(&b, "10", "10");
     let old = b.checksum();
     let new = a.checksum();
-    let mut seen_old_or_new = (0, 0);
-    for delay_ms in [0u64, 30, 60, 100, 150, 220, 300, 400, 550, 700] {
-        let mut child = b
-            .command()
-            .args(["-c", "enable", "-c", &format!("failover sync {}", da.ssh)])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
-        let _ = child.kill();
-        let _ = child.wait();
-        let conn = rusqlite::Connection::open(b.data_dir().join("core.db")).unwrap();
-        let ok: String = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
-        assert_eq!(ok, "ok", "after a kill at {delay_ms} ms");
-        let now = coresh::replication::snapshot::content_checksum(&conn).unwrap();
-        assert!(now == old || now == new, "mixed data after a kill at {delay_ms} ms");
-        if now == old {
-            seen_old_or_new.0 += 1
-        } else {
-            seen_old_or_new.1 += 1
-        }
-        if now == new {
-            break;
-        }
-    }
+    let saw_old = kill_9_during_syncs(&b, &da, &[0, 30, 60, 100, 150, 220, 300, 400, 550, 700], &old, &new);
     let run = sync(&b, &da);
     run.expect_code(0);
     assert_eq!(b.checksum(), new);
     let history = b.run(&["show sync history"]).stdout;
-    if seen_old_or_new.0 > 0 {
+    if saw_old {
         assert!(history.contains("interrupted"), "a killed sync shows as interrupted:\n{history}");
     }
 }

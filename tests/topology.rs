@@ -18,19 +18,32 @@ fn trust(lab: &Lab, x: (&str, &TestNode), y: (&str, &TestNode)) {
 
 /// Makes `node` a standby secondary of `primary` with a fast heartbeat (1 s, 3, 1 s).
 fn follow(lab: &Lab, node: &TestNode, primary: &str, on_failure: &str) {
-    node.run(&[
-        "enable",
-        "configure terminal",
-        "high-availability",
-        "mode secondary",
-        &format!("primary-host {}", lab.peer(primary)),
-        "heartbeat interval 1",
-        "heartbeat failures 3",
-        "heartbeat recheck-interval 1",
-        &format!("on-failure {on_failure}"),
-        "service enable",
-    ])
-    .expect_code(0);
+    let lines = common::follow_lines(&lab.peer(primary), on_failure);
+    node.run(&lines.iter().map(String::as_str).collect::<Vec<_>>()).expect_code(0);
+}
+
+/// Two Cores, `a` primary (watching its peers) and `b` its standby with a fast
+/// heartbeat, synced once; the daemons first, so they stop before the lab goes.
+struct TwoCores {
+    da: Daemon,
+    db: Daemon,
+    a: TestNode,
+    b: TestNode,
+    lab: Lab,
+}
+
+fn two_cores() -> TwoCores {
+    let lab = Lab::new(&["a", "b"]);
+    let (a, b) = (lab.node("a"), lab.node("b"));
+    generate(&a, "100", "100");
+    watch(&a);
+    trust(&lab, ("a", &a), ("b", &b));
+    let da = lab.serve("a", &a);
+    let db = lab.serve("b", &b);
+    follow(&lab, &b, "a", "promote");
+    sync(&lab, &b, "a").expect_code(0);
+    db.eventually("the heartbeat crosses the data centres", |_| reaches_its_primary(&b));
+    TwoCores { da, db, a, b, lab }
 }
 
 /// HA on for a primary, watching its peers every second.
@@ -62,17 +75,7 @@ fn ha_log(node: &TestNode) -> String {
 
 #[test]
 fn two_cores_across_two_data_centres() {
-    let lab = Lab::new(&["a", "b"]);
-    let (a, b) = (lab.node("a"), lab.node("b"));
-    generate(&a, "200", "200");
-    watch(&a);
-    trust(&lab, ("a", &a), ("b", &b));
-    let da = lab.serve("a", &a);
-    let db = lab.serve("b", &b);
-    follow(&lab, &b, "a", "promote");
-    sync(&lab, &b, "a").expect_code(0);
-    db.eventually("the heartbeat crosses the data centres", |_| reaches_its_primary(&b));
-
+    let TwoCores { da, db, a, b, lab } = two_cores();
     // Devices check in on the primary; one check-in never reaches the secondary.
     assert_eq!(checkin(&da, 1, 1), 200);
     assert!(sync(&lab, &b, "a").stdout.contains("completed: changes"));
@@ -130,17 +133,7 @@ fn three_cores_the_dr_node_follows_the_main_site_secondary() {
 
 #[test]
 fn a_partition_between_the_cores_then_manual_recovery() {
-    let lab = Lab::new(&["a", "b"]);
-    let (a, b) = (lab.node("a"), lab.node("b"));
-    generate(&a, "100", "100");
-    watch(&a);
-    trust(&lab, ("a", &a), ("b", &b));
-    let da = lab.serve("a", &a);
-    let db = lab.serve("b", &b);
-    follow(&lab, &b, "a", "promote");
-    sync(&lab, &b, "a").expect_code(0);
-    db.eventually("the heartbeat works", |_| reaches_its_primary(&b));
-
+    let TwoCores { da, db, a, b, lab } = two_cores();
     // The link between the Cores goes down; both stay up for their clients.
     lab.replication_link("a", false);
     db.eventually("the secondary promotes", |d| ha_mode(d) == "MOBILEIRON-STATUS: OK (Mode: Primary)");
@@ -183,16 +176,7 @@ fn a_flapping_link_shorter_than_the_threshold_does_not_fail_over() {
 
 #[test]
 fn a_load_balancer_in_front_moves_traffic_once_and_not_back() {
-    let lab = Lab::new(&["a", "b"]);
-    let (a, b) = (lab.node("a"), lab.node("b"));
-    generate(&a, "100", "100");
-    watch(&a);
-    trust(&lab, ("a", &a), ("b", &b));
-    let da = lab.serve("a", &a);
-    let db = lab.serve("b", &b);
-    follow(&lab, &b, "a", "promote");
-    sync(&lab, &b, "a").expect_code(0);
-    db.eventually("the heartbeat works", |_| reaches_its_primary(&b));
+    let TwoCores { da, db, a, b: _b, lab } = two_cores();
     let node_id =
         |d: &Daemon| serde_json::from_str::<serde_json::Value>(&d.get("/status.json").body).unwrap()["node_id"].clone();
     let (pid, sid) = (node_id(&da), node_id(&db));
@@ -209,6 +193,7 @@ fn a_load_balancer_in_front_moves_traffic_once_and_not_back() {
 
     // The primary's host dies: the VIP moves to the standby, which takes devices once
     // its heartbeat has promoted it.
+    assert_eq!(ha_mode(&db), "MOBILEIRON-STATUS: OK (Mode: Standby)", "no failover before the primary died");
     da.kill_9();
     common::haproxy::until("the VIP moves to the secondary", || lb.served_by().ok() == sid.as_str().map(String::from));
     common::haproxy::until("devices check in on the promoted secondary", || lb.checkin(&token) == 200);

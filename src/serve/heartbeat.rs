@@ -146,13 +146,7 @@ async fn follow(node: &mut Node, state: &mut State, primary: &HostPort, settings
     };
     match &hello {
         Some(h) => {
-            seen.last_seen = Some(seen.checked_at.clone());
-            seen.hostname = Some(h.hostname.clone());
-            seen.mode = Some(h.mode.clone());
-            seen.node_status = Some(h.node_status.clone());
-            seen.epoch = Some(h.epoch);
-            seen.version = Some(h.version.clone());
-            seen.offset_ms = offset;
+            saw(&mut seen, h, offset);
             seen.status_url = h.status_page.map(|p| status_url(primary, p.port, p.tls));
             log(node, "info", &format!("heartbeat to {host}: ok ({})", describe_peer(h, offset)));
             if h.epoch < settings.last_sync_epoch {
@@ -282,6 +276,17 @@ async fn status_page(url: Option<String>, timeout: Duration) -> Result<(), Strin
     answer.unwrap_or_else(|e| Err(e.to_string())).map_err(|e| format!("{url}: {e}"))
 }
 
+/// Records what a peer's hello said, as of this probe.
+fn saw(seen: &mut PeerStatus, h: &Hello, offset: Option<i64>) {
+    seen.last_seen = Some(seen.checked_at.clone());
+    seen.hostname = Some(h.hostname.clone());
+    seen.mode = Some(h.mode.clone());
+    seen.node_status = Some(h.node_status.clone());
+    seen.epoch = Some(h.epoch);
+    seen.version = Some(h.version.clone());
+    seen.offset_ms = offset;
+}
+
 fn describe_peer(h: &Hello, offset: Option<i64>) -> String {
     let clock = offset.map_or_else(|| "unknown".to_string(), |o| format!("{o:+} ms"));
     format!("{} mode {}, epoch {}, version {}, clock offset {clock}", h.hostname, h.mode, h.epoch, h.version)
@@ -317,13 +322,7 @@ async fn watch_peers(node: &mut Node, settings: &Settings) {
             ..previous.clone().unwrap_or_default()
         };
         if let Some(h) = &hello {
-            seen.last_seen = Some(seen.checked_at.clone());
-            seen.hostname = Some(h.hostname.clone());
-            seen.mode = Some(h.mode.clone());
-            seen.node_status = Some(h.node_status.clone());
-            seen.epoch = Some(h.epoch);
-            seen.version = Some(h.version.clone());
-            seen.offset_ms = offset;
+            saw(&mut seen, h, offset);
             judge_peer(node, settings, &peer.host, h);
         }
         let was = previous.as_ref().map(|p| (p.reachable, p.mode.clone(), p.epoch));

@@ -72,6 +72,18 @@ pub struct PeerSession {
 }
 
 impl PeerSession {
+    /// The trusted keys as the store has them now.
+    fn trusted_now(&self) -> Vec<russh::keys::PublicKey> {
+        let hosts = crate::store::Store::open(&self.data_dir).and_then(|s| s.trusted_hosts());
+        match hosts {
+            Ok(hosts) => hosts.iter().filter_map(|h| super::keys::parse_public(&h.key).ok()).collect(),
+            Err(e) => {
+                tracing::warn!(subsystem = "ssh", error = %e, "cannot read the trusted hosts");
+                Vec::new()
+            }
+        }
+    }
+
     fn peer(&self) -> String {
         self.peer.map_or_else(|| "unknown".into(), |p| p.to_string())
     }
@@ -87,7 +99,12 @@ impl russh::server::Handler for PeerSession {
     type Error = russh::Error;
 
     async fn auth_publickey(&mut self, user: &str, key: VerifiedPublicKey<'_>) -> Result<Auth, Self::Error> {
-        let trusted = self.view.borrow().trusted_keys.iter().any(|k| k.key_data() == key.public_key.key_data());
+        let same = |k: &russh::keys::PublicKey| k.key_data() == key.public_key.key_data();
+        let mut trusted = self.view.borrow().trusted_keys.iter().any(same);
+        if !trusted && user == PEER_USER {
+            // A trusted host added a moment ago may not be in the view yet: ask the store.
+            trusted = self.trusted_now().iter().any(same);
+        }
         if user == PEER_USER && trusted {
             tracing::debug!(subsystem = "ssh", peer = %self.peer(), key = %fingerprint(key.public_key), "peer authenticated");
             return Ok(Auth::Accept);

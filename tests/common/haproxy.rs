@@ -16,7 +16,10 @@ pub fn config(front: SocketAddr, primary: SocketAddr, secondary: SocketAddr) -> 
     maxconn 64
 defaults
     mode http
-    timeout connect 1s
+    # A dead server refuses at once; HAProxy would wait a turn-around of min(timeout
+    # connect, 1 s) before each retry and hold the request meanwhile.
+    retries 1
+    timeout connect 500ms
     timeout client 5s
     timeout server 5s
 frontend core_vip

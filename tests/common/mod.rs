@@ -343,3 +343,52 @@ pub fn generate(node: &TestNode, devices: &str, events: &str) {
 pub fn sync(node: &TestNode, from: &Daemon) -> Run {
     node.run(&["enable", &format!("failover sync {}", from.ssh)])
 }
+
+/// Starts `failover sync FROM` on `node` and kills it with SIGKILL after each delay in
+/// turn, checking each time that the Core data is sound and either `old` or `new`,
+/// never a mix. Stops once a run got through. Returns whether a kill left `old`.
+pub fn kill_9_during_syncs(node: &TestNode, from: &Daemon, delays_ms: &[u64], old: &str, new: &str) -> bool {
+    let mut saw_old = false;
+    for &delay_ms in delays_ms {
+        let mut child = node
+            .command()
+            .args(["-c", "enable", "-c", &format!("failover sync {}", from.ssh)])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        let _ = child.kill();
+        let _ = child.wait();
+        let conn = rusqlite::Connection::open(node.data_dir().join("core.db")).unwrap();
+        let ok: String = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
+        assert_eq!(ok, "ok", "after a kill at {delay_ms} ms");
+        let now = node.checksum();
+        assert!(now == old || now == new, "mixed data after a kill at {delay_ms} ms");
+        saw_old |= now == old;
+        if now == new {
+            break;
+        }
+    }
+    saw_old
+}
+
+/// The `-c` lines that make a node a standby secondary of `primary_host` with a fast
+/// heartbeat (interval 1 s, 3 failures, re-check 1 s) and `on_failure`, HA enabled.
+pub fn follow_lines(primary_host: &str, on_failure: &str) -> Vec<String> {
+    [
+        "enable",
+        "configure terminal",
+        "high-availability",
+        "mode secondary",
+        &format!("primary-host {primary_host}"),
+        "heartbeat interval 1",
+        "heartbeat failures 3",
+        "heartbeat recheck-interval 1",
+        &format!("on-failure {on_failure}"),
+        "service enable",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
