@@ -13,7 +13,8 @@
 //! - [`http`]: status pages for load balancers and the device API.
 //! - [`serve`]: the node daemon wiring (`coresh serve`).
 //! - [`ssh`]: the node key, the peer SSH server and client.
-//! - [`replication`]: snapshots, the secondary's pull, verification, the sync lock.
+//! - [`replication`]: change log, snapshots, the secondary's pull, verification, the sync lock.
+//! - [`notify`]: email notifications through a durable outbox.
 
 pub mod cli;
 pub mod coredb;
@@ -24,6 +25,7 @@ pub mod host;
 pub mod http;
 pub mod load;
 pub mod node;
+pub mod notify;
 pub mod replication;
 pub mod report;
 pub mod secret;

@@ -429,12 +429,21 @@ fn help_in_batch_mode() {
     run.expect_code(0);
     let lines: Vec<&str> = run.stdout.lines().collect();
     let width = lines[0].trim_start().find("  ").unwrap();
-    for (line, word) in
-        lines.iter().zip(["clock", "core", "devices", "failover", "logging", "ssh", "sync", "trusted-hosts", "version"])
-    {
+    for (line, word) in lines.iter().zip([
+        "clock",
+        "core",
+        "devices",
+        "failover",
+        "logging",
+        "notifications",
+        "ssh",
+        "sync",
+        "trusted-hosts",
+        "version",
+    ]) {
         assert!(line.starts_with(&format!("  {word:<width$}  ")), "{line:?} in\n{}", run.stdout);
     }
-    assert_eq!(lines.len(), 9, "{}", run.stdout);
+    assert_eq!(lines.len(), 10, "{}", run.stdout);
     assert!(!run.stdout.contains("running-config"), "privileged words are not offered in user mode");
     let run = node.run(&["enable", "sh?"]);
     assert_eq!(run.stdout, "  show  Show running system information\n");

@@ -20,6 +20,7 @@ pub const FILES: &[(&str, &str)] = &[
     ("ha.grammar", include_str!("../../grammar/ha.grammar")),
     ("core.grammar", include_str!("../../grammar/core.grammar")),
     ("trust.grammar", include_str!("../../grammar/trust.grammar")),
+    ("notify.grammar", include_str!("../../grammar/notify.grammar")),
     ("pipes.grammar", include_str!("../../grammar/pipes.grammar")),
 ];
 

@@ -7,6 +7,7 @@ mod failover;
 mod ha_config;
 mod ha_status;
 mod modes;
+mod notify;
 mod running_config;
 mod show;
 mod sync;
@@ -89,6 +90,11 @@ pub const HANDLERS: &[(&str, Handler)] = &[
     ("show_clock", show::clock),
     ("show_failover", ha_status::failover),
     ("show_logging_ha", ha_status::ha_log),
+    ("smtp_server", notify::smtp_server),
+    ("smtp_from", notify::smtp_from),
+    ("smtp_user", notify::smtp_user),
+    ("notify_test", notify::notify_test),
+    ("show_notifications", notify::show_notifications),
     ("show_failover_divergence", ha_status::divergence),
     ("show_failover_history", show::failover_history),
     ("show_running_config", show::running_config),

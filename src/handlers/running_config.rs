@@ -4,6 +4,7 @@
 use serde::Serialize;
 
 use crate::ha::Settings;
+use crate::notify::smtp::Smtp;
 use crate::report::Text;
 
 /// The configuration of one mode.
@@ -28,7 +29,7 @@ fn no(on: bool) -> &'static str {
 
 /// The running configuration of a node with settings `s` and the enrollment secret's
 /// hash from its Core data.
-pub fn running_config(s: &Settings, enrollment: Option<&str>) -> RunningConfig {
+pub fn running_config(s: &Settings, smtp: &Smtp, enrollment: Option<&str>) -> RunningConfig {
     let mut global = vec![format!("hostname {}", s.hostname)];
     if let Some(hash) = &s.enable_secret {
         global.push(format!("enable secret hashed {hash}"));
@@ -37,6 +38,7 @@ pub fn running_config(s: &Settings, enrollment: Option<&str>) -> RunningConfig {
         global.push(format!("enrollment-secret hashed {hash}"));
     }
     global.push(format!("atlas {}", if s.atlas { "enable" } else { "disable" }));
+    global.extend(smtp.config_lines());
     let mut ha = vec![format!("service {}", if s.enabled { "enable" } else { "disable" }), format!("mode {}", s.mode)];
     if s.mode == crate::ha::Mode::Secondary {
         ha.push(format!("node-status {}", s.node_status));

@@ -120,7 +120,8 @@ pub fn failover_history(ctx: &mut Ctx, args: &Args) -> Result<Reply, CmdError> {
 pub fn running_config(ctx: &mut Ctx, _: &Args) -> Result<Reply, CmdError> {
     let settings = ctx.settings()?;
     let enrollment = ctx.node.core()?.setting(crate::coredb::ENROLLMENT_SECRET)?;
-    Ok(Reply::show(super::running_config(&settings, enrollment.as_deref())))
+    let smtp = crate::notify::smtp::Smtp::from_map(&ctx.node.store.settings()?);
+    Ok(Reply::show(super::running_config(&settings, &smtp, enrollment.as_deref())))
 }
 
 #[derive(Tabled)]

@@ -21,6 +21,7 @@ use super::{CHANGES, SnapshotHeader, SnapshotRequest, SnapshotTrailer};
 use crate::ha::{Mode, NodeStatus};
 use crate::host::HostPort;
 use crate::node::Node;
+use crate::notify::{Event, raise_or_log};
 use crate::ssh::client::{PeerError, PeerLink, trusted_for};
 use crate::ssh::hello::Hello;
 use crate::ssh::keys::{host_key, parse_public};
@@ -162,6 +163,8 @@ pub fn sync_from(node: &mut Node, target: &HostPort, want: Want, progress: Progr
             let (bytes, rows) =
                 (i64::try_from(report.bytes).unwrap_or(i64::MAX), i64::try_from(report.rows).unwrap_or(i64::MAX));
             node.store.sync_finished(run, &Finished { ok: true, kind: report.kind, detail: &detail, bytes, rows })?;
+            let event = Event::SyncCompleted { peer: peer.clone(), detail: detail.clone() };
+            raise_or_log(&mut node.store, &node.id, &event);
             if report.peer_epoch != settings.last_sync_epoch {
                 let cause = crate::ha::Cause { actor: "sync".into(), reason: format!("synced from {peer}") };
                 crate::ha::update(&mut node.store, &cause, |s| s.last_sync_epoch = report.peer_epoch)?;
@@ -171,6 +174,7 @@ pub fn sync_from(node: &mut Node, target: &HostPort, want: Want, progress: Progr
         Err(e) => {
             let kind = if position.is_some() { "incremental" } else { "full" };
             node.store.sync_finished(run, &Finished { ok: false, kind, detail: &e.to_string(), bytes: 0, rows: 0 })?;
+            raise_or_log(&mut node.store, &node.id, &Event::SyncFailed { peer: peer.clone(), reason: e.to_string() });
             Err(e)
         }
     }

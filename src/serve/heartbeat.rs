@@ -18,6 +18,7 @@ use crate::ha::heartbeat::{CLOCK_WARN_MS, Monitor, Probe, Verdict, probe_timeout
 use crate::ha::{self, Cause, Mode, NodeStatus, OnFailure, Settings};
 use crate::host::HostPort;
 use crate::node::Node;
+use crate::notify::{Event, raise_or_log};
 use crate::ssh::client::{exchange_hello, trusted_for};
 use crate::ssh::hello::Hello;
 use crate::ssh::keys::parse_public;
@@ -194,17 +195,18 @@ fn act(node: &mut Node, host: &str, failures: u32, probe: &Probe, settings: &Set
             let cause = Cause { actor: "heartbeat".into(), reason: format!("failover: {why}") };
             match ha::promote(&mut node.store, &cause) {
                 Ok(applied) => {
-                    log(
-                        node,
-                        "error",
-                        &format!("FAILOVER: {why}; this node is now primary (epoch {})", applied.now.epoch),
-                    );
+                    let epoch = applied.now.epoch;
+                    log(node, "error", &format!("FAILOVER: {why}; this node is now primary (epoch {epoch})"));
+                    let event = Event::Failover { primary: host.into(), reason: why, promoted: true, epoch };
+                    raise_or_log(&mut node.store, &node.id, &event);
                 }
                 Err(e) => log(node, "error", &format!("FAILOVER FAILED: {why}; promotion failed: {e}")),
             }
         }
         OnFailure::KeepStandby => {
             log(node, "error", &format!("{why}; on-failure keep-standby: this node stays standby"));
+            let event = Event::Failover { primary: host.into(), reason: why, promoted: false, epoch: settings.epoch };
+            raise_or_log(&mut node.store, &node.id, &event);
         }
     }
 }
@@ -217,6 +219,7 @@ fn check_clock(node: &mut Node, state: &mut State, host: &str, offset: Option<i6
             "clock offset to {host} is {offset:+} ms, past {CLOCK_WARN_MS} ms: the guide requires the same time on both nodes (use NTP)"
         );
         log(node, "warning", &text);
+        raise_or_log(&mut node.store, &node.id, &Event::Clock { peer: host.into(), offset_ms: offset });
     } else if !off && state.clock_warned {
         log(node, "info", &format!("clock offset to {host} is back to {offset:+} ms"));
     }
@@ -357,14 +360,17 @@ fn judge_peer(node: &mut Node, settings: &Settings, host: &str, h: &Hello) {
         );
         let cause = Cause { actor: "heartbeat".into(), reason: format!("stale primary: {stale}") };
         match ha::update(&mut node.store, &cause, |s| s.stale = Some(stale.clone())) {
-            Ok(_) => log(
-                node,
-                "error",
-                &format!(
-                    "STALE PRIMARY: {stale}. This node no longer claims to be the healthy primary. \
-                     To recover: 'failover mode secondary', then 'failover sync {host}'"
-                ),
-            ),
+            Ok(_) => {
+                log(
+                    node,
+                    "error",
+                    &format!(
+                        "STALE PRIMARY: {stale}. This node no longer claims to be the healthy primary. \
+                         To recover: 'failover mode secondary', then 'failover sync {host}'"
+                    ),
+                );
+                raise_or_log(&mut node.store, &node.id, &Event::Stale { detail: stale });
+            }
             Err(e) => log(node, "error", &format!("stale primary detected ({stale}) but not saved: {e}")),
         }
     } else if h.epoch == settings.epoch && settings.stale.is_none() {
@@ -373,6 +379,7 @@ fn judge_peer(node: &mut Node, settings: &Settings, host: &str, h: &Hello) {
             h.hostname, h.epoch
         );
         log(node, "error", &text);
+        raise_or_log(&mut node.store, &node.id, &Event::SplitBrain { detail: text });
     }
 }
 

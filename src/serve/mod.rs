@@ -93,8 +93,9 @@ async fn serve(node: Node, options: ServeOptions) -> anyhow::Result<()> {
     let (stop, stopped) = watch::channel(false);
     let http = tokio::spawn(crate::http::serve(listener, state.clone(), tls, stopped.clone()));
     let schedule = tokio::spawn(scheduler::run(watcher.view.clone(), node.data_dir.clone(), stopped.clone()));
-    let heartbeat =
-        heartbeat::spawn(watcher.view.clone(), node.data_dir.clone(), stopped).context("starting the heartbeat")?;
+    let heartbeat = heartbeat::spawn(watcher.view.clone(), node.data_dir.clone(), stopped.clone())
+        .context("starting the heartbeat")?;
+    let mailer = crate::notify::sender::spawn(node.data_dir.clone(), stopped).context("starting the mail sender")?;
     let ssh_config = Arc::new(russh::server::Config {
         keys: vec![host_key],
         auth_rejection_time: std::time::Duration::from_millis(300),
@@ -121,6 +122,7 @@ async fn serve(node: Node, options: ServeOptions) -> anyhow::Result<()> {
     let _ = http.await;
     let _ = schedule.await;
     let _ = tokio::task::spawn_blocking(move || heartbeat.join()).await;
+    let _ = tokio::task::spawn_blocking(move || mailer.join()).await;
     // Last handle to the writer: it commits what is queued and ends.
     drop(state);
     let _ = tokio::task::spawn_blocking(move || writer_thread.join()).await;

@@ -6,7 +6,7 @@ use rusqlite::Connection;
 use super::StoreError;
 
 /// The schema version this coresh writes.
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
 
 /// Each step takes the schema from version `index` to `index + 1`.
 const STEPS: &[&str] = &[
@@ -75,6 +75,21 @@ const STEPS: &[&str] = &[
          offset_ms  INTEGER,
          status_url TEXT
      );",
+    // 5: the notification outbox: every mail is stored before it is sent.
+    "CREATE TABLE outbox (
+         id           INTEGER PRIMARY KEY,
+         created_at   TEXT NOT NULL,
+         event        TEXT NOT NULL,
+         recipient    TEXT NOT NULL,
+         subject      TEXT NOT NULL,
+         body         TEXT NOT NULL,
+         status       TEXT NOT NULL DEFAULT 'pending',
+         attempts     INTEGER NOT NULL DEFAULT 0,
+         next_attempt TEXT NOT NULL,
+         last_error   TEXT NOT NULL DEFAULT '',
+         sent_at      TEXT
+     );
+     CREATE INDEX outbox_due ON outbox (status, next_attempt);",
 ];
 
 /// Brings a database at `from` up to [`SCHEMA_VERSION`], one transaction per step.

@@ -1,0 +1,155 @@
+//! Email notifications (guide step 6, Notification Settings). An HA event becomes a mail
+//! that says what happened, on which node, when, and what to do next; it is written to
+//! the durable outbox first (`store::outbox`), and the daemon's [`sender`] delivers it
+//! with retries, so a down or slow SMTP server never blocks HA work and no mail is lost.
+//! Repeats of one kind of event are capped per hour, so a flapping pair cannot flood.
+
+pub mod sender;
+pub mod smtp;
+
+use crate::ha::Settings;
+use crate::store::{Store, StoreError};
+
+/// Mails of one kind of event queued per hour at most; more are counted in the HA log.
+pub const PER_HOUR: u64 = 5;
+
+/// What happened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// A sync from `peer` completed (only with `notify on sync-completion`).
+    SyncCompleted { peer: String, detail: String },
+    /// A sync from `peer` failed.
+    SyncFailed { peer: String, reason: String },
+    /// The primary failed its heartbeats; `promoted` when this node became primary.
+    Failover { primary: String, reason: String, promoted: bool, epoch: u64 },
+    /// This primary saw a newer one.
+    Stale { detail: String },
+    /// Two primaries at the same epoch.
+    SplitBrain { detail: String },
+    /// The peer's clock is off.
+    Clock { peer: String, offset_ms: i64 },
+    /// `notify test`.
+    Test,
+}
+
+impl Event {
+    /// The event's name in the outbox.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Event::SyncCompleted { .. } => "sync-completed",
+            Event::SyncFailed { .. } => "sync-failed",
+            Event::Failover { promoted: true, .. } => "became-primary",
+            Event::Failover { .. } => "failover-detected",
+            Event::Stale { .. } => "stale-primary",
+            Event::SplitBrain { .. } => "split-brain",
+            Event::Clock { .. } => "clock-offset",
+            Event::Test => "test",
+        }
+    }
+
+    /// Whether the settings ask for this event's mail.
+    fn wanted(&self, s: &Settings) -> bool {
+        match self {
+            Event::SyncCompleted { .. } => s.notify_sync_completion,
+            Event::Test => true,
+            _ => s.notify_failure,
+        }
+    }
+
+    /// Subject and body.
+    pub fn compose(&self, s: &Settings, node_id: &str) -> (String, String) {
+        let (what, details, next) = match self {
+            Event::SyncCompleted { peer, detail } => (
+                format!("sync from {peer} completed"),
+                detail.clone(),
+                "Nothing: this is the notification 'notify on sync-completion' asks for.".to_string(),
+            ),
+            Event::SyncFailed { peer, reason } => (
+                format!("sync from {peer} FAILED"),
+                reason.clone(),
+                format!(
+                    "Check 'show sync history' and 'failover test-connection {peer}' on this node; the next scheduled sync will try again."
+                ),
+            ),
+            Event::Failover { primary, reason, promoted: true, epoch } => (
+                format!("FAILOVER: this node is now primary (primary {primary} failed)"),
+                format!("{reason}\nThis node was promoted to primary, epoch {epoch}."),
+                format!(
+                    "Devices now use this node. Find out why {primary} failed. Nothing fails back by itself: when {primary} returns it reports itself stale; recover it with 'failover mode secondary' and 'failover sync' from this node."
+                ),
+            ),
+            Event::Failover { primary, reason, .. } => (
+                format!("FAILOVER DETECTED: primary {primary} failed; this node stays standby"),
+                reason.clone(),
+                "On-failure is keep-standby: no node serves devices now. Bring the primary back, or promote this node with 'failover mode primary'.".to_string(),
+            ),
+            Event::Stale { detail } => (
+                "STALE PRIMARY: a newer primary exists".to_string(),
+                detail.clone(),
+                "This node refuses devices now. Recover it with 'failover mode secondary', then 'failover sync' from the current primary; 'show failover divergence' lists any writes the sync replaced.".to_string(),
+            ),
+            Event::SplitBrain { detail } => (
+                "SPLIT BRAIN: two primaries at the same epoch".to_string(),
+                detail.clone(),
+                "Choose the primary and run 'failover mode secondary' on the other node.".to_string(),
+            ),
+            Event::Clock { peer, offset_ms } => (
+                format!("clock offset to {peer} is {offset_ms:+} ms"),
+                "The guide requires the same time on both nodes.".to_string(),
+                "Set both nodes' clocks from NTP.".to_string(),
+            ),
+            Event::Test => (
+                "test notification".to_string(),
+                "This is a test notification, sent by 'notify test'.".to_string(),
+                "Nothing: notifications reach this address.".to_string(),
+            ),
+        };
+        let subject = format!("[coresh {}] {what}", s.hostname);
+        let body = format!(
+            "What happened: {what}\n\n{details}\n\nNode: {} (node id {node_id}), mode {}, state {}, epoch {}\nWhen: {} UTC\n\nWhat to do next: {next}\n",
+            s.hostname,
+            s.mode,
+            s.state(),
+            s.epoch,
+            chrono::Utc::now().format("%Y-%m-%d %H:%M:%S"),
+        );
+        (subject, body)
+    }
+}
+
+/// What became of a raised event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Raised {
+    /// Queued as outbox mail `id`.
+    Queued(i64),
+    /// No mail: no notification address, or the settings do not ask for this event.
+    NotWanted,
+    /// More than [`PER_HOUR`] of this kind within the hour.
+    Capped,
+}
+
+/// Turns `event` into a mail in the outbox (durably), when the settings ask for it and
+/// the hourly cap allows.
+pub fn raise(store: &mut Store, node_id: &str, event: &Event) -> Result<Raised, StoreError> {
+    let s = Settings::from_map(&store.settings()?)?;
+    let Some(recipient) = s.notify_email.clone() else { return Ok(Raised::NotWanted) };
+    if !event.wanted(&s) {
+        return Ok(Raised::NotWanted);
+    }
+    let hour_ago =
+        (chrono::Utc::now() - chrono::Duration::hours(1)).to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    if *event != Event::Test && store.mails_since(event.name(), &hour_ago)? >= PER_HOUR {
+        let _ =
+            store.ha_log("warning", &format!("notification {} not sent: more than {PER_HOUR} this hour", event.name()));
+        return Ok(Raised::Capped);
+    }
+    let (subject, body) = event.compose(&s, node_id);
+    Ok(Raised::Queued(store.queue_mail(event.name(), &recipient, &subject, &body)?))
+}
+
+/// Raises `event` where a failure to queue must not stop the HA work that raised it.
+pub fn raise_or_log(store: &mut Store, node_id: &str, event: &Event) {
+    if let Err(e) = raise(store, node_id, event) {
+        tracing::error!(subsystem = "notify", event = event.name(), error = %e, "notification not queued");
+    }
+}

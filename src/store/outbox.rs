@@ -1,0 +1,124 @@
+//! The notification outbox: a mail is written here, durably, before anything tries to
+//! send it; the daemon's sender takes the due ones, and records each attempt. Nothing
+//! is lost to a down SMTP server or a restart.
+
+use rusqlite::{OptionalExtension, params};
+use serde::Serialize;
+
+use super::{Store, StoreError, now_millis};
+
+/// One mail of the outbox.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Mail {
+    pub id: i64,
+    pub created_at: String,
+    /// What raised it (e.g. `failover`, `sync-failed`, `test`).
+    pub event: String,
+    pub recipient: String,
+    pub subject: String,
+    pub body: String,
+    /// `pending`, `sent` or `failed` (given up).
+    pub status: String,
+    pub attempts: u32,
+    /// When the sender tries next (pending mails).
+    pub next_attempt: String,
+    pub last_error: String,
+    pub sent_at: Option<String>,
+}
+
+impl Store {
+    /// Queues a mail, synced to disk before this returns; returns its id.
+    pub fn queue_mail(&mut self, event: &str, recipient: &str, subject: &str, body: &str) -> Result<i64, StoreError> {
+        self.durably(|tx| {
+            let now = now_millis();
+            tx.execute(
+                "INSERT INTO outbox (created_at, event, recipient, subject, body, next_attempt)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?1)",
+                params![now, event, recipient, subject, body],
+            )?;
+            Ok(tx.last_insert_rowid())
+        })
+    }
+
+    /// The oldest pending mail due at `now` (RFC 3339), if any.
+    pub fn next_due_mail(&self, now: &str) -> Result<Option<Mail>, StoreError> {
+        Ok(self
+            .conn()
+            .prepare_cached(&format!(
+                "SELECT {COLUMNS} FROM outbox WHERE status = 'pending' AND next_attempt <= ?1 ORDER BY id LIMIT 1"
+            ))?
+            .query_row([now], mail)
+            .optional()?)
+    }
+
+    /// When the next pending mail is due, if any is pending.
+    pub fn next_mail_due_at(&self) -> Result<Option<String>, StoreError> {
+        Ok(self.conn().query_row("SELECT min(next_attempt) FROM outbox WHERE status = 'pending'", [], |r| r.get(0))?)
+    }
+
+    /// Records a delivery.
+    pub fn mail_sent(&mut self, id: i64, answer: &str) -> Result<(), StoreError> {
+        self.durably(|tx| {
+            tx.execute(
+                "UPDATE outbox SET status = 'sent', attempts = attempts + 1, sent_at = ?2, last_error = ?3 WHERE id = ?1",
+                params![id, now_millis(), answer],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// Records a failed attempt: retried at `retry_at`, or given up when `None`.
+    pub fn mail_failed(&mut self, id: i64, error: &str, retry_at: Option<&str>) -> Result<(), StoreError> {
+        self.durably(|tx| {
+            match retry_at {
+                Some(at) => tx.execute(
+                    "UPDATE outbox SET attempts = attempts + 1, last_error = ?2, next_attempt = ?3 WHERE id = ?1",
+                    params![id, error, at],
+                )?,
+                None => tx.execute(
+                    "UPDATE outbox SET status = 'failed', attempts = attempts + 1, last_error = ?2 WHERE id = ?1",
+                    params![id, error],
+                )?,
+            };
+            Ok(())
+        })
+    }
+
+    /// The outbox, newest first; `last` keeps only the newest mails.
+    pub fn mails(&self, last: Option<u64>) -> Result<Vec<Mail>, StoreError> {
+        let limit = last.map_or(-1, |n| i64::try_from(n).unwrap_or(i64::MAX));
+        let mut stmt =
+            self.conn().prepare_cached(&format!("SELECT {COLUMNS} FROM outbox ORDER BY id DESC LIMIT ?1"))?;
+        let rows = stmt.query_map([limit], mail)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// How many mails of `event` were queued since `since` (RFC 3339).
+    pub fn mails_since(&self, event: &str, since: &str) -> Result<u64, StoreError> {
+        let n: i64 = self.conn().query_row(
+            "SELECT count(*) FROM outbox WHERE event = ?1 AND created_at >= ?2",
+            params![event, since],
+            |r| r.get(0),
+        )?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+}
+
+const COLUMNS: &str =
+    "id, created_at, event, recipient, subject, body, status, attempts, next_attempt, last_error, sent_at";
+
+fn mail(r: &rusqlite::Row) -> rusqlite::Result<Mail> {
+    Ok(Mail {
+        id: r.get(0)?,
+        created_at: r.get(1)?,
+        event: r.get(2)?,
+        recipient: r.get(3)?,
+        subject: r.get(4)?,
+        body: r.get(5)?,
+        status: r.get(6)?,
+        attempts: r.get(7)?,
+        next_attempt: r.get(8)?,
+        last_error: r.get(9)?,
+        sent_at: r.get(10)?,
+    })
+}
