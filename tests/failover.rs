@@ -119,7 +119,11 @@ fn an_old_primary_that_comes_back_is_stale_until_recovered() {
     da.kill_9();
     db.eventually("the secondary takes over", |d| d.get("/hastatus.html").body.contains("Mode: Primary"));
 
-    // The old primary returns, still believing it is primary.
+    // The old primary returns, still believing it is primary; its notifications go to
+    // a real SMTP server.
+    let port = common::smtp::free_port();
+    let smtp = common::smtp::SmtpServer::start(a.path(), port);
+    common::smtp::configure(&a, port);
     let da = a.serve();
     da.eventually("the old primary learns of the newer one", |d| {
         d.get("/hastatus.html").body == "MOBILEIRON-STATUS: ERROR (Mode: Stale)"
@@ -130,6 +134,10 @@ fn an_old_primary_that_comes_back_is_stale_until_recovered() {
         "{shown}"
     );
     assert!(ha_log(&a).contains("STALE PRIMARY"));
+    let mails = smtp.wait_for("the stale primary mail", |m| m.iter().any(|m| m.contains("STALE PRIMARY")));
+    let stale = mails.iter().find(|m| m.contains("STALE PRIMARY")).unwrap();
+    assert!(stale.contains("is primary with epoch 1, this node has epoch 0"), "{stale}");
+    assert!(stale.contains("Recover it with 'failover mode secondary'"), "{stale}");
     let token = coresh::coredb::generate::token_for(42, 5);
     let refused = da.post("/api/v1/devices/checkin", Some(&token), r#"{"seq":1}"#);
     assert_eq!(refused.status, 503, "{}", refused.body);

@@ -6,85 +6,10 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use common::smtp::{SmtpServer, configure, free_port};
 use common::{Daemon, TestNode, pair};
-
-/// aiosmtpd on a port, delivering into a Maildir.
-struct SmtpServer {
-    child: Child,
-    maildir: PathBuf,
-}
-
-impl Drop for SmtpServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-impl SmtpServer {
-    fn start(dir: &Path, port: u16) -> SmtpServer {
-        let maildir = dir.join("maildir");
-        let child = Command::new("/usr/bin/python3")
-            .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}"), "-c", "aiosmtpd.handlers.Mailbox"])
-            .arg(&maildir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("python3-aiosmtpd (scripts/test installs it)");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "aiosmtpd did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        SmtpServer { child, maildir }
-    }
-
-    /// Every mail delivered so far (quoted-printable soft line breaks undone).
-    fn mails(&self) -> Vec<String> {
-        let Ok(entries) = std::fs::read_dir(self.maildir.join("new")) else { return Vec::new() };
-        let mut mails: Vec<String> = entries
-            .filter_map(|e| e.ok())
-            .filter_map(|e| std::fs::read_to_string(e.path()).ok())
-            .map(|m| m.replace("=\n", "").replace("=3D", "="))
-            .collect();
-        mails.sort();
-        mails
-    }
-
-    fn wait_for(&self, what: &str, f: impl Fn(&[String]) -> bool) -> Vec<String> {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let mails = self.mails();
-            if f(&mails) {
-                return mails;
-            }
-            assert!(Instant::now() < deadline, "never: {what}; mails so far:\n{}", mails.join("\n----\n"));
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
-/// Points `node`'s notifications at 127.0.0.1:`port`.
-fn configure(node: &TestNode, port: u16) {
-    node.run(&[
-        "enable",
-        "configure terminal",
-        "hostname core-b",
-        &format!("smtp server 127.0.0.1 port {port} tls none"),
-        "smtp from coresh@example.com",
-        "high-availability",
-        "notify email ops@example.com",
-    ])
-    .expect_code(0);
-}
 
 #[test]
 fn notify_test_sends_a_mail_and_shows_the_servers_answer() {
@@ -103,6 +28,9 @@ fn notify_test_sends_a_mail_and_shows_the_servers_answer() {
     let mails = smtp.wait_for("the test mail", |m| m.len() == 1);
     assert!(mails[0].contains("Subject: [coresh core-b] test notification"), "{}", mails[0]);
     assert!(mails[0].contains("What to do next:"), "{}", mails[0]);
+    // The same from high-availability configuration, as the guide's Test button.
+    node.run(&["enable", "configure terminal", "high-availability", "notify test"]).expect_code(0);
+    smtp.wait_for("the second test mail", |m| m.len() == 2);
     let shown = node.run(&["show notifications"]).stdout;
     assert!(shown.contains("test") && shown.contains("sent"), "{shown}");
 }
@@ -148,7 +76,7 @@ fn a_failover_mail_waits_for_a_down_smtp_server_and_arrives_once() {
 }
 
 #[test]
-fn repeated_failures_are_capped_per_hour() {
+fn repeated_failures_are_capped_per_hour_and_rolled_into_a_digest() {
     let (a, b) = (TestNode::new(), TestNode::new());
     let port = free_port();
     configure(&b, port);
@@ -159,16 +87,29 @@ fn repeated_failures_are_capped_per_hour() {
         b.run(&["enable", "failover sync 127.0.0.1:9"]).expect_code(1);
     }
     let out: serde_json::Value = serde_json::from_str(&b.run(&["show notifications | json"]).stdout).unwrap();
-    let failed = out.as_array().unwrap().iter().filter(|m| m["event"] == "sync-failed").count();
-    assert_eq!(failed, 5, "{out}");
+    let count = |status: &str| out.as_array().unwrap().iter().filter(|m| m["status"] == status).count();
+    assert_eq!((count("pending"), count("held")), (5, 3), "{out}");
     let log = b.run(&["show logging high-availability"]).stdout;
-    assert_eq!(log.matches("notification sync-failed not sent: more than 5 this hour").count(), 3, "{log}");
-    // Queued while no daemon runs; the daemon delivers them.
+    assert_eq!(log.matches("notification sync-failed held for a digest: more than 5 this hour").count(), 3, "{log}");
+    // Queued while no daemon runs; the daemon delivers them, and the three held back
+    // as one digest.
     let smtp = SmtpServer::start(b.path(), port);
-    let _db: Daemon = b.serve();
-    let mails = smtp.wait_for("five sync failure mails", |m| m.len() == 5);
-    assert!(mails.iter().all(|m| m.contains("sync from 127.0.0.1:9 FAILED")), "{}", mails.join("\n----\n"));
-    assert!(mails[0].contains("failover test-connection 127.0.0.1:9"), "{}", mails[0]);
+    let _db: Daemon = b.serve_env(&[("CORESH_TEST_DIGEST_SECONDS", "1")]);
+    let mails = smtp.wait_for("five sync failure mails and a digest", |m| m.len() == 6);
+    let (digests, single): (Vec<&String>, Vec<&String>) = mails.iter().partition(|m| m.contains("digest:"));
+    assert_eq!(single.len(), 5);
+    assert!(single.iter().all(|m| m.contains("sync from 127.0.0.1:9 FAILED")), "{}", mails.join("\n----\n"));
+    assert!(single[0].contains("failover test-connection 127.0.0.1:9"), "{}", single[0]);
+    assert_eq!(digests.len(), 1);
+    assert!(digests[0].contains("Subject: [coresh core-b] digest: 3 more sync-failed notifications"), "{}", digests[0]);
+    assert_eq!(
+        digests[0].matches("sync from 127.0.0.1:9 FAILED").count(),
+        4,
+        "three listed, the latest in full:\n{}",
+        digests[0]
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(smtp.mails().len(), 6, "nothing more");
 }
 
 #[test]
@@ -188,4 +129,45 @@ fn the_smtp_password_is_never_printed() {
     let run = other.run(&["enable", "configure terminal", line]);
     run.expect_code(1);
     assert!(run.stderr.contains("sealed on another node"), "{}", run.stderr);
+}
+
+#[test]
+fn each_ha_event_mails_what_happened_where_when_and_what_to_do() {
+    let (a, b) = (TestNode::new(), TestNode::new());
+    // The primary's clock is five seconds ahead.
+    let da = a.serve_env(&[("CORESH_TEST_CLOCK_SKEW_MS", "5000")]);
+    common::generate(&a, "10", "10");
+    pair(&a, &da, &b);
+    let port = free_port();
+    let smtp = SmtpServer::start(b.path(), port);
+    configure(&b, port);
+    b.run(&["enable", "configure terminal", "high-availability", "notify on sync-completion"]).expect_code(0);
+    let lines = common::follow_lines(&da.ssh.to_string(), "keep-standby");
+    b.run(&lines.iter().map(String::as_str).collect::<Vec<_>>()).expect_code(0);
+    let db = b.serve();
+    common::sync(&b, &da).expect_code(0);
+    smtp.wait_for("the sync and clock mails", |m| m.len() == 2);
+    let primary = da.ssh;
+    da.kill_9();
+    let mails = smtp.wait_for("the failover mail", |m| m.len() == 3);
+    let find = |subject: &str| {
+        mails
+            .iter()
+            .find(|m| m.contains(subject))
+            .unwrap_or_else(|| panic!("no mail {subject:?} in:\n{}", mails.join("\n----\n")))
+    };
+    let sync = find(&format!("Subject: [coresh core-b] sync from {primary} completed"));
+    assert!(sync.contains("full copy from core"), "{sync}");
+    let clock = find(&format!("Subject: [coresh core-b] clock offset to {primary} is +"));
+    assert!(clock.contains("Set both nodes' clocks from NTP"), "{clock}");
+    let failover =
+        find(&format!("Subject: [coresh core-b] FAILOVER DETECTED: primary {primary} failed; this node stays standby"));
+    assert!(failover.contains("failed 3 consecutive heartbeats"), "{failover}");
+    assert!(failover.contains("promote this node with 'failover mode primary'"), "{failover}");
+    for mail in &mails {
+        assert!(mail.contains("Node: core-b (node id "), "{mail}");
+        assert!(mail.contains("When: 20"), "{mail}");
+        assert!(mail.contains("What to do next: "), "{mail}");
+    }
+    drop(db);
 }

@@ -2,7 +2,8 @@
 //! that says what happened, on which node, when, and what to do next; it is written to
 //! the durable outbox first (`store::outbox`), and the daemon's [`sender`] delivers it
 //! with retries, so a down or slow SMTP server never blocks HA work and no mail is lost.
-//! Repeats of one kind of event are capped per hour, so a flapping pair cannot flood.
+//! More than [`PER_HOUR`] of one kind of event in an hour are held back and rolled into
+//! one digest mail, so a flapping pair cannot flood anyone's mailbox.
 
 pub mod sender;
 pub mod smtp;
@@ -124,8 +125,29 @@ pub enum Raised {
     Queued(i64),
     /// No mail: no notification address, or the settings do not ask for this event.
     NotWanted,
-    /// More than [`PER_HOUR`] of this kind within the hour.
-    Capped,
+    /// More than [`PER_HOUR`] of this kind within the hour: kept for the next digest.
+    Held,
+}
+
+/// The digest mail of `held` mails of `event`.
+pub fn digest(event: &str, held: &[crate::store::Mail]) -> (String, String) {
+    let host = held
+        .first()
+        .and_then(|m| m.subject.strip_prefix("[coresh ").and_then(|r| r.split(']').next()))
+        .unwrap_or("node")
+        .to_string();
+    let subject = format!("[coresh {host}] digest: {} more {event} notifications", held.len());
+    let mut body = format!(
+        "What happened: {event} happened {} more times than the {PER_HOUR} notifications an hour sent on their own.\n\n",
+        held.len()
+    );
+    for m in held {
+        body.push_str(&format!("{} UTC  {}\n", m.created_at, m.subject));
+    }
+    if let Some(last) = held.last() {
+        body.push_str(&format!("\nThe latest in full:\n\n{}", last.body));
+    }
+    (subject, body)
 }
 
 /// Turns `event` into a mail in the outbox (durably), when the settings ask for it and
@@ -138,12 +160,13 @@ pub fn raise(store: &mut Store, node_id: &str, event: &Event) -> Result<Raised, 
     }
     let hour_ago =
         (chrono::Utc::now() - chrono::Duration::hours(1)).to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-    if *event != Event::Test && store.mails_since(event.name(), &hour_ago)? >= PER_HOUR {
-        let _ =
-            store.ha_log("warning", &format!("notification {} not sent: more than {PER_HOUR} this hour", event.name()));
-        return Ok(Raised::Capped);
-    }
     let (subject, body) = event.compose(&s, node_id);
+    if *event != Event::Test && store.mails_since(event.name(), &hour_ago)? >= PER_HOUR {
+        let text = format!("notification {} held for a digest: more than {PER_HOUR} this hour", event.name());
+        let _ = store.ha_log("warning", &text);
+        store.hold_mail(event.name(), &recipient, &subject, &body)?;
+        return Ok(Raised::Held);
+    }
     Ok(Raised::Queued(store.queue_mail(event.name(), &recipient, &subject, &body)?))
 }
 

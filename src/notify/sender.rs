@@ -1,7 +1,9 @@
 //! The daemon's mail sender: takes due mails from the outbox one at a time, sends them,
 //! and records each attempt. A failed attempt is retried after a delay that doubles
 //! (from [`FIRST_RETRY`] up to [`LAST_RETRY`]); after [`ATTEMPTS`] the mail is marked
-//! failed. It runs on a thread of its own, so SMTP never holds up HA work.
+//! failed. Held notifications (past the hourly cap) go out as one digest per event once
+//! the oldest has waited [`DIGEST_AFTER`]. It runs on a thread of its own, so SMTP never
+//! holds up HA work.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -17,6 +19,17 @@ pub const FIRST_RETRY: Duration = Duration::from_secs(2);
 pub const LAST_RETRY: Duration = Duration::from_secs(600);
 /// Attempts before a mail is given up (about a day with the delays above).
 pub const ATTEMPTS: u32 = 150;
+/// How long held notifications wait before they go out as one digest.
+pub const DIGEST_AFTER: Duration = Duration::from_secs(900);
+
+/// [`DIGEST_AFTER`], or `CORESH_TEST_DIGEST_SECONDS` (tests cannot wait a quarter hour).
+fn digest_window() -> Duration {
+    std::env::var("CORESH_TEST_DIGEST_SECONDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .map_or(DIGEST_AFTER, Duration::from_secs)
+}
+
 /// How often the outbox is looked at when nothing is due.
 const POLL: Duration = Duration::from_millis(500);
 
@@ -42,7 +55,14 @@ async fn run(data_dir: PathBuf, mut stop: watch::Receiver<bool>) {
             return;
         }
     };
+    let window = digest_window();
     loop {
+        let before = chrono::Utc::now() - chrono::Duration::from_std(window).unwrap_or_default();
+        match store.roll_digests(&before.to_rfc3339_opts(chrono::SecondsFormat::Millis, true), super::digest) {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(subsystem = "notify", digests = n, "held notifications rolled into digests"),
+            Err(e) => tracing::warn!(subsystem = "notify", error = %e, "cannot roll the digests"),
+        }
         let due = store.next_due_mail(&now_millis());
         match due {
             Ok(Some(mail)) => {

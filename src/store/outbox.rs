@@ -17,7 +17,8 @@ pub struct Mail {
     pub recipient: String,
     pub subject: String,
     pub body: String,
-    /// `pending`, `sent` or `failed` (given up).
+    /// `pending`, `sent`, `failed` (given up), `held` (for the next digest) or
+    /// `digested` (sent as part of one).
     pub status: String,
     pub attempts: u32,
     /// When the sender tries next (pending mails).
@@ -37,6 +38,45 @@ impl Store {
                 params![now, event, recipient, subject, body],
             )?;
             Ok(tx.last_insert_rowid())
+        })
+    }
+
+    /// Keeps a mail back for the next digest of its event (status `held`).
+    pub fn hold_mail(&mut self, event: &str, recipient: &str, subject: &str, body: &str) -> Result<i64, StoreError> {
+        let id = self.queue_mail(event, recipient, subject, body)?;
+        self.conn().execute("UPDATE outbox SET status = 'held' WHERE id = ?1", [id])?;
+        Ok(id)
+    }
+
+    /// Rolls the held mails of each event whose oldest was held before `before` into
+    /// one pending digest mail, made by `compose` from them, in one transaction; the
+    /// held ones become `digested`. Returns how many digests were queued.
+    pub fn roll_digests(
+        &mut self,
+        before: &str,
+        compose: impl Fn(&str, &[Mail]) -> (String, String),
+    ) -> Result<usize, StoreError> {
+        self.durably(|tx| {
+            let events: Vec<String> = tx
+                .prepare("SELECT event FROM outbox WHERE status = 'held' GROUP BY event HAVING min(created_at) <= ?1")?
+                .query_map([before], |r| r.get(0))?
+                .collect::<Result<_, _>>()?;
+            for event in &events {
+                let held: Vec<Mail> = tx
+                    .prepare(&format!("SELECT {COLUMNS} FROM outbox WHERE status = 'held' AND event = ?1 ORDER BY id"))?
+                    .query_map([event], mail)?
+                    .collect::<Result<_, _>>()?;
+                let Some(first) = held.first() else { continue };
+                let (subject, body) = compose(event, &held);
+                let now = now_millis();
+                tx.execute(
+                    "INSERT INTO outbox (created_at, event, recipient, subject, body, next_attempt)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?1)",
+                    params![now, format!("digest:{event}"), first.recipient, subject, body],
+                )?;
+                tx.execute("UPDATE outbox SET status = 'digested' WHERE status = 'held' AND event = ?1", [event])?;
+            }
+            Ok(events.len())
         })
     }
 
@@ -93,10 +133,10 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// How many mails of `event` were queued since `since` (RFC 3339).
+    /// How many mails of `event` were queued to be sent on their own since `since`.
     pub fn mails_since(&self, event: &str, since: &str) -> Result<u64, StoreError> {
         let n: i64 = self.conn().query_row(
-            "SELECT count(*) FROM outbox WHERE event = ?1 AND created_at >= ?2",
+            "SELECT count(*) FROM outbox WHERE event = ?1 AND created_at >= ?2 AND status IN ('pending', 'sent', 'failed')",
             params![event, since],
             |r| r.get(0),
         )?;
