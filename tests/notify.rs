@@ -171,3 +171,26 @@ fn each_ha_event_mails_what_happened_where_when_and_what_to_do() {
     }
     drop(db);
 }
+
+#[test]
+fn a_split_brain_is_reported_once_by_mail() {
+    let (a, b) = (TestNode::new(), TestNode::new());
+    // Two primaries at epoch 0 that know each other.
+    let db = b.serve();
+    a.trust(&db.ssh.to_string(), &b.local_key()).expect_code(0);
+    b.trust("core-a", &a.local_key()).expect_code(0);
+    let port = free_port();
+    let smtp = SmtpServer::start(a.path(), port);
+    configure(&a, port); // (names this node core-b, as in the other tests)
+    a.run(&["enable", "configure terminal", "high-availability", "heartbeat interval 1", "service enable"])
+        .expect_code(0);
+    let _da = a.serve();
+    let mails = smtp.wait_for("the split brain mail", |m| !m.is_empty());
+    assert!(mails[0].contains("Subject: [coresh core-b] SPLIT BRAIN: two primaries at the same epoch"), "{}", mails[0]);
+    assert!(mails[0].contains("is also primary, at the same epoch 0"), "{}", mails[0]);
+    assert!(mails[0].contains("run 'failover mode secondary' on the other node"), "{}", mails[0]);
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(smtp.mails().len(), 1, "reported once, not at every heartbeat");
+    let log = a.run(&["show logging high-availability"]).stdout;
+    assert_eq!(log.matches("SPLIT BRAIN").count(), 1, "{log}");
+}

@@ -326,7 +326,10 @@ async fn watch_peers(node: &mut Node, settings: &Settings) {
         };
         if let Some(h) = &hello {
             saw(&mut seen, h, offset);
-            judge_peer(node, settings, &peer.host, h);
+            // A split brain is reported when it starts, not at every look.
+            let already =
+                previous.as_ref().is_some_and(|p| p.mode.as_deref() == Some("primary") && p.epoch == Some(h.epoch));
+            judge_peer(node, settings, &peer.host, h, !already);
         }
         let was = previous.as_ref().map(|p| (p.reachable, p.mode.clone(), p.epoch));
         if was != Some((seen.reachable, seen.mode.clone(), seen.epoch)) {
@@ -346,7 +349,7 @@ async fn watch_peers(node: &mut Node, settings: &Settings) {
 }
 
 /// Compares a peer's claim with ours: a primary with a higher epoch makes us stale.
-fn judge_peer(node: &mut Node, settings: &Settings, host: &str, h: &Hello) {
+fn judge_peer(node: &mut Node, settings: &Settings, host: &str, h: &Hello, newly: bool) {
     if h.mode != "primary" {
         return;
     }
@@ -373,7 +376,7 @@ fn judge_peer(node: &mut Node, settings: &Settings, host: &str, h: &Hello) {
             }
             Err(e) => log(node, "error", &format!("stale primary detected ({stale}) but not saved: {e}")),
         }
-    } else if h.epoch == settings.epoch && settings.stale.is_none() {
+    } else if h.epoch == settings.epoch && settings.stale.is_none() && newly {
         let text = format!(
             "SPLIT BRAIN: {} ({host}) is also primary, at the same epoch {}; choose one with 'failover mode secondary' on the other",
             h.hostname, h.epoch
