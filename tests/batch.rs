@@ -439,11 +439,12 @@ fn help_in_batch_mode() {
         "ssh",
         "sync",
         "trusted-hosts",
+        "users",
         "version",
     ]) {
         assert!(line.starts_with(&format!("  {word:<width$}  ")), "{line:?} in\n{}", run.stdout);
     }
-    assert_eq!(lines.len(), 10, "{}", run.stdout);
+    assert_eq!(lines.len(), 11, "{}", run.stdout);
     assert!(!run.stdout.contains("running-config"), "privileged words are not offered in user mode");
     let run = node.run(&["enable", "sh?"]);
     assert_eq!(run.stdout, "  show  Show running system information\n");

@@ -238,3 +238,33 @@ fn lines_typed_ahead_in_one_burst_all_run() {
     p.send_line("exit").unwrap();
     p.exp_eof().unwrap();
 }
+
+#[test]
+fn a_user_password_on_a_terminal_is_asked_twice_and_never_echoed() {
+    let node = TestNode::new();
+    let mut p = open(&node);
+    p.send_line("enable").unwrap();
+    p.exp_string("core#").unwrap();
+    p.send_line("configure terminal").unwrap();
+    p.exp_string("core(config)#").unwrap();
+    p.send_line("username alice password").unwrap();
+    p.exp_string("Enter password for alice:").unwrap();
+    p.send_line("first-try-1").unwrap();
+    p.exp_string("Confirm password for alice:").unwrap();
+    p.send_line("other-try-2").unwrap();
+    p.exp_string("% The secrets do not match; the password for alice is unchanged").unwrap();
+    p.send_line("username alice password").unwrap();
+    p.exp_string("Enter password for alice:").unwrap();
+    p.send_line("kept-secret-9").unwrap();
+    p.exp_string("Confirm password for alice:").unwrap();
+    p.send_line("kept-secret-9").unwrap();
+    p.exp_string("core(config)#").unwrap();
+    p.send_line("do show users").unwrap();
+    p.exp_string("alice").unwrap();
+    p.exp_string("core(config)#").unwrap();
+    p.send_line("end").unwrap();
+    p.exp_string("core#").unwrap();
+    p.send_line("exit").unwrap();
+    let rest = p.exp_eof().unwrap();
+    assert!(!rest.contains("kept-secret-9") && !rest.contains("first-try-1"), "password echoed: {rest:?}");
+}

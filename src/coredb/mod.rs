@@ -8,6 +8,7 @@ pub mod atlas;
 mod devices;
 pub mod generate;
 mod schema;
+pub mod users;
 pub mod writer;
 
 use std::path::{Path, PathBuf};

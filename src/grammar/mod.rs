@@ -21,6 +21,7 @@ pub const FILES: &[(&str, &str)] = &[
     ("core.grammar", include_str!("../../grammar/core.grammar")),
     ("trust.grammar", include_str!("../../grammar/trust.grammar")),
     ("notify.grammar", include_str!("../../grammar/notify.grammar")),
+    ("users.grammar", include_str!("../../grammar/users.grammar")),
     ("pipes.grammar", include_str!("../../grammar/pipes.grammar")),
 ];
 

@@ -13,6 +13,7 @@ mod show;
 mod sync;
 mod system;
 mod trust;
+mod users;
 
 use chrono::Utc;
 
@@ -95,6 +96,8 @@ pub const HANDLERS: &[(&str, Handler)] = &[
     ("smtp_user", notify::smtp_user),
     ("notify_test", notify::notify_test),
     ("show_notifications", notify::show_notifications),
+    ("username", users::username),
+    ("show_users", users::show_users),
     ("show_failover_divergence", ha_status::divergence),
     ("show_failover_history", show::failover_history),
     ("show_running_config", show::running_config),

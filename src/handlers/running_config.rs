@@ -3,6 +3,7 @@
 
 use serde::Serialize;
 
+use crate::coredb::users::LocalUser;
 use crate::ha::Settings;
 use crate::notify::smtp::Smtp;
 use crate::report::Text;
@@ -29,7 +30,7 @@ fn no(on: bool) -> &'static str {
 
 /// The running configuration of a node with settings `s` and the enrollment secret's
 /// hash from its Core data.
-pub fn running_config(s: &Settings, smtp: &Smtp, enrollment: Option<&str>) -> RunningConfig {
+pub fn running_config(s: &Settings, smtp: &Smtp, users: &[LocalUser], enrollment: Option<&str>) -> RunningConfig {
     let mut global = vec![format!("hostname {}", s.hostname)];
     if let Some(hash) = &s.enable_secret {
         global.push(format!("enable secret hashed {hash}"));
@@ -39,6 +40,12 @@ pub fn running_config(s: &Settings, smtp: &Smtp, enrollment: Option<&str>) -> Ru
     }
     global.push(format!("atlas {}", if s.atlas { "enable" } else { "disable" }));
     global.extend(smtp.config_lines());
+    for user in users {
+        if let Some(hash) = &user.password_hash {
+            global.push(format!("username {} password hashed {hash}", user.name));
+        }
+        global.extend(user.public_keys.iter().map(|k| format!("username {} key {k}", user.name)));
+    }
     let mut ha = vec![format!("service {}", if s.enabled { "enable" } else { "disable" }), format!("mode {}", s.mode)];
     if s.mode == crate::ha::Mode::Secondary {
         ha.push(format!("node-status {}", s.node_status));

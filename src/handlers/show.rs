@@ -121,7 +121,8 @@ pub fn running_config(ctx: &mut Ctx, _: &Args) -> Result<Reply, CmdError> {
     let settings = ctx.settings()?;
     let enrollment = ctx.node.core()?.setting(crate::coredb::ENROLLMENT_SECRET)?;
     let smtp = crate::notify::smtp::Smtp::from_map(&ctx.node.store.settings()?);
-    Ok(Reply::show(super::running_config(&settings, &smtp, enrollment.as_deref())))
+    let users = ctx.node.core()?.local_users()?;
+    Ok(Reply::show(super::running_config(&settings, &smtp, &users, enrollment.as_deref())))
 }
 
 #[derive(Tabled)]

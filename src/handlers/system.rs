@@ -13,22 +13,23 @@ pub fn hostname(ctx: &mut Ctx, args: &Args) -> Result<Reply, CmdError> {
 pub fn enable_secret(ctx: &mut Ctx, args: &Args) -> Result<Reply, CmdError> {
     let hash = super::stored_secret(args, 1, || match args.text("SECRET") {
         Some(clear) => Ok(clear.to_string()),
-        None => ask_twice(ctx),
+        None => ask_twice(ctx, "enable secret"),
     })?;
     ctx.update(|s| s.enable_secret = hash)?;
     Ok(Reply::done())
 }
 
-fn ask_twice(ctx: &mut Ctx) -> Result<String, CmdError> {
+/// Asks for `what` twice without echo, on a terminal only.
+pub(super) fn ask_twice(ctx: &mut Ctx, what: &str) -> Result<String, CmdError> {
     if !ctx.console.is_terminal() {
-        return Err(CmdError::Failed(
-            "No terminal to ask on: use 'enable secret LINE' or 'enable secret hashed HASH'".into(),
-        ));
+        return Err(CmdError::Failed(format!(
+            "No terminal to ask on: give the {what} on the line, or its hash with 'hashed HASH'"
+        )));
     }
-    let first = ctx.console.ask_secret("Enter enable secret: ");
-    let second = ctx.console.ask_secret("Confirm enable secret: ");
+    let first = ctx.console.ask_secret(&format!("Enter {what}: "));
+    let second = ctx.console.ask_secret(&format!("Confirm {what}: "));
     match (first, second) {
         (Some(a), Some(b)) if a == b => Ok(a),
-        _ => Err(CmdError::Failed("The secrets do not match; the enable secret is unchanged".into())),
+        _ => Err(CmdError::Failed(format!("The secrets do not match; the {what} is unchanged"))),
     }
 }
