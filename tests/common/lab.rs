@@ -41,6 +41,12 @@ impl Lab {
         let id = (std::process::id() % 10_000) * 16 + n;
         let subnet = u8::try_from(100 + (id % 100)).unwrap();
         let lab = Lab { prefix: format!("cs{id}"), subnet, names: names.iter().map(|s| s.to_string()).collect() };
+        // A run killed before its cleanup leaves namespaces behind; a later process may
+        // get the same id. Clear any such leftovers first.
+        for name in names.iter().copied().chain(["sw"]) {
+            let _ = Command::new("ip").args(["netns", "del", &lab.ns(name)]).output();
+        }
+        let _ = Command::new("ip").args(["link", "del", &format!("{}h", lab.prefix)]).output();
         let sw = lab.ns("sw");
         ip(&["netns", "add", &sw]);
         for bridge in ["cl", "rp"] {
