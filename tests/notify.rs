@@ -194,3 +194,49 @@ fn a_split_brain_is_reported_once_by_mail() {
     let log = a.run(&["show logging high-availability"]).stdout;
     assert_eq!(log.matches("SPLIT BRAIN").count(), 1, "{log}");
 }
+
+#[test]
+fn smtp_settings_and_their_errors() {
+    let node = TestNode::new();
+    assert_eq!(node.run(&["show notifications"]).stdout, "No notifications.\n");
+    let lines = |node: &TestNode| -> Vec<String> {
+        let config = node.run(&["enable", "show running-config"]).stdout;
+        config.lines().filter(|l| l.starts_with("smtp ") || l.starts_with("no smtp")).map(str::to_string).collect()
+    };
+    assert_eq!(lines(&node), ["no smtp server"]);
+    let run = node.run(&["enable", "notify test"]);
+    run.expect_code(1);
+    assert_eq!(run.stderr, "% No notification address: 'notify email ADDRESS' in high-availability configuration\n");
+
+    node.run(&["enable", "configure terminal", "high-availability", "notify email ops@example.com"]).expect_code(0);
+    let run = node.run(&["enable", "notify test"]);
+    assert_eq!(
+        run.stderr,
+        "% Test notification not sent: no SMTP server is configured: 'smtp server HOST' in configuration mode\n"
+    );
+    node.run(&["enable", "configure terminal", "smtp server mail.example.com", "smtp user alerts"]).expect_code(0);
+    let run = node.run(&["enable", "notify test"]);
+    assert_eq!(
+        run.stderr,
+        "% Test notification not sent: no sender address is configured: 'smtp from ADDRESS' in configuration mode\n"
+    );
+    node.run(&["enable", "configure terminal", "smtp from coresh@example.com"]).expect_code(0);
+    assert_eq!(
+        lines(&node),
+        ["smtp server mail.example.com tls starttls", "smtp from coresh@example.com", "smtp user alerts"]
+    );
+    node.run(&["enable", "configure terminal", "no smtp user", "no smtp from", "no smtp server"]).expect_code(0);
+    assert_eq!(lines(&node), ["no smtp server"]);
+    let run = node.run(&["enable", "configure terminal", "smtp from not-an-address"]);
+    assert_ne!(run.code, 0, "a bad sender address is refused");
+    assert_eq!(node.run(&["enable", "show audit"]).stdout.matches("notify test").count(), 3);
+}
+
+#[test]
+fn an_empty_ha_log_says_where_it_comes_from() {
+    let node = TestNode::new();
+    assert_eq!(
+        node.run(&["show logging high-availability"]).stdout,
+        "The HA module log is empty: the heartbeat runs in the daemon ('coresh serve') while high availability is enabled.\n"
+    );
+}

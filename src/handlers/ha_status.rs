@@ -120,8 +120,7 @@ impl Text for Failover {
 pub fn failover(ctx: &mut Ctx, _: &Args) -> Result<Reply, CmdError> {
     let s = ctx.settings()?;
     let store = &ctx.node.store;
-    let last_failover =
-        store.history(None)?.into_iter().rev().find(|h| h.event == "mode" && h.new == "primary" && h.old != h.new);
+    let last_failover = store.last_promotion()?;
     Ok(Reply::show(Failover {
         hostname: s.hostname.clone(),
         high_availability: enabled(s.enabled),

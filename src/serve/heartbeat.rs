@@ -23,6 +23,7 @@ use crate::ssh::client::{exchange_hello, trusted_for};
 use crate::ssh::hello::Hello;
 use crate::ssh::keys::parse_public;
 use crate::store::{PeerStatus, now_millis};
+use russh::keys::PrivateKey;
 
 /// Starts the heartbeat on a thread of its own; it ends when `stop` turns true.
 pub fn spawn(
@@ -70,6 +71,13 @@ async fn run(mut view: watch::Receiver<Arc<NodeView>>, data_dir: PathBuf, mut st
             return;
         }
     };
+    let key = match crate::ssh::keys::host_key(&data_dir) {
+        Ok(k) => k,
+        Err(e) => {
+            tracing::error!(subsystem = "heartbeat", error = %e, "cannot read the node key; no heartbeat");
+            return;
+        }
+    };
     let mut state = State::default();
     let mut next = Instant::now();
     loop {
@@ -94,9 +102,9 @@ async fn run(mut view: watch::Receiver<Arc<NodeView>>, data_dir: PathBuf, mut st
             next - Instant::now()
         } else {
             let pause = match current {
-                Role::Follow(primary) => follow(&mut node, &mut state, &primary, &settings).await,
+                Role::Follow(primary) => follow(&mut node, &key, &mut state, &primary, &settings).await,
                 Role::Watch => {
-                    watch_peers(&mut node, &settings).await;
+                    watch_peers(&mut node, &key, &settings).await;
                     Duration::from_secs(u64::from(settings.heartbeat_interval.max(1)))
                 }
                 Role::Idle => Duration::from_secs(3600),
@@ -126,10 +134,16 @@ struct State {
 }
 
 /// One probe of the primary and what follows from it; returns when to probe again.
-async fn follow(node: &mut Node, state: &mut State, primary: &HostPort, settings: &Settings) -> Duration {
+async fn follow(
+    node: &mut Node,
+    key: &PrivateKey,
+    state: &mut State,
+    primary: &HostPort,
+    settings: &Settings,
+) -> Duration {
     let host = primary.to_string();
     let previous = node.store.peer_status(&host).ok().flatten().unwrap_or_default();
-    let (ssh, hello, offset) = hello_of(node, primary, settings).await;
+    let (ssh, hello, offset) = hello_of(node, key, primary, settings).await;
     let page = match &ssh {
         Ok(()) => None,
         Err(_) => Some(status_page(previous.status_url.clone(), probe_timeout(settings)).await),
@@ -229,22 +243,22 @@ fn check_clock(node: &mut Node, state: &mut State, host: &str, offset: Option<i6
 /// The SSH hello of `target`, with the clock offset it shows (its clock minus ours).
 async fn hello_of(
     node: &Node,
+    key: &PrivateKey,
     target: &HostPort,
     settings: &Settings,
 ) -> (Result<(), String>, Option<Hello>, Option<i64>) {
+    // Trusted hosts are read at each probe: an operator may change them at any time.
     let prepared = (|| -> Result<_, String> {
         let trusted = node.store.trusted_hosts().map_err(|e| e.to_string())?;
         let entry = trusted_for(&trusted, target).ok_or_else(|| format!("{target} is not a trusted host"))?;
-        let theirs = parse_public(&entry.key)?;
-        let key = crate::ssh::keys::host_key(&node.data_dir).map_err(|e| e.to_string())?;
-        Ok((theirs, key))
+        parse_public(&entry.key)
     })();
-    let (theirs, key) = match prepared {
+    let theirs = match prepared {
         Ok(p) => p,
         Err(e) => return (Err(e), None, None),
     };
     let ours = Hello::of(settings, &node.id);
-    let answer = tokio::time::timeout(probe_timeout(settings), exchange_hello(target, &key, &theirs, &ours)).await;
+    let answer = tokio::time::timeout(probe_timeout(settings), exchange_hello(target, key, &theirs, &ours)).await;
     match answer {
         Ok(Ok((hello, offset))) => (Ok(()), Some(hello), Some(offset)),
         Ok(Err(e)) => (Err(e.to_string()), None, None),
@@ -297,7 +311,7 @@ fn describe_peer(h: &Hello, offset: Option<i64>) -> String {
 
 /// A primary's watch of its trusted peers: a peer that is primary with a higher epoch
 /// makes this node stale. Only changes are logged.
-async fn watch_peers(node: &mut Node, settings: &Settings) {
+async fn watch_peers(node: &mut Node, key: &PrivateKey, settings: &Settings) {
     let peers = match node.store.trusted_hosts() {
         Ok(t) => t,
         Err(e) => {
@@ -310,7 +324,7 @@ async fn watch_peers(node: &mut Node, settings: &Settings) {
         let Ok(target) = peer.host.parse::<HostPort>() else { continue };
         kept.push(peer.host.clone());
         let previous = node.store.peer_status(&peer.host).ok().flatten();
-        let (ssh, hello, offset) = hello_of(node, &target, settings).await;
+        let (ssh, hello, offset) = hello_of(node, key, &target, settings).await;
         let mut seen = PeerStatus {
             host: peer.host.clone(),
             role: "peer".into(),

@@ -2,7 +2,7 @@
 //! outcome and HA decision, timestamped, kept to the newest [`KEPT`] lines; and what the
 //! heartbeat last saw of each peer, for `show failover`.
 
-use rusqlite::params;
+use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 
 use super::{Store, StoreError, now_millis};
@@ -102,34 +102,18 @@ impl Store {
 
     /// What the heartbeat last saw of `host`.
     pub fn peer_status(&self, host: &str) -> Result<Option<PeerStatus>, StoreError> {
-        Ok(self.peer_statuses()?.into_iter().find(|p| p.host == host))
+        Ok(self
+            .conn()
+            .prepare_cached(&format!("SELECT {PEER_COLUMNS} FROM peer_status WHERE host = ?1"))?
+            .query_row([host], peer)
+            .optional()?)
     }
 
     /// What the heartbeat last saw of every peer it probes.
     pub fn peer_statuses(&self) -> Result<Vec<PeerStatus>, StoreError> {
-        let mut stmt = self.conn().prepare_cached(
-            "SELECT host, role, checked_at, reachable, failures, error, last_seen, hostname, mode, node_status,
-                    epoch, version, offset_ms, status_url
-               FROM peer_status ORDER BY role, host",
-        )?;
-        let rows = stmt.query_map([], |r| {
-            Ok(PeerStatus {
-                host: r.get(0)?,
-                role: r.get(1)?,
-                checked_at: r.get(2)?,
-                reachable: r.get(3)?,
-                failures: r.get(4)?,
-                error: r.get(5)?,
-                last_seen: r.get(6)?,
-                hostname: r.get(7)?,
-                mode: r.get(8)?,
-                node_status: r.get(9)?,
-                epoch: r.get::<_, Option<i64>>(10)?.and_then(|e| u64::try_from(e).ok()),
-                version: r.get(11)?,
-                offset_ms: r.get(12)?,
-                status_url: r.get(13)?,
-            })
-        })?;
+        let mut stmt =
+            self.conn().prepare_cached(&format!("SELECT {PEER_COLUMNS} FROM peer_status ORDER BY role, host"))?;
+        let rows = stmt.query_map([], peer)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
@@ -141,6 +125,28 @@ impl Store {
         }
         Ok(())
     }
+}
+
+const PEER_COLUMNS: &str = "host, role, checked_at, reachable, failures, error, last_seen, hostname, mode, \
+     node_status, epoch, version, offset_ms, status_url";
+
+fn peer(r: &rusqlite::Row) -> rusqlite::Result<PeerStatus> {
+    Ok(PeerStatus {
+        host: r.get(0)?,
+        role: r.get(1)?,
+        checked_at: r.get(2)?,
+        reachable: r.get(3)?,
+        failures: r.get(4)?,
+        error: r.get(5)?,
+        last_seen: r.get(6)?,
+        hostname: r.get(7)?,
+        mode: r.get(8)?,
+        node_status: r.get(9)?,
+        epoch: r.get::<_, Option<i64>>(10)?.and_then(|e| u64::try_from(e).ok()),
+        version: r.get(11)?,
+        offset_ms: r.get(12)?,
+        status_url: r.get(13)?,
+    })
 }
 
 #[cfg(test)]

@@ -38,6 +38,17 @@ pub struct SyncSummary {
     pub result: String,
 }
 
+fn entry(r: &rusqlite::Row) -> rusqlite::Result<HistoryEntry> {
+    Ok(HistoryEntry {
+        at: r.get(0)?,
+        event: r.get(1)?,
+        old: r.get(2)?,
+        new: r.get(3)?,
+        reason: r.get(4)?,
+        actor: r.get(5)?,
+    })
+}
+
 /// Appends a change to the failover history inside `tx`.
 pub fn record(tx: &Transaction, e: &HistoryEntry) -> Result<(), StoreError> {
     tx.execute(
@@ -55,17 +66,20 @@ impl Store {
                (SELECT * FROM failover_history ORDER BY id DESC LIMIT ?1) ORDER BY id",
         )?;
         let limit = last.map_or(-1, |n| i64::try_from(n).unwrap_or(i64::MAX));
-        let rows = stmt.query_map([limit], |r| {
-            Ok(HistoryEntry {
-                at: r.get(0)?,
-                event: r.get(1)?,
-                old: r.get(2)?,
-                new: r.get(3)?,
-                reason: r.get(4)?,
-                actor: r.get(5)?,
-            })
-        })?;
+        let rows = stmt.query_map([limit], entry)?;
         Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The most recent change of mode to primary (the last failover or promotion).
+    pub fn last_promotion(&self) -> Result<Option<HistoryEntry>, StoreError> {
+        Ok(self
+            .conn()
+            .prepare_cached(
+                "SELECT at, event, old, new, reason, actor FROM failover_history
+                  WHERE event = 'mode' AND new = 'primary' AND old != new ORDER BY id DESC LIMIT 1",
+            )?
+            .query_row([], entry)
+            .optional()?)
     }
 
     /// The most recent sync run, if any.
