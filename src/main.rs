@@ -92,6 +92,22 @@ enum Command {
         #[command(subcommand)]
         what: Docs,
     },
+    /// The shell of one SSH console session (started by the daemon's SSH server).
+    #[command(hide = true)]
+    ConsoleSession {
+        /// The local user who logged in.
+        #[arg(long)]
+        user: String,
+        /// The client's address.
+        #[arg(long)]
+        source: String,
+        /// The session's id in `show sessions`.
+        #[arg(long)]
+        session: i64,
+        /// One line to run (an exec request) instead of the shell.
+        #[arg(long)]
+        command: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -187,6 +203,15 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                 );
             }
             return Ok(if report.failed == 0 { 0 } else { 1 });
+        }
+        Some(Command::ConsoleSession { user, source, session, command }) => {
+            let node = Node::open(&data_dir)?;
+            let mut shell = Shell::new(node, Session::remote(&user, &source, session)).map_err(anyhow::Error::msg)?;
+            return Ok(match command {
+                Some(line) => run_batch(&mut shell, std::iter::once(Ok(line.into_bytes())), BatchOptions::default()),
+                None if std::io::stdin().is_terminal() => run_interactive(&mut shell),
+                None => run_batch(&mut shell, coresh::shell::stdin_lines(), BatchOptions::default()),
+            });
         }
         None => {}
     }

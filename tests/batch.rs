@@ -436,15 +436,17 @@ fn help_in_batch_mode() {
         "failover",
         "logging",
         "notifications",
+        "sessions",
         "ssh",
         "sync",
+        "terminal",
         "trusted-hosts",
         "users",
         "version",
     ]) {
         assert!(line.starts_with(&format!("  {word:<width$}  ")), "{line:?} in\n{}", run.stdout);
     }
-    assert_eq!(lines.len(), 11, "{}", run.stdout);
+    assert_eq!(lines.len(), 13, "{}", run.stdout);
     assert!(!run.stdout.contains("running-config"), "privileged words are not offered in user mode");
     let run = node.run(&["enable", "sh?"]);
     assert_eq!(run.stdout, "  show  Show running system information\n");

@@ -207,7 +207,7 @@ fn long_output_pages_until_terminal_length_zero() {
     p.exp_string("hostname core").unwrap();
     p.exp_string(" --More-- ").unwrap();
     type_keys(&mut p, " ");
-    p.exp_string(" mode primary").unwrap();
+    p.exp_string("login delay 1").unwrap();
     p.exp_string(" --More-- ").unwrap();
     type_keys(&mut p, "\r");
     p.exp_string(" --More-- ").unwrap();

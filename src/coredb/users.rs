@@ -27,6 +27,11 @@ pub fn valid_name(name: &str) -> bool {
 }
 
 impl CoreDb {
+    /// The local user called `name`.
+    pub fn local_user(&self, name: &str) -> Result<Option<LocalUser>, StoreError> {
+        Ok(self.local_users()?.into_iter().find(|u| u.name == name))
+    }
+
     /// Every local user, by name.
     pub fn local_users(&self) -> Result<Vec<LocalUser>, StoreError> {
         let mut stmt = self

@@ -22,6 +22,7 @@ pub const FILES: &[(&str, &str)] = &[
     ("trust.grammar", include_str!("../../grammar/trust.grammar")),
     ("notify.grammar", include_str!("../../grammar/notify.grammar")),
     ("users.grammar", include_str!("../../grammar/users.grammar")),
+    ("console.grammar", include_str!("../../grammar/console.grammar")),
     ("pipes.grammar", include_str!("../../grammar/pipes.grammar")),
 ];
 

@@ -2,6 +2,7 @@
 //! typed [`Args`] and returning a typed [`Reply`]. [`HANDLERS`] is the only place
 //! names meet functions; a test checks that it and the grammar agree.
 
+mod console;
 mod core;
 mod failover;
 mod ha_config;
@@ -70,6 +71,7 @@ pub const HANDLERS: &[(&str, Handler)] = &[
     ("end", modes::end),
     ("do_exec", modes::do_exec),
     ("terminal_length", modes::terminal_length),
+    ("show_terminal", modes::show_terminal),
     ("failover_mode_primary", failover::mode_primary),
     ("failover_mode_secondary", failover::mode_secondary),
     ("failover_client_connection", failover::client_connection),
@@ -98,6 +100,12 @@ pub const HANDLERS: &[(&str, Handler)] = &[
     ("show_notifications", notify::show_notifications),
     ("username", users::username),
     ("show_users", users::show_users),
+    ("exec_timeout", console::exec_timeout),
+    ("session_limit", console::session_limit),
+    ("login_block", console::login_block),
+    ("login_delay", console::login_delay),
+    ("show_sessions", console::show_sessions),
+    ("clear_lockout", console::clear_lockout),
     ("show_failover_divergence", ha_status::divergence),
     ("show_failover_history", show::failover_history),
     ("show_running_config", show::running_config),

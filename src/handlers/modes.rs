@@ -1,9 +1,12 @@
 //! Moving between modes: enable (with the enable secret), disable, configure terminal,
-//! high-availability, exit, end, do; and `terminal length`.
+//! high-availability, exit, end, do; and the session's terminal (`terminal length`,
+//! `show terminal`).
+
+use serde::Serialize;
 
 use super::Ctx;
 use crate::cli::Args;
-use crate::report::{CmdError, Next, Reply};
+use crate::report::{CmdError, Next, Reply, Text, fields};
 use crate::secret;
 
 /// Tries a secret this many times on a terminal before giving up, as IOS does.
@@ -11,16 +14,23 @@ const ATTEMPTS: usize = 3;
 
 pub fn enable(ctx: &mut Ctx, _: &Args) -> Result<Reply, CmdError> {
     let Some(hash) = ctx.settings()?.enable_secret else {
+        // As on IOS: over a remote line, no enable secret means no enable.
+        if ctx.session.remote.is_some() {
+            return Err(CmdError::Denied("No password set".into()));
+        }
         return Ok(Reply::mode("enable"));
     };
     let attempts = if ctx.console.is_terminal() { ATTEMPTS } else { 1 };
     for _ in 0..attempts {
         let Some(given) = ctx.console.ask_secret("Password: ") else {
-            return Err(CmdError::Denied(
-                "An enable secret is set and there is no terminal to ask for it: \
-                 give it with --secret-file FILE or CORESH_ENABLE_SECRET"
-                    .into(),
-            ));
+            let how = if ctx.session.remote.is_some() {
+                "log in with a terminal (ssh -t) to be asked for it"
+            } else {
+                "give it with --secret-file FILE or CORESH_ENABLE_SECRET"
+            };
+            return Err(CmdError::Denied(format!(
+                "An enable secret is set and there is no terminal to ask for it: {how}"
+            )));
         };
         if secret::verify(&hash, &given) {
             return Ok(Reply::mode("enable"));
@@ -65,4 +75,56 @@ pub fn do_exec(ctx: &mut Ctx, _: &Args) -> Result<Reply, CmdError> {
 pub fn terminal_length(ctx: &mut Ctx, args: &Args) -> Result<Reply, CmdError> {
     ctx.session.term_length = args.int("LENGTH").and_then(|n| u32::try_from(n).ok()).unwrap_or(0);
     Ok(Reply::done())
+}
+
+/// `show terminal`: the session's line, as IOS shows it.
+#[derive(Serialize)]
+struct Line {
+    /// `TERM`, if set.
+    kind: Option<String>,
+    /// Columns and rows, when output goes to a terminal.
+    columns: Option<u32>,
+    rows: Option<u32>,
+    /// Lines per screen before `--More--` (0: no paging).
+    length: u32,
+    user: String,
+    source: String,
+    /// The SSH console session, if this is one.
+    ssh_session: Option<i64>,
+}
+
+impl Text for Line {
+    fn text(&self) -> String {
+        let size = match (self.columns, self.rows) {
+            (Some(c), Some(r)) => format!("{c} columns, {r} rows"),
+            _ => "not a terminal".into(),
+        };
+        let length = match self.length {
+            0 => "0 (no paging)".to_string(),
+            n => format!("{n} lines"),
+        };
+        let line = match self.ssh_session {
+            Some(id) => format!("SSH session {id}: {} from {}", self.user, self.source),
+            None => format!("{} on the {}", self.user, self.source),
+        };
+        fields(&[
+            ("Line", line),
+            ("Type", self.kind.clone().unwrap_or_else(|| "-".into())),
+            ("Size", size),
+            ("Length", length),
+        ])
+    }
+}
+
+pub fn show_terminal(ctx: &mut Ctx, _: &Args) -> Result<Reply, CmdError> {
+    let size = crate::shell::terminal_size();
+    Ok(Reply::show(Line {
+        kind: std::env::var("TERM").ok().filter(|t| !t.is_empty()),
+        columns: size.map(|s| s.0),
+        rows: size.map(|s| s.1),
+        length: ctx.session.term_length,
+        user: ctx.session.user.clone(),
+        source: ctx.session.source.clone(),
+        ssh_session: ctx.session.remote,
+    }))
 }

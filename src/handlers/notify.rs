@@ -24,7 +24,7 @@ pub fn smtp_server(ctx: &mut Ctx, args: &Args) -> Result<Reply, CmdError> {
         }
     };
     let security = args.text("security").and_then(|t| t.parse::<Security>().ok()).unwrap_or(Security::Starttls);
-    smtp::update(&mut ctx.node.store, |c| {
+    ctx.node.store.update_settings(|c| {
         c.insert(smtp::SERVER, server.as_ref().map(ToString::to_string));
         c.insert(smtp::SECURITY, server.as_ref().map(|_| security.as_str().to_string()));
     })?;
@@ -33,7 +33,7 @@ pub fn smtp_server(ctx: &mut Ctx, args: &Args) -> Result<Reply, CmdError> {
 
 pub fn smtp_from(ctx: &mut Ctx, args: &Args) -> Result<Reply, CmdError> {
     let from = args.text("ADDRESS").map(str::to_string);
-    smtp::update(&mut ctx.node.store, |c| {
+    ctx.node.store.update_settings(|c| {
         c.insert(smtp::FROM, from);
     })?;
     Ok(Reply::done())
@@ -50,7 +50,7 @@ pub fn smtp_user(ctx: &mut Ctx, args: &Args) -> Result<Reply, CmdError> {
         }
         (None, None) => None,
     };
-    smtp::update(&mut ctx.node.store, |c| {
+    ctx.node.store.update_settings(|c| {
         c.insert(smtp::USER, user);
         c.insert(smtp::PASSWORD, sealed);
     })?;

@@ -5,7 +5,6 @@ use serde::Serialize;
 
 use crate::coredb::users::LocalUser;
 use crate::ha::Settings;
-use crate::notify::smtp::Smtp;
 use crate::report::Text;
 
 /// The configuration of one mode.
@@ -28,9 +27,15 @@ fn no(on: bool) -> &'static str {
     if on { "" } else { "no " }
 }
 
-/// The running configuration of a node with settings `s` and the enrollment secret's
-/// hash from its Core data.
-pub fn running_config(s: &Settings, smtp: &Smtp, users: &[LocalUser], enrollment: Option<&str>) -> RunningConfig {
+/// The running configuration of a node with settings `s`, the global lines of settings
+/// other rooms own (SMTP, the console policy), its local users and the enrollment
+/// secret's hash from its Core data.
+pub fn running_config(
+    s: &Settings,
+    owned: Vec<String>,
+    users: &[LocalUser],
+    enrollment: Option<&str>,
+) -> RunningConfig {
     let mut global = vec![format!("hostname {}", s.hostname)];
     if let Some(hash) = &s.enable_secret {
         global.push(format!("enable secret hashed {hash}"));
@@ -39,7 +44,7 @@ pub fn running_config(s: &Settings, smtp: &Smtp, users: &[LocalUser], enrollment
         global.push(format!("enrollment-secret hashed {hash}"));
     }
     global.push(format!("atlas {}", if s.atlas { "enable" } else { "disable" }));
-    global.extend(smtp.config_lines());
+    global.extend(owned);
     for user in users {
         if let Some(hash) = &user.password_hash {
             global.push(format!("username {} password hashed {hash}", user.name));

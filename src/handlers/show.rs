@@ -120,9 +120,11 @@ pub fn failover_history(ctx: &mut Ctx, args: &Args) -> Result<Reply, CmdError> {
 pub fn running_config(ctx: &mut Ctx, _: &Args) -> Result<Reply, CmdError> {
     let settings = ctx.settings()?;
     let enrollment = ctx.node.core()?.setting(crate::coredb::ENROLLMENT_SECRET)?;
-    let smtp = crate::notify::smtp::Smtp::from_map(&ctx.node.store.settings()?);
+    let map = ctx.node.store.settings()?;
+    let mut owned = crate::notify::smtp::Smtp::from_map(&map).config_lines();
+    owned.extend(crate::ssh::policy::Policy::from_map(&map).config_lines());
     let users = ctx.node.core()?.local_users()?;
-    Ok(Reply::show(super::running_config(&settings, &smtp, &users, enrollment.as_deref())))
+    Ok(Reply::show(super::running_config(&settings, owned, &users, enrollment.as_deref())))
 }
 
 #[derive(Tabled)]

@@ -15,7 +15,6 @@ use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use ring::aead::{self, Aad, LessSafeKey, Nonce, UnboundKey};
 
 use crate::host::HostPort;
-use crate::store::{Store, StoreError};
 
 pub const SERVER: &str = "smtp.server";
 pub const SECURITY: &str = "smtp.tls";
@@ -161,21 +160,6 @@ pub async fn send(
     }
     let answer = builder.build().send(message).await.map_err(|e| SendError::Smtp(e.to_string()))?;
     Ok(format!("{} {}", answer.code(), answer.message().collect::<Vec<_>>().join(" ")))
-}
-
-/// Stores the SMTP settings `edit` changes.
-pub fn update(
-    store: &mut Store,
-    edit: impl FnOnce(&mut BTreeMap<&'static str, Option<String>>),
-) -> Result<(), StoreError> {
-    store.durably(|tx| {
-        let mut changes = BTreeMap::new();
-        edit(&mut changes);
-        for (key, value) in changes {
-            crate::store::put_setting(tx, key, value.as_deref())?;
-        }
-        Ok(())
-    })
 }
 
 fn key(data_dir: &Path) -> Result<LessSafeKey, String> {

@@ -100,7 +100,12 @@ async fn serve(node: Node, options: ServeOptions) -> anyhow::Result<()> {
         keys: vec![host_key],
         auth_rejection_time: std::time::Duration::from_millis(300),
         auth_rejection_time_initial: Some(std::time::Duration::ZERO),
-        inactivity_timeout: Some(std::time::Duration::from_secs(600)),
+        // Consoles have their own idle timeout (exec-timeout); dead clients are found
+        // by keepalives.
+        inactivity_timeout: None,
+        keepalive_interval: Some(std::time::Duration::from_secs(30)),
+        keepalive_max: 3,
+        methods: russh::MethodSet::from(&[russh::MethodKind::PublicKey, russh::MethodKind::Password][..]),
         // Replication is request and answer: Nagle's algorithm would hold each answer
         // back for the peer's delayed ACK.
         nodelay: true,
@@ -110,7 +115,11 @@ async fn serve(node: Node, options: ServeOptions) -> anyhow::Result<()> {
         view: watcher.view.clone(),
         data_dir: node.data_dir.clone(),
         status_page: Some(status_page),
+        gate: Arc::new(crate::ssh::login::Gate::new(node.data_dir.clone(), watcher.view.clone())),
+        consoles: Arc::default(),
     };
+    // Sessions recorded by an earlier run of the daemon are gone with it.
+    node.store.sessions_clear()?;
     let ssh = russh::server::Server::run_on_socket(&mut ssh_server, ssh_config, &ssh_listener);
     let ssh_handle = ssh.handle();
     tokio::select! {

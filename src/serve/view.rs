@@ -30,14 +30,18 @@ pub struct NodeView {
     pub node_id: String,
     /// Public keys of the trusted hosts (peers may log in with these only).
     pub trusted_keys: Vec<russh::keys::PublicKey>,
+    /// The console's login policy.
+    pub policy: crate::ssh::policy::Policy,
     /// `None` while the databases read fine; otherwise why not.
     pub fault: Option<String>,
 }
 
 /// Reads the view once.
 fn read(store: &Store, core: &CoreDb, node_id: &str) -> Result<NodeView, StoreError> {
+    let map = store.settings()?;
     Ok(NodeView {
-        settings: Settings::from_map(&store.settings()?)?,
+        settings: Settings::from_map(&map)?,
+        policy: crate::ssh::policy::Policy::from_map(&map),
         last_sync: store.last_sync()?,
         enrollment_hash: core.setting(ENROLLMENT_SECRET)?,
         node_id: node_id.to_string(),

@@ -21,6 +21,7 @@ use crate::store::{AuditEntry, Outcome, now_text};
 pub use batch::{BatchOptions, run as run_batch, stdin_lines};
 pub use interactive::run as run_interactive;
 pub use output::FILTERS;
+pub use pager::terminal_size;
 pub use session::{BatchConsole, Console, Session, TtyConsole};
 
 /// How a line ended. Batch runs exit with [`Status::code`].

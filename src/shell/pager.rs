@@ -66,11 +66,17 @@ fn read_key() -> Option<u8> {
 
 /// Rows of the terminal on standard output, if it is one.
 pub fn terminal_rows() -> Option<u32> {
+    terminal_size().map(|(_, rows)| rows)
+}
+
+/// The size of the terminal on standard output, as (columns, rows); `None` when
+/// standard output is not a terminal or the terminal does not say.
+pub fn terminal_size() -> Option<(u32, u32)> {
     // SAFETY: winsize is plain data filled by the ioctl.
     unsafe {
         let mut size: libc::winsize = std::mem::zeroed();
         (libc::ioctl(libc::STDOUT_FILENO, libc::TIOCGWINSZ, &mut size) == 0 && size.ws_row > 0)
-            .then_some(u32::from(size.ws_row))
+            .then_some((u32::from(size.ws_col), u32::from(size.ws_row)))
     }
 }
 

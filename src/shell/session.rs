@@ -12,12 +12,20 @@ pub struct Session {
     pub source: String,
     /// Lines per screen before `--More--`; 0 turns paging off.
     pub term_length: u32,
+    /// The SSH console session this is (`show sessions`); `None` on the local console
+    /// or in a batch run. Over SSH, `enable` needs an enable secret.
+    pub remote: Option<i64>,
 }
 
 impl Session {
     /// A new session in user mode.
     pub fn new(user: &str, source: &str) -> Session {
-        Session { mode: "user".into(), user: user.into(), source: source.into(), term_length: 0 }
+        Session { mode: "user".into(), user: user.into(), source: source.into(), term_length: 0, remote: None }
+    }
+
+    /// A new session of an operator logged in over SSH from `source`.
+    pub fn remote(user: &str, source: &str, id: i64) -> Session {
+        Session { remote: Some(id), ..Session::new(user, source) }
     }
 
     /// `user@source`, as the failover history records who caused a change.

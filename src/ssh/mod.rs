@@ -1,8 +1,11 @@
-//! SSH between nodes (russh, ring): the node key, the daemon's server that only
-//! trusted peers may use and only for the replication channel, and the client side
-//! (`failover test-connection`, and replication to come).
+//! SSH (russh, ring): the node key; the daemon's server, where trusted peers open only
+//! the replication channel and operators (local users) only consoles; the login policy
+//! and its gate; and the client side between nodes (`failover test-connection`, sync).
 
 pub mod client;
+pub mod console;
 pub mod hello;
 pub mod keys;
+pub mod login;
+pub mod policy;
 pub mod server;

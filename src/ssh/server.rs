@@ -1,23 +1,29 @@
-//! The daemon's SSH server (the guide's port 22). Peers log in as `coresh-peer` with a
-//! key from the trusted hosts and may open only the replication subsystem: a shell, a
-//! command or a pseudo-terminal is refused. On the subsystem each side first sends its
-//! [`Hello`]; then the peer asks, one line at a time, and this node answers (a full
-//! snapshot is streamed from a consistent copy, so device traffic goes on meanwhile).
+//! The daemon's SSH server (the guide's port 22), for two kinds of client. Peers log in
+//! as `coresh-peer` with a key from the trusted hosts and may open only the replication
+//! subsystem: on it each side first sends its [`Hello`]; then the peer asks, one line at
+//! a time, and this node answers (a full snapshot is streamed from a consistent copy, so
+//! device traffic goes on meanwhile). Operators log in as local users ([`super::login`])
+//! and get consoles ([`super::console`]): a shell, or one command, never replication.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 
-use russh::server::{Auth, ChannelOpenHandle, Msg, Session, VerifiedPublicKey};
+use russh::keys::PublicKey;
+use russh::server::{Auth, ChannelOpenHandle, Msg, PublicKeyOffer, Session, VerifiedPublicKey};
 use russh::{Channel, ChannelId};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 
+use super::console::{End, Input, Launch, Terminal};
 use super::hello::{Hello, MAX_HELLO, PEER_USER, SUBSYSTEM, StatusPage};
 use super::keys::fingerprint;
+use super::login::Gate;
 use crate::replication::SnapshotRequest;
 use crate::replication::serve::{Wanted, positions, stream};
 use crate::serve::view::NodeView;
+use crate::store::Outcome;
 
 /// Longest request line (it carries the puller's file manifest).
 pub const MAX_REQUEST: usize = 16 * 1024 * 1024;
@@ -30,6 +36,10 @@ pub struct SshServer {
     pub data_dir: PathBuf,
     /// The status pages this daemon serves, advertised in its hello.
     pub status_page: Option<StatusPage>,
+    /// Decides operator logins.
+    pub gate: Arc<Gate>,
+    /// Consoles open now, on every connection (`session-limit`).
+    pub consoles: Arc<AtomicU32>,
 }
 
 /// Where a replication channel stands.
@@ -53,6 +63,12 @@ impl russh::server::Server for SshServer {
             status_page: self.status_page,
             peer,
             subsystems: HashMap::new(),
+            gate: self.gate.clone(),
+            open_consoles: self.consoles.clone(),
+            login: Login::None,
+            refused_keys: 0,
+            tried_user: String::new(),
+            consoles: HashMap::new(),
         }
     }
 
@@ -61,7 +77,23 @@ impl russh::server::Server for SshServer {
     }
 }
 
-/// One peer connection.
+/// Who a connection logged in as.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Login {
+    None,
+    /// A trusted peer (replication only).
+    Peer,
+    /// A local user (consoles only).
+    Operator(String),
+}
+
+/// A console channel: asked for (with or without a terminal), then running.
+enum ConsoleChannel {
+    Asked(Option<Terminal>),
+    Running(mpsc::Sender<Input>),
+}
+
+/// One client connection (a peer or an operator).
 pub struct PeerSession {
     view: watch::Receiver<Arc<NodeView>>,
     data_dir: PathBuf,
@@ -69,6 +101,14 @@ pub struct PeerSession {
     peer: Option<SocketAddr>,
     /// Replication channels and where each stands.
     subsystems: HashMap<ChannelId, Stage>,
+    gate: Arc<Gate>,
+    open_consoles: Arc<AtomicU32>,
+    login: Login,
+    /// Operator keys refused on this connection (a failure if nothing else succeeds).
+    refused_keys: u32,
+    /// The user name the last refused key was offered for.
+    tried_user: String,
+    consoles: HashMap<ChannelId, ConsoleChannel>,
 }
 
 impl PeerSession {
@@ -88,34 +128,167 @@ impl PeerSession {
         self.peer.map_or_else(|| "unknown".into(), |p| p.to_string())
     }
 
+    fn address(&self) -> IpAddr {
+        self.peer.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |p| p.ip())
+    }
+
     fn refuse(&self, channel: ChannelId, what: &str, session: &mut Session) -> Result<(), russh::Error> {
-        tracing::warn!(subsystem = "ssh", peer = %self.peer(), "refused {what}: peers may open only the replication channel");
+        let why = match self.login {
+            Login::Peer => "peers may open only the replication channel",
+            _ => "operators may open only a console",
+        };
+        tracing::warn!(subsystem = "ssh", peer = %self.peer(), "refused {what}: {why}");
         session.channel_failure(channel)?;
         session.close(channel)
+    }
+
+    /// Whether `key` is a trusted peer's.
+    fn trusted(&self, key: &PublicKey) -> bool {
+        let same = |k: &PublicKey| k.key_data() == key.key_data();
+        // A trusted host added a moment ago may not be in the view yet: ask the store.
+        self.view.borrow().trusted_keys.iter().any(same) || self.trusted_now().iter().any(same)
+    }
+
+    /// Starts a shell (`command` `None`) or one command on `channel` for the operator.
+    fn start_console(
+        &mut self,
+        channel: ChannelId,
+        command: Option<String>,
+        session: &mut Session,
+    ) -> Result<(), russh::Error> {
+        let Login::Operator(user) = self.login.clone() else {
+            return self.refuse(channel, "a console", session);
+        };
+        let Some(ConsoleChannel::Asked(terminal)) = self.consoles.remove(&channel) else {
+            return self.refuse(channel, "a second console on one channel", session);
+        };
+        session.channel_success(channel)?;
+        let policy = self.view.borrow().policy;
+        let (tx, rx) = mpsc::channel(64);
+        self.consoles.insert(channel, ConsoleChannel::Running(tx));
+        let (gate, handle, open, address) =
+            (self.gate.clone(), session.handle(), self.open_consoles.clone(), self.address());
+        let kind = if command.is_some() { "exec" } else { "shell" };
+        let term = terminal.as_ref().map_or_else(|| "-".to_string(), |t| t.term.clone());
+        let data_dir = self.data_dir.clone();
+        tokio::spawn(async move {
+            if open.fetch_add(1, Ordering::SeqCst) >= policy.session_limit {
+                open.fetch_sub(1, Ordering::SeqCst);
+                let limit = policy.session_limit;
+                let note =
+                    format!("% Session limit reached: {limit} console sessions are open (session-limit {limit}).\r\n");
+                let _ = handle.extended_data(channel, 1, bytes::Bytes::from(note)).await;
+                gate.audit(&user, address, format!("{kind} refused: session limit {limit} reached"), Outcome::Denied)
+                    .await;
+                super::console::finish(&handle, channel, &End::Exited(1)).await;
+                return;
+            }
+            let id = gate.session_opened(&user, address, kind, &term).await;
+            let started = match &command {
+                Some(line) => format!("exec {line}"),
+                None => format!("shell (terminal {term})"),
+            };
+            gate.audit(&user, address, started, Outcome::Ok).await;
+            let launch = Launch {
+                data_dir,
+                user: user.clone(),
+                address,
+                session_id: id.unwrap_or(0),
+                terminal,
+                command,
+                idle: policy.idle(),
+            };
+            let end = super::console::run(handle.clone(), channel, launch, rx).await;
+            open.fetch_sub(1, Ordering::SeqCst);
+            gate.session_closed(id).await;
+            let outcome = if matches!(end, End::Exited(0) | End::Closed) { Outcome::Ok } else { Outcome::Failed };
+            gate.audit(&user, address, format!("{kind} ended: {end}"), outcome).await;
+            super::console::finish(&handle, channel, &end).await;
+        });
+        Ok(())
+    }
+
+    /// Hands `input` to the console on `channel`; `false` when there is none.
+    async fn feed_console(&self, channel: ChannelId, input: Input) -> bool {
+        match self.consoles.get(&channel) {
+            Some(ConsoleChannel::Running(tx)) => {
+                // The console may have ended; what it did not take is dropped.
+                let _ = tx.send(input).await;
+                true
+            }
+            Some(ConsoleChannel::Asked(_)) => true,
+            None => false,
+        }
+    }
+}
+
+impl Drop for PeerSession {
+    fn drop(&mut self) {
+        let (gate, address) = (self.gate.clone(), self.address());
+        let ended = match &self.login {
+            Login::Operator(user) => Some((user.clone(), true)),
+            Login::None if self.refused_keys > 0 => Some((self.tried_user.clone(), false)),
+            _ => None,
+        };
+        let Some((user, logged_in)) = ended else { return };
+        let keys = self.refused_keys;
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                if logged_in {
+                    gate.audit(&user, address, "logout".into(), Outcome::Ok).await;
+                } else {
+                    gate.failed(&user, address, format!("login failed (publickey): {keys} key(s) refused")).await;
+                }
+            });
+        }
     }
 }
 
 impl russh::server::Handler for PeerSession {
     type Error = russh::Error;
 
-    async fn auth_publickey(&mut self, user: &str, key: VerifiedPublicKey<'_>) -> Result<Auth, Self::Error> {
-        let same = |k: &russh::keys::PublicKey| k.key_data() == key.public_key.key_data();
-        let mut trusted = self.view.borrow().trusted_keys.iter().any(same);
-        if !trusted && user == PEER_USER {
-            // A trusted host added a moment ago may not be in the view yet: ask the store.
-            trusted = self.trusted_now().iter().any(same);
+    async fn auth_password(&mut self, user: &str, password: &str) -> Result<Auth, Self::Error> {
+        if user == PEER_USER || self.login != Login::None {
+            return Ok(Auth::reject());
         }
-        if user == PEER_USER && trusted {
-            tracing::debug!(subsystem = "ssh", peer = %self.peer(), key = %fingerprint(key.public_key), "peer authenticated");
+        if self.gate.password(user, password, self.address()).await {
+            self.login = Login::Operator(user.to_string());
             return Ok(Auth::Accept);
         }
-        tracing::warn!(
-            subsystem = "ssh",
-            peer = %self.peer(),
-            user,
-            key = %fingerprint(key.public_key),
-            "login refused: not a trusted peer key"
-        );
+        Ok(Auth::reject())
+    }
+
+    async fn auth_publickey_offered(&mut self, user: &str, offer: PublicKeyOffer<'_>) -> Result<Auth, Self::Error> {
+        let key = offer.public_key;
+        let known = if user == PEER_USER { self.trusted(key) } else { self.gate.user_key(user, key).await };
+        if known {
+            return Ok(Auth::Accept);
+        }
+        if user != PEER_USER {
+            self.refused_keys += 1;
+            self.tried_user = user.to_string();
+        }
+        tracing::debug!(subsystem = "ssh", peer = %self.peer(), user, key = %fingerprint(key), "key offer refused");
+        Ok(Auth::reject())
+    }
+
+    async fn auth_publickey(&mut self, user: &str, key: VerifiedPublicKey<'_>) -> Result<Auth, Self::Error> {
+        let print = fingerprint(key.public_key);
+        if user == PEER_USER && self.trusted(key.public_key) {
+            tracing::debug!(subsystem = "ssh", peer = %self.peer(), key = %print, "peer authenticated");
+            self.login = Login::Peer;
+            return Ok(Auth::Accept);
+        }
+        if user != PEER_USER && self.gate.user_key(user, key.public_key).await {
+            let address = self.address();
+            if self.gate.locked_out(user, address).await {
+                return Ok(Auth::reject());
+            }
+            self.gate.audit(user, address, format!("login (publickey {print})"), Outcome::Ok).await;
+            self.login = Login::Operator(user.to_string());
+            return Ok(Auth::Accept);
+        }
+        tracing::warn!(subsystem = "ssh", peer = %self.peer(), user, key = %print, "login refused: key not accepted");
         Ok(Auth::reject())
     }
 
@@ -135,7 +308,7 @@ impl russh::server::Handler for PeerSession {
         name: &str,
         session: &mut Session,
     ) -> Result<(), Self::Error> {
-        if name != SUBSYSTEM {
+        if name != SUBSYSTEM || self.login != Login::Peer {
             return self.refuse(channel, &format!("subsystem {name}"), session);
         }
         self.subsystems.insert(channel, Stage::default());
@@ -143,29 +316,70 @@ impl russh::server::Handler for PeerSession {
     }
 
     async fn shell_request(&mut self, channel: ChannelId, session: &mut Session) -> Result<(), Self::Error> {
-        self.refuse(channel, "a shell", session)
+        self.consoles.entry(channel).or_insert(ConsoleChannel::Asked(None));
+        self.start_console(channel, None, session)
     }
 
-    async fn exec_request(&mut self, channel: ChannelId, _: &[u8], session: &mut Session) -> Result<(), Self::Error> {
-        self.refuse(channel, "a command", session)
+    async fn exec_request(
+        &mut self,
+        channel: ChannelId,
+        line: &[u8],
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        let Ok(line) = std::str::from_utf8(line) else {
+            return self.refuse(channel, "a command that is not UTF-8", session);
+        };
+        self.consoles.entry(channel).or_insert(ConsoleChannel::Asked(None));
+        self.start_console(channel, Some(line.to_string()), session)
     }
 
     #[allow(clippy::too_many_arguments)]
     async fn pty_request(
         &mut self,
         channel: ChannelId,
-        _: &str,
-        _: u32,
-        _: u32,
+        term: &str,
+        cols: u32,
+        rows: u32,
         _: u32,
         _: u32,
         _: &[(russh::Pty, u32)],
         session: &mut Session,
     ) -> Result<(), Self::Error> {
-        self.refuse(channel, "a terminal", session)
+        if !matches!(self.login, Login::Operator(_)) || self.consoles.contains_key(&channel) {
+            return self.refuse(channel, "a terminal", session);
+        }
+        let term = if term.is_empty() || term.len() > 64 { "dumb" } else { term };
+        self.consoles.insert(channel, ConsoleChannel::Asked(Some(Terminal { term: term.to_string(), cols, rows })));
+        session.channel_success(channel)
+    }
+
+    async fn window_change_request(
+        &mut self,
+        channel: ChannelId,
+        cols: u32,
+        rows: u32,
+        _: u32,
+        _: u32,
+        _: &mut Session,
+    ) -> Result<(), Self::Error> {
+        if let Some(ConsoleChannel::Asked(Some(t))) = self.consoles.get_mut(&channel) {
+            (t.cols, t.rows) = (cols, rows);
+        }
+        self.feed_console(channel, Input::Resize { cols, rows }).await;
+        Ok(())
+    }
+
+    async fn channel_close(&mut self, channel: ChannelId, _: &mut Session) -> Result<(), Self::Error> {
+        self.feed_console(channel, Input::Close).await;
+        self.consoles.remove(&channel);
+        self.subsystems.remove(&channel);
+        Ok(())
     }
 
     async fn channel_eof(&mut self, channel: ChannelId, session: &mut Session) -> Result<(), Self::Error> {
+        if self.feed_console(channel, Input::Eof).await {
+            return Ok(());
+        }
         // The peer has nothing more to ask: close, unless a snapshot is still on its way.
         if self.subsystems.get(&channel).is_none_or(|s| !s.streaming) {
             self.subsystems.remove(&channel);
@@ -175,6 +389,9 @@ impl russh::server::Handler for PeerSession {
     }
 
     async fn data(&mut self, channel: ChannelId, data: &[u8], session: &mut Session) -> Result<(), Self::Error> {
+        if self.feed_console(channel, Input::Data(data.to_vec())).await {
+            return Ok(());
+        }
         let peer = self.peer();
         let Some(stage) = self.subsystems.get_mut(&channel) else {
             return session.close(channel);

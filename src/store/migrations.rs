@@ -6,7 +6,7 @@ use rusqlite::Connection;
 use super::StoreError;
 
 /// The schema version this coresh writes.
-pub const SCHEMA_VERSION: i64 = 5;
+pub const SCHEMA_VERSION: i64 = 6;
 
 /// Each step takes the schema from version `index` to `index + 1`.
 const STEPS: &[&str] = &[
@@ -90,6 +90,22 @@ const STEPS: &[&str] = &[
          sent_at      TEXT
      );
      CREATE INDEX outbox_due ON outbox (status, next_attempt);",
+    // 6: the operator console: sessions open now, and addresses locked out after
+    // failed logins.
+    "CREATE TABLE console_sessions (
+         id         INTEGER PRIMARY KEY,
+         user       TEXT NOT NULL,
+         source     TEXT NOT NULL,
+         kind       TEXT NOT NULL,
+         terminal   TEXT NOT NULL,
+         started_at TEXT NOT NULL
+     );
+     CREATE TABLE login_lockouts (
+         address   TEXT PRIMARY KEY,
+         locked_at TEXT NOT NULL,
+         until_ms  INTEGER NOT NULL,
+         failures  INTEGER NOT NULL
+     );",
 ];
 
 /// Brings a database at `from` up to [`SCHEMA_VERSION`], one transaction per step.

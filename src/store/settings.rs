@@ -18,6 +18,21 @@ impl Store {
             self.conn().query_row("SELECT value FROM settings WHERE key = ?1", [key], |r| r.get(0)).optional()?;
         Ok(value)
     }
+
+    /// Stores, in one durable transaction, the settings `edit` names (`None` removes one).
+    pub fn update_settings(
+        &mut self,
+        edit: impl FnOnce(&mut BTreeMap<&'static str, Option<String>>),
+    ) -> Result<(), StoreError> {
+        self.durably(|tx| {
+            let mut changes = BTreeMap::new();
+            edit(&mut changes);
+            for (key, value) in changes {
+                put(tx, key, value.as_deref())?;
+            }
+            Ok(())
+        })
+    }
 }
 
 /// Every stored setting, read through `conn` (a transaction derefs to one).

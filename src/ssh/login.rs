@@ -1,0 +1,228 @@
+//! Who may open a console, and what happens when they may not: operators log in as a
+//! local user (Core data) with its password (argon2) or one of its keys; a peer's key
+//! never opens a console. Failed logins are held back (`login delay`), counted per
+//! address, and past `login block-for`'s limit the address is locked out. Every login,
+//! logout and failure goes to the audit log with the client's address.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use russh::keys::PublicKey;
+use tokio::sync::watch;
+
+use crate::coredb::CoreDb;
+use crate::serve::view::NodeView;
+use crate::store::{AuditEntry, Outcome, Store, now_text};
+
+/// The audit log's mode column for what the SSH server records.
+const AUDIT_MODE: &str = "ssh";
+
+/// Decides logins for every connection of the daemon.
+pub struct Gate {
+    data_dir: PathBuf,
+    view: watch::Receiver<Arc<NodeView>>,
+    /// Recent failed logins per address.
+    failures: Mutex<HashMap<IpAddr, VecDeque<Instant>>>,
+}
+
+/// Why a password was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Refusal {
+    UnknownUser,
+    NoPassword,
+    WrongPassword,
+}
+
+impl Refusal {
+    fn text(self) -> &'static str {
+        match self {
+            Refusal::UnknownUser => "unknown user",
+            Refusal::NoPassword => "the user has no password",
+            Refusal::WrongPassword => "wrong password",
+        }
+    }
+}
+
+/// An argon2 hash to verify against when the user is unknown, so that an unknown user
+/// takes as long to refuse as a wrong password.
+fn decoy() -> &'static str {
+    static DECOY: OnceLock<String> = OnceLock::new();
+    DECOY.get_or_init(|| crate::secret::hash("coresh-decoy-password").unwrap_or_default())
+}
+
+impl Gate {
+    pub fn new(data_dir: PathBuf, view: watch::Receiver<Arc<NodeView>>) -> Gate {
+        Gate { data_dir, view, failures: Mutex::new(HashMap::new()) }
+    }
+
+    /// Runs `f` on the system database off the async threads; errors are logged.
+    async fn with_store<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Store) -> Result<T, crate::store::StoreError> + Send + 'static,
+    ) -> Option<T> {
+        let dir = self.data_dir.clone();
+        let done = tokio::task::spawn_blocking(move || Store::open(&dir).and_then(|s| f(&s))).await;
+        match done {
+            Ok(Ok(v)) => Some(v),
+            Ok(Err(e)) => {
+                tracing::error!(subsystem = "ssh", error = %e, "system database");
+                None
+            }
+            Err(e) => {
+                tracing::error!(subsystem = "ssh", error = %e, "system database task");
+                None
+            }
+        }
+    }
+
+    /// Writes one line to the audit log.
+    pub async fn audit(&self, user: &str, address: IpAddr, what: String, outcome: Outcome) {
+        let entry = AuditEntry {
+            at: now_text(),
+            user: user.to_string(),
+            source: address.to_string(),
+            mode: AUDIT_MODE.into(),
+            command: what,
+            outcome: outcome.as_str().into(),
+        };
+        tracing::info!(subsystem = "ssh", user, %address, outcome = %entry.outcome, "{}", entry.command);
+        self.with_store(move |s| s.audit_append(&entry)).await;
+    }
+
+    /// Records a console session that starts now; returns its id.
+    pub async fn session_opened(&self, user: &str, address: IpAddr, kind: &str, terminal: &str) -> Option<i64> {
+        let (user, kind, terminal) = (user.to_string(), kind.to_string(), terminal.to_string());
+        self.with_store(move |s| s.session_open(&user, &address.to_string(), &kind, &terminal)).await
+    }
+
+    /// Forgets a console session that ended.
+    pub async fn session_closed(&self, id: Option<i64>) {
+        if let Some(id) = id {
+            self.with_store(move |s| s.session_close(id)).await;
+        }
+    }
+
+    /// Whether `address` is locked out now; audits the refusal when it is.
+    pub async fn locked_out(&self, user: &str, address: IpAddr) -> bool {
+        let now = unix_ms();
+        let key = address.to_string();
+        let until = self.with_store(move |s| s.locked_until(&key, now)).await.flatten();
+        if let Some(until) = until {
+            let left = (until - now).max(0) / 1000 + 1;
+            self.audit(
+                user,
+                address,
+                format!("login refused: address locked out for {left} more seconds"),
+                Outcome::Denied,
+            )
+            .await;
+        }
+        until.is_some()
+    }
+
+    /// Checks a password login; audits it, and holds back and counts a failure.
+    pub async fn password(&self, user: &str, password: &str, address: IpAddr) -> bool {
+        if self.locked_out(user, address).await {
+            let delay = self.view.borrow().policy.delay_s;
+            tokio::time::sleep(Duration::from_secs(delay)).await;
+            return false;
+        }
+        let (dir, name, given) = (self.data_dir.clone(), user.to_string(), password.to_string());
+        let checked = tokio::task::spawn_blocking(move || {
+            let hash = CoreDb::open(&dir)?.local_user(&name)?.map(|u| u.password_hash);
+            let refusal = match hash {
+                None => {
+                    crate::secret::verify(decoy(), &given);
+                    Some(Refusal::UnknownUser)
+                }
+                Some(None) => {
+                    crate::secret::verify(decoy(), &given);
+                    Some(Refusal::NoPassword)
+                }
+                Some(Some(hash)) => (!crate::secret::verify(&hash, &given)).then_some(Refusal::WrongPassword),
+            };
+            Ok::<_, crate::store::StoreError>(refusal)
+        })
+        .await;
+        match checked {
+            Ok(Ok(None)) => {
+                self.audit(user, address, "login (password)".into(), Outcome::Ok).await;
+                true
+            }
+            Ok(Ok(Some(refusal))) => {
+                self.failed(user, address, format!("login failed (password): {}", refusal.text())).await;
+                false
+            }
+            Ok(Err(e)) => {
+                tracing::error!(subsystem = "ssh", error = %e, "cannot read the local users");
+                false
+            }
+            Err(e) => {
+                tracing::error!(subsystem = "ssh", error = %e, "password check task");
+                false
+            }
+        }
+    }
+
+    /// Whether `key` is one of `user`'s keys and no peer's (a peer key opens only the
+    /// replication channel).
+    pub async fn user_key(&self, user: &str, key: &PublicKey) -> bool {
+        if self.view.borrow().trusted_keys.iter().any(|k| k.key_data() == key.key_data()) {
+            return false;
+        }
+        let (dir, name) = (self.data_dir.clone(), user.to_string());
+        let keys = tokio::task::spawn_blocking(move || CoreDb::open(&dir)?.local_user(&name))
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .flatten()
+            .map(|u| u.public_keys)
+            .unwrap_or_default();
+        keys.iter().filter_map(|line| super::keys::parse_public(line).ok()).any(|k| k.key_data() == key.key_data())
+    }
+
+    /// A failed login: audited, counted against the address (locking it out past the
+    /// limit), then held back for `login delay`.
+    pub async fn failed(&self, user: &str, address: IpAddr, what: String) {
+        self.audit(user, address, what, Outcome::Denied).await;
+        let policy = self.view.borrow().policy;
+        if let Some(block) = policy.block {
+            let now = Instant::now();
+            let count = match self.failures.lock() {
+                Ok(mut map) => {
+                    let recent = map.entry(address).or_default();
+                    recent.push_back(now);
+                    let window = Duration::from_secs(block.within_s);
+                    while recent.front().is_some_and(|t| now.duration_since(*t) > window) {
+                        recent.pop_front();
+                    }
+                    let count = recent.len();
+                    if count >= block.attempts as usize {
+                        map.remove(&address);
+                    }
+                    count
+                }
+                Err(_) => 0,
+            };
+            if count >= block.attempts as usize {
+                let until = unix_ms() + i64::try_from(block.for_s * 1000).unwrap_or(i64::MAX / 2);
+                let (key, failures) = (address.to_string(), u32::try_from(count).unwrap_or(u32::MAX));
+                self.with_store(move |s| s.lock_out(&key, until, failures)).await;
+                let what = format!(
+                    "address locked out for {} seconds after {count} failed logins within {} seconds",
+                    block.for_s, block.within_s
+                );
+                self.audit(user, address, what, Outcome::Denied).await;
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(policy.delay_s)).await;
+    }
+}
+
+/// Now, in Unix milliseconds.
+pub fn unix_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
