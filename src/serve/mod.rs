@@ -111,7 +111,7 @@ async fn serve(node: Node, options: ServeOptions) -> anyhow::Result<()> {
         nodelay: true,
         ..Default::default()
     });
-    let mut ssh_server = crate::ssh::server::SshServer {
+    let ssh_server = crate::ssh::server::SshServer {
         view: watcher.view.clone(),
         data_dir: node.data_dir.clone(),
         status_page: Some(status_page),
@@ -120,14 +120,10 @@ async fn serve(node: Node, options: ServeOptions) -> anyhow::Result<()> {
     };
     // Sessions recorded by an earlier run of the daemon are gone with it.
     node.store.sessions_clear()?;
-    let ssh = russh::server::Server::run_on_socket(&mut ssh_server, ssh_config, &ssh_listener);
-    let ssh_handle = ssh.handle();
-    tokio::select! {
-        () = wait_for_signal() => {}
-        ended = ssh => tracing::error!(subsystem = "ssh", result = ?ended, "the SSH server stopped; shutting down"),
-    }
-    ssh_handle.shutdown("node stopping".into());
+    let ssh = tokio::spawn(crate::ssh::listen::run(ssh_listener, ssh_config, ssh_server, stop.subscribe()));
+    wait_for_signal().await;
     let _ = stop.send(true);
+    let _ = ssh.await;
     let _ = http.await;
     let _ = schedule.await;
     let _ = tokio::task::spawn_blocking(move || heartbeat.join()).await;

@@ -6,6 +6,7 @@ pub mod client;
 pub mod console;
 pub mod hello;
 pub mod keys;
+pub mod listen;
 pub mod login;
 pub mod policy;
 pub mod server;
