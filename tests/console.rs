@@ -210,9 +210,19 @@ fn a_terminal_session_has_help_completion_and_enable_with_its_secret() {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
     assert_eq!(size, "Size   : 100 columns, 30 rows");
+    // Arrow-key history.
+    p.send_line("show clock").unwrap();
+    p.exp_string("UTC").unwrap();
+    p.exp_string("core-a#").unwrap();
+    type_keys(&mut p, "\x1b[A");
+    p.exp_string("show clock").unwrap();
+    p.send_line("").unwrap();
+    p.exp_string("UTC").unwrap();
+    p.exp_string("core-a#").unwrap();
     p.send_line("exit").unwrap();
     p.exp_eof().unwrap();
     let audit = c.audit();
+    assert_eq!(audit.matches("| show clock").count(), 2, "{audit}");
     assert!(audit.contains("shell (terminal xterm)") && audit.contains("shell ended: exit status 0"), "{audit}");
     assert!(!audit.contains("en4ble-secret") && !audit.contains("wrong-secret"), "{audit}");
 }
@@ -252,7 +262,10 @@ fn password_logins_are_checked_and_failures_audited() {
     for (user, password) in [("admin", "wrong-password"), ("nobody", PASSWORD)] {
         let mut cmd = c.with_password(user, password);
         cmd.arg("show version");
+        let started = std::time::Instant::now();
         let r = run(cmd);
+        // Each failure is held back for `login delay` (1 s by default), known user or not.
+        assert!(started.elapsed() >= std::time::Duration::from_secs(1), "{user}: answered too soon");
         assert_eq!(r.code, 255, "{user}: {r:?}");
         assert!(r.stderr.contains("Permission denied"), "{}", r.stderr);
     }
