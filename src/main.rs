@@ -104,8 +104,9 @@ enum Command {
         /// The session's id in `show sessions`.
         #[arg(long)]
         session: i64,
-        /// One line to run (an exec request) instead of the shell.
-        #[arg(long)]
+        /// One line to run (an exec request) instead of the shell; given in the
+        /// environment, where other users cannot read it.
+        #[arg(long, env = "CORESH_CONSOLE_COMMAND", hide_env_values = true)]
         command: Option<String>,
     },
 }

@@ -146,13 +146,23 @@ fn exec_requests_run_one_line_and_return_its_exit_status() {
         assert!(r.stderr.contains(error), "{line}: {}", r.stderr);
     }
 
+    // A secret on an exec line reaches neither the audit log nor the daemon's log.
+    let mut cmd = c.with_key("admin", &c.key);
+    cmd.arg("username eve password hunter2-secret");
+    assert_eq!(run(cmd).code, 3);
     let audit = c.audit();
-    for expected in ["login (publickey SHA256:", "exec show failover", "exec ended: exit status 0", "logout"] {
+
+    for expected in ["login (publickey SHA256:", "| exec ", "exec ended: exit status 0", "logout"] {
         assert!(audit.contains(expected), "{expected} not audited:\n{audit}");
     }
     // The shell audits each command with the session's user and address.
     let line = audit.lines().find(|l| l.contains("show failover") && l.contains("| user ")).unwrap_or_default();
     assert!(line.contains("admin") && line.contains("127.0.0.1"), "{line:?}\n{audit}");
+    assert!(audit.contains("username eve password <removed>"), "{audit}");
+    let log = c.daemon.log.lock().unwrap().join("\n");
+    for text in [&audit, &log] {
+        assert!(!text.contains("hunter2-secret"), "a secret leaked:\n{text}");
+    }
 }
 
 #[test]

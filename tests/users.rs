@@ -95,3 +95,17 @@ fn running_config_pastes_users_back_and_sync_replicates_them() {
     assert!(run.stdout.contains("completed: changes"), "{}", run.stdout);
     assert!(b.run(&["show users"]).stdout.contains("second"));
 }
+
+#[test]
+fn a_secret_typed_in_the_wrong_mode_is_kept_nowhere() {
+    let node = TestNode::new();
+    for line in ["username eve password hunter2-secret", "enable secret hunter2-secret"] {
+        let run = node.run_with(&[line], &["--echo"], &[]);
+        run.expect_code(3);
+        assert!(run.stdout.contains("This command belongs to Global configuration mode"), "{}", run.stdout);
+        assert!(run.stdout.contains("<removed>") && !run.stdout.contains("hunter2"), "{}", run.stdout);
+    }
+    let audit = node.run(&["enable", "show audit"]).stdout;
+    assert!(audit.contains("username eve password <removed>"), "{audit}");
+    assert!(!audit.contains("hunter2"), "{audit}");
+}

@@ -283,10 +283,12 @@ impl Shell {
         io: &mut Streams,
     ) -> (Status, bool, String) {
         if std::ptr::eq(seg, &line.command)
-            && let Some(other) = self.mode_that_accepts(line)
+            && let Some((other, matched)) = self.mode_that_accepts(line)
         {
+            // The line is refused, but its secret is still a secret.
+            let shown = redact(line, &matched);
             if echo == Echo::Transcript {
-                let _ = writeln!(io.out, "{prompt}{}", line.input);
+                let _ = writeln!(io.out, "{prompt}{shown}");
             }
             let hint = match &other.via {
                 _ if self.accepts_with_do(line) => format!(": use 'do {}'", line.input.trim()),
@@ -294,7 +296,7 @@ impl Shell {
                 None => String::new(),
             };
             let _ = writeln!(io.err(), "% This command belongs to {}{hint}", other.help);
-            return (Status::Denied, false, line.input.trim().to_string());
+            return (Status::Denied, false, shown);
         }
         let column = match &e {
             MatchError::Invalid { column, .. } | MatchError::Ambiguous { column } => Some(*column),
@@ -325,12 +327,12 @@ impl Shell {
         (Status::Syntax, false, audited)
     }
 
-    /// Another mode in which the whole line would be a command.
-    fn mode_that_accepts(&self, line: &Line) -> Option<&'static crate::grammar::ModeDef> {
+    /// Another mode in which the whole line would be a command, and its match there.
+    fn mode_that_accepts(&self, line: &Line) -> Option<(&'static crate::grammar::ModeDef, Matched)> {
         let matcher = self.matcher();
-        self.grammar.modes.iter().find(|m| {
-            m.name != self.session.mode
-                && self.tree.root(&m.name).is_some_and(|root| matcher.matches(root, line, &line.command).is_ok())
+        self.grammar.modes.iter().filter(|m| m.name != self.session.mode).find_map(|m| {
+            let root = self.tree.root(&m.name)?;
+            matcher.matches(root, line, &line.command).ok().map(|matched| (m, matched))
         })
     }
 

@@ -94,9 +94,13 @@ struct Started {
     errors: Option<tokio::task::JoinHandle<()>>,
 }
 
-/// The child's arguments: who, from where, which session, and an exec request's line.
+/// Where the child finds an exec request's line: its environment, which only its own
+/// user can read (an argument would show in `ps` to everyone, secrets and all).
+const COMMAND_ENV: &str = "CORESH_CONSOLE_COMMAND";
+
+/// The child's arguments: who, from where, which session.
 fn child_args(launch: &Launch) -> Vec<String> {
-    let mut args = vec![
+    vec![
         "--data-dir".into(),
         launch.data_dir.display().to_string(),
         "console-session".into(),
@@ -106,11 +110,16 @@ fn child_args(launch: &Launch) -> Vec<String> {
         launch.address.to_string(),
         "--session".into(),
         launch.session_id.to_string(),
-    ];
+    ]
+}
+
+/// The child's whole environment: the terminal type, and an exec request's line.
+fn child_env(launch: &Launch, term: &str) -> Vec<(&'static str, String)> {
+    let mut env = vec![("TERM", term.to_string())];
     if let Some(line) = &launch.command {
-        args.push(format!("--command={line}"));
+        env.push((COMMAND_ENV, line.clone()));
     }
-    args
+    env
 }
 
 fn start(launch: &Launch, handle: &Handle, channel: ChannelId) -> Result<Started, String> {
@@ -123,7 +132,7 @@ fn start(launch: &Launch, handle: &Handle, channel: ChannelId) -> Result<Started
             let child = pty_process::Command::new(exe)
                 .args(&args)
                 .env_clear()
-                .env("TERM", &t.term)
+                .envs(child_env(launch, &t.term))
                 .kill_on_drop(true)
                 .spawn(pts)
                 .map_err(|e| format!("cannot start the shell: {e}"))?;
@@ -134,7 +143,7 @@ fn start(launch: &Launch, handle: &Handle, channel: ChannelId) -> Result<Started
             let mut child = tokio::process::Command::new(exe)
                 .args(&args)
                 .env_clear()
-                .env("TERM", "dumb")
+                .envs(child_env(launch, "dumb"))
                 .stdin(Stdio::piped())
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped())

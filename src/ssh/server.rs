@@ -159,8 +159,9 @@ impl PeerSession {
         let Login::Operator(user) = self.login.clone() else {
             return self.refuse(channel, "a console", session);
         };
-        let Some(ConsoleChannel::Asked(terminal)) = self.consoles.remove(&channel) else {
-            return self.refuse(channel, "a second console on one channel", session);
+        let terminal = match self.consoles.get(&channel) {
+            Some(ConsoleChannel::Asked(terminal)) => terminal.clone(),
+            _ => return self.refuse(channel, "a second console on one channel", session),
         };
         session.channel_success(channel)?;
         let policy = self.view.borrow().policy;
@@ -184,8 +185,10 @@ impl PeerSession {
                 return;
             }
             let id = gate.session_opened(&user, address, kind, &term).await;
+            // The line itself is audited by the shell that runs it, with its secrets
+            // removed; here only that a command session started.
             let started = match &command {
-                Some(line) => format!("exec {line}"),
+                Some(_) => "exec".to_string(),
                 None => format!("shell (terminal {term})"),
             };
             gate.audit(&user, address, started, Outcome::Ok).await;
