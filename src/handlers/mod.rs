@@ -11,6 +11,7 @@ mod modes;
 mod notify;
 mod running_config;
 mod show;
+mod support;
 mod sync;
 mod system;
 mod trust;
@@ -110,6 +111,7 @@ pub const HANDLERS: &[(&str, Handler)] = &[
     ("show_failover_history", show::failover_history),
     ("show_running_config", show::running_config),
     ("show_audit", show::audit),
+    ("show_tech_support", support::tech_support),
     ("show_core_summary", core::summary),
     ("show_devices", core::devices),
     ("enrollment_secret", core::enrollment_secret),

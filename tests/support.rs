@@ -1,0 +1,64 @@
+//! Support tooling: `show tech-support` gathers the node's state in one output, text or
+//! JSON, and leaves every secret out (clear, hashed or sealed).
+
+mod common;
+
+use common::TestNode;
+
+const SECRET_ENV: [(&str, &str); 1] = [("CORESH_ENABLE_SECRET", "en4ble-secret")];
+
+#[test]
+fn tech_support_has_every_section_and_no_secret() {
+    let node = TestNode::new();
+    node.run(&[
+        "enable",
+        "configure terminal",
+        "hostname core-a",
+        "enable secret en4ble-secret",
+        "enrollment-secret enr0ll-secret",
+        "username ops password us3r-password",
+        "smtp server mail.example.com",
+        "smtp user mailer password smtp-passw0rd",
+    ])
+    .expect_code(0);
+    let config = node.run_with(&["enable", "show running-config"], &[], &SECRET_ENV).expect_code(0).stdout.clone();
+    let sealed = config
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("smtp user mailer password sealed "))
+        .expect("a sealed SMTP password in running-config")
+        .to_string();
+
+    let text = node.run_with(&["enable", "show tech-support"], &[], &SECRET_ENV).expect_code(0).stdout.clone();
+    assert!(text.starts_with("coresh tech-support: core-a at "), "{text}");
+    for header in [
+        "show version",
+        "show failover",
+        "show running-config",
+        "show failover history last 50",
+        "show sync history last 20",
+        "show logging high-availability last 100",
+        "show audit last 100",
+        "show sessions",
+        "show core summary",
+        "database integrity",
+    ] {
+        assert!(text.contains(&format!("------------------ {header} ------------------")), "{header}:\n{text}");
+    }
+    assert!(text.contains("core.db") && text.contains("quick_check: ok"), "{text}");
+    assert!(text.contains("username ops password hashed <removed>"), "{text}");
+
+    let json = node.run_with(&["enable", "show tech-support | json"], &[], &SECRET_ENV).expect_code(0).stdout.clone();
+    let parsed: serde_json::Value = serde_json::from_str(&json).expect("json");
+    assert_eq!(parsed["hostname"], "core-a");
+    let failover = parsed["sections"].as_array().unwrap().iter().find(|s| s["command"] == "show failover").unwrap();
+    assert_eq!(failover["result"]["mode"], "primary", "{failover}");
+    assert!(parsed["integrity"].as_array().unwrap().iter().all(|i| i["quick_check"] == "ok"), "{json}");
+
+    for output in [&text, &json] {
+        for secret in ["en4ble-secret", "enr0ll-secret", "us3r-password", "smtp-passw0rd", "$argon2", sealed.as_str()] {
+            assert!(!output.contains(secret), "{secret} in tech-support");
+        }
+    }
+    // Privileged: refused in user mode.
+    node.run(&["show tech-support"]).expect_code(3);
+}
