@@ -108,6 +108,10 @@ enum Command {
         /// environment, where other users cannot read it.
         #[arg(long, env = "CORESH_CONSOLE_COMMAND", hide_env_values = true)]
         command: Option<String>,
+        /// Run the command in privileged mode (`enable` first, with the secret from
+        /// CORESH_ENABLE_SECRET): a mate's request.
+        #[arg(long, requires = "command")]
+        privileged: bool,
     },
 }
 
@@ -205,10 +209,15 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             }
             return Ok(if report.failed == 0 { 0 } else { 1 });
         }
-        Some(Command::ConsoleSession { user, source, session, command }) => {
+        Some(Command::ConsoleSession { user, source, session, command, privileged }) => {
             let node = Node::open(&data_dir)?;
             let mut shell = Shell::new(node, Session::remote(&user, &source, session)).map_err(anyhow::Error::msg)?;
             return Ok(match command {
+                Some(line) if privileged => {
+                    let options = BatchOptions { secret: batch_secret(None)?, ..BatchOptions::default() };
+                    let lines = [String::from("enable"), line].into_iter().map(|l| Ok(l.into_bytes()));
+                    run_batch(&mut shell, lines, options)
+                }
                 Some(line) => run_batch(&mut shell, std::iter::once(Ok(line.into_bytes())), BatchOptions::default()),
                 None if std::io::stdin().is_terminal() => run_interactive(&mut shell),
                 None => run_batch(&mut shell, coresh::shell::stdin_lines(), BatchOptions::default()),

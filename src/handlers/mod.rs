@@ -7,6 +7,7 @@ mod core;
 mod failover;
 mod ha_config;
 mod ha_status;
+mod mate;
 mod modes;
 mod notify;
 mod running_config;
@@ -121,6 +122,7 @@ pub const HANDLERS: &[(&str, Handler)] = &[
     ("ha_trusted_host", trust::trusted_host),
     ("failover_test_connection", trust::test_connection),
     ("failover_sync", sync::sync),
+    ("failover_exec", mate::failover_exec),
     ("show_sync_history", sync::history),
 ];
 

@@ -7,6 +7,7 @@ use tabled::Tabled;
 
 use super::Ctx;
 use crate::cli::Args;
+use crate::host::HostPort;
 use crate::report::{CmdError, Reply, Text, fields, table};
 use crate::ssh::client::{exchange_hello, trusted_for};
 use crate::ssh::hello::{Hello, reported_version};
@@ -135,19 +136,34 @@ fn older<'a>(a: &'a str, b: &'a str) -> &'a str {
     if parts(a) <= parts(b) { a } else { b }
 }
 
+/// What it takes to open the replication channel to a trusted host.
+pub(super) struct Peer {
+    /// Its trusted key.
+    pub theirs: russh::keys::PublicKey,
+    /// This node's key.
+    pub key: russh::keys::PrivateKey,
+    /// This node's hello.
+    pub ours: Hello,
+}
+
+/// The trusted host `target`'s key, this node's key and hello; or why not.
+pub(super) fn peer(ctx: &Ctx, target: &HostPort) -> Result<Peer, String> {
+    let list = ctx.node.store.trusted_hosts().map_err(|e| e.to_string())?;
+    let entry = trusted_for(&list, target).ok_or_else(|| {
+        format!(
+            "{target} is not a trusted host: add its key with 'trusted-host {target} KEY' in high-availability configuration"
+        )
+    })?;
+    let theirs = parse_public(&entry.key).map_err(|e| format!("the trusted key of {target} is unreadable: {e}"))?;
+    let key = host_key(&ctx.node.data_dir).map_err(|e| e.to_string())?;
+    let ours = Hello::of(&ctx.node.settings().map_err(|e| e.to_string())?, &ctx.node.id);
+    Ok(Peer { theirs, key, ours })
+}
+
 pub fn test_connection(ctx: &mut Ctx, args: &Args) -> Result<Reply, CmdError> {
     let target = args.host("HOST").cloned().ok_or_else(|| CmdError::Failed("missing HOST".into()))?;
     let fail = |why: String| CmdError::Failed(format!("Test failed: {why}"));
-    let list = ctx.node.store.trusted_hosts()?;
-    let entry = trusted_for(&list, &target).ok_or_else(|| {
-        fail(format!(
-            "{target} is not a trusted host: add its key with 'trusted-host {target} KEY' in high-availability configuration"
-        ))
-    })?;
-    let theirs =
-        parse_public(&entry.key).map_err(|e| fail(format!("the trusted key of {target} is unreadable: {e}")))?;
-    let key = host_key(&ctx.node.data_dir).map_err(key_error)?;
-    let ours = Hello::of(&ctx.settings()?, &ctx.node.id);
+    let Peer { theirs, key, ours } = peer(ctx, &target).map_err(fail)?;
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(key_error)?;
     let (peer, _) = runtime.block_on(exchange_hello(&target, &key, &theirs, &ours)).map_err(|e| fail(e.to_string()))?;
     if peer.version != ours.version {

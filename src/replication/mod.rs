@@ -23,7 +23,7 @@ pub mod serve;
 pub mod snapshot;
 
 /// What a puller asks for after the hellos.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SnapshotRequest {
     /// Always `snapshot` for now.
     pub op: String,
@@ -41,6 +41,9 @@ pub struct SnapshotRequest {
     /// are wanted instead of data (see [`divergence`]).
     #[serde(default)]
     pub range: Option<(i64, i64)>,
+    /// With op `exec`: a shell line for this node to run (`failover exec mate`).
+    #[serde(default)]
+    pub exec: Option<crate::ssh::mate::ExecRequest>,
 }
 
 /// What a node says before it streams one store: a full snapshot, or (`kind` is

@@ -231,8 +231,13 @@ fn fetch_and_apply(
             link.close().await;
             return Err(SyncError::OlderEpoch { peer: peer.clone(), theirs: theirs.epoch, ours: last_epoch });
         }
-        let request =
-            SnapshotRequest { op: "snapshot".into(), atlas: want_atlas, files: local_files, position, range: None };
+        let request = SnapshotRequest {
+            op: "snapshot".into(),
+            atlas: want_atlas,
+            files: local_files,
+            position,
+            ..Default::default()
+        };
         link.send_line(&serde_json::to_string(&request).unwrap_or_default()).await?;
         let core = receive(&mut link, &staged.core, &peer, Store::Core, progress).await?;
         let atlas = if want_atlas {
@@ -313,13 +318,7 @@ fn keep_divergence(
     let peer = source.target.to_string();
     let theirs: Positions = runtime.block_on(async {
         let (mut link, _) = PeerLink::open(source.target, source.key, source.their_key, source.ours).await?;
-        let request = SnapshotRequest {
-            op: "positions".into(),
-            atlas: false,
-            files: Default::default(),
-            position: None,
-            range: Some((first - 1, last)),
-        };
+        let request = SnapshotRequest { op: "positions".into(), range: Some((first - 1, last)), ..Default::default() };
         link.send_line(&serde_json::to_string(&request).unwrap_or_default()).await?;
         let line = link.read_line(MAX_POSITIONS_LINE).await?;
         link.close().await;

@@ -8,5 +8,6 @@ pub mod hello;
 pub mod keys;
 pub mod listen;
 pub mod login;
+pub mod mate;
 pub mod policy;
 pub mod server;

@@ -395,7 +395,7 @@ impl russh::server::Handler for PeerSession {
         if self.feed_console(channel, Input::Data(data.to_vec())).await {
             return Ok(());
         }
-        let peer = self.peer();
+        let (peer, address) = (self.peer(), self.address());
         let Some(stage) = self.subsystems.get_mut(&channel) else {
             return session.close(channel);
         };
@@ -433,6 +433,11 @@ impl russh::server::Handler for PeerSession {
                     });
                     let wanted = Wanted { atlas, files: request.files, position: request.position };
                     tokio::spawn(stream(session.handle(), channel, self.data_dir.clone(), wanted, peer.clone()));
+                }
+                Ok(request) if request.op == "exec" => {
+                    let Some(exec) = request.exec else { return session.close(channel) };
+                    stage.streaming = true;
+                    tokio::spawn(super::mate::answer(session.handle(), channel, self.data_dir.clone(), exec, address));
                 }
                 Ok(request) if request.op == "positions" => {
                     let Some(range) = request.range else { return session.close(channel) };

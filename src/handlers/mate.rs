@@ -1,0 +1,120 @@
+//! `failover exec mate LINE` / `failover exec HOST LINE`: one line run on the peer over
+//! the trusted channel, its output shown here (Cisco ASA's `failover exec mate`). From
+//! user mode only show commands go; other commands need enable mode here and the mate's
+//! enable secret, which the mate checks. Lines with a secret are not carried, and a line
+//! run for a mate cannot reach on to another node.
+
+use serde::Serialize;
+
+use super::Ctx;
+use super::trust::{Peer, peer};
+use crate::cli::Args;
+use crate::host::HostPort;
+use crate::report::{CmdError, Reply, Text};
+use crate::ssh::client::PeerLink;
+use crate::ssh::mate::{ExecAnswer, ExecRequest, SOURCE_PREFIX};
+
+/// Longest answer accepted (both streams, JSON-escaped).
+const MAX_ANSWER: usize = 20 * 1024 * 1024;
+
+/// What the mate printed.
+#[derive(Serialize)]
+struct MateOutput {
+    mate: String,
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Text for MateOutput {
+    fn text(&self) -> String {
+        format!("{}{}", self.stdout, self.stderr).trim_end().to_string()
+    }
+}
+
+/// The peer `mate` stands for: a secondary's primary, else the only trusted host.
+fn the_mate(ctx: &Ctx) -> Result<HostPort, CmdError> {
+    let settings = ctx.settings()?;
+    if settings.mode == crate::ha::Mode::Secondary
+        && let Some(primary) = settings.primary_host
+    {
+        return Ok(primary);
+    }
+    let hosts = ctx.node.store.trusted_hosts()?;
+    match hosts.as_slice() {
+        [only] => {
+            only.host.parse().map_err(|_| CmdError::Failed(format!("The trusted host {} is unreadable", only.host)))
+        }
+        [] => Err(CmdError::Failed("No mate: there is no trusted host (and no primary-host on a secondary)".into())),
+        many => Err(CmdError::Failed(format!(
+            "Which mate? Trusted hosts: {}; use 'failover exec HOST COMMAND'",
+            many.iter().map(|h| h.host.as_str()).collect::<Vec<_>>().join(", ")
+        ))),
+    }
+}
+
+pub fn failover_exec(ctx: &mut Ctx, args: &Args) -> Result<Reply, CmdError> {
+    if ctx.session.source.starts_with(SOURCE_PREFIX) {
+        return Err(CmdError::Denied("A command run for the mate cannot reach another node".into()));
+    }
+    let line = args.text("MATE_LINE").unwrap_or_default().trim().to_string();
+    let (_, inner) = ctx.inner.ok_or_else(|| CmdError::Failed("failover exec needs a command".into()))?;
+    if inner.args.secret_at.is_some() {
+        return Err(CmdError::Failed("failover exec does not carry secrets: log in to the mate to set them".into()));
+    }
+    let grammar = crate::grammar::Grammar::builtin().map_err(|e| CmdError::Failed(e.to_string()))?;
+    let handler = grammar.commands.get(inner.command).map_or("", |c| c.handler.as_str());
+    if handler == "failover_exec" {
+        return Err(CmdError::Failed("failover exec cannot run failover exec on the mate".into()));
+    }
+    let secret = if handler.starts_with("show_") {
+        None
+    } else if ctx.session.mode == "user" {
+        return Err(CmdError::Denied(
+            "From user mode, failover exec runs only show commands: enter 'enable' first".into(),
+        ));
+    } else {
+        let asked = ctx.console.ask_secret("Password: ");
+        Some(asked.ok_or_else(|| {
+            CmdError::Denied("A privileged command on the mate needs the mate's enable secret, and there is no terminal to ask for it".into())
+        })?)
+    };
+    let target = match args.host("HOST") {
+        Some(h) => h.clone(),
+        None => the_mate(ctx)?,
+    };
+    let fail = |why: String| CmdError::Failed(format!("Cannot reach the mate {target}: {why}"));
+    let Peer { theirs, key, ours } = peer(ctx, &target).map_err(fail)?;
+    let hostname = ctx.settings()?.hostname;
+    let request = crate::replication::SnapshotRequest {
+        op: "exec".into(),
+        exec: Some(ExecRequest { line, operator: format!("{}@{hostname}", ctx.session.user), secret }),
+        ..Default::default()
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CmdError::Failed(e.to_string()))?;
+    let answer = runtime
+        .block_on(async {
+            let (mut link, _) = PeerLink::open(&target, &key, &theirs, &ours).await?;
+            link.send_line(&serde_json::to_string(&request).unwrap_or_default()).await?;
+            let answer = link.read_line(MAX_ANSWER).await;
+            link.close().await;
+            answer
+        })
+        .map_err(|e| fail(e.to_string()))?;
+    let answer: ExecAnswer =
+        serde_json::from_slice(&answer).map_err(|e| fail(format!("unreadable answer ({e}); is it running coresh?")))?;
+    let output =
+        MateOutput { mate: target.to_string(), code: answer.code, stdout: answer.stdout, stderr: answer.stderr };
+    match output.code {
+        0 => Ok(Reply::show(output)),
+        code => {
+            let said = format!("{}{}", output.stdout, output.stderr);
+            let said = said.trim_end().trim_start_matches("% ");
+            let message = format!("On the mate {}: {said}", output.mate);
+            Err(if code == 3 { CmdError::Denied(message) } else { CmdError::Failed(message) })
+        }
+    }
+}

@@ -1,0 +1,101 @@
+//! `failover exec mate`: one shell line run on the peer over the trusted replication
+//! channel, its output brought back (as Cisco ASA's `failover exec mate`). The mate runs
+//! the line in a child `coresh` of its own, as a session of the calling operator from
+//! the caller's address, so its audit log says who did what; in user mode, unless the
+//! caller is privileged and gives the mate's enable secret, which the mate checks.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use russh::ChannelId;
+use serde::{Deserialize, Serialize};
+
+/// How long the mate lets a line run (the caller's channel waits a minute at most).
+pub const LIMIT: Duration = Duration::from_secs(50);
+/// Output kept of each stream.
+const MAX_OUTPUT: usize = 4 * 1024 * 1024;
+/// The source a mate session's shell records; such a session may not reach further.
+pub const SOURCE_PREFIX: &str = "mate ";
+
+/// What the caller asks.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExecRequest {
+    /// The line to run.
+    pub line: String,
+    /// Who asks, as `user@hostname` of the calling node.
+    pub operator: String,
+    /// The mate's enable secret: run the line in privileged mode.
+    pub secret: Option<String>,
+}
+
+/// What the mate answers.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExecAnswer {
+    /// The shell's exit status (0 ok, 1 failed, 2 syntax, 3 denied).
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs a caller's line in a child shell; returns what it printed.
+pub async fn run(data_dir: PathBuf, request: ExecRequest, address: IpAddr) -> ExecAnswer {
+    let exe = match std::env::current_exe() {
+        Ok(e) => e,
+        Err(e) => return refused(format!("% Cannot find the coresh binary: {e}")),
+    };
+    let operator: String = request.operator.chars().filter(|c| !c.is_control()).take(100).collect();
+    let mut command = tokio::process::Command::new(exe);
+    command
+        .args(["--data-dir".as_ref(), data_dir.as_os_str()])
+        .args(["console-session", "--user", &operator, "--session", "0"])
+        .arg("--source")
+        .arg(format!("{SOURCE_PREFIX}{address}"))
+        .env_clear()
+        .env("TERM", "dumb")
+        .env("CORESH_CONSOLE_COMMAND", &request.line)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    if let Some(secret) = &request.secret {
+        command.arg("--privileged").env("CORESH_ENABLE_SECRET", secret);
+    }
+    let child = match command.spawn() {
+        Ok(c) => c,
+        Err(e) => return refused(format!("% Cannot start the shell: {e}")),
+    };
+    match tokio::time::timeout(LIMIT, child.wait_with_output()).await {
+        Ok(Ok(out)) => {
+            ExecAnswer { code: out.status.code().unwrap_or(1), stdout: cut(&out.stdout), stderr: cut(&out.stderr) }
+        }
+        Ok(Err(e)) => refused(format!("% The shell failed: {e}")),
+        Err(_) => refused(format!("% The command ran longer than {} seconds and was stopped", LIMIT.as_secs())),
+    }
+}
+
+fn refused(stderr: String) -> ExecAnswer {
+    ExecAnswer { code: 1, stdout: String::new(), stderr: stderr + "\n" }
+}
+
+fn cut(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(&bytes[..bytes.len().min(MAX_OUTPUT)]).into_owned()
+}
+
+/// Answers an `exec` request on the replication channel, then closes it.
+pub async fn answer(
+    handle: russh::server::Handle,
+    channel: ChannelId,
+    data_dir: PathBuf,
+    request: ExecRequest,
+    address: IpAddr,
+) {
+    tracing::info!(subsystem = "ssh", peer = %address, operator = %request.operator, privileged = request.secret.is_some(), "failover exec mate");
+    let answer = run(data_dir, request, address).await;
+    let mut line = serde_json::to_vec(&answer).unwrap_or_default();
+    line.push(b'\n');
+    let _ = handle.data(channel, bytes::Bytes::from(line)).await;
+    let _ = handle.eof(channel).await;
+    let _ = handle.close(channel).await;
+}

@@ -1,0 +1,73 @@
+//! `failover exec mate`: a line run on the peer over the trusted channel, its output and
+//! status brought back; only show commands from user mode, privileged ones with the
+//! mate's enable secret; no secrets carried, no reaching further.
+
+mod common;
+
+use common::{TestNode, pair};
+
+#[test]
+fn exec_mate_runs_show_commands_and_guards_the_rest() {
+    let (a, b) = (TestNode::new(), TestNode::new());
+    a.run(&["enable", "configure terminal", "hostname core-a"]).expect_code(0);
+    b.run(&["enable", "configure terminal", "hostname core-b"]).expect_code(0);
+    let da = a.serve();
+    pair(&a, &da, &b);
+
+    // From user mode: show commands run on the mate.
+    let shown = b.run(&["failover exec mate show failover"]);
+    shown.expect_code(0);
+    assert!(shown.stdout.contains("Mode               : primary"), "{}", shown.stdout);
+    let json = b.run(&["failover exec mate show version | json"]);
+    let v: serde_json::Value = serde_json::from_str(&json.stdout).expect("json");
+    assert_eq!(v["stdout"].as_str().map(|s| s.contains("core-a")), Some(true), "{v}");
+
+    // Anything else needs enable mode here.
+    let refused = b.run(&["failover exec mate failover client-connection disable"]);
+    refused.expect_code(3);
+    assert!(refused.stderr.contains("From user mode, failover exec runs only show commands"), "{}", refused.stderr);
+    // ... and an enable secret on the mate, which the mate checks.
+    let no_secret = b.run_with(
+        &["enable", "failover exec mate failover client-connection disable"],
+        &[],
+        &[("CORESH_ENABLE_SECRET", "anything")],
+    );
+    no_secret.expect_code(3);
+    assert!(
+        no_secret.stderr.contains("On the mate") && no_secret.stderr.contains("No password set"),
+        "{}",
+        no_secret.stderr
+    );
+    a.run(&["enable", "configure terminal", "enable secret mate-secret"]).expect_code(0);
+    let wrong = b.run_with(
+        &["enable", "failover exec mate failover client-connection disable"],
+        &[],
+        &[("CORESH_ENABLE_SECRET", "wrong-secret")],
+    );
+    wrong.expect_code(3);
+    assert!(wrong.stderr.contains("Bad secrets"), "{}", wrong.stderr);
+    b.run_with(
+        &["enable", "failover exec mate failover client-connection disable"],
+        &[],
+        &[("CORESH_ENABLE_SECRET", "mate-secret")],
+    )
+    .expect_code(0);
+    assert_eq!(a.failover_json()["client_connections"], "disabled");
+
+    // No secrets carried, no reaching further, no peers that are not trusted.
+    // (Configuration commands, where secrets are set, are not enable commands.)
+    let secret = b.run(&["enable", "failover exec mate username x password s3cret-pass"]);
+    secret.expect_code(2);
+    assert!(!secret.stderr.contains("s3cret-pass"), "{}", secret.stderr);
+    let nested = b.run(&["failover exec mate failover exec mate show version"]);
+    assert_ne!(nested.code, 0);
+    let stranger = b.run(&["failover exec 127.0.0.1:1 show version"]);
+    stranger.expect_code(1);
+    assert!(stranger.stderr.contains("is not a trusted host"), "{}", stranger.stderr);
+
+    // The mate's audit log names the operator, the calling node and its address.
+    let audit = a.run_with(&["enable", "show audit"], &[], &[("CORESH_ENABLE_SECRET", "mate-secret")]).stdout;
+    let line = audit.lines().find(|l| l.contains("failover client-connection disable")).unwrap_or_default();
+    assert!(line.contains("@core-b") && line.contains("mate 127.0.0.1"), "{line:?}\n{audit}");
+    assert!(!audit.contains("mate-secret") && !audit.contains("s3cret-pass"), "{audit}");
+}
