@@ -238,3 +238,23 @@ fn a_clock_offset_past_the_threshold_is_shown_and_logged() {
     assert!(log.matches("heartbeat to").count() >= 3, "{log}");
     assert_eq!(log.matches("past 2000 ms").count(), 1, "warned once, not at every heartbeat:\n{log}");
 }
+
+#[test]
+fn show_failover_names_a_version_mismatch_and_the_node_to_upgrade() {
+    let (a, b) = (TestNode::new(), TestNode::new());
+    a.run(&["enable", "configure terminal", "hostname core-a"]).expect_code(0);
+    let da = a.serve_env(&[("CORESH_TEST_REPORTED_VERSION", "0.0.1")]);
+    pair(&a, &da, &b);
+    let db = b.serve();
+    follow(&b, &da, "keep-standby");
+    db.eventually("the heartbeat sees the primary's version", |_| {
+        failover_json(&b)["version_mismatches"].as_array().is_some_and(|v| !v.is_empty())
+    });
+    let shown = b.run(&["show failover"]).stdout;
+    let ours = env!("CARGO_PKG_VERSION");
+    assert!(
+        shown.contains(&format!("version mismatch: this node runs coresh {ours}, core-a runs coresh 0.0.1"))
+            && shown.contains("(upgrade core-a); replication stops until then"),
+        "{shown}"
+    );
+}

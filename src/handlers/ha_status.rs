@@ -14,6 +14,7 @@ use crate::cli::Args;
 use crate::ha::heartbeat::CLOCK_WARN_MS;
 use crate::replication::divergence::Kept;
 use crate::report::{CmdError, Reply, Text, fields, table};
+use crate::ssh::hello::version_mismatch;
 use crate::store::{HaLogEntry, HistoryEntry, PeerStatus, SyncSummary};
 
 /// `show failover`.
@@ -37,6 +38,8 @@ struct Failover {
     on_failure: String,
     /// The peers as the heartbeat last saw them.
     peers: Vec<PeerStatus>,
+    /// Peers that run another release, and which node to upgrade.
+    version_mismatches: Vec<String>,
     /// The last promotion of this node, with who or what caused it and why.
     last_failover: Option<HistoryEntry>,
 }
@@ -108,6 +111,9 @@ impl Text for Failover {
                 rows.push(("WARNING", format!("clock offset to {} is {o:+} ms: set both nodes' clocks (NTP)", p.host)));
             }
         }
+        for mismatch in &self.version_mismatches {
+            rows.push(("WARNING", format!("{mismatch}; replication stops until then")));
+        }
         let failover = match &self.last_failover {
             Some(h) => format!("{} by {}: {}", h.at, h.actor, h.reason),
             None => "never".into(),
@@ -121,6 +127,8 @@ pub fn failover(ctx: &mut Ctx, _: &Args) -> Result<Reply, CmdError> {
     let s = ctx.settings()?;
     let store = &ctx.node.store;
     let last_failover = store.last_promotion()?;
+    let peers = store.peer_statuses()?;
+    let ours = crate::ssh::hello::reported_version();
     Ok(Reply::show(Failover {
         hostname: s.hostname.clone(),
         high_availability: enabled(s.enabled),
@@ -137,7 +145,14 @@ pub fn failover(ctx: &mut Ctx, _: &Args) -> Result<Reply, CmdError> {
         heartbeat_failures: s.heartbeat_failures,
         heartbeat_recheck_interval: s.heartbeat_recheck,
         on_failure: s.on_failure.to_string(),
-        peers: store.peer_statuses()?,
+        version_mismatches: peers
+            .iter()
+            .filter_map(|p| {
+                let name = p.hostname.clone().unwrap_or_else(|| p.host.clone());
+                version_mismatch(&ours, &name, p.version.as_deref()?)
+            })
+            .collect(),
+        peers,
         last_failover,
     }))
 }

@@ -10,7 +10,7 @@ use crate::cli::Args;
 use crate::host::HostPort;
 use crate::report::{CmdError, Reply, Text, fields, table};
 use crate::ssh::client::{exchange_hello, trusted_for};
-use crate::ssh::hello::{Hello, reported_version};
+use crate::ssh::hello::{Hello, reported_version, version_mismatch};
 use crate::ssh::keys::{fingerprint, host_key, openssh_line, parse_public};
 use crate::store::trusted;
 
@@ -130,12 +130,6 @@ impl Text for TestResult {
     }
 }
 
-/// Which of two versions is older (numeric dot-separated comparison).
-fn older<'a>(a: &'a str, b: &'a str) -> &'a str {
-    let parts = |v: &str| v.split(['.', '-']).map(|p| p.parse::<u64>().unwrap_or(0)).collect::<Vec<_>>();
-    if parts(a) <= parts(b) { a } else { b }
-}
-
 /// What it takes to open the replication channel to a trusted host.
 pub(super) struct Peer {
     /// Its trusted key.
@@ -166,13 +160,8 @@ pub fn test_connection(ctx: &mut Ctx, args: &Args) -> Result<Reply, CmdError> {
     let Peer { theirs, key, ours } = peer(ctx, &target).map_err(fail)?;
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(key_error)?;
     let (peer, _) = runtime.block_on(exchange_hello(&target, &key, &theirs, &ours)).map_err(|e| fail(e.to_string()))?;
-    if peer.version != ours.version {
-        let upgrade = if older(&ours.version, &peer.version) == ours.version { "this node" } else { "the peer" };
-        return Err(fail(format!(
-            "version mismatch: this node runs coresh {}, {target} runs coresh {}; both must run the same release \
-             (upgrade {upgrade})",
-            ours.version, peer.version
-        )));
+    if let Some(mismatch) = version_mismatch(&ours.version, &target.to_string(), &peer.version) {
+        return Err(fail(mismatch));
     }
     Ok(Reply::show(TestResult {
         result: "success",

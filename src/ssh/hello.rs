@@ -59,6 +59,25 @@ pub fn reported_version() -> String {
     std::env::var("CORESH_TEST_REPORTED_VERSION").unwrap_or_else(|_| env!("CARGO_PKG_VERSION").to_string())
 }
 
+/// Which of two versions is older (numeric dot-separated comparison).
+fn older<'a>(a: &'a str, b: &'a str) -> &'a str {
+    let parts = |v: &str| v.split(['.', '-']).map(|p| p.parse::<u64>().unwrap_or(0)).collect::<Vec<_>>();
+    if parts(a) <= parts(b) { a } else { b }
+}
+
+/// When `peer` runs another release than this node (`ours`), what to say: both versions
+/// and which node to upgrade (the older one); `None` when they match.
+pub fn version_mismatch(ours: &str, peer: &str, theirs: &str) -> Option<String> {
+    if ours == theirs {
+        return None;
+    }
+    let upgrade = if older(ours, theirs) == ours { "this node".to_string() } else { peer.to_string() };
+    Some(format!(
+        "version mismatch: this node runs coresh {ours}, {peer} runs coresh {theirs}; both must run the same \
+         release (upgrade {upgrade})"
+    ))
+}
+
 /// `CORESH_TEST_CLOCK_SKEW_MS` shifts the clock this node reports to its peers, so that
 /// tests can stage unequal clocks on one machine.
 fn test_clock_skew_ms() -> i64 {
