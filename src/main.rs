@@ -92,6 +92,11 @@ enum Command {
         #[command(subcommand)]
         what: Docs,
     },
+    /// Print a completion script for this command line (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell to complete in.
+        shell: clap_complete::Shell,
+    },
     /// The shell of one SSH console session (started by the daemon's SSH server).
     #[command(hide = true)]
     ConsoleSession {
@@ -208,6 +213,11 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                 );
             }
             return Ok(if report.failed == 0 { 0 } else { 1 });
+        }
+        Some(Command::Completions { shell }) => {
+            use clap::CommandFactory;
+            clap_complete::generate(shell, &mut Cli::command(), "coresh", &mut std::io::stdout());
+            return Ok(0);
         }
         Some(Command::ConsoleSession { user, source, session, command, privileged }) => {
             let node = Node::open(&data_dir)?;

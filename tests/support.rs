@@ -62,3 +62,28 @@ fn tech_support_has_every_section_and_no_secret() {
     // Privileged: refused in user mode.
     node.run(&["show tech-support"]).expect_code(3);
 }
+
+#[test]
+fn the_systemd_unit_example_verifies_and_completion_scripts_parse() {
+    let unit = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/contrib/coresh.service")).unwrap();
+    assert!(unit.contains("/usr/local/bin/coresh --data-dir /var/lib/coresh serve"), "{unit}");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("coresh.service");
+    std::fs::write(&path, unit.replace("/usr/local/bin/coresh", common::binary())).unwrap();
+    let verified =
+        std::process::Command::new("systemd-analyze").arg("verify").arg(&path).output().expect("systemd-analyze");
+    let said = String::from_utf8_lossy(&verified.stderr);
+    assert!(verified.status.success() && said.trim().is_empty(), "systemd-analyze verify: {said}");
+
+    for (shell, check) in [("bash", "bash"), ("zsh", "")] {
+        let run = TestNode::new().run_with(&[], &["completions", shell], &[]);
+        run.expect_code(0);
+        assert!(run.stdout.contains("serve") && run.stdout.contains("--data-dir"), "{shell}");
+        if !check.is_empty() {
+            let mut syntax =
+                std::process::Command::new(check).arg("-n").stdin(std::process::Stdio::piped()).spawn().unwrap();
+            std::io::Write::write_all(syntax.stdin.as_mut().unwrap(), run.stdout.as_bytes()).unwrap();
+            assert!(syntax.wait().unwrap().success(), "{shell} completion does not parse");
+        }
+    }
+}
