@@ -37,6 +37,9 @@ pub enum Note {
     Info(String),
     /// Advice against a setting, printed as `% Warning: ...`.
     Warning(String),
+    /// Why a command whose result is shown still failed, printed as `% ...`; the line
+    /// ends with the status of a failed command.
+    Failure(String),
 }
 
 /// What the session should do after a command.
@@ -81,6 +84,12 @@ impl Reply {
     /// Adds an information line.
     pub fn info(mut self, text: impl Into<String>) -> Reply {
         self.notes.push(Note::Info(text.into()));
+        self
+    }
+
+    /// Shows the result and fails the command, saying why.
+    pub fn fail(mut self, text: impl Into<String>) -> Reply {
+        self.notes.push(Note::Failure(text.into()));
         self
     }
 

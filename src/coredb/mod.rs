@@ -50,6 +50,10 @@ pub struct Summary {
     pub local_users: u64,
     /// Rows in the Atlas store; `None` where Atlas was never enabled.
     pub atlas: Option<u64>,
+    /// The content checksum, as the change log keeps it (equal on two nodes holding the
+    /// same rows), and the number of the last change.
+    pub content_checksum: String,
+    pub change: i64,
 }
 
 /// One device as `show devices` lists it.
@@ -192,7 +196,10 @@ impl CoreDb {
             let n: i64 = self.conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))?;
             Ok(u64::try_from(n).unwrap_or(0))
         };
+        let head = crate::replication::changelog::head(&self.conn)?;
         Ok(Summary {
+            content_checksum: head.checksum,
+            change: head.seq,
             users: count("users")?,
             devices: count("devices")?,
             apps: count("apps")?,

@@ -23,6 +23,7 @@ impl Text for Summary {
             ("Certificates", self.certificates.to_string()),
             ("Local users", self.local_users.to_string()),
             ("Atlas records", self.atlas.map_or_else(|| "no Atlas store".to_string(), |n| n.to_string())),
+            ("Content checksum", format!("{} (change {})", self.content_checksum, self.change)),
         ])
     }
 }

@@ -53,6 +53,43 @@ fn the_mate(ctx: &Ctx) -> Result<HostPort, CmdError> {
     }
 }
 
+/// Sends `request` to the trusted host `target` on the replication channel and returns
+/// its one-line answer.
+pub(super) fn ask(
+    ctx: &Ctx,
+    target: &HostPort,
+    request: &crate::replication::SnapshotRequest,
+) -> Result<Vec<u8>, String> {
+    let Peer { theirs, key, ours } = peer(ctx, target)?;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
+    runtime
+        .block_on(async {
+            let (mut link, _) = PeerLink::open(target, &key, &theirs, &ours).await?;
+            link.send_line(&serde_json::to_string(request).unwrap_or_default()).await?;
+            let answer = link.read_line(MAX_ANSWER).await;
+            link.close().await;
+            answer
+        })
+        .map_err(|e| e.to_string())
+}
+
+/// Runs `line` on the trusted host `target` as this session's operator; `secret` (the
+/// mate's enable secret) runs it in privileged mode.
+pub(super) fn exec_on(ctx: &Ctx, target: &HostPort, line: &str, secret: Option<String>) -> Result<ExecAnswer, String> {
+    let hostname = ctx.settings().map_err(|e| e.to_string())?.hostname;
+    let request = crate::replication::SnapshotRequest {
+        op: "exec".into(),
+        exec: Some(ExecRequest {
+            line: line.to_string(),
+            operator: format!("{}@{hostname}", ctx.session.user),
+            secret,
+        }),
+        ..Default::default()
+    };
+    let answer = ask(ctx, target, &request)?;
+    serde_json::from_slice(&answer).map_err(|e| format!("unreadable answer ({e}); is it running coresh?"))
+}
+
 pub fn failover_exec(ctx: &mut Ctx, args: &Args) -> Result<Reply, CmdError> {
     if ctx.session.source.starts_with(SOURCE_PREFIX) {
         return Err(CmdError::Denied("A command run for the mate cannot reach another node".into()));
@@ -83,29 +120,8 @@ pub fn failover_exec(ctx: &mut Ctx, args: &Args) -> Result<Reply, CmdError> {
         Some(h) => h.clone(),
         None => the_mate(ctx)?,
     };
-    let fail = |why: String| CmdError::Failed(format!("Cannot reach the mate {target}: {why}"));
-    let Peer { theirs, key, ours } = peer(ctx, &target).map_err(fail)?;
-    let hostname = ctx.settings()?.hostname;
-    let request = crate::replication::SnapshotRequest {
-        op: "exec".into(),
-        exec: Some(ExecRequest { line, operator: format!("{}@{hostname}", ctx.session.user), secret }),
-        ..Default::default()
-    };
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| CmdError::Failed(e.to_string()))?;
-    let answer = runtime
-        .block_on(async {
-            let (mut link, _) = PeerLink::open(&target, &key, &theirs, &ours).await?;
-            link.send_line(&serde_json::to_string(&request).unwrap_or_default()).await?;
-            let answer = link.read_line(MAX_ANSWER).await;
-            link.close().await;
-            answer
-        })
-        .map_err(|e| fail(e.to_string()))?;
-    let answer: ExecAnswer =
-        serde_json::from_slice(&answer).map_err(|e| fail(format!("unreadable answer ({e}); is it running coresh?")))?;
+    let answer = exec_on(ctx, &target, &line, secret)
+        .map_err(|why| CmdError::Failed(format!("Cannot reach the mate {target}: {why}")))?;
     let output =
         MateOutput { mate: target.to_string(), code: answer.code, stdout: answer.stdout, stderr: answer.stderr };
     match output.code {

@@ -17,6 +17,7 @@ mod sync;
 mod system;
 mod trust;
 mod users;
+mod validate;
 
 use chrono::Utc;
 
@@ -123,8 +124,31 @@ pub const HANDLERS: &[(&str, Handler)] = &[
     ("failover_test_connection", trust::test_connection),
     ("failover_sync", sync::sync),
     ("failover_exec", mate::failover_exec),
+    ("failover_validate", validate::validate),
     ("show_sync_history", sync::history),
 ];
+
+/// Runs `line` as if typed in privileged EXEC mode, for commands made of other commands
+/// (`show tech-support`, `failover validate`); `line` is what the history would record.
+pub(crate) fn run_line(ctx: &mut Ctx, line: &str) -> Result<Reply, CmdError> {
+    let tree = crate::cli::builtin_tree().map_err(CmdError::Failed)?;
+    let grammar = crate::grammar::Grammar::builtin().map_err(|e| CmdError::Failed(e.to_string()))?;
+    let lexed = crate::cli::Line::lex(line).map_err(|e| CmdError::Failed(format!("{line}: {e:?}")))?;
+    let root = tree.root("enable").ok_or_else(|| CmdError::Failed("no enable mode".into()))?;
+    let matched = crate::cli::Matcher { tree }
+        .matches(root, &lexed, &lexed.command)
+        .map_err(|e| CmdError::Failed(format!("{line}: {e:?}")))?;
+    let name = &grammar.commands[matched.command].handler;
+    let handler = lookup(name).ok_or_else(|| CmdError::Failed(format!("no handler {name}")))?;
+    let mut inner = Ctx {
+        node: &mut *ctx.node,
+        session: &mut *ctx.session,
+        console: &mut *ctx.console,
+        line,
+        inner: matched.inner.as_ref(),
+    };
+    handler(&mut inner, &matched.args)
+}
 
 /// The handler called `name`.
 pub fn lookup(name: &str) -> Option<Handler> {

@@ -10,7 +10,7 @@ use rusqlite::{Connection, OpenFlags};
 use serde::Serialize;
 
 use super::Ctx;
-use crate::cli::{Args, Line, Matcher};
+use crate::cli::Args;
 use crate::report::{CmdError, Reply, Report, Text};
 
 /// The show commands, in the order they are printed.
@@ -102,17 +102,7 @@ fn integrity(dir: &Path, file: &str) -> Option<Integrity> {
 
 /// Runs one show command as the operator would at this prompt.
 fn run(ctx: &mut Ctx, line: &str) -> Result<Box<dyn Report>, CmdError> {
-    let tree = crate::cli::builtin_tree().map_err(CmdError::Failed)?;
-    let grammar = crate::grammar::Grammar::builtin().map_err(|e| CmdError::Failed(e.to_string()))?;
-    let lexed = Line::lex(line).map_err(|e| CmdError::Failed(format!("{e:?}")))?;
-    let root = tree.root("enable").ok_or_else(|| CmdError::Failed("no enable mode".into()))?;
-    let matched =
-        Matcher { tree }.matches(root, &lexed, &lexed.command).map_err(|e| CmdError::Failed(format!("{e:?}")))?;
-    let name = &grammar.commands[matched.command].handler;
-    let handler = super::lookup(name).ok_or_else(|| CmdError::Failed(format!("no handler {name}")))?;
-    let mut inner =
-        Ctx { node: &mut *ctx.node, session: &mut *ctx.session, console: &mut *ctx.console, line, inner: None };
-    handler(&mut inner, &matched.args)?.report.ok_or_else(|| CmdError::Failed("nothing to show".into()))
+    super::run_line(ctx, line)?.report.ok_or_else(|| CmdError::Failed("nothing to show".into()))
 }
 
 pub fn tech_support(ctx: &mut Ctx, _: &Args) -> Result<Reply, CmdError> {

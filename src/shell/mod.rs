@@ -213,13 +213,18 @@ impl Shell {
         let status = match result.and_then(|reply| output::render(reply, &filters)) {
             Ok((text, notes)) => {
                 let _ = io.out.write_all(text.as_bytes());
+                let mut status = Status::Ok;
                 for note in notes {
                     let _ = match note {
                         Note::Info(t) => writeln!(io.out, "{t}"),
                         Note::Warning(t) => writeln!(io.err(), "% Warning: {t}"),
+                        Note::Failure(t) => {
+                            status = Status::Failed;
+                            writeln!(io.err(), "% {t}")
+                        }
                     };
                 }
-                Status::Ok
+                status
             }
             Err(CmdError::Denied(msg)) => {
                 let _ = writeln!(io.err(), "% {msg}");

@@ -1,5 +1,8 @@
-//! `failover exec mate`: one shell line run on the peer over the trusted replication
-//! channel, its output brought back (as Cisco ASA's `failover exec mate`). The mate runs
+//! What a node asks of its mate over the trusted replication channel, mate side.
+//! `exec` (`failover exec mate`): one shell line run here, its output sent back (as Cisco
+//! ASA's `failover exec mate`). `test-back` (`failover validate`): this node connects
+//! back to the caller as its trusted-host entry names it, proving the trust the other
+//! way. For `exec` the mate runs
 //! the line in a child `coresh` of its own, as a session of the calling operator from
 //! the caller's address, so its audit log says who did what; in user mode, unless the
 //! caller is privileged and gives the mate's enable secret, which the mate checks.
@@ -93,6 +96,56 @@ pub async fn answer(
 ) {
     tracing::info!(subsystem = "ssh", peer = %address, operator = %request.operator, privileged = request.secret.is_some(), "failover exec mate");
     let answer = run(data_dir, request, address).await;
+    let mut line = serde_json::to_vec(&answer).unwrap_or_default();
+    line.push(b'\n');
+    let _ = handle.data(channel, bytes::Bytes::from(line)).await;
+    let _ = handle.eof(channel).await;
+    let _ = handle.close(channel).await;
+}
+
+/// What `test-back` answers.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TestBack {
+    pub ok: bool,
+    /// What was reached, or why not.
+    pub detail: String,
+}
+
+/// Connects back to the caller (whose key is `caller`) at the address this node trusts
+/// it under, and says how that went.
+async fn connect_back(
+    data_dir: PathBuf,
+    caller: russh::keys::PublicKey,
+    ours: super::hello::Hello,
+) -> Result<String, String> {
+    let dir = data_dir.clone();
+    let hosts = tokio::task::spawn_blocking(move || crate::store::Store::open(&dir).and_then(|s| s.trusted_hosts()))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
+    let entry = hosts
+        .iter()
+        .find(|h| super::keys::parse_public(&h.key).is_ok_and(|k| k.key_data() == caller.key_data()))
+        .ok_or("no trusted-host entry here holds the caller's key")?;
+    let target: crate::host::HostPort =
+        entry.host.parse().map_err(|_| format!("the trusted host {} is unreadable", entry.host))?;
+    let key = super::keys::host_key(&data_dir).map_err(|e| e.to_string())?;
+    let (hello, _) = super::client::exchange_hello(&target, &key, &caller, &ours).await.map_err(|e| e.to_string())?;
+    Ok(format!("{} reached {} ({} mode) at {target}", ours.hostname, hello.hostname, hello.mode))
+}
+
+/// Answers a `test-back` request, then closes the channel.
+pub async fn test_back(
+    handle: russh::server::Handle,
+    channel: ChannelId,
+    data_dir: PathBuf,
+    caller: russh::keys::PublicKey,
+    ours: super::hello::Hello,
+) {
+    let answer = match connect_back(data_dir, caller, ours).await {
+        Ok(detail) => TestBack { ok: true, detail },
+        Err(detail) => TestBack { ok: false, detail },
+    };
     let mut line = serde_json::to_vec(&answer).unwrap_or_default();
     line.push(b'\n');
     let _ = handle.data(channel, bytes::Bytes::from(line)).await;

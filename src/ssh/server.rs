@@ -68,6 +68,7 @@ impl russh::server::Server for SshServer {
             login: Login::None,
             refused_keys: 0,
             tried_user: String::new(),
+            peer_key: None,
             consoles: HashMap::new(),
         }
     }
@@ -108,6 +109,8 @@ pub struct PeerSession {
     refused_keys: u32,
     /// The user name the last refused key was offered for.
     tried_user: String,
+    /// The key a peer logged in with.
+    peer_key: Option<PublicKey>,
     consoles: HashMap<ChannelId, ConsoleChannel>,
 }
 
@@ -280,6 +283,7 @@ impl russh::server::Handler for PeerSession {
         if user == PEER_USER && self.trusted(key.public_key) {
             tracing::debug!(subsystem = "ssh", peer = %self.peer(), key = %print, "peer authenticated");
             self.login = Login::Peer;
+            self.peer_key = Some(key.public_key.clone());
             return Ok(Auth::Accept);
         }
         if user != PEER_USER && self.gate.user_key(user, key.public_key).await {
@@ -438,6 +442,19 @@ impl russh::server::Handler for PeerSession {
                     let Some(exec) = request.exec else { return session.close(channel) };
                     stage.streaming = true;
                     tokio::spawn(super::mate::answer(session.handle(), channel, self.data_dir.clone(), exec, address));
+                }
+                Ok(request) if request.op == "test-back" => {
+                    let Some(caller) = self.peer_key.clone() else { return session.close(channel) };
+                    stage.streaming = true;
+                    let view = self.view.borrow().clone();
+                    let ours = Hello { status_page: self.status_page, ..Hello::of(&view.settings, &view.node_id) };
+                    tokio::spawn(super::mate::test_back(
+                        session.handle(),
+                        channel,
+                        self.data_dir.clone(),
+                        caller,
+                        ours,
+                    ));
                 }
                 Ok(request) if request.op == "positions" => {
                     let Some(range) = request.range else { return session.close(channel) };

@@ -1,0 +1,166 @@
+//! `failover validate HOST`: the guide's test and validation plan (step 7, table 4), run
+//! from the secondary against its primary, each task with pass or fail and its evidence:
+//! connectivity both ways, a manual sync, the same device count and content checksum,
+//! a test notification, and heartbeat activity in the HA log.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use tabled::Tabled;
+
+use super::Ctx;
+use super::mate::{ask, exec_on};
+use crate::cli::Args;
+use crate::coredb::Summary;
+use crate::host::HostPort;
+use crate::report::{CmdError, Reply, Text, table};
+use crate::ssh::mate::TestBack;
+
+/// One task of the plan.
+#[derive(Serialize)]
+struct Task {
+    /// The task's number in the guide's table 4.
+    number: u8,
+    task: &'static str,
+    passed: bool,
+    evidence: String,
+}
+
+#[derive(Serialize)]
+struct Validation {
+    peer: String,
+    passed: bool,
+    tasks: Vec<Task>,
+}
+
+#[derive(Tabled)]
+struct Row<'a> {
+    #[tabled(rename = "#")]
+    number: u8,
+    #[tabled(rename = "Task")]
+    task: &'a str,
+    #[tabled(rename = "Result")]
+    result: &'static str,
+    #[tabled(rename = "Evidence")]
+    evidence: &'a str,
+}
+
+impl Text for Validation {
+    fn text(&self) -> String {
+        let rows: Vec<Row> = self
+            .tasks
+            .iter()
+            .map(|t| Row {
+                number: t.number,
+                task: t.task,
+                result: if t.passed { "PASS" } else { "FAIL" },
+                evidence: &t.evidence,
+            })
+            .collect();
+        let failed = self.tasks.iter().filter(|t| !t.passed).count();
+        let verdict = match failed {
+            0 => format!("All {} tasks passed against {}.", self.tasks.len(), self.peer),
+            n => format!("{n} of {} tasks failed against {}.", self.tasks.len(), self.peer),
+        };
+        format!("{}\n{verdict}", table(&rows))
+    }
+}
+
+/// The first line of what a command printed (or of why it failed).
+fn first_line(result: Result<Reply, CmdError>) -> (bool, String) {
+    match result {
+        Ok(reply) => {
+            let text = reply.report.map(|r| r.text()).unwrap_or_default();
+            let notes = reply.notes.iter().map(|n| format!("{n:?}")).collect::<Vec<_>>().join("; ");
+            let line = text.lines().find(|l| !l.trim().is_empty()).map(str::to_string).unwrap_or(notes);
+            (true, line)
+        }
+        Err(e) => (false, e.to_string()),
+    }
+}
+
+/// Task 3: the device count and content checksum here and on the primary.
+fn compare(ctx: &mut Ctx, target: &HostPort) -> (bool, String) {
+    let ours = match ctx.node.core().and_then(|c| c.summary()) {
+        Ok(s) => s,
+        Err(e) => return (false, format!("cannot read the Core data here: {e}")),
+    };
+    let theirs = match exec_on(ctx, target, "show core summary | json", None) {
+        Ok(a) if a.code == 0 => match serde_json::from_str::<serde_json::Value>(&a.stdout) {
+            Ok(v) => v,
+            Err(e) => return (false, format!("unreadable summary from {target}: {e}")),
+        },
+        Ok(a) => return (false, format!("{target} answered: {}", a.stderr.trim())),
+        Err(e) => return (false, format!("cannot ask {target}: {e}")),
+    };
+    let devices = theirs["devices"].as_u64().unwrap_or(u64::MAX);
+    let checksum = theirs["content_checksum"].as_str().unwrap_or("?");
+    let Summary { devices: here, content_checksum: ours_sum, .. } = ours;
+    let passed = devices == here && checksum == ours_sum;
+    let short = |s: &str| s.chars().take(12).collect::<String>();
+    (
+        passed,
+        format!(
+            "devices {here} here, {devices} on {target}; checksum {} here, {} there",
+            short(&ours_sum),
+            short(checksum)
+        ),
+    )
+}
+
+/// Task 5: a heartbeat to `target` in the HA log, answered, within three intervals.
+fn heartbeat(ctx: &Ctx, target: &HostPort) -> (bool, String) {
+    let settings = match ctx.settings() {
+        Ok(s) => s,
+        Err(e) => return (false, e.to_string()),
+    };
+    if !settings.enabled {
+        return (false, "high availability is disabled here: no heartbeat runs ('service enable')".into());
+    }
+    let entries = ctx.node.store.ha_log_entries(Some(500)).unwrap_or_default();
+    let prefix = format!("heartbeat to {target}");
+    let Some(last) = entries.iter().rev().find(|e| e.message.starts_with(&prefix)) else {
+        return (false, format!("no heartbeat to {target} in the HA log (is the daemon running?)"));
+    };
+    let age = DateTime::parse_from_rfc3339(&last.at).map(|t| (Utc::now() - t.with_timezone(&Utc)).num_seconds());
+    let window = i64::from(settings.heartbeat_interval.max(10)) * 3;
+    let recent = age.is_ok_and(|a| a <= window);
+    let ok = last.message.starts_with(&format!("{prefix}: ok"));
+    (ok && recent, format!("{} {}", last.at, last.message))
+}
+
+pub fn validate(ctx: &mut Ctx, args: &Args) -> Result<Reply, CmdError> {
+    let target = args.host("HOST").cloned().ok_or_else(|| CmdError::Failed("missing HOST".into()))?;
+    if ctx.settings()?.mode != crate::ha::Mode::Secondary {
+        return Err(CmdError::Failed(
+            "Run failover validate on the secondary, against its primary (the guide's plan runs there)".into(),
+        ));
+    }
+    let mut tasks = Vec::new();
+    let mut add =
+        |number, task, (passed, evidence): (bool, String)| tasks.push(Task { number, task, passed, evidence });
+
+    add(
+        1,
+        "Connectivity to the primary",
+        first_line(super::run_line(ctx, &format!("failover test-connection {target}"))),
+    );
+    let back = crate::replication::SnapshotRequest { op: "test-back".into(), ..Default::default() };
+    add(
+        1,
+        "Connectivity from the primary",
+        match ask(ctx, &target, &back).map(|a| serde_json::from_slice::<TestBack>(&a)) {
+            Ok(Ok(t)) => (t.ok, t.detail),
+            Ok(Err(e)) => (false, format!("unreadable answer: {e}")),
+            Err(e) => (false, e),
+        },
+    );
+    add(2, "Manual sync, no errors", first_line(super::run_line(ctx, &format!("failover sync {target}"))));
+    add(3, "Standby updated: same devices", compare(ctx, &target));
+    add(4, "Test email notification", first_line(super::run_line(ctx, "notify test")));
+    add(5, "Heartbeat activity in the HA log", heartbeat(ctx, &target));
+
+    let passed = tasks.iter().all(|t| t.passed);
+    let failed = tasks.iter().filter(|t| !t.passed).count();
+    let reply = Reply::show(Validation { peer: target.to_string(), passed, tasks });
+    Ok(if passed { reply } else { reply.fail(format!("Validation failed: {failed} task(s)")) })
+}
