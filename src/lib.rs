@@ -12,9 +12,10 @@
 //! - [`coredb`]: the Core data (what HA replicates) and its single writer.
 //! - [`http`]: status pages for load balancers and the device API.
 //! - [`serve`]: the node daemon wiring (`coresh serve`).
-//! - [`ssh`]: the node key, the peer SSH server and client.
+//! - [`ssh`]: the node key, the SSH server (peers' replication, operators' consoles), the peer client.
 //! - [`replication`]: change log, snapshots, the secondary's pull, verification, the sync lock.
 //! - [`notify`]: email notifications through a durable outbox.
+//! - [`lab`]: a pair (or pair and DR node) on this machine (`coresh lab up|down`).
 
 pub mod cli;
 pub mod coredb;
@@ -23,6 +24,7 @@ pub mod ha;
 pub mod handlers;
 pub mod host;
 pub mod http;
+pub mod lab;
 pub mod load;
 pub mod node;
 pub mod notify;

@@ -92,6 +92,11 @@ enum Command {
         #[command(subcommand)]
         what: Docs,
     },
+    /// A Core pair (or pair and DR node) on this machine, for trying coresh.
+    Lab {
+        #[command(subcommand)]
+        what: Lab,
+    },
     /// Print a completion script for this command line (bash, zsh, fish, elvish, powershell).
     Completions {
         /// The shell to complete in.
@@ -137,6 +142,25 @@ enum Data {
         /// Seed of the pseudo-random choices (and of the device tokens).
         #[arg(long, default_value_t = 42)]
         seed: u64,
+    },
+}
+
+#[derive(Subcommand)]
+enum Lab {
+    /// Start a primary, a secondary and optionally a DR node on loopback ports, with
+    /// trust exchanged, HA configured, generated data and device traffic.
+    Up {
+        /// 2: primary and secondary; 3: and a DR node following the secondary.
+        #[arg(long, default_value_t = 2)]
+        nodes: u8,
+        /// Where the nodes' data directories and logs go (created; must be empty).
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
+    /// Stop the lab's daemons and remove its directory.
+    Down {
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
     },
 }
 
@@ -213,6 +237,19 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                 );
             }
             return Ok(if report.failed == 0 { 0 } else { 1 });
+        }
+        Some(Command::Lab { what: Lab::Up { nodes, dir } }) => {
+            let dir = dir.unwrap_or_else(coresh::lab::default_dir);
+            let lab = coresh::lab::up(&dir, nodes)?;
+            println!("Lab up in {}:\n{}", dir.display(), coresh::lab::describe(&lab));
+            println!("Stop it with: coresh lab down --dir {}", dir.display());
+            return Ok(0);
+        }
+        Some(Command::Lab { what: Lab::Down { dir } }) => {
+            let dir = dir.unwrap_or_else(coresh::lab::default_dir);
+            let stopped = coresh::lab::down(&dir)?;
+            println!("Lab down: {stopped} processes stopped, {} removed", dir.display());
+            return Ok(0);
         }
         Some(Command::Completions { shell }) => {
             use clap::CommandFactory;

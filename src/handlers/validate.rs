@@ -12,6 +12,7 @@ use super::mate::{ask, exec_on};
 use crate::cli::Args;
 use crate::coredb::Summary;
 use crate::host::HostPort;
+use crate::replication::divergence::Positions;
 use crate::report::{CmdError, Reply, Text, table};
 use crate::ssh::mate::TestBack;
 
@@ -78,7 +79,8 @@ fn first_line(result: Result<Reply, CmdError>) -> (bool, String) {
     }
 }
 
-/// Task 3: the device count and content checksum here and on the primary.
+/// Task 3: the same device count here and on the primary, and the same content at the
+/// change this node synced to (the primary may have moved on since: devices check in).
 fn compare(ctx: &mut Ctx, target: &HostPort) -> (bool, String) {
     let ours = match ctx.node.core().and_then(|c| c.summary()) {
         Ok(s) => s,
@@ -92,19 +94,29 @@ fn compare(ctx: &mut Ctx, target: &HostPort) -> (bool, String) {
         Ok(a) => return (false, format!("{target} answered: {}", a.stderr.trim())),
         Err(e) => return (false, format!("cannot ask {target}: {e}")),
     };
+    let Summary { devices: here, content_checksum: checksum, change, .. } = ours;
+    let request = crate::replication::SnapshotRequest {
+        op: "positions".into(),
+        range: Some((change, change)),
+        ..Default::default()
+    };
+    let at_change = match ask(ctx, target, &request).map(|a| serde_json::from_slice::<Positions>(&a)) {
+        Ok(Ok(p)) => p.base.into_iter().chain(p.positions).find(|p| p.seq == change).map(|p| p.checksum),
+        Ok(Err(e)) => return (false, format!("unreadable positions from {target}: {e}")),
+        Err(e) => return (false, format!("cannot ask {target}: {e}")),
+    };
     let devices = theirs["devices"].as_u64().unwrap_or(u64::MAX);
-    let checksum = theirs["content_checksum"].as_str().unwrap_or("?");
-    let Summary { devices: here, content_checksum: ours_sum, .. } = ours;
-    let passed = devices == here && checksum == ours_sum;
+    let now = theirs["change"].as_i64().unwrap_or(0);
     let short = |s: &str| s.chars().take(12).collect::<String>();
-    (
-        passed,
-        format!(
-            "devices {here} here, {devices} on {target}; checksum {} here, {} there",
-            short(&ours_sum),
-            short(checksum)
-        ),
-    )
+    let content = match &at_change {
+        Some(c) if *c == checksum => format!("same content at change {change} (checksum {})", short(c)),
+        Some(c) => {
+            format!("content differs at change {change}: checksum {} here, {} there", short(&checksum), short(c))
+        }
+        None => format!("{target} no longer holds change {change} in its log: sync again"),
+    };
+    let passed = devices == here && at_change.as_deref() == Some(checksum.as_str());
+    (passed, format!("devices {here} here, {devices} on {target}; {content}; the primary is at change {now}"))
 }
 
 /// Task 5: a heartbeat to `target` in the HA log, answered, within three intervals.

@@ -94,6 +94,17 @@ struct Started {
     errors: Option<tokio::task::JoinHandle<()>>,
 }
 
+/// The binary this daemon runs, for its children: `/proc/self/exe`, which still opens
+/// after the file was replaced (an upgrade, a rebuild), so a console runs the release
+/// the daemon runs.
+pub fn self_exe() -> Result<std::path::PathBuf, String> {
+    let proc = std::path::PathBuf::from("/proc/self/exe");
+    if proc.exists() {
+        return Ok(proc);
+    }
+    std::env::current_exe().map_err(|e| format!("cannot find the coresh binary: {e}"))
+}
+
 /// Where the child finds an exec request's line: its environment, which only its own
 /// user can read (an argument would show in `ps` to everyone, secrets and all).
 const COMMAND_ENV: &str = "CORESH_CONSOLE_COMMAND";
@@ -123,7 +134,7 @@ fn child_env(launch: &Launch, term: &str) -> Vec<(&'static str, String)> {
 }
 
 fn start(launch: &Launch, handle: &Handle, channel: ChannelId) -> Result<Started, String> {
-    let exe = std::env::current_exe().map_err(|e| format!("cannot find the coresh binary: {e}"))?;
+    let exe = self_exe()?;
     let args = child_args(launch);
     match &launch.terminal {
         Some(t) => {

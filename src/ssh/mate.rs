@@ -44,9 +44,9 @@ pub struct ExecAnswer {
 
 /// Runs a caller's line in a child shell; returns what it printed.
 pub async fn run(data_dir: PathBuf, request: ExecRequest, address: IpAddr) -> ExecAnswer {
-    let exe = match std::env::current_exe() {
+    let exe = match super::console::self_exe() {
         Ok(e) => e,
-        Err(e) => return refused(format!("% Cannot find the coresh binary: {e}")),
+        Err(e) => return refused(format!("% {e}")),
     };
     let operator: String = request.operator.chars().filter(|c| !c.is_control()).take(100).collect();
     let mut command = tokio::process::Command::new(exe);
