@@ -78,7 +78,12 @@ pub async fn positions(
         .and_then(|r| r.map_err(|e| e.to_string()))
         .unwrap_or_else(|e| divergence::Positions { error: Some(e), ..Default::default() });
     tracing::info!(subsystem = "replication", %peer, from = range.0, to = range.1, found = answer.positions.len(), "change-log positions sent");
-    let _ = handle.data(channel, json_line(&answer)).await;
+    answer_and_close(&handle, channel, &answer).await;
+}
+
+/// Sends `answer` as one JSON line and closes the channel (a one-question request).
+pub async fn answer_and_close(handle: &russh::server::Handle, channel: ChannelId, answer: &impl serde::Serialize) {
+    let _ = handle.data(channel, json_line(answer)).await;
     let _ = handle.eof(channel).await;
     let _ = handle.close(channel).await;
 }
@@ -299,7 +304,7 @@ async fn send_file(
 }
 
 /// One JSON line of a protocol message.
-fn json_line(value: &impl serde::Serialize) -> Vec<u8> {
+pub fn json_line(value: &impl serde::Serialize) -> Vec<u8> {
     let mut v = serde_json::to_vec(value).unwrap_or_default();
     v.push(b'\n');
     v

@@ -15,6 +15,8 @@ use std::time::Duration;
 use russh::ChannelId;
 use serde::{Deserialize, Serialize};
 
+use crate::replication::serve::answer_and_close;
+
 /// How long the mate lets a line run (the caller's channel waits a minute at most).
 pub const LIMIT: Duration = Duration::from_secs(50);
 /// Output kept of each stream.
@@ -96,11 +98,7 @@ pub async fn answer(
 ) {
     tracing::info!(subsystem = "ssh", peer = %address, operator = %request.operator, privileged = request.secret.is_some(), "failover exec mate");
     let answer = run(data_dir, request, address).await;
-    let mut line = serde_json::to_vec(&answer).unwrap_or_default();
-    line.push(b'\n');
-    let _ = handle.data(channel, bytes::Bytes::from(line)).await;
-    let _ = handle.eof(channel).await;
-    let _ = handle.close(channel).await;
+    answer_and_close(&handle, channel, &answer).await;
 }
 
 /// What `test-back` answers.
@@ -146,9 +144,5 @@ pub async fn test_back(
         Ok(detail) => TestBack { ok: true, detail },
         Err(detail) => TestBack { ok: false, detail },
     };
-    let mut line = serde_json::to_vec(&answer).unwrap_or_default();
-    line.push(b'\n');
-    let _ = handle.data(channel, bytes::Bytes::from(line)).await;
-    let _ = handle.eof(channel).await;
-    let _ = handle.close(channel).await;
+    answer_and_close(&handle, channel, &answer).await;
 }
