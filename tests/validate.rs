@@ -108,3 +108,16 @@ fn validate_runs_on_the_secondary_and_names_an_unreachable_primary() {
     let verdicts = verdicts(&v);
     assert_eq!(verdicts[..4], [false, false, false, false], "{}", text.stdout);
 }
+
+#[test]
+fn a_secondary_that_cannot_sync_fails_the_sync_and_the_comparison() {
+    let p = pair();
+    // An active secondary does not sync, so it never got the primary's 50 devices.
+    p.b.run(&["enable", "configure terminal", "high-availability", "node-status active"]).expect_code(0);
+    let (text, v) = validate(&p);
+    text.expect_code(1);
+    let got = verdicts(&v);
+    assert_eq!((got[0], got[2], got[3]), (true, false, false), "{}", text.stdout);
+    assert!(evidence(&v, 2).contains("node status is active"), "{v}");
+    assert!(evidence(&v, 3).contains("devices 0 here, 50 on"), "{v}");
+}
