@@ -197,6 +197,8 @@ fn build(dir: &Path, nodes: u8, lab: &mut Lab) -> anyhow::Result<()> {
             format!("primary-host {upstream}"),
             "heartbeat interval 5".into(),
             format!("on-failure {on_failure}"),
+            // Scheduled syncs from the next minute on, every 5 minutes.
+            format!("sync start-time {}", (chrono::Utc::now() + chrono::Duration::minutes(1)).format("%H:%M")),
             "sync run-every 5 minutes".into(),
             "service enable".into(),
         ];
