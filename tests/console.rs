@@ -324,18 +324,18 @@ fn repeated_failures_lock_the_address_out_until_cleared() {
 
 #[test]
 fn an_idle_shell_times_out_and_a_busy_one_does_not() {
-    let c = Console::new(&["exec-timeout 0 2"]);
+    let c = Console::new(&["exec-timeout 0 3"]);
     let mut p = c.terminal("dumb");
     p.exp_string("core-a>").unwrap();
-    // Input every second keeps the session for twice the timeout.
-    for _ in 0..4 {
+    // Input every second keeps the session past the timeout.
+    for _ in 0..5 {
         std::thread::sleep(std::time::Duration::from_secs(1));
         p.send_line("show clock").unwrap();
         p.exp_string("core-a>").unwrap();
     }
     p.exp_string("% Idle timeout").unwrap();
     p.exp_eof().unwrap();
-    c.daemon.eventually("the timeout is audited", |_| c.audit().contains("shell ended: idle timeout after 2 seconds"));
+    c.daemon.eventually("the timeout is audited", |_| c.audit().contains("shell ended: idle timeout after 3 seconds"));
     c.daemon.eventually("the session is gone", |_| c.node.run(&["show sessions"]).stdout.contains("No SSH console"));
 }
 
