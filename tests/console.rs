@@ -317,6 +317,9 @@ fn repeated_failures_lock_the_address_out_until_cleared() {
     let mut cmd = c.with_key("admin", &c.key);
     cmd.arg("show version");
     run(cmd).expect_code(0);
+    let again = c.node.run(&["enable", "clear lockout 127.0.0.1"]);
+    assert_eq!(again.expect_code(0).stdout, "127.0.0.1 is not locked out\n");
+    assert_eq!(c.node.run(&["enable", "clear lockout"]).expect_code(0).stdout, "No address is locked out\n");
     let bad = c.node.run(&["enable", "clear lockout not-an-ip"]);
     bad.expect_code(1);
     assert!(bad.stderr.starts_with("% Not an IP address"), "{}", bad.stderr);

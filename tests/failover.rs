@@ -26,6 +26,16 @@ fn wait_for_heartbeat(b: &TestNode, db: &Daemon) {
     });
 }
 
+/// Pairs `b` with `a` (served by `da`), serves `b` as its standby secondary with a fast
+/// heartbeat and waits for the first answered heartbeat; returns `b`'s daemon.
+fn standby_of(a: &TestNode, da: &Daemon, b: &TestNode, on_failure: &str) -> Daemon {
+    pair(a, da, b);
+    let db = b.serve();
+    follow(b, da, on_failure);
+    wait_for_heartbeat(b, &db);
+    db
+}
+
 fn ha_log(node: &TestNode) -> String {
     node.run(&["show logging high-availability last 1000"]).stdout
 }
@@ -73,10 +83,7 @@ fn a_dead_primary_is_replaced_by_its_secondary() {
 fn a_live_status_page_prevents_a_failover_when_only_ssh_fails() {
     let (a, b) = (TestNode::new(), TestNode::new());
     let da = a.serve();
-    pair(&a, &da, &b);
-    let db = b.serve();
-    follow(&b, &da, "promote");
-    wait_for_heartbeat(&b, &db);
+    let db = standby_of(&a, &da, &b, "promote");
     // The primary stops trusting the secondary: SSH probes fail, the page still answers.
     a.run(&["enable", "configure terminal", "high-availability", "no trusted-host core-b"]).expect_code(0);
     db.eventually("the heartbeat sees SSH fail", |_| ha_log(&b).contains("the primary is alive by its status page"));
@@ -91,10 +98,7 @@ fn a_live_status_page_prevents_a_failover_when_only_ssh_fails() {
 fn keep_standby_reports_and_stays_standby() {
     let (a, b) = (TestNode::new(), TestNode::new());
     let da = a.serve();
-    pair(&a, &da, &b);
-    let db = b.serve();
-    follow(&b, &da, "keep-standby");
-    wait_for_heartbeat(&b, &db);
+    let db = standby_of(&a, &da, &b, "keep-standby");
     da.kill_9();
     db.eventually("the failure is reported", |_| {
         ha_log(&b).contains("on-failure keep-standby: this node stays standby")
@@ -224,10 +228,7 @@ fn writes_an_old_primary_took_after_the_failover_point_are_kept_not_lost() {
 fn a_clock_offset_past_the_threshold_is_shown_and_logged() {
     let (a, b) = (TestNode::new(), TestNode::new());
     let da = a.serve_env(&[("CORESH_TEST_CLOCK_SKEW_MS", "5000")]);
-    pair(&a, &da, &b);
-    let db = b.serve();
-    follow(&b, &da, "promote");
-    wait_for_heartbeat(&b, &db);
+    let db = standby_of(&a, &da, &b, "promote");
     let offset = failover_json(&b)["peers"][0]["offset_ms"].as_i64().unwrap();
     assert!((4000..6000).contains(&offset), "measured {offset} ms");
     let shown = b.run(&["show failover"]).stdout;

@@ -26,6 +26,16 @@ fn open(node: &TestNode) -> PtySession {
     p
 }
 
+/// A shell in global configuration mode.
+fn open_config(node: &TestNode) -> PtySession {
+    let mut p = open(node);
+    p.send_line("enable").unwrap();
+    p.exp_string("core#").unwrap();
+    p.send_line("configure terminal").unwrap();
+    p.exp_string("core(config)#").unwrap();
+    p
+}
+
 #[test]
 fn question_mark_lists_the_next_words_at_once() {
     let node = TestNode::new();
@@ -117,11 +127,7 @@ fn enable_asks_for_the_secret_without_echo() {
 #[test]
 fn enable_secret_on_a_terminal_asks_twice() {
     let node = TestNode::new();
-    let mut p = open(&node);
-    p.send_line("enable").unwrap();
-    p.exp_string("core#").unwrap();
-    p.send_line("configure terminal").unwrap();
-    p.exp_string("core(config)#").unwrap();
+    let mut p = open_config(&node);
     p.send_line("enable secret").unwrap();
     p.exp_string("Enter enable secret:").unwrap();
     p.send_line("one").unwrap();
@@ -242,11 +248,7 @@ fn lines_typed_ahead_in_one_burst_all_run() {
 #[test]
 fn a_user_password_on_a_terminal_is_asked_twice_and_never_echoed() {
     let node = TestNode::new();
-    let mut p = open(&node);
-    p.send_line("enable").unwrap();
-    p.exp_string("core#").unwrap();
-    p.send_line("configure terminal").unwrap();
-    p.exp_string("core(config)#").unwrap();
+    let mut p = open_config(&node);
     p.send_line("username alice password").unwrap();
     p.exp_string("Enter password for alice:").unwrap();
     p.send_line("first-try-1").unwrap();

@@ -67,6 +67,9 @@ fn a_lab_comes_up_working_and_goes_down_without_a_trace() {
         .map(|n| n["pid"].as_u64().unwrap() as u32)
         .chain(lab["load_pid"].as_u64().map(|p| p as u32))
         .collect();
+    let twice = coresh(&["lab", "up", "--dir", dir_s]);
+    twice.expect_code(1);
+    assert!(twice.stderr.contains("a lab is up in") && twice.stderr.contains("lab down --dir"), "{}", twice.stderr);
     let down = coresh(&["lab", "down", "--dir", dir_s]);
     down.expect_code(0);
     assert!(!dir.exists(), "the lab directory is still there");

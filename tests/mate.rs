@@ -71,3 +71,21 @@ fn exec_mate_runs_show_commands_and_guards_the_rest() {
     assert!(line.contains("@core-b") && line.contains("mate 127.0.0.1"), "{line:?}\n{audit}");
     assert!(!audit.contains("mate-secret") && !audit.contains("s3cret-pass"), "{audit}");
 }
+
+#[test]
+fn the_mate_must_be_clear() {
+    let node = TestNode::new();
+    let none = node.run(&["failover exec mate show version"]);
+    none.expect_code(1);
+    assert!(none.stderr.contains("No mate: there is no trusted host"), "{}", none.stderr);
+    let (x, y) = (TestNode::new(), TestNode::new());
+    node.trust("10.0.0.1", &x.local_key()).expect_code(0);
+    node.trust("10.0.0.2", &y.local_key()).expect_code(0);
+    let two = node.run(&["failover exec mate show version"]);
+    two.expect_code(1);
+    assert!(
+        two.stderr.contains("Which mate? Trusted hosts: 10.0.0.1, 10.0.0.2; use 'failover exec HOST COMMAND'"),
+        "{}",
+        two.stderr
+    );
+}

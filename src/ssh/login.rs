@@ -15,7 +15,7 @@ use tokio::sync::watch;
 
 use crate::coredb::CoreDb;
 use crate::serve::view::NodeView;
-use crate::store::{AuditEntry, Outcome, Store, now_text};
+use crate::store::{AuditEntry, Outcome, Store, StoreError, now_text};
 
 /// The audit log's mode column for what the SSH server records.
 const AUDIT_MODE: &str = "ssh";
@@ -61,21 +61,25 @@ impl Gate {
     /// Runs `f` on the system database off the async threads; errors are logged.
     async fn with_store<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&Store) -> Result<T, crate::store::StoreError> + Send + 'static,
+        f: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
     ) -> Option<T> {
         let dir = self.data_dir.clone();
-        let done = tokio::task::spawn_blocking(move || Store::open(&dir).and_then(|s| f(&s))).await;
-        match done {
-            Ok(Ok(v)) => Some(v),
-            Ok(Err(e)) => {
-                tracing::error!(subsystem = "ssh", error = %e, "system database");
-                None
-            }
-            Err(e) => {
-                tracing::error!(subsystem = "ssh", error = %e, "system database task");
-                None
-            }
-        }
+        blocking("system database", move || Store::open(&dir).and_then(|s| f(&s))).await
+    }
+
+    /// Runs `f` on the Core data (the local users) off the async threads; errors are logged.
+    async fn with_core<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&CoreDb) -> Result<T, StoreError> + Send + 'static,
+    ) -> Option<T> {
+        let dir = self.data_dir.clone();
+        blocking("local users", move || CoreDb::open(&dir).and_then(|c| f(&c))).await
+    }
+
+    /// Holds a refused login back for `login delay`.
+    async fn hold_back(&self) {
+        let delay = self.view.borrow().policy.delay_s;
+        tokio::time::sleep(Duration::from_secs(delay)).await;
     }
 
     /// Writes one line to the audit log.
@@ -126,44 +130,36 @@ impl Gate {
     /// Checks a password login; audits it, and holds back and counts a failure.
     pub async fn password(&self, user: &str, password: &str, address: IpAddr) -> bool {
         if self.locked_out(user, address).await {
-            let delay = self.view.borrow().policy.delay_s;
-            tokio::time::sleep(Duration::from_secs(delay)).await;
+            self.hold_back().await;
             return false;
         }
-        let (dir, name, given) = (self.data_dir.clone(), user.to_string(), password.to_string());
-        let checked = tokio::task::spawn_blocking(move || {
-            let hash = CoreDb::open(&dir)?.local_user(&name)?.map(|u| u.password_hash);
-            let refusal = match hash {
-                None => {
-                    crate::secret::verify(decoy(), &given);
-                    Some(Refusal::UnknownUser)
-                }
-                Some(None) => {
-                    crate::secret::verify(decoy(), &given);
-                    Some(Refusal::NoPassword)
-                }
-                Some(Some(hash)) => (!crate::secret::verify(&hash, &given)).then_some(Refusal::WrongPassword),
-            };
-            Ok::<_, crate::store::StoreError>(refusal)
-        })
-        .await;
+        let (name, given) = (user.to_string(), password.to_string());
+        let checked = self
+            .with_core(move |core| {
+                let refusal = match core.local_user(&name)?.map(|u| u.password_hash) {
+                    None => {
+                        crate::secret::verify(decoy(), &given);
+                        Some(Refusal::UnknownUser)
+                    }
+                    Some(None) => {
+                        crate::secret::verify(decoy(), &given);
+                        Some(Refusal::NoPassword)
+                    }
+                    Some(Some(hash)) => (!crate::secret::verify(&hash, &given)).then_some(Refusal::WrongPassword),
+                };
+                Ok(refusal)
+            })
+            .await;
         match checked {
-            Ok(Ok(None)) => {
+            Some(None) => {
                 self.audit(user, address, "login (password)".into(), Outcome::Ok).await;
                 true
             }
-            Ok(Ok(Some(refusal))) => {
+            Some(Some(refusal)) => {
                 self.failed(user, address, format!("login failed (password): {}", refusal.text())).await;
                 false
             }
-            Ok(Err(e)) => {
-                tracing::error!(subsystem = "ssh", error = %e, "cannot read the local users");
-                false
-            }
-            Err(e) => {
-                tracing::error!(subsystem = "ssh", error = %e, "password check task");
-                false
-            }
+            None => false,
         }
     }
 
@@ -173,14 +169,9 @@ impl Gate {
         if self.view.borrow().trusted_keys.iter().any(|k| k.key_data() == key.key_data()) {
             return false;
         }
-        let (dir, name) = (self.data_dir.clone(), user.to_string());
-        let keys = tokio::task::spawn_blocking(move || CoreDb::open(&dir)?.local_user(&name))
-            .await
-            .ok()
-            .and_then(Result::ok)
-            .flatten()
-            .map(|u| u.public_keys)
-            .unwrap_or_default();
+        let name = user.to_string();
+        let keys =
+            self.with_core(move |c| c.local_user(&name)).await.flatten().map(|u| u.public_keys).unwrap_or_default();
         keys.iter().filter_map(|line| super::keys::parse_public(line).ok()).any(|k| k.key_data() == key.key_data())
     }
 
@@ -218,7 +209,25 @@ impl Gate {
                 self.audit(user, address, what, Outcome::Denied).await;
             }
         }
-        tokio::time::sleep(Duration::from_secs(policy.delay_s)).await;
+        self.hold_back().await;
+    }
+}
+
+/// Runs `f` on a blocking thread; logs and swallows its error (a login is then refused).
+async fn blocking<T: Send + 'static>(
+    what: &str,
+    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Option<T> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(Ok(v)) => Some(v),
+        Ok(Err(e)) => {
+            tracing::error!(subsystem = "ssh", error = %e, "{what}");
+            None
+        }
+        Err(e) => {
+            tracing::error!(subsystem = "ssh", error = %e, "{what}: task failed");
+            None
+        }
     }
 }
 

@@ -34,16 +34,14 @@ pub struct Block {
     pub within_s: u64,
 }
 
+/// The lockout as shipped: 5 failures in a minute lock an address out for 2 minutes.
+const SHIPPED_BLOCK: Block = Block { for_s: 120, attempts: 5, within_s: 60 };
+
 impl Default for Policy {
     /// As shipped: 10 minutes idle (IOS's default), 8 sessions, 5 failures in a minute
     /// lock an address out for 2 minutes, 1 second's delay after each failure.
     fn default() -> Self {
-        Policy {
-            exec_timeout_s: 600,
-            session_limit: 8,
-            block: Some(Block { for_s: 120, attempts: 5, within_s: 60 }),
-            delay_s: 1,
-        }
+        Policy { exec_timeout_s: 600, session_limit: 8, block: Some(SHIPPED_BLOCK), delay_s: 1 }
     }
 }
 
@@ -52,13 +50,12 @@ impl Policy {
     pub fn from_map(map: &BTreeMap<String, String>) -> Policy {
         let shipped = Policy::default();
         let num = |key: &str, default: u64| map.get(key).and_then(|v| v.parse().ok()).unwrap_or(default);
-        let default_block = shipped.block.unwrap_or(Block { for_s: 0, attempts: 0, within_s: 0 });
         let block = match map.get(BLOCK_FOR).map(String::as_str) {
             Some("off") => None,
             _ => Some(Block {
-                for_s: num(BLOCK_FOR, default_block.for_s),
-                attempts: u32::try_from(num(ATTEMPTS, u64::from(default_block.attempts))).unwrap_or(u32::MAX),
-                within_s: num(WITHIN, default_block.within_s),
+                for_s: num(BLOCK_FOR, SHIPPED_BLOCK.for_s),
+                attempts: u32::try_from(num(ATTEMPTS, u64::from(SHIPPED_BLOCK.attempts))).unwrap_or(u32::MAX),
+                within_s: num(WITHIN, SHIPPED_BLOCK.within_s),
             }),
         };
         Policy {

@@ -54,10 +54,10 @@ struct Stage {
 }
 
 impl russh::server::Server for SshServer {
-    type Handler = PeerSession;
+    type Handler = Connection;
 
-    fn new_client(&mut self, peer: Option<SocketAddr>) -> PeerSession {
-        PeerSession {
+    fn new_client(&mut self, peer: Option<SocketAddr>) -> Connection {
+        Connection {
             view: self.view.clone(),
             data_dir: self.data_dir.clone(),
             status_page: self.status_page,
@@ -95,7 +95,7 @@ enum ConsoleChannel {
 }
 
 /// One client connection (a peer or an operator).
-pub struct PeerSession {
+pub struct Connection {
     view: watch::Receiver<Arc<NodeView>>,
     data_dir: PathBuf,
     status_page: Option<StatusPage>,
@@ -114,7 +114,7 @@ pub struct PeerSession {
     consoles: HashMap<ChannelId, ConsoleChannel>,
 }
 
-impl PeerSession {
+impl Connection {
     /// The trusted keys as the store has them now.
     fn trusted_now(&self) -> Vec<russh::keys::PublicKey> {
         let hosts = crate::store::Store::open(&self.data_dir).and_then(|s| s.trusted_hosts());
@@ -228,7 +228,7 @@ impl PeerSession {
     }
 }
 
-impl Drop for PeerSession {
+impl Drop for Connection {
     fn drop(&mut self) {
         let (gate, address) = (self.gate.clone(), self.address());
         let ended = match &self.login {
@@ -250,7 +250,7 @@ impl Drop for PeerSession {
     }
 }
 
-impl russh::server::Handler for PeerSession {
+impl russh::server::Handler for Connection {
     type Error = russh::Error;
 
     async fn auth_password(&mut self, user: &str, password: &str) -> Result<Auth, Self::Error> {

@@ -75,8 +75,11 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// Locks `address` out until `until_ms`.
+    /// Locks `address` out until `until_ms`; lockouts that have ended are dropped here,
+    /// on the daemon's write, so that reading them stays a read.
     pub fn lock_out(&self, address: &str, until_ms: i64, failures: u32) -> Result<(), StoreError> {
+        let now_ms = chrono::Utc::now().timestamp_millis();
+        self.conn().execute("DELETE FROM login_lockouts WHERE until_ms <= ?1", [now_ms])?;
         self.conn().execute(
             "INSERT INTO login_lockouts (address, locked_at, until_ms, failures) VALUES (?1, ?2, ?3, ?4)
              ON CONFLICT (address) DO UPDATE SET locked_at = excluded.locked_at,
@@ -96,13 +99,12 @@ impl Store {
         Ok(until)
     }
 
-    /// The lockouts still in force at `now_ms` (expired ones are dropped).
+    /// The lockouts still in force at `now_ms`.
     pub fn lockouts(&self, now_ms: i64) -> Result<Vec<Lockout>, StoreError> {
-        self.conn().execute("DELETE FROM login_lockouts WHERE until_ms <= ?1", [now_ms])?;
-        let mut stmt = self
-            .conn()
-            .prepare_cached("SELECT address, locked_at, until_ms, failures FROM login_lockouts ORDER BY address")?;
-        let rows = stmt.query_map([], |r| {
+        let mut stmt = self.conn().prepare_cached(
+            "SELECT address, locked_at, until_ms, failures FROM login_lockouts WHERE until_ms > ?1 ORDER BY address",
+        )?;
+        let rows = stmt.query_map([now_ms], |r| {
             Ok(Lockout { address: r.get(0)?, locked_at: r.get(1)?, until_ms: r.get(2)?, failures: r.get(3)? })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -139,7 +141,7 @@ mod tests {
         assert_eq!(store.locked_until("10.0.0.9", 1_000).unwrap(), Some(2_000));
         assert_eq!(store.locked_until("10.0.0.9", 2_000).unwrap(), None, "expired at its end");
         assert_eq!(store.lockouts(1_500).unwrap().len(), 1);
-        assert!(store.lockouts(2_500).unwrap().is_empty(), "expired lockouts are dropped");
+        assert!(store.lockouts(2_500).unwrap().is_empty(), "expired lockouts are not listed");
         store.lock_out("10.0.0.9", 9_000, 3).unwrap();
         assert_eq!(store.clear_lockouts(Some("10.0.0.9")).unwrap(), 1);
         assert_eq!(store.locked_until("10.0.0.9", 1_000).unwrap(), None);
