@@ -1,6 +1,7 @@
 //! Peer addresses as operators type them: a host name, an IPv4 address or a bracketed
-//! IPv6 address, each with an optional `:PORT`. Anything that could be taken for an
-//! option or reach a shell (leading `-`, spaces, metacharacters) is refused.
+//! IPv6 address, each with an optional `:PORT`; and the URL of a peer's status page
+//! (`http[s]://HOST[:PORT][/PATH]`). Anything that could be taken for an option or reach
+//! a shell (leading `-`, spaces, metacharacters) is refused.
 
 use std::fmt;
 use std::net::{Ipv4Addr, Ipv6Addr};
@@ -78,9 +79,79 @@ impl fmt::Display for HostPort {
     }
 }
 
+/// The URL of a node's status page (`/status.json`), as `heartbeat status-url` takes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusUrl {
+    /// HTTPS rather than HTTP.
+    pub tls: bool,
+    /// Host and port (the scheme's port when none was given).
+    pub host: String,
+    pub port: u16,
+    /// The path, `/status.json` when the URL gave none.
+    pub path: String,
+}
+
+/// The path of coresh's JSON status page.
+pub const STATUS_PATH: &str = "/status.json";
+
+impl FromStr for StatusUrl {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (tls, rest) = if let Some(r) = s.strip_prefix("https://") {
+            (true, r)
+        } else if let Some(r) = s.strip_prefix("http://") {
+            (false, r)
+        } else {
+            return Err("a status URL starts with http:// or https://".into());
+        };
+        let (authority, path) = match rest.find('/') {
+            Some(i) => rest.split_at(i),
+            None => (rest, ""),
+        };
+        let ok_path = path.chars().all(|c| c.is_ascii_alphanumeric() || "/-._~%".contains(c));
+        if !ok_path || path.len() > 256 {
+            return Err(format!("'{path}' is not a plain URL path"));
+        }
+        let host: HostPort = authority.parse()?;
+        let port = host.port.unwrap_or(if tls { 443 } else { 80 });
+        let path = if path.is_empty() || path == "/" { STATUS_PATH.to_string() } else { path.to_string() };
+        Ok(StatusUrl { tls, host: host.host, port, path })
+    }
+}
+
+impl StatusUrl {
+    /// The status page of a node reached at `host`, serving on `port`.
+    pub fn at(host: &str, port: u16, tls: bool) -> StatusUrl {
+        StatusUrl { tls, host: host.to_string(), port, path: STATUS_PATH.to_string() }
+    }
+
+    /// `HOST:PORT` as the `Host` header and a TCP connect want it.
+    pub fn authority(&self) -> String {
+        HostPort { host: self.host.clone(), port: Some(self.port) }.to_string()
+    }
+}
+
+impl fmt::Display for StatusUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}://{}{}", if self.tls { "https" } else { "http" }, self.authority(), self.path)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn status_urls_are_plain_and_complete() {
+        let url = |s: &str| s.parse::<StatusUrl>().map(|u| u.to_string());
+        assert_eq!(url("https://Core-A.example.com").unwrap(), "https://core-a.example.com:443/status.json");
+        assert_eq!(url("http://10.0.2.1:8080/").unwrap(), "http://10.0.2.1:8080/status.json");
+        assert_eq!(url("http://[fe80::1]:8080/x/status.json").unwrap(), "http://[fe80::1]:8080/x/status.json");
+        for bad in ["ftp://a", "core-a", "http://", "http://a b", "http://a/x?y=1", "https://a:0", "http://-x/"] {
+            assert!(bad.parse::<StatusUrl>().is_err(), "{bad} accepted");
+        }
+    }
 
     fn ok(s: &str) -> String {
         s.parse::<HostPort>().unwrap().to_string()

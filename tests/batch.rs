@@ -345,7 +345,7 @@ fn output_modifiers() {
     assert!(run.stdout.starts_with("Primary host"), "{}", run.stdout);
     let run = node.run(&["show failover | count"]);
     assert_eq!(run.stdout, "Number of lines which match: 10\n");
-    let run = node.run(&["show failover | json | include epoch"]);
+    let run = node.run(&["show failover | json | include ^  .epoch"]);
     assert_eq!(run.stdout, "  \"epoch\": 0,\n");
     let run = node.run(&["show failover | count | json"]);
     run.expect_code(1);

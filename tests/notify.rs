@@ -40,6 +40,8 @@ fn a_failover_mail_waits_for_a_down_smtp_server_and_arrives_once() {
     let (a, b) = (TestNode::new(), TestNode::new());
     let da = a.serve();
     pair(&a, &da, &b);
+    // A standby promotes itself only with its primary's data.
+    common::sync(&b, &da).expect_code(0);
     let port = free_port();
     configure(&b, port);
     let lines = common::follow_lines(&da.ssh.to_string(), "promote");

@@ -202,7 +202,12 @@ fn a_load_balancer_in_front_moves_traffic_once_and_not_back() {
     // The old primary returns on its address: stale, and the VIP stays (manual resume).
     let da = lab.serve("a", &a);
     da.eventually("the old primary reports itself stale", |d| ha_mode(d).contains("Mode: Stale"));
-    assert_eq!(da.get("/status/status.html").body, "MOBILEIRON-STATUS: OK", "it is up and healthy");
+    let page = da.get("/status/status.html");
+    assert_eq!(
+        (page.status, page.body.as_str()),
+        (503, "MOBILEIRON-STATUS: ERROR (Mode: Stale)"),
+        "no monitor may trust it"
+    );
     for _ in 0..10 {
         assert_eq!(lb.served_by().ok(), sid.as_str().map(String::from));
         std::thread::sleep(Duration::from_millis(100));

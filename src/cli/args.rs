@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::grammar::ArgKind;
-use crate::host::{HostPort, check_dns_name};
+use crate::host::{HostPort, StatusUrl, check_dns_name};
 
 /// A checked argument value.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -102,6 +102,7 @@ pub fn check(kind: &ArgKind, text: &str) -> Result<Value, String> {
             .map(|(h, m)| Value::Time(h, m))
             .ok_or_else(|| "expected a time of day as HH:MM (00:00 to 23:59)".into()),
         ArgKind::Email => check_email(text).map(|()| Value::Text(text.to_string())),
+        ArgKind::Url => text.parse::<StatusUrl>().map(|u| Value::Text(u.to_string())),
         ArgKind::Regex => regex::Regex::new(text)
             .map(|_| Value::Text(text.to_string()))
             .map_err(|_| "not a valid regular expression".to_string()),

@@ -56,6 +56,8 @@ pub enum ArgKind {
     Time,
     /// An email address.
     Email,
+    /// The URL of a node's status page.
+    Url,
     /// One free word.
     Word,
     /// The rest of the line, kept out of audit logs and transcripts.
@@ -249,6 +251,7 @@ impl std::fmt::Display for ArgKind {
             ArgKind::Hostname => f.write_str("WORD"),
             ArgKind::Time => f.write_str("HH:MM"),
             ArgKind::Email => f.write_str("USER@DOMAIN"),
+            ArgKind::Url => f.write_str("URL"),
             ArgKind::Word => f.write_str("WORD"),
             ArgKind::Secret | ArgKind::Regex => f.write_str("LINE"),
             ArgKind::Exec(_) | ArgKind::SshKey => f.write_str("LINE"),

@@ -64,6 +64,7 @@ fn arg_kind(input: &str) -> Res<'_, ArgKind> {
         value(ArgKind::Host, tag("host")),
         value(ArgKind::Time, tag("time")),
         value(ArgKind::Email, tag("email")),
+        value(ArgKind::Url, tag("url")),
         value(ArgKind::Word, tag("word")),
         value(ArgKind::Secret, tag("secret")),
         value(ArgKind::Regex, tag("regex")),

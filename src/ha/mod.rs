@@ -1,9 +1,13 @@
 //! High-availability state of this node: the typed settings of the guide's HA
 //! Configuration window, the node's mode, state and epoch, and the transitions between
 //! them. Every change is saved in one transaction together with its failover-history
-//! rows, so what `show failover history` tells is exactly what happened.
+//! rows, so what `show failover history` tells is exactly what happened. Epochs agree
+//! across the nodes: a promotion takes one more than the highest epoch this node has
+//! seen anywhere, under the role lock ([`fence`]) that keeps it apart from a sync's swap.
 
+mod fence;
 pub mod heartbeat;
+mod readiness;
 mod schedule;
 mod settings;
 
@@ -11,6 +15,8 @@ use chrono::{DateTime, Utc};
 
 use crate::store::{HistoryEntry, Store, StoreError, now_text, put_setting, record_history};
 
+pub use fence::RoleLock;
+pub use readiness::{Readiness, span};
 pub use schedule::{next_sync, schedule_anchor};
 pub use settings::{Mode, NodeStatus, OnFailure, Settings, Unit};
 
@@ -99,19 +105,45 @@ pub fn update_at(
 }
 
 /// Makes this node primary: the same transition whether an operator asked for it or a
-/// failover did. Idempotent: on a primary nothing changes and the epoch stays.
+/// failover did. Idempotent: on a primary nothing changes and the epoch stays. The new
+/// epoch is one more than the highest this node has seen anywhere (its own, the last one
+/// it synced from, any peer's), saved durably before the daemon takes a write; the role
+/// lock is held meanwhile, so no sync swaps data in under a new primary.
 pub fn promote(store: &mut Store, cause: &Cause) -> Result<Applied, StoreError> {
+    let dir = store.path().parent().map(std::path::Path::to_path_buf).unwrap_or_default();
+    let _fence = RoleLock::take(&dir).map_err(|e| StoreError::Commit(format!("cannot take the role lock: {e}")))?;
     update(store, cause, |s| {
         if s.mode != Mode::Primary {
             s.mode = Mode::Primary;
             s.node_status = NodeStatus::Active;
-            s.epoch += 1;
+            s.epoch = s.highest_epoch() + 1;
             s.stale = None;
             // A primary has no sync schedule; a later `failover mode secondary` does not
             // restart it (guide, table 5): saving the schedule does.
             s.schedule_anchor = None;
         }
     })
+}
+
+/// Records in the failover history something HA decided that changed no setting (a
+/// failover refused), with its cause.
+pub fn note(store: &mut Store, cause: &Cause, event: &str, old: &str, new: &str) -> Result<(), StoreError> {
+    let entry = HistoryEntry {
+        at: now_text(),
+        event: event.to_string(),
+        old: old.to_string(),
+        new: new.to_string(),
+        reason: cause.reason.clone(),
+        actor: cause.actor.clone(),
+    };
+    store.durably(|tx| record_history(tx, &entry))
+}
+
+/// Remembers that another node (`from`) has `epoch`, when it is higher than any this node
+/// has seen; a later promotion goes past it.
+pub fn saw_epoch(store: &mut Store, epoch: u64, from: &str) -> Result<(), StoreError> {
+    let cause = Cause { actor: "heartbeat".into(), reason: format!("epoch {epoch} seen on {from}") };
+    update(store, &cause, |s| s.epoch_seen = s.epoch_seen.max(epoch)).map(|_| ())
 }
 
 /// Makes this node a standby secondary. The sync scheduler is not restarted: the
@@ -151,6 +183,21 @@ mod tests {
         assert!(again.changed.is_empty());
         let events: Vec<String> = store.history(None).unwrap().into_iter().map(|h| h.event).collect();
         assert_eq!(events, ["mode", "node-status", "mode", "node-status", "epoch"]);
+    }
+
+    #[test]
+    fn a_promotion_goes_past_every_epoch_seen() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path()).unwrap();
+        demote(&mut store, &cause()).unwrap();
+        update(&mut store, &cause(), |s| s.last_sync_epoch = 2).unwrap();
+        assert_eq!(promote(&mut store, &cause()).unwrap().now.epoch, 3, "past the epoch synced from");
+        demote(&mut store, &cause()).unwrap();
+        saw_epoch(&mut store, 7, "core-c").unwrap();
+        saw_epoch(&mut store, 5, "core-d").unwrap();
+        assert_eq!(promote(&mut store, &cause()).unwrap().now.epoch, 8, "past any peer's");
+        demote(&mut store, &cause()).unwrap();
+        assert_eq!(promote(&mut store, &cause()).unwrap().now.epoch, 9, "past its own");
     }
 
     #[test]

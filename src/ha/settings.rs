@@ -32,6 +32,12 @@ pub const HOSTNAME: &str = "system.hostname";
 pub const ENABLE_SECRET: &str = "system.enable_secret";
 pub const STALE: &str = "ha.stale";
 pub const LAST_SYNC_EPOCH: &str = "ha.sync.last_epoch";
+pub const LAST_SYNC_NODE: &str = "ha.sync.last_node";
+pub const LAST_SYNC_PEER: &str = "ha.sync.last_peer";
+pub const LAST_SYNC_AT: &str = "ha.sync.last_at";
+pub const EPOCH_SEEN: &str = "ha.epoch.seen";
+pub const MAX_STALENESS: &str = "ha.heartbeat.max_staleness";
+pub const STATUS_URL: &str = "ha.heartbeat.status_url";
 
 /// Declares a settings enum with its stored/typed names.
 macro_rules! word_enum {
@@ -82,8 +88,9 @@ word_enum!(
     KeepStandby = "keep-standby" }
 );
 word_enum!(
-    /// Unit of the sync interval.
-    Unit { /// Minutes.
+    /// Unit of a stored span (the sync interval, the staleness bound).
+    Unit { /// Seconds (the staleness bound only).
+    Seconds = "seconds", /// Minutes.
     Minutes = "minutes", /// Hours.
     Hours = "hours", /// Days.
     Days = "days" }
@@ -93,6 +100,7 @@ impl Unit {
     /// Seconds in one unit.
     pub fn seconds(self) -> i64 {
         match self {
+            Unit::Seconds => 1,
             Unit::Minutes => 60,
             Unit::Hours => 3600,
             Unit::Days => 86_400,
@@ -147,6 +155,20 @@ pub struct Settings {
     /// The epoch of the primary this node last synced from; a primary with a lower one
     /// is refused.
     pub last_sync_epoch: u64,
+    /// The node id of the peer this node last synced from successfully.
+    pub last_sync_node: Option<String>,
+    /// That peer as the sync named it (`HOST[:PORT]`).
+    pub last_sync_peer: Option<String>,
+    /// When that sync started: the Core data here is as of then.
+    pub last_sync_at: Option<DateTime<Utc>>,
+    /// The highest epoch seen on any other node (heartbeats, syncs, watched peers): a
+    /// promotion takes one more than the highest of this, its own and the last synced.
+    pub epoch_seen: u64,
+    /// A standby never promotes by itself when its last sync is older than this.
+    pub max_staleness: (u32, Unit),
+    /// Where the heartbeat asks the primary's status page (its second signal); `None`:
+    /// the address the primary advertises.
+    pub status_url: Option<String>,
 }
 
 impl Default for Settings {
@@ -173,6 +195,12 @@ impl Default for Settings {
             enable_secret: None,
             stale: None,
             last_sync_epoch: 0,
+            last_sync_node: None,
+            last_sync_peer: None,
+            last_sync_at: None,
+            epoch_seen: 0,
+            max_staleness: (3, Unit::Hours),
+            status_url: None,
         }
     }
 }
@@ -206,6 +234,12 @@ impl Settings {
             (ENABLE_SECRET, self.enable_secret.clone()),
             (STALE, self.stale.clone()),
             (LAST_SYNC_EPOCH, Some(self.last_sync_epoch.to_string())),
+            (LAST_SYNC_NODE, self.last_sync_node.clone()),
+            (LAST_SYNC_PEER, self.last_sync_peer.clone()),
+            (LAST_SYNC_AT, self.last_sync_at.map(|a| a.to_rfc3339())),
+            (EPOCH_SEEN, Some(self.epoch_seen.to_string())),
+            (MAX_STALENESS, Some(format!("{} {}", self.max_staleness.0, self.max_staleness.1))),
+            (STATUS_URL, self.status_url.clone()),
         ]
     }
 
@@ -240,10 +274,7 @@ impl Settings {
                 let (h, m) = t.split_once(':')?;
                 Some((h.parse().ok()?, m.parse().ok()?))
             })?,
-            run_every: parse(RUN_EVERY, get(RUN_EVERY), d.run_every, |t| {
-                let (n, u) = t.split_once(' ')?;
-                Some((n.parse().ok()?, u.parse().ok()?))
-            })?,
+            run_every: parse(RUN_EVERY, get(RUN_EVERY), d.run_every, count_unit)?,
             schedule_anchor: parse(ANCHOR, get(ANCHOR), None, |t| t.parse().ok().map(Some))?,
             heartbeat_interval: parse(HB_INTERVAL, get(HB_INTERVAL), d.heartbeat_interval, |t| t.parse().ok())?,
             heartbeat_failures: parse(HB_FAILURES, get(HB_FAILURES), d.heartbeat_failures, |t| t.parse().ok())?,
@@ -259,6 +290,12 @@ impl Settings {
             enable_secret: opt(ENABLE_SECRET)?,
             stale: opt(STALE)?,
             last_sync_epoch: parse(LAST_SYNC_EPOCH, get(LAST_SYNC_EPOCH), d.last_sync_epoch, |t| t.parse().ok())?,
+            last_sync_node: opt(LAST_SYNC_NODE)?,
+            last_sync_peer: opt(LAST_SYNC_PEER)?,
+            last_sync_at: parse(LAST_SYNC_AT, get(LAST_SYNC_AT), None, |t| t.parse().ok().map(Some))?,
+            epoch_seen: parse(EPOCH_SEEN, get(EPOCH_SEEN), d.epoch_seen, |t| t.parse().ok())?,
+            max_staleness: parse(MAX_STALENESS, get(MAX_STALENESS), d.max_staleness, count_unit)?,
+            status_url: opt(STATUS_URL)?,
         })
     }
 
@@ -295,6 +332,23 @@ impl Settings {
     pub fn interval_seconds(&self) -> i64 {
         i64::from(self.run_every.0) * self.run_every.1.seconds()
     }
+
+    /// `heartbeat max-staleness` in seconds.
+    pub fn max_staleness_seconds(&self) -> i64 {
+        i64::from(self.max_staleness.0) * self.max_staleness.1.seconds()
+    }
+
+    /// The highest epoch this node knows of: its own, the last one it synced from, and
+    /// any other node's it has seen.
+    pub fn highest_epoch(&self) -> u64 {
+        self.epoch.max(self.last_sync_epoch).max(self.epoch_seen)
+    }
+}
+
+/// `COUNT UNIT` as stored (`60 minutes`).
+fn count_unit(t: &str) -> Option<(u32, Unit)> {
+    let (n, u) = t.split_once(' ')?;
+    Some((n.parse().ok()?, u.parse().ok()?))
 }
 
 #[cfg(test)]
@@ -308,6 +362,12 @@ mod tests {
             run_every: (2, Unit::Hours),
             notify_email: Some("ops@example.com".into()),
             schedule_anchor: Some("2026-11-27T13:00:00Z".parse().unwrap()),
+            last_sync_node: Some("0a1b2c3d4e5f6071".into()),
+            last_sync_peer: Some("core-a:22".into()),
+            last_sync_at: Some("2026-11-27T12:00:00.250Z".parse().unwrap()),
+            epoch_seen: 4,
+            max_staleness: (90, Unit::Minutes),
+            status_url: Some("https://core-a.example.com/status.json".into()),
             ..Settings::default()
         };
         let map: BTreeMap<String, String> =

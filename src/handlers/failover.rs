@@ -1,20 +1,36 @@
 //! The guide's failover command set (table 5): `failover mode primary|secondary` and
-//! `failover client-connection enable|disable`.
+//! `failover client-connection enable|disable`. Making a secondary primary by hand says
+//! what its data lacks of its primary's (never synced, or since when).
+
+use chrono::Utc;
 
 use super::Ctx;
 use crate::cli::Args;
-use crate::ha;
+use crate::ha::{self, Mode, Readiness};
 use crate::report::{CmdError, Reply};
 
 pub fn mode_primary(ctx: &mut Ctx, _: &Args) -> Result<Reply, CmdError> {
+    let before = ctx.settings()?;
+    // What a secondary made primary by hand lacks of its primary's data: said, not refused.
+    let lacks = match (&before.primary_host, before.mode) {
+        (Some(host), Mode::Secondary) => {
+            let host = host.to_string();
+            let seen = ctx.node.store.peer_status(&host)?.and_then(|p| p.node_id);
+            Some(Readiness::of(&before, &host, seen.as_deref(), Utc::now()).describe(&before, &host))
+        }
+        _ => None,
+    };
     let cause = ctx.cause();
     let applied = ha::promote(&mut ctx.node.store, &cause)?;
     let epoch = applied.now.epoch;
-    Ok(if applied.changed.is_empty() {
-        Reply::done().info(format!("This node is primary (epoch {epoch}); nothing changed."))
-    } else {
-        Reply::done()
-            .info(format!("This node is now primary (epoch {epoch}). It will not replicate from any other node."))
+    if applied.changed.is_empty() {
+        return Ok(Reply::done().info(format!("This node is primary (epoch {epoch}); nothing changed.")));
+    }
+    let reply = Reply::done()
+        .info(format!("This node is now primary (epoch {epoch}). It will not replicate from any other node."));
+    Ok(match lacks {
+        Some(lacks) => reply.warn(format!("Promoted by hand: {lacks}")),
+        None => reply,
     })
 }
 

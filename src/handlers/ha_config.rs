@@ -82,13 +82,20 @@ pub fn sync_run_every(ctx: &mut Ctx, args: &Args) -> Result<Reply, CmdError> {
     if total > MAX_INTERVAL {
         return Err(CmdError::Failed("run-every is at most 30 days".into()));
     }
-    ctx.update(|s| s.run_every = (count, unit))?;
+    let s = ctx.update(|s| s.run_every = (count, unit))?.now;
     let mut reply = Reply::done();
     if total < MIN_ADVISED_INTERVAL {
         reply = reply.warn(
             "Syncing more often than every 60 minutes is against the HA best practice; \
              check in the sync history that syncs do not overlap",
         );
+    }
+    if total >= s.max_staleness_seconds() {
+        reply = reply.warn(format!(
+            "Syncs every {count} {unit} are not more often than heartbeat max-staleness {} {}: between syncs this \
+             node would not promote itself",
+            s.max_staleness.0, s.max_staleness.1
+        ));
     }
     with_schedule(ctx, reply)
 }
@@ -108,6 +115,33 @@ pub fn heartbeat_failures(ctx: &mut Ctx, args: &Args) -> Result<Reply, CmdError>
 pub fn heartbeat_recheck(ctx: &mut Ctx, args: &Args) -> Result<Reply, CmdError> {
     let secs = seconds(args);
     ctx.update(|s| s.heartbeat_recheck = secs)?;
+    Ok(Reply::done())
+}
+
+pub fn heartbeat_max_staleness(ctx: &mut Ctx, args: &Args) -> Result<Reply, CmdError> {
+    let bound = if args.has("no") {
+        ha::Settings::default().max_staleness
+    } else {
+        let count = args.int("AMOUNT").and_then(|n| u32::try_from(n).ok()).unwrap_or(1);
+        (count, choice(args, "unit")?)
+    };
+    if i64::from(bound.0) * bound.1.seconds() > MAX_INTERVAL {
+        return Err(CmdError::Failed("max-staleness is at most 30 days".into()));
+    }
+    let s = ctx.update(|s| s.max_staleness = bound)?.now;
+    let mut reply = Reply::done();
+    if s.interval_seconds() >= s.max_staleness_seconds() {
+        reply = reply.warn(format!(
+            "Syncs run every {} {}, not more often than max-staleness {} {}: between syncs this node would not              promote itself",
+            s.run_every.0, s.run_every.1, s.max_staleness.0, s.max_staleness.1
+        ));
+    }
+    Ok(reply)
+}
+
+pub fn heartbeat_status_url(ctx: &mut Ctx, args: &Args) -> Result<Reply, CmdError> {
+    let url = if args.has("no") { None } else { args.text("URL").map(str::to_string) };
+    ctx.update(|s| s.status_url = url)?;
     Ok(Reply::done())
 }
 

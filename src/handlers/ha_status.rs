@@ -1,6 +1,7 @@
 //! What an operator checks first, in the spirit of ASA's `show failover`: this node's HA
-//! state, the peer as the heartbeat sees it, the last failover and its reason, stale and
-//! clock warnings (`show failover`); and the HA module log
+//! state, the peer as the heartbeat sees it, a misconfigured heartbeat, whether this
+//! secondary may promote itself, the replication chain, the last failover and its
+//! reason, stale and clock warnings (`show failover`); and the HA module log
 //! (`show logging high-availability`); and the writes a full sync replaced
 //! (`show failover divergence`).
 
@@ -12,10 +13,11 @@ use super::show::last;
 use super::{Ctx, next_sync_text};
 use crate::cli::Args;
 use crate::ha::heartbeat::CLOCK_WARN_MS;
+use crate::ha::{Mode, Readiness, Settings};
 use crate::replication::divergence::Kept;
 use crate::report::{CmdError, Reply, Text, fields, table};
 use crate::ssh::hello::version_mismatch;
-use crate::store::{HaLogEntry, HistoryEntry, PeerStatus, SyncSummary};
+use crate::store::{ChainLink, HaLogEntry, HistoryEntry, PeerStatus, SyncSummary};
 
 /// `show failover`.
 #[derive(Serialize)]
@@ -36,12 +38,70 @@ struct Failover {
     heartbeat_failures: u32,
     heartbeat_recheck_interval: u32,
     on_failure: String,
+    /// A configuration error that keeps the heartbeat from telling whether the primary
+    /// is alive (no automatic failover while it lasts).
+    heartbeat_alarm: Option<String>,
+    /// Whether this secondary may promote itself now, and why not when it may not.
+    failover_ready: Option<bool>,
+    failover_readiness: Option<String>,
+    /// The replication chain, from the primary at the top down to the last follower.
+    chain: Vec<ChainNode>,
     /// The peers as the heartbeat last saw them.
     peers: Vec<PeerStatus>,
     /// Peers that run another release, and which node to upgrade.
     version_mismatches: Vec<String>,
     /// The last promotion of this node, with who or what caused it and why.
     last_failover: Option<HistoryEntry>,
+}
+
+/// One node of the chain as `show failover` draws it.
+#[derive(Serialize)]
+struct ChainNode {
+    hostname: String,
+    node_id: String,
+    mode: String,
+    node_status: String,
+    epoch: u64,
+    /// `upstream`, `this node` or `follower`.
+    relation: &'static str,
+}
+
+impl ChainNode {
+    fn of(l: &ChainLink, relation: &'static str) -> ChainNode {
+        ChainNode {
+            hostname: l.hostname.clone(),
+            node_id: l.node_id.clone(),
+            mode: l.mode.clone(),
+            node_status: l.node_status.clone(),
+            epoch: l.epoch,
+            relation,
+        }
+    }
+
+    fn text(&self) -> String {
+        let role =
+            if self.mode == "primary" { "primary".to_string() } else { format!("{} {}", self.mode, self.node_status) };
+        match self.relation {
+            "this node" => format!("{} (this node, {role}, epoch {})", self.hostname, self.epoch),
+            relation => format!("{} ({relation}, {role}, epoch {})", self.hostname, self.epoch),
+        }
+    }
+}
+
+/// The chain from the top: what this node's primary relayed above it, its primary, this
+/// node, and the followers it recorded (with theirs).
+fn chain(s: &Settings, node_id: &str, up: &[ChainLink], down: &[ChainLink]) -> Vec<ChainNode> {
+    let mut nodes: Vec<ChainNode> = up.iter().rev().map(|l| ChainNode::of(l, "upstream")).collect();
+    nodes.push(ChainNode {
+        hostname: s.hostname.clone(),
+        node_id: node_id.to_string(),
+        mode: s.mode.to_string(),
+        node_status: s.state().to_string(),
+        epoch: s.epoch,
+        relation: "this node",
+    });
+    nodes.extend(down.iter().map(|l| ChainNode::of(l, "follower")));
+    nodes
 }
 
 fn enabled(on: bool) -> &'static str {
@@ -99,12 +159,28 @@ impl Text for Failover {
             ("Next sync", self.next_sync_text.clone()),
             (
                 "Heartbeat",
-                format!(
-                    "every {} s, re-check every {} s, {} failures before {}",
-                    self.heartbeat_interval, self.heartbeat_recheck_interval, self.heartbeat_failures, self.on_failure
-                ),
+                match &self.heartbeat_alarm {
+                    Some(alarm) => format!(
+                        "MISCONFIGURED: {alarm}; no automatic failover until it is fixed (every {} s)",
+                        self.heartbeat_interval
+                    ),
+                    None => format!(
+                        "every {} s, re-check every {} s, {} failures before {}",
+                        self.heartbeat_interval,
+                        self.heartbeat_recheck_interval,
+                        self.heartbeat_failures,
+                        self.on_failure
+                    ),
+                },
             ),
         ]);
+        if let (Some(ready), Some(why)) = (self.failover_ready, &self.failover_readiness) {
+            let verdict = if ready { "ready" } else { "NOT READY" };
+            rows.push(("Failover readiness", format!("{verdict}: {why}")));
+        }
+        if self.chain.len() > 1 {
+            rows.push(("Chain", self.chain.iter().map(ChainNode::text).collect::<Vec<_>>().join(" -> ")));
+        }
         for p in &self.peers {
             rows.push(("Peer", peer_line(p)));
             if let Some(o) = p.offset_ms.filter(|o| o.abs() > CLOCK_WARN_MS) {
@@ -129,6 +205,18 @@ pub fn failover(ctx: &mut Ctx, _: &Args) -> Result<Reply, CmdError> {
     let last_failover = store.last_promotion()?;
     let peers = store.peer_statuses()?;
     let ours = crate::ssh::hello::reported_version();
+    let (up, down) = store.chain_links()?;
+    let primary = peers.iter().find(|p| p.role == "primary");
+    let heartbeat_alarm = primary.and_then(|p| p.alarm.clone());
+    let readiness = match (&s.primary_host, s.mode) {
+        (Some(host), Mode::Secondary) => {
+            let host = host.to_string();
+            let node = primary.and_then(|p| p.node_id.as_deref());
+            let r = Readiness::of(&s, &host, node, Utc::now());
+            Some((r.ready(), r.describe(&s, &host)))
+        }
+        _ => None,
+    };
     Ok(Reply::show(Failover {
         hostname: s.hostname.clone(),
         high_availability: enabled(s.enabled),
@@ -145,6 +233,10 @@ pub fn failover(ctx: &mut Ctx, _: &Args) -> Result<Reply, CmdError> {
         heartbeat_failures: s.heartbeat_failures,
         heartbeat_recheck_interval: s.heartbeat_recheck,
         on_failure: s.on_failure.to_string(),
+        heartbeat_alarm,
+        failover_ready: readiness.as_ref().map(|r| r.0),
+        failover_readiness: readiness.map(|r| r.1),
+        chain: chain(&s, &ctx.node.id, &up, &down),
         version_mismatches: peers
             .iter()
             .filter_map(|p| {

@@ -89,6 +89,8 @@ pub const HANDLERS: &[(&str, Handler)] = &[
     ("ha_heartbeat_interval", ha_config::heartbeat_interval),
     ("ha_heartbeat_failures", ha_config::heartbeat_failures),
     ("ha_heartbeat_recheck", ha_config::heartbeat_recheck),
+    ("ha_heartbeat_max_staleness", ha_config::heartbeat_max_staleness),
+    ("ha_heartbeat_status_url", ha_config::heartbeat_status_url),
     ("ha_on_failure", ha_config::on_failure),
     ("ha_notify_email", ha_config::notify_email),
     ("ha_notify_on", ha_config::notify_on),

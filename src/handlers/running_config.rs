@@ -65,6 +65,11 @@ pub fn running_config(
         format!("heartbeat interval {}", s.heartbeat_interval),
         format!("heartbeat failures {}", s.heartbeat_failures),
         format!("heartbeat recheck-interval {}", s.heartbeat_recheck),
+        format!("heartbeat max-staleness {} {}", s.max_staleness.0, s.max_staleness.1),
+        match &s.status_url {
+            Some(u) => format!("heartbeat status-url {u}"),
+            None => "no heartbeat status-url".into(),
+        },
         format!("on-failure {}", s.on_failure),
         match &s.notify_email {
             Some(a) => format!("notify email {a}"),

@@ -119,7 +119,8 @@ fn compare(ctx: &mut Ctx, target: &HostPort) -> (bool, String) {
     (passed, format!("devices {here} here, {devices} on {target}; {content}; the primary is at change {now}"))
 }
 
-/// Task 5: a heartbeat to `target` in the HA log, answered, within three intervals.
+/// Task 5: a heartbeat to `target` in the HA log, answered, within three intervals, and
+/// no configuration alarm on it.
 fn heartbeat(ctx: &Ctx, target: &HostPort) -> (bool, String) {
     let settings = match ctx.settings() {
         Ok(s) => s,
@@ -127,6 +128,9 @@ fn heartbeat(ctx: &Ctx, target: &HostPort) -> (bool, String) {
     };
     if !settings.enabled {
         return (false, "high availability is disabled here: no heartbeat runs ('service enable')".into());
+    }
+    if let Some(alarm) = ctx.node.store.peer_status(&target.to_string()).ok().flatten().and_then(|p| p.alarm) {
+        return (false, format!("Heartbeat: MISCONFIGURED: {alarm}"));
     }
     let entries = ctx.node.store.ha_log_entries(Some(500)).unwrap_or_default();
     let prefix = format!("heartbeat to {target}");

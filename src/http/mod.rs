@@ -3,6 +3,7 @@
 //! connection is served by hyper (HTTP/1.1, keep-alive) and tracked so that shutdown
 //! lets in-flight requests finish.
 
+pub mod client;
 mod device;
 mod guard;
 mod status;

@@ -2,8 +2,12 @@
 //! balancer setup", because existing monitors match on them:
 //! `/status/status.html` -> `MOBILEIRON-STATUS: OK` while healthy;
 //! `/hastatus.html` -> `MOBILEIRON-STATUS: OK (Mode: Standby)` on a standby secondary,
-//! `MOBILEIRON-STATUS: OK (Mode: Primary)` on a node that serves as primary, and 503
-//! `MOBILEIRON-STATUS: ERROR (Mode: Stale)` on a primary that knows a newer one exists.
+//! `MOBILEIRON-STATUS: OK (Mode: Primary)` on a node that serves as primary.
+//! A node that must not take device traffic because a newer primary exists (a stale
+//! primary) answers neither page with OK: both give 503 `MOBILEIRON-STATUS: ERROR (Mode:
+//! Stale)`, so any monitor written from the guide routes around it. A standby and a node
+//! with client connections disabled are healthy and say so: the standby is the guide's
+//! failover target, and a maintenance drain must not move traffic to it.
 
 use hyper::StatusCode;
 use serde::Serialize;
@@ -20,11 +24,21 @@ fn fault(state: &AppState) -> Option<String> {
     state.view.borrow().fault.clone()
 }
 
+/// The answer of a stale primary on both pages.
+const STALE: &str = "MOBILEIRON-STATUS: ERROR (Mode: Stale)";
+
+fn is_stale(state: &AppState) -> bool {
+    state.view.borrow().settings.stale.is_some()
+}
+
 pub fn status_page(state: &AppState) -> Resp {
-    match fault(state) {
-        None => text(StatusCode::OK, "MOBILEIRON-STATUS: OK"),
-        Some(_) => text(StatusCode::SERVICE_UNAVAILABLE, "MOBILEIRON-STATUS: ERROR"),
+    if fault(state).is_some() {
+        return text(StatusCode::SERVICE_UNAVAILABLE, "MOBILEIRON-STATUS: ERROR");
     }
+    if is_stale(state) {
+        return text(StatusCode::SERVICE_UNAVAILABLE, STALE);
+    }
+    text(StatusCode::OK, "MOBILEIRON-STATUS: OK")
 }
 
 /// `Standby` only for a secondary in standby (safe to fail over to); a primary, or a
@@ -40,11 +54,11 @@ pub fn ha_status_page(state: &AppState) -> Resp {
     if fault(state).is_some() {
         return text(StatusCode::SERVICE_UNAVAILABLE, "MOBILEIRON-STATUS: ERROR");
     }
-    let view = state.view.borrow();
-    if view.settings.stale.is_some() {
+    if is_stale(state) {
         // A newer primary exists: a load balancer must not send devices here.
-        return text(StatusCode::SERVICE_UNAVAILABLE, "MOBILEIRON-STATUS: ERROR (Mode: Stale)");
+        return text(StatusCode::SERVICE_UNAVAILABLE, STALE);
     }
+    let view = state.view.borrow();
     let mode = ha_mode(view.settings.mode, view.settings.node_status);
     text(StatusCode::OK, format!("MOBILEIRON-STATUS: OK (Mode: {mode})"))
 }

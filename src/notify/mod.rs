@@ -23,6 +23,11 @@ pub enum Event {
     SyncFailed { peer: String, reason: String },
     /// The primary failed its heartbeats; `promoted` when this node became primary.
     Failover { primary: String, reason: String, promoted: bool, epoch: u64 },
+    /// The primary failed, but this node may not promote itself (its data is too old,
+    /// or a primary further up its chain answers): it stays standby.
+    FailoverRefused { primary: String, reason: String },
+    /// A configuration error keeps the heartbeat from telling whether the primary lives.
+    Misconfigured { primary: String, reason: String },
     /// This primary saw a newer one.
     Stale { detail: String },
     /// Two primaries at the same epoch.
@@ -41,6 +46,8 @@ impl Event {
             Event::SyncFailed { .. } => "sync-failed",
             Event::Failover { promoted: true, .. } => "became-primary",
             Event::Failover { .. } => "failover-detected",
+            Event::FailoverRefused { .. } => "failover-refused",
+            Event::Misconfigured { .. } => "heartbeat-misconfigured",
             Event::Stale { .. } => "stale-primary",
             Event::SplitBrain { .. } => "split-brain",
             Event::Clock { .. } => "clock-offset",
@@ -83,6 +90,22 @@ impl Event {
                 format!("FAILOVER DETECTED: primary {primary} failed; this node stays standby"),
                 reason.clone(),
                 "On-failure is keep-standby: no node serves devices now. Bring the primary back, or promote this node with 'failover mode primary'.".to_string(),
+            ),
+            Event::FailoverRefused { primary, reason } => (
+                format!("FAILOVER REFUSED: primary {primary} failed; this node stays standby"),
+                reason.clone(),
+                format!(
+                    "This node did not promote itself, for the reason above. If {primary} is truly lost and this                      node's data is what you want to serve, promote it with 'failover mode primary' (it says what it                      would lose); otherwise bring {primary} back."
+                ),
+            ),
+            Event::Misconfigured { primary, reason } => (
+                format!("HEARTBEAT MISCONFIGURED towards {primary}"),
+                format!(
+                    "{reason}\nA configuration error is not a failed primary: no automatic failover happens while it lasts."
+                ),
+                format!(
+                    "Fix the configuration ('failover test-connection {primary}' and 'show failover' show the details);                      this alarm is sent once, and the HA log says when it is gone."
+                ),
             ),
             Event::Stale { detail } => (
                 "STALE PRIMARY: a newer primary exists".to_string(),

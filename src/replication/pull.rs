@@ -13,12 +13,12 @@ use std::time::Instant;
 use serde::Serialize;
 
 use super::apply::{ApplyError, Store, swap_in, verify};
-use super::changelog::Position;
+use super::changelog::{Entry, Position};
 use super::divergence::{self, Kept, Positions};
 use super::increment::{self, IncrementError};
 use super::lock::SyncLock;
 use super::{CHANGES, SnapshotHeader, SnapshotRequest, SnapshotTrailer};
-use crate::ha::{Mode, NodeStatus};
+use crate::ha::{Mode, NodeStatus, RoleLock};
 use crate::host::HostPort;
 use crate::node::Node;
 use crate::notify::{Event, raise_or_log};
@@ -35,6 +35,8 @@ const MAX_LINE: usize = 64 * 1024;
 pub struct SyncReport {
     pub peer: String,
     pub peer_hostname: String,
+    /// The peer's node id.
+    pub peer_node: String,
     /// The epoch the peer had.
     pub peer_epoch: u64,
     /// `incremental` or `full`.
@@ -66,6 +68,8 @@ pub enum SyncError {
     Active,
     #[error("{0}")]
     Busy(String),
+    #[error("this node became {mode} ({status}) during the sync: nothing was replaced")]
+    RoleChanged { mode: Mode, status: NodeStatus },
     #[error("{0} is not a trusted host: add its key with 'trusted-host {0} KEY' in high-availability configuration")]
     Untrusted(String),
     #[error(transparent)]
@@ -129,7 +133,7 @@ pub fn sync_from(node: &mut Node, target: &HostPort, want: Want, progress: Progr
     };
     let run = node.store.sync_started(&peer, if position.is_some() { "incremental" } else { "full" })?;
     let staged = Staged { core: node.data_dir.join("core.db.staging"), atlas: node.data_dir.join("atlas.db.staging") };
-    let started = Instant::now();
+    let (started, started_at) = (Instant::now(), chrono::Utc::now());
     progress(&format!("Connecting to {peer}"));
     let source = Source { target, key: &key, their_key: &their_key, ours: &ours };
     let mut outcome = fetch_and_apply(node, &source, &staged, settings.atlas, position.clone(), progress);
@@ -165,10 +169,16 @@ pub fn sync_from(node: &mut Node, target: &HostPort, want: Want, progress: Progr
             node.store.sync_finished(run, &Finished { ok: true, kind: report.kind, detail: &detail, bytes, rows })?;
             let event = Event::SyncCompleted { peer: peer.clone(), detail: detail.clone() };
             raise_or_log(&mut node.store, &node.id, &event);
-            if report.peer_epoch != settings.last_sync_epoch {
-                let cause = crate::ha::Cause { actor: "sync".into(), reason: format!("synced from {peer}") };
-                crate::ha::update(&mut node.store, &cause, |s| s.last_sync_epoch = report.peer_epoch)?;
-            }
+            // The data here is now the peer's as of when this sync started: what a later
+            // promotion would lose, and which epoch it must go past.
+            let cause = crate::ha::Cause { actor: "sync".into(), reason: format!("synced from {peer}") };
+            crate::ha::update(&mut node.store, &cause, |s| {
+                s.last_sync_epoch = report.peer_epoch;
+                s.epoch_seen = s.epoch_seen.max(report.peer_epoch);
+                s.last_sync_node = Some(report.peer_node.clone());
+                s.last_sync_peer = Some(peer.clone());
+                s.last_sync_at = Some(started_at);
+            })?;
             Ok(report)
         }
         Err(e) => {
@@ -253,28 +263,58 @@ fn fetch_and_apply(
         return Err(SyncError::Snapshot { peer, reason: "no Core data was sent".into() });
     };
     let bytes = header.size;
-    let mut kept = None;
-    let (kind, changes, content) = if header.kind == CHANGES {
-        progress("Verifying and applying the changes");
-        let (from, to) = header.from.zip(header.to).ok_or_else(|| SyncError::Snapshot {
+    // Everything is received and verified before the role lock: what it guards is local.
+    let core = if header.kind == CHANGES {
+        progress("Verifying the changes");
+        let (from, to) = header.from.clone().zip(header.to.clone()).ok_or_else(|| SyncError::Snapshot {
             peer: peer.clone(),
             reason: "changes came without their positions".into(),
         })?;
-        let entries = increment::read(&staged.core)?;
-        let rows = increment::apply(node.core()?.connection(), &from, &entries)?;
-        ("incremental", Some((from.seq, to.seq, rows)), to.checksum)
+        Incoming::Changes { entries: increment::read(&staged.core)?, from, to }
     } else {
-        kept = keep_divergence(node, &runtime, source)?;
-        progress("Verifying and applying the Core data");
-        ("full", None, apply(&node.data_dir, &staged.core, Store::Core, &trailer, checked)?)
+        let fork = find_fork(node, &runtime, source)?;
+        progress("Verifying the Core data");
+        Incoming::Full { fork, content: verified(&staged.core, Store::Core, &trailer, checked)? }
     };
     let atlas = match atlas {
-        None => "skipped: Atlas is not enabled on this node".to_string(),
-        Some(Received::Skipped(why)) => format!("skipped: {why}"),
+        None => Err("skipped: Atlas is not enabled on this node".to_string()),
+        Some(Received::Skipped(why)) => Err(format!("skipped: {why}")),
         Some(Received::Staged { header, trailer, checked }) => {
-            progress("Verifying and applying the Atlas data");
-            apply(&node.data_dir, &staged.atlas, Store::Atlas, &trailer, checked)?;
-            format!("copied ({} bytes)", header.size)
+            progress("Verifying the Atlas data");
+            verified(&staged.atlas, Store::Atlas, &trailer, checked)?;
+            Ok(header.size)
+        }
+    };
+    pause_for_tests();
+    let _fence =
+        RoleLock::take(&node.data_dir).map_err(|e| SyncError::Io(format!("cannot take the role lock: {e}")))?;
+    let now = node.settings()?;
+    if now.mode != Mode::Secondary || now.node_status != NodeStatus::Standby {
+        return Err(SyncError::RoleChanged { mode: now.mode, status: now.state() });
+    }
+    let mut kept = None;
+    let (kind, changes, content) = match core {
+        Incoming::Changes { entries, from, to } => {
+            progress("Applying the changes");
+            let rows = increment::apply(node.core()?.connection(), &from, &entries)?;
+            ("incremental", Some((from.seq, to.seq, rows)), to.checksum)
+        }
+        Incoming::Full { fork, content } => {
+            if let Some(fork) = fork {
+                let (origin, dir) = (node.id.clone(), node.data_dir.clone());
+                kept = divergence::keep(node.core()?.connection(), &dir, &origin, fork.as_ref(), &peer)?;
+            }
+            progress("Applying the Core data");
+            swap_in(&node.data_dir, &staged.core, Store::Core)?;
+            ("full", None, content)
+        }
+    };
+    let atlas = match atlas {
+        Err(why) => why,
+        Ok(size) => {
+            progress("Applying the Atlas data");
+            swap_in(&node.data_dir, &staged.atlas, Store::Atlas)?;
+            format!("copied ({size} bytes)")
         }
     };
     progress("Installing the application files");
@@ -289,6 +329,7 @@ fn fetch_and_apply(
     Ok(SyncReport {
         peer,
         peer_hostname: peer_hello.hostname,
+        peer_node: peer_hello.node_id,
         peer_epoch: peer_hello.epoch,
         kind,
         fallback: header.fallback,
@@ -303,16 +344,15 @@ fn fetch_and_apply(
     })
 }
 
-/// Before a full copy replaces this node's data: finds the writes made here that the
-/// peer does not have (asking it for its checksums over that part of the log) and keeps
-/// them in a file.
-fn keep_divergence(
+/// Before a full copy replaces this node's data: where its own writes part from the
+/// peer's log (asking the peer for its checksums over that part). `None` when this node
+/// made no writes of its own; `Some(None)` when no change both have was found.
+fn find_fork(
     node: &mut Node,
     runtime: &tokio::runtime::Runtime,
     source: &Source,
-) -> Result<Option<Kept>, SyncError> {
+) -> Result<Option<Option<Position>>, SyncError> {
     let origin = node.id.clone();
-    let data_dir = node.data_dir.clone();
     let conn = node.core()?.connection();
     let Some((first, last)) = divergence::own_range(conn, &origin)? else { return Ok(None) };
     let peer = source.target.to_string();
@@ -328,16 +368,32 @@ fn keep_divergence(
         return Err(SyncError::Snapshot { peer, reason: format!("cannot compare change logs: {reason}") });
     }
     let ours = divergence::our_positions(conn, first - 1)?;
-    let fork = divergence::fork(&ours, &theirs);
-    Ok(divergence::keep(conn, &data_dir, &origin, fork.as_ref(), &peer)?)
+    Ok(Some(divergence::fork(&ours, &theirs)))
+}
+
+/// What a sync brings for the Core data, received and verified, not applied yet.
+enum Incoming {
+    /// Change-log entries after `from`, up to `to`.
+    Changes { entries: Vec<Entry>, from: Position, to: Position },
+    /// A full copy with its verified content checksum, and (when this node made writes of
+    /// its own) where they part from the peer's.
+    Full { fork: Option<Option<Position>>, content: String },
+}
+
+/// `CORESH_TEST_PAUSE_BEFORE_APPLY_MS` holds a sync back after everything is received and
+/// verified, before it takes the role lock, so that tests can promote the node meanwhile.
+fn pause_for_tests() {
+    if let Some(ms) = std::env::var("CORESH_TEST_PAUSE_BEFORE_APPLY_MS").ok().and_then(|v| v.parse().ok()) {
+        std::thread::sleep(std::time::Duration::from_millis(ms));
+    }
 }
 
 /// Longest answer to a `positions` request.
 const MAX_POSITIONS_LINE: usize = 256 * 1024 * 1024;
 
-/// Verifies a staged store, swaps it in and checks the result against the sender's.
-fn apply(
-    data_dir: &std::path::Path,
+/// Verifies a staged store and checks its content against the sender's; returns the
+/// content checksum.
+fn verified(
     staged: &std::path::Path,
     store: Store,
     trailer: &SnapshotTrailer,
@@ -350,7 +406,6 @@ fn apply(
     if content != trailer.content {
         return Err(SyncError::Mismatch { found: content, expected: trailer.content.clone() });
     }
-    swap_in(data_dir, staged, store)?;
     Ok(content)
 }
 

@@ -50,9 +50,12 @@ pub fn run(options: ServeOptions) -> anyhow::Result<()> {
 }
 
 async fn serve(node: Node, options: ServeOptions) -> anyhow::Result<()> {
-    let tls = match &options.tls {
-        Some((cert, key)) => Some(crate::http::tls::acceptor(cert, key)?),
-        None => None,
+    let (tls, cert_sha256) = match &options.tls {
+        Some((cert, key)) => {
+            let (acceptor, fingerprint) = crate::http::tls::acceptor(cert, key)?;
+            (Some(acceptor), Some(fingerprint))
+        }
+        None => (None, None),
     };
     let mut core = CoreDb::open(&node.data_dir)?;
     core.set_origin(&node.id);
@@ -65,7 +68,7 @@ async fn serve(node: Node, options: ServeOptions) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", options.http_listen))?;
     let local = listener.local_addr()?;
-    let status_page = crate::ssh::hello::StatusPage { port: local.port(), tls: tls.is_some() };
+    let status_page = crate::ssh::hello::StatusPage { port: local.port(), tls: tls.is_some(), cert_sha256 };
     let host_key = crate::ssh::keys::host_key(&node.data_dir)?;
     let key_fingerprint = crate::ssh::keys::fingerprint(host_key.public_key());
     let ssh_listener = TcpListener::bind(options.ssh_listen)
@@ -115,6 +118,7 @@ async fn serve(node: Node, options: ServeOptions) -> anyhow::Result<()> {
         view: watcher.view.clone(),
         data_dir: node.data_dir.clone(),
         status_page: Some(status_page),
+        followers: Arc::default(),
         gate: Arc::new(crate::ssh::login::Gate::new(node.data_dir.clone(), watcher.view.clone())),
         consoles: Arc::default(),
     };

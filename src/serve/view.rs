@@ -32,6 +32,9 @@ pub struct NodeView {
     pub trusted_keys: Vec<russh::keys::PublicKey>,
     /// The console's login policy.
     pub policy: crate::ssh::policy::Policy,
+    /// The replication chain above and below this node, as its hello tells it.
+    pub upstream: Vec<crate::store::ChainLink>,
+    pub downstream: Vec<crate::store::ChainLink>,
     /// `None` while the databases read fine; otherwise why not.
     pub fault: Option<String>,
 }
@@ -39,7 +42,10 @@ pub struct NodeView {
 /// Reads the view once.
 fn read(store: &Store, core: &CoreDb, node_id: &str) -> Result<NodeView, StoreError> {
     let map = store.settings()?;
+    let (upstream, downstream) = store.chain_links()?;
     Ok(NodeView {
+        upstream,
+        downstream,
         settings: Settings::from_map(&map)?,
         policy: crate::ssh::policy::Policy::from_map(&map),
         last_sync: store.last_sync()?,

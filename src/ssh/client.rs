@@ -33,6 +33,22 @@ pub enum PeerError {
     Timeout { target: String },
     #[error("{target} broke the protocol: {reason}")]
     Protocol { target: String, reason: String },
+    #[error("{target} answered with a hello this node cannot read ({reason}): does it run another release?")]
+    BadHello { target: String, reason: String },
+}
+
+impl PeerError {
+    /// Whether this says the peer did not answer (it may be down), rather than that a
+    /// configuration keeps the two nodes from talking (trust, keys, releases).
+    pub fn is_no_answer(&self) -> bool {
+        matches!(
+            self,
+            PeerError::Unreachable { .. }
+                | PeerError::Timeout { .. }
+                | PeerError::ChannelRefused { .. }
+                | PeerError::Protocol { .. }
+        )
+    }
 }
 
 /// Checks the server's key against the trusted one, remembering what it presented.
@@ -153,8 +169,8 @@ impl PeerLink {
         link.send_line(&ours.to_line()).await?;
         let line = link.read_line(MAX_HELLO).await?;
         let received = now();
-        let hello: Hello = serde_json::from_slice(&line)
-            .map_err(|e| PeerError::Protocol { target: shown, reason: format!("bad hello: {e}") })?;
+        let hello: Hello =
+            serde_json::from_slice(&line).map_err(|e| PeerError::BadHello { target: shown, reason: e.to_string() })?;
         link.clock_offset_ms = hello.time_ms - (ours.time_ms + received) / 2;
         Ok((link, hello))
     }

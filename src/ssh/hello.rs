@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::ha::Settings;
+use crate::store::ChainLink;
 
 /// SSH subsystem that carries replication; peers may open nothing else.
 pub const SUBSYSTEM: &str = "coresh-replication";
@@ -43,14 +44,25 @@ pub struct Hello {
     /// reached it at (the heartbeat's second signal). `None` from a shell.
     #[serde(default)]
     pub status_page: Option<StatusPage>,
+    /// The nodes above the sender in the replication chain, nearest first: its primary
+    /// as its heartbeat last saw it, and what that one reported above itself. A node
+    /// that finds itself first here knows the sender follows it.
+    #[serde(default)]
+    pub upstream: Vec<ChainLink>,
+    /// The nodes that follow the sender (and theirs), as it recorded them.
+    #[serde(default)]
+    pub downstream: Vec<ChainLink>,
 }
 
 /// A daemon's status pages, as it advertises them to peers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StatusPage {
     pub port: u16,
     /// Served over TLS.
     pub tls: bool,
+    /// SHA-256 (hex) of the TLS certificate, which a peer pins when it asks the page.
+    #[serde(default)]
+    pub cert_sha256: Option<String>,
 }
 
 /// The software version this node reports to peers. `CORESH_TEST_REPORTED_VERSION`
@@ -99,7 +111,15 @@ impl Hello {
             node_status: settings.node_status.to_string(),
             time_ms: chrono::Utc::now().timestamp_millis() + test_clock_skew_ms(),
             status_page: None,
+            upstream: Vec::new(),
+            downstream: Vec::new(),
         }
+    }
+
+    /// Whether the sender says it follows the node `node_id` (that node is first in its
+    /// upstream chain).
+    pub fn follows(&self, node_id: &str) -> bool {
+        self.upstream.first().is_some_and(|l| l.node_id == node_id)
     }
 
     /// One line of JSON.

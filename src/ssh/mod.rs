@@ -1,9 +1,11 @@
 //! SSH (russh, ring): the node key; the daemon's server, where trusted peers open only
 //! the replication channel and operators (local users) only consoles; the login policy
-//! and its gate; and the client side between nodes (`failover test-connection`, sync).
+//! and its gate; the server's side of the hello (what this node says, who follows it);
+//! and the client side between nodes (`failover test-connection`, sync, the heartbeat).
 
 pub mod client;
 pub mod console;
+pub mod greeting;
 pub mod hello;
 pub mod keys;
 pub mod listen;

@@ -17,6 +17,7 @@ use russh::{Channel, ChannelId};
 use tokio::sync::{mpsc, watch};
 
 use super::console::{End, Input, Launch, Terminal};
+use super::greeting::{Recorded, note_follower, our_hello};
 use super::hello::{Hello, MAX_HELLO, PEER_USER, SUBSYSTEM, StatusPage};
 use super::keys::fingerprint;
 use super::login::Gate;
@@ -40,6 +41,8 @@ pub struct SshServer {
     pub gate: Arc<Gate>,
     /// Consoles open now, on every connection (`session-limit`).
     pub consoles: Arc<AtomicU32>,
+    /// When each follower's hello was last recorded (see [`super::greeting`]).
+    pub followers: Arc<Recorded>,
 }
 
 /// Where a replication channel stands.
@@ -60,7 +63,8 @@ impl russh::server::Server for SshServer {
         Connection {
             view: self.view.clone(),
             data_dir: self.data_dir.clone(),
-            status_page: self.status_page,
+            status_page: self.status_page.clone(),
+            followers: self.followers.clone(),
             peer,
             subsystems: HashMap::new(),
             gate: self.gate.clone(),
@@ -99,6 +103,7 @@ pub struct Connection {
     view: watch::Receiver<Arc<NodeView>>,
     data_dir: PathBuf,
     status_page: Option<StatusPage>,
+    followers: Arc<Recorded>,
     peer: Option<SocketAddr>,
     /// Replication channels and where each stands.
     subsystems: HashMap<ChannelId, Stage>,
@@ -416,10 +421,10 @@ impl russh::server::Handler for Connection {
                     tracing::warn!(subsystem = "ssh", %peer, "malformed hello; closing");
                     return session.close(channel);
                 };
-                let view = self.view.borrow().clone();
-                let ours = Hello { status_page: self.status_page, ..Hello::of(&view.settings, &view.node_id) };
+                let ours = our_hello(&self.view, &self.status_page);
                 tracing::debug!(subsystem = "ssh", %peer, node = %theirs.node_id, version = %theirs.version, "peer hello");
                 session.data(channel, ours.to_line().into_bytes())?;
+                note_follower(&ours.node_id, &self.followers, &self.data_dir, peer.clone(), &theirs);
                 stage.greeted = true;
                 continue;
             }
@@ -446,8 +451,7 @@ impl russh::server::Handler for Connection {
                 Ok(request) if request.op == "test-back" => {
                     let Some(caller) = self.peer_key.clone() else { return session.close(channel) };
                     stage.streaming = true;
-                    let view = self.view.borrow().clone();
-                    let ours = Hello { status_page: self.status_page, ..Hello::of(&view.settings, &view.node_id) };
+                    let ours = our_hello(&self.view, &self.status_page);
                     tokio::spawn(super::mate::test_back(
                         session.handle(),
                         channel,

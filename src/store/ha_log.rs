@@ -1,10 +1,12 @@
 //! The HA module log (the guide's "HighAvailability" module log): every heartbeat
 //! outcome and HA decision, timestamped, kept to the newest [`KEPT`] lines; and what the
-//! heartbeat last saw of each peer, for `show failover`.
+//! heartbeat last saw of each peer (reachability, what its hello said, a configuration
+//! alarm, the chain above it), for `show failover` and the heartbeat's next probe.
 
 use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 
+use super::chain::{ChainLink, MAX_LINKS};
 use super::{Store, StoreError, now_millis};
 
 /// Lines the HA module log keeps.
@@ -46,6 +48,14 @@ pub struct PeerStatus {
     pub offset_ms: Option<i64>,
     /// Its status page (the heartbeat's second signal), as last advertised.
     pub status_url: Option<String>,
+    /// Its node id, as its last hello said.
+    pub node_id: Option<String>,
+    /// A configuration error that keeps the heartbeat from telling whether it is alive.
+    pub alarm: Option<String>,
+    /// SHA-256 of its status page's TLS certificate, as it advertised it.
+    pub status_cert: Option<String>,
+    /// The nodes above it in the chain, as its last hello said.
+    pub upstream: Vec<ChainLink>,
 }
 
 impl Store {
@@ -78,8 +88,8 @@ impl Store {
             .prepare_cached(
                 "INSERT OR REPLACE INTO peer_status
                      (host, role, checked_at, reachable, failures, error, last_seen, hostname, mode,
-                      node_status, epoch, version, offset_ms, status_url)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+                      node_status, epoch, version, offset_ms, status_url, node_id, alarm, status_cert, upstream)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
             )?
             .execute(params![
                 p.host,
@@ -95,7 +105,12 @@ impl Store {
                 p.epoch.and_then(|e| i64::try_from(e).ok()),
                 p.version,
                 p.offset_ms,
-                p.status_url
+                p.status_url,
+                p.node_id,
+                p.alarm,
+                p.status_cert,
+                serde_json::to_string(&p.upstream.iter().take(MAX_LINKS).collect::<Vec<_>>())
+                    .unwrap_or_else(|_| "[]".into())
             ])?;
         Ok(())
     }
@@ -128,7 +143,7 @@ impl Store {
 }
 
 const PEER_COLUMNS: &str = "host, role, checked_at, reachable, failures, error, last_seen, hostname, mode, \
-     node_status, epoch, version, offset_ms, status_url";
+     node_status, epoch, version, offset_ms, status_url, node_id, alarm, status_cert, upstream";
 
 fn peer(r: &rusqlite::Row) -> rusqlite::Result<PeerStatus> {
     Ok(PeerStatus {
@@ -146,6 +161,10 @@ fn peer(r: &rusqlite::Row) -> rusqlite::Result<PeerStatus> {
         version: r.get(11)?,
         offset_ms: r.get(12)?,
         status_url: r.get(13)?,
+        node_id: r.get(14)?,
+        alarm: r.get(15)?,
+        status_cert: r.get(16)?,
+        upstream: serde_json::from_str(&r.get::<_, String>(17)?).unwrap_or_default(),
     })
 }
 
@@ -169,6 +188,8 @@ mod tests {
             reachable: true,
             epoch: Some(3),
             offset_ms: Some(-12),
+            alarm: Some("not trusted".into()),
+            upstream: vec![ChainLink { hostname: "core-z".into(), ..ChainLink::default() }],
             ..PeerStatus::default()
         };
         store.put_peer_status(&p).unwrap();

@@ -6,7 +6,7 @@ use rusqlite::Connection;
 use super::StoreError;
 
 /// The schema version this coresh writes.
-pub const SCHEMA_VERSION: i64 = 6;
+pub const SCHEMA_VERSION: i64 = 7;
 
 /// Each step takes the schema from version `index` to `index + 1`.
 const STEPS: &[&str] = &[
@@ -105,6 +105,22 @@ const STEPS: &[&str] = &[
          locked_at TEXT NOT NULL,
          until_ms  INTEGER NOT NULL,
          failures  INTEGER NOT NULL
+     );",
+    // 7: what the heartbeat knows of a peer beyond reachability (its node id, a
+    // configuration alarm, its status page certificate, the chain above it), and the
+    // nodes that follow this one.
+    "ALTER TABLE peer_status ADD COLUMN node_id TEXT;
+     ALTER TABLE peer_status ADD COLUMN alarm TEXT;
+     ALTER TABLE peer_status ADD COLUMN status_cert TEXT;
+     ALTER TABLE peer_status ADD COLUMN upstream TEXT NOT NULL DEFAULT '[]';
+     CREATE TABLE followers (
+         node_id     TEXT PRIMARY KEY,
+         hostname    TEXT NOT NULL,
+         address     TEXT NOT NULL,
+         node_status TEXT NOT NULL,
+         epoch       INTEGER NOT NULL,
+         followers   TEXT NOT NULL DEFAULT '[]',
+         seen_at     TEXT NOT NULL
      );",
 ];
 

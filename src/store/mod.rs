@@ -4,6 +4,7 @@
 //! left exactly as it is.
 
 mod audit;
+mod chain;
 mod ha_log;
 mod history;
 mod migrations;
@@ -19,6 +20,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags};
 
 pub use audit::{AuditEntry, Outcome};
+pub use chain::{ChainLink, Follower, MAX_LINKS};
 pub use ha_log::{HaLogEntry, PeerStatus};
 pub use history::{HistoryEntry, SyncSummary, record as record_history};
 pub use migrations::{SCHEMA_VERSION, migrate_steps};

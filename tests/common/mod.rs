@@ -7,6 +7,7 @@ use std::process::{Command, Output, Stdio};
 
 pub mod haproxy;
 pub mod lab;
+pub mod proxy;
 pub mod smtp;
 
 /// A node in a temporary data directory, removed when dropped.
