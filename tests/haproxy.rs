@@ -1,11 +1,12 @@
 //! The status pages under a real HAProxy configured as the guide's "Load balancer
 //! setup" describes (see `common::haproxy`): traffic stays on a healthy primary, moves
 //! to the secondary only when the primary's probe fails while the secondary shows
-//! `Mode: Standby`, and never moves back by itself.
+//! `Mode: Standby`, and never moves back by itself; and, configured from the guide's text
+//! alone (no latch), keeps new clients off an old primary that comes back stale.
 
 mod common;
 
-use common::haproxy::{start, until};
+use common::haproxy::{from_client, guide_config, start, start_with, until};
 use common::{Daemon, TestNode};
 
 /// A port that was free a moment ago.
@@ -80,4 +81,44 @@ fn haproxy_keeps_traffic_on_a_healthy_primary() {
     drop(secondary);
     std::thread::sleep(std::time::Duration::from_millis(400));
     assert_eq!(lb.served_by(), Ok(pid), "losing the standby moves nothing");
+}
+
+#[test]
+fn a_load_balancer_from_the_guide_alone_keeps_new_clients_off_a_stale_primary() {
+    let (a, b) = (TestNode::new(), TestNode::new());
+    common::generate(&a, "20", "20");
+    // a is primary and watches its peers; b is its synced standby with a fast heartbeat.
+    a.run(&["enable", "configure terminal", "high-availability", "heartbeat interval 1", "service enable"])
+        .expect_code(0);
+    let primary = a.serve();
+    common::pair(&a, &primary, &b);
+    let secondary = b.serve();
+    a.trust(&secondary.ssh.to_string(), &b.local_key()).expect_code(0);
+    common::sync(&b, &primary).expect_code(0);
+    let lines = common::follow_lines(&primary.ssh.to_string(), "promote");
+    b.run(&lines.iter().map(String::as_str).collect::<Vec<_>>()).expect_code(0);
+    let (pid, sid) = (node_id(&primary), node_id(&secondary));
+    let vip = front();
+    let lb = start_with(a.path(), vip, &guide_config(vip, primary.addr, secondary.addr));
+    let token = coresh::coredb::generate::token_for(42, 3);
+    until("the first client reaches the primary", || from_client(vip, "127.0.0.1", &token).0 == Ok(pid.clone()));
+
+    // The primary dies: the backup takes the clients, and its heartbeat promotes it.
+    let primary_addr = primary.addr;
+    primary.kill_9();
+    until("devices check in on the promoted secondary", || {
+        from_client(vip, "127.0.0.1", &token) == (Ok(sid.clone()), 200)
+    });
+
+    // The old primary returns on its address and learns it is stale.
+    let back = a.spawn_daemon_at(&primary_addr.to_string(), "127.0.0.1:0");
+    back.eventually("the old primary reports itself stale", |d| d.get("/hastatus.html").body.contains("Mode: Stale"));
+    std::thread::sleep(std::time::Duration::from_millis(800));
+    // New clients (new addresses, no stickiness yet) go where the status pages say.
+    for n in 2..8 {
+        let source = format!("127.0.0.{n}");
+        assert_eq!(from_client(vip, &source, &token), (Ok(sid.clone()), 200), "a new client from {source}");
+    }
+    assert_eq!(from_client(vip, "127.0.0.1", &token), (Ok(sid.clone()), 200), "the first client stays");
+    drop(lb);
 }

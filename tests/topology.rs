@@ -213,3 +213,75 @@ fn a_load_balancer_in_front_moves_traffic_once_and_not_back() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+#[test]
+fn a_cut_of_the_replication_link_alone_does_not_promote_with_an_independent_status_path() {
+    let TwoCores { da, db, a: _a, b, lab } = two_cores();
+    // The second signal goes over the client network, apart from the replication link.
+    let url = format!("http://{}:{}", lab.client("a"), common::lab::HTTP_PORT);
+    b.run(&["enable", "configure terminal", "high-availability", &format!("heartbeat status-url {url}")])
+        .expect_code(0);
+    db.eventually("the heartbeat uses it", |_| ha_log(&b).contains("heartbeat to"));
+    lab.replication_link("a", false);
+    db.eventually("the cut is seen", |_| ha_log(&b).contains("the primary is alive by its status page"));
+    std::thread::sleep(Duration::from_secs(5));
+    let log = ha_log(&b);
+    assert!(!log.contains("FAILOVER"), "{log}");
+    assert_eq!(ha_mode(&db), "MOBILEIRON-STATUS: OK (Mode: Standby)");
+    assert_eq!(checkin(&da, 1, 1), 200, "devices stay on the one primary");
+
+    // With the replication link back, nothing needs recovering.
+    let answered = |b: &TestNode| ha_log(b).matches(": ok (").count();
+    let before = answered(&b);
+    lab.replication_link("a", true);
+    db.eventually("the SSH hello answers again", |_| answered(&b) > before);
+    assert_eq!(ha_mode(&da), "MOBILEIRON-STATUS: OK (Mode: Primary)");
+}
+
+#[test]
+fn a_dr_node_that_loses_only_the_secondary_stays_standby() {
+    let lab = Lab::new(&["a", "b", "c"]);
+    let (a, b, c) = (lab.node("a"), lab.node("b"), lab.node("c"));
+    for (node, name) in [(&a, "core-a"), (&b, "core-b"), (&c, "core-c")] {
+        node.run(&["enable", "configure terminal", &format!("hostname {name}")]).expect_code(0);
+    }
+    generate(&a, "50", "50");
+    trust(&lab, ("a", &a), ("b", &b));
+    trust(&lab, ("b", &b), ("c", &c));
+    let da = lab.serve("a", &a);
+    let db = lab.serve("b", &b);
+    let dc = lab.serve("c", &c);
+    follow(&lab, &b, "a", "promote");
+    follow(&lab, &c, "b", "promote");
+    sync(&lab, &b, "a").expect_code(0);
+    sync(&lab, &c, "b").expect_code(0);
+    // The chain is visible on every node once the hellos have carried it.
+    let chain = |node: &TestNode| node.run(&["show failover | include ^Chain"]).stdout;
+    let whole = |node: &TestNode, me: &str| {
+        let shown = chain(node);
+        shown.contains("core-a (")
+            && shown.contains("core-b (")
+            && shown.contains(&format!("{me} (this node"))
+            && shown.contains("core-c (")
+    };
+    dc.eventually("the chain reaches every node", |_| {
+        whole(&a, "core-a") && whole(&b, "core-b") && whole(&c, "core-c")
+    });
+    assert!(chain(&c).starts_with("Chain              : core-a (upstream, primary"), "{}", chain(&c));
+    assert!(chain(&a).contains("core-b (follower, secondary standby"), "{}", chain(&a));
+
+    // Only the main-site secondary is lost; the primary goes on serving.
+    lab.isolate("b");
+    dc.eventually("the DR node sees its upstream fail", |_| ha_log(&c).contains("FAILOVER REFUSED"));
+    let log = ha_log(&c);
+    assert!(log.contains("the primary core-a further up the chain (via"), "{log}");
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(ha_mode(&dc), "MOBILEIRON-STATUS: OK (Mode: Standby)");
+    assert!(!ha_log(&c).contains("FAILOVER:"), "{}", ha_log(&c));
+    assert_eq!(checkin(&da, 1, 1), 200);
+
+    // Then the primary's site goes too: now the DR node takes over.
+    lab.isolate("a");
+    dc.eventually("the DR node takes over", |d| ha_mode(d) == "MOBILEIRON-STATUS: OK (Mode: Primary)");
+    drop((da, db));
+}

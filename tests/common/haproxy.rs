@@ -50,6 +50,43 @@ backend secondary
     )
 }
 
+/// A configuration from the guide's text alone, with no latch: the primary probed on
+/// `/status/status.html` (anything but OK is a failure), the secondary a backup probed on
+/// `/hastatus.html` (its OK says it is up and running), and first-alive stickiness (a
+/// client stays on the server it first reached while that one is up). Only the status
+/// pages decide where a new client goes.
+pub fn guide_config(front: SocketAddr, primary: SocketAddr, secondary: SocketAddr) -> String {
+    format!(
+        r#"global
+    maxconn 64
+defaults
+    mode http
+    retries 1
+    timeout connect 500ms
+    timeout client 5s
+    timeout server 5s
+frontend core_vip
+    bind {front}
+    default_backend core
+backend core
+    stick-table type ip size 1k
+    stick on src
+    server primary {primary} track primary_probe/primary
+    server secondary {secondary} backup track secondary_probe/secondary
+backend primary_probe
+    option httpchk
+    http-check send meth GET uri /status/status.html
+    http-check expect string MOBILEIRON-STATUS:\ OK
+    server primary {primary} check inter 100ms fall 2 rise 2
+backend secondary_probe
+    option httpchk
+    http-check send meth GET uri /hastatus.html
+    http-check expect string MOBILEIRON-STATUS:\ OK
+    server secondary {secondary} check inter 100ms fall 2 rise 2
+"#
+    )
+}
+
 /// A running HAProxy, stopped when dropped.
 pub struct Haproxy {
     child: Child,
@@ -66,8 +103,13 @@ impl Drop for Haproxy {
 
 /// Checks and starts HAProxy with [`config`], writing it into `dir`.
 pub fn start(dir: &std::path::Path, front: SocketAddr, primary: SocketAddr, secondary: SocketAddr) -> Haproxy {
+    start_with(dir, front, &config(front, primary, secondary))
+}
+
+/// Checks and starts HAProxy with the configuration `text` for the VIP `front`.
+pub fn start_with(dir: &std::path::Path, front: SocketAddr, text: &str) -> Haproxy {
     let path = dir.join("haproxy.cfg");
-    std::fs::write(&path, config(front, primary, secondary)).unwrap();
+    std::fs::write(&path, text).unwrap();
     let check = Command::new("haproxy")
         .arg("-c")
         .arg("-f")
@@ -120,6 +162,34 @@ impl Haproxy {
             .map(|r| r.status().as_u16())
             .unwrap_or(0)
     }
+}
+
+/// What a client at the loopback address `source` (its first request, for stickiness)
+/// gets through the VIP `front`: `/status.json`'s node id, or the HTTP status; and the
+/// status of a device check-in with `token`. Sent with curl from that address.
+pub fn from_client(front: SocketAddr, source: &str, token: &str) -> (Result<String, u16>, u16) {
+    let curl = |args: &[&str]| {
+        let out = Command::new("curl")
+            .args(["-s", "--max-time", "5", "--interface", source, "-w", "\n%{http_code}"])
+            .args(args)
+            .output()
+            .expect("curl (scripts/test installs it)");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+        (body.to_string(), code.trim().parse::<u16>().unwrap_or(0))
+    };
+    let (body, code) = curl(&[&format!("http://{front}/status.json")]);
+    let served = match code {
+        200 => Ok(serde_json::from_str::<serde_json::Value>(&body).unwrap_or_default()["node_id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()),
+        other => Err(other),
+    };
+    let auth = format!("Authorization: Bearer {token}");
+    let url = format!("http://{front}/api/v1/devices/checkin");
+    let (_, checkin) = curl(&["-H", &auth, "-H", "Content-Type: application/json", "-d", r#"{"seq":1}"#, &url]);
+    (served, checkin)
 }
 
 /// Retries `f` every 50 ms for up to 20 s.
