@@ -162,14 +162,7 @@ fn a_secondary_refuses_a_primary_older_than_the_one_it_synced_from() {
     let (a, b, c) = (TestNode::new(), TestNode::new(), TestNode::new());
     generate(&a, "50", "50");
     // c is a primary at a later epoch (promoted twice); b syncs from it first.
-    c.run(&[
-        "enable",
-        "failover mode secondary",
-        "failover mode primary",
-        "failover mode secondary",
-        "failover mode primary",
-    ])
-    .expect_code(0);
+    common::toggle_to_epoch_2(&c);
     let dc = c.serve();
     pair(&c, &dc, &b);
     sync(&b, &dc).expect_code(0);

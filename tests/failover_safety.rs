@@ -251,14 +251,7 @@ fn a_returning_primary_with_a_higher_epoch_from_maintenance_is_stale() {
     let (a, b) = (TestNode::new(), TestNode::new());
     generate(&a, "20", "20");
     // Maintenance toggles took a to epoch 2.
-    a.run(&[
-        "enable",
-        "failover mode secondary",
-        "failover mode primary",
-        "failover mode secondary",
-        "failover mode primary",
-    ])
-    .expect_code(0);
+    common::toggle_to_epoch_2(&a);
     assert_eq!(epoch(&a), 2);
     let (da, db) = watched_pair(&a, &b);
     da.kill_9();

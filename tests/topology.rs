@@ -46,6 +46,37 @@ fn two_cores() -> TwoCores {
     TwoCores { da, db, a, b, lab }
 }
 
+/// The guide's three Cores: `a` primary, `b` its standby, `c` a DR node following `b`,
+/// each with a fast heartbeat and synced once; named core-a, core-b and core-c.
+struct ThreeCores {
+    da: Daemon,
+    db: Daemon,
+    dc: Daemon,
+    a: TestNode,
+    b: TestNode,
+    c: TestNode,
+    lab: Lab,
+}
+
+fn three_cores() -> ThreeCores {
+    let lab = Lab::new(&["a", "b", "c"]);
+    let (a, b, c) = (lab.node("a"), lab.node("b"), lab.node("c"));
+    for (node, name) in [(&a, "core-a"), (&b, "core-b"), (&c, "core-c")] {
+        node.run(&["enable", "configure terminal", &format!("hostname {name}")]).expect_code(0);
+    }
+    generate(&a, "200", "200");
+    trust(&lab, ("a", &a), ("b", &b));
+    trust(&lab, ("b", &b), ("c", &c));
+    let da = lab.serve("a", &a);
+    let db = lab.serve("b", &b);
+    let dc = lab.serve("c", &c);
+    follow(&lab, &b, "a", "promote");
+    follow(&lab, &c, "b", "promote");
+    sync(&lab, &b, "a").expect_code(0);
+    sync(&lab, &c, "b").expect_code(0);
+    ThreeCores { da, db, dc, a, b, c, lab }
+}
+
 /// HA on for a primary, watching its peers every second.
 fn watch(node: &TestNode) {
     node.run(&["enable", "configure terminal", "high-availability", "heartbeat interval 1", "service enable"])
@@ -101,18 +132,7 @@ fn two_cores_across_two_data_centres() {
 
 #[test]
 fn three_cores_the_dr_node_follows_the_main_site_secondary() {
-    let lab = Lab::new(&["a", "b", "c"]);
-    let (a, b, c) = (lab.node("a"), lab.node("b"), lab.node("c"));
-    generate(&a, "200", "200");
-    trust(&lab, ("a", &a), ("b", &b));
-    trust(&lab, ("b", &b), ("c", &c));
-    let da = lab.serve("a", &a);
-    let db = lab.serve("b", &b);
-    let dc = lab.serve("c", &c);
-    follow(&lab, &b, "a", "promote");
-    follow(&lab, &c, "b", "promote");
-    sync(&lab, &b, "a").expect_code(0);
-    sync(&lab, &c, "b").expect_code(0);
+    let ThreeCores { da, db, dc, a, b, c, lab } = three_cores();
     dc.eventually("the DR node's heartbeat reaches the main-site secondary", |_| reaches_its_primary(&c));
     assert_eq!(checkin(&da, 1, 1), 200);
     assert!(sync(&lab, &b, "a").stdout.contains("completed: changes"));
@@ -240,21 +260,7 @@ fn a_cut_of_the_replication_link_alone_does_not_promote_with_an_independent_stat
 
 #[test]
 fn a_dr_node_that_loses_only_the_secondary_stays_standby() {
-    let lab = Lab::new(&["a", "b", "c"]);
-    let (a, b, c) = (lab.node("a"), lab.node("b"), lab.node("c"));
-    for (node, name) in [(&a, "core-a"), (&b, "core-b"), (&c, "core-c")] {
-        node.run(&["enable", "configure terminal", &format!("hostname {name}")]).expect_code(0);
-    }
-    generate(&a, "50", "50");
-    trust(&lab, ("a", &a), ("b", &b));
-    trust(&lab, ("b", &b), ("c", &c));
-    let da = lab.serve("a", &a);
-    let db = lab.serve("b", &b);
-    let dc = lab.serve("c", &c);
-    follow(&lab, &b, "a", "promote");
-    follow(&lab, &c, "b", "promote");
-    sync(&lab, &b, "a").expect_code(0);
-    sync(&lab, &c, "b").expect_code(0);
+    let ThreeCores { da, db, dc, a, b, c, lab } = three_cores();
     // The chain is visible on every node once the hellos have carried it.
     let chain = |node: &TestNode| node.run(&["show failover | include ^Chain"]).stdout;
     let whole = |node: &TestNode, me: &str| {

@@ -9,10 +9,8 @@
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 
-/// The configuration, for a VIP on `front` and the two Cores' HTTP addresses.
-pub fn config(front: SocketAddr, primary: SocketAddr, secondary: SocketAddr) -> String {
-    format!(
-        r#"global
+/// What both configurations share.
+const DEFAULTS: &str = r#"global
     maxconn 64
 defaults
     mode http
@@ -22,7 +20,12 @@ defaults
     timeout connect 500ms
     timeout client 5s
     timeout server 5s
-frontend core_vip
+"#;
+
+/// The configuration, for a VIP on `front` and the two Cores' HTTP addresses.
+pub fn config(front: SocketAddr, primary: SocketAddr, secondary: SocketAddr) -> String {
+    format!(
+        r#"{DEFAULTS}frontend core_vip
     bind {front}
     # The failover latch: set once the primary's probe fails while the secondary shows
     # Mode: Standby; never cleared by itself (the guide's Manual Resume = Yes).
@@ -57,15 +60,7 @@ backend secondary
 /// pages decide where a new client goes.
 pub fn guide_config(front: SocketAddr, primary: SocketAddr, secondary: SocketAddr) -> String {
     format!(
-        r#"global
-    maxconn 64
-defaults
-    mode http
-    retries 1
-    timeout connect 500ms
-    timeout client 5s
-    timeout server 5s
-frontend core_vip
+        r#"{DEFAULTS}frontend core_vip
     bind {front}
     default_backend core
 backend core

@@ -337,6 +337,18 @@ pub fn pair(a: &TestNode, da: &Daemon, b: &TestNode) {
     b.run(&["enable", "failover mode secondary"]).expect_code(0);
 }
 
+/// Takes `node` to primary at epoch 2 with `failover mode` toggles (maintenance).
+pub fn toggle_to_epoch_2(node: &TestNode) {
+    node.run(&[
+        "enable",
+        "failover mode secondary",
+        "failover mode primary",
+        "failover mode secondary",
+        "failover mode primary",
+    ])
+    .expect_code(0);
+}
+
 pub fn generate(node: &TestNode, devices: &str, events: &str) {
     node.run_with(&[], &["data", "generate", "--devices", devices, "--users", "50", "--events", events], &[])
         .expect_code(0);
