@@ -7,7 +7,8 @@
 //! - [`ha`]: HA settings, modes, states, epochs and the sync schedule.
 //! - [`store`]: the node's system database (settings, failover history, audit).
 //! - [`node`]: a node's data directory.
-//! - [`host`]: peer addresses (`HOST[:PORT]`), validated.
+//! - [`host`]: peer addresses (`HOST[:PORT]`) and status page URLs, validated.
+//! - [`clients`]: client addresses as the daemon counts them (IPv6 by /64), connection caps.
 //! - [`secret`]: argon2 hashing of secrets.
 //! - [`coredb`]: the Core data (what HA replicates) and its single writer.
 //! - [`http`]: status pages for load balancers and the device API.
@@ -18,6 +19,7 @@
 //! - [`lab`]: a pair (or pair and DR node) on this machine (`coresh lab up|down`).
 
 pub mod cli;
+pub mod clients;
 pub mod coredb;
 pub mod grammar;
 pub mod ha;

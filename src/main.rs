@@ -57,6 +57,13 @@ enum Command {
         /// The server certificate's private key (PEM).
         #[arg(long, value_name = "FILE", requires = "tls_cert")]
         tls_key: Option<PathBuf>,
+        /// Seconds an HTTP client has for a TLS handshake, a request's headers (an idle
+        /// keep-alive connection too) and its body.
+        #[arg(long, value_name = "SECONDS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=600))]
+        http_timeout: u64,
+        /// Seconds an SSH client has to log in after it connects (OpenSSH: LoginGraceTime).
+        #[arg(long, value_name = "SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=600))]
+        login_grace: u64,
     },
     /// Core data tools.
     Data {
@@ -193,9 +200,20 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             print!("{}", commands_markdown(grammar));
             return Ok(0);
         }
-        Some(Command::Serve { http_listen, ssh_listen, log_level, tls_cert, tls_key }) => {
+        Some(Command::Serve { http_listen, ssh_listen, log_level, tls_cert, tls_key, http_timeout, login_grace }) => {
             let tls = tls_cert.zip(tls_key);
-            coresh::serve::run(coresh::serve::ServeOptions { data_dir, http_listen, ssh_listen, log_level, tls })?;
+            let limits = coresh::serve::Limits {
+                http_timeout: std::time::Duration::from_secs(http_timeout),
+                login_grace: std::time::Duration::from_secs(login_grace),
+            };
+            coresh::serve::run(coresh::serve::ServeOptions {
+                data_dir,
+                http_listen,
+                ssh_listen,
+                log_level,
+                tls,
+                limits,
+            })?;
             return Ok(0);
         }
         Some(Command::Data { what: Data::Generate { devices, users, events, apps, policies, seed } }) => {

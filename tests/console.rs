@@ -323,6 +323,37 @@ fn repeated_failures_lock_the_address_out_until_cleared() {
     let bad = c.node.run(&["enable", "clear lockout not-an-ip"]);
     bad.expect_code(1);
     assert!(bad.stderr.starts_with("% Not an IP address"), "{}", bad.stderr);
+    // The IPv4-mapped form names the same client.
+    assert_eq!(
+        c.node.run(&["enable", "clear lockout ::ffff:127.0.0.1"]).expect_code(0).stdout,
+        "127.0.0.1 is not locked out\n"
+    );
+}
+
+#[test]
+fn parallel_wrong_passwords_from_one_address_run_only_as_many_checks_as_the_lockout_allows() {
+    let c = Console::new(&["login block-for 300 attempts 5 within 60", "login delay 1"]);
+    let codes: Vec<i32> = std::thread::scope(|scope| {
+        let tries: Vec<_> = (0..12)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut cmd = c.with_password("admin", "wrong-password");
+                    cmd.arg("show version");
+                    run(cmd).code
+                })
+            })
+            .collect();
+        tries.into_iter().map(|t| t.join().unwrap()).collect()
+    });
+    assert!(codes.iter().all(|c| *c == 255), "{codes:?}");
+    let audit = c.audit();
+    let checked = audit.matches("login failed (password): wrong password").count();
+    assert!((1..=5).contains(&checked), "{checked} passwords were checked:\n{audit}");
+    assert!(
+        audit.contains("as many logins of this address are under way")
+            || audit.contains("login refused: address locked out"),
+        "{audit}"
+    );
 }
 
 #[test]

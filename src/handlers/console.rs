@@ -137,13 +137,16 @@ pub fn show_sessions(ctx: &mut Ctx, _: &Args) -> Result<Reply, CmdError> {
 }
 
 pub fn clear_lockout(ctx: &mut Ctx, args: &Args) -> Result<Reply, CmdError> {
-    let client = args.text("CLIENT");
-    if let Some(c) = client
-        && c.parse::<std::net::IpAddr>().is_err()
-    {
-        return Err(CmdError::Failed(format!("Not an IP address: {c:?}")));
-    }
-    let lifted = ctx.node.store.clear_lockouts(client)?;
+    // Lockouts are kept per client: an IPv4 address (mapped forms too) or an IPv6 /64.
+    let client = match args.text("CLIENT") {
+        Some(c) => Some(
+            crate::clients::Client::parse(c)
+                .ok_or_else(|| CmdError::Failed(format!("Not an IP address: {c:?}")))?
+                .to_string(),
+        ),
+        None => None,
+    };
+    let lifted = ctx.node.store.clear_lockouts(client.as_deref())?;
     Ok(Reply::done().info(match (lifted, client) {
         (0, Some(c)) => format!("{c} is not locked out"),
         (0, None) => "No address is locked out".into(),

@@ -3,6 +3,8 @@
 //! 503 and `Retry-After` while client connections are disabled, the node is a standby, or
 //! it is a stale primary (a newer primary exists).
 
+use std::time::Duration;
+
 use bytes::Bytes;
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
@@ -41,19 +43,21 @@ fn unavailable(reason: &str) -> Resp {
     resp
 }
 
-/// Reads and parses a JSON body of at most [`MAX_BODY`] bytes.
-async fn body<T: DeserializeOwned>(req: Request<Incoming>) -> Result<T, Resp> {
+/// Reads and parses a JSON body of at most [`MAX_BODY`] bytes, within `timeout`.
+async fn body<T: DeserializeOwned>(req: Request<Incoming>, timeout: Duration) -> Result<T, Resp> {
     let declared =
         req.headers().get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
     if declared.is_some_and(|n| n > MAX_BODY) {
         return Err(error(StatusCode::PAYLOAD_TOO_LARGE, "request body too large"));
     }
-    let bytes: Bytes = match Limited::new(req.into_body(), MAX_BODY).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+    let read = tokio::time::timeout(timeout, Limited::new(req.into_body(), MAX_BODY).collect()).await;
+    let bytes: Bytes = match read {
+        Ok(Ok(collected)) => collected.to_bytes(),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
             return Err(error(StatusCode::PAYLOAD_TOO_LARGE, "request body too large"));
         }
-        Err(_) => return Err(error(StatusCode::BAD_REQUEST, "could not read the request body")),
+        Ok(Err(_)) => return Err(error(StatusCode::BAD_REQUEST, "could not read the request body")),
+        Err(_) => return Err(error(StatusCode::REQUEST_TIMEOUT, "the request body did not arrive in time")),
     };
     serde_json::from_slice(&bytes).map_err(|e| error(StatusCode::BAD_REQUEST, &format!("malformed JSON: {e}")))
 }
@@ -71,52 +75,60 @@ fn failure(e: &DeviceError) -> Resp {
     error(status, &e.to_string())
 }
 
+/// Why a registration's secret was not accepted.
+enum SecretRefused {
+    /// Wrong, or registration closed.
+    Device(DeviceError),
+    /// Too many wrong secrets (or attempts under way) from this client: wait this long.
+    TooMany(u64),
+}
+
 /// Checks the enrollment secret against the stored hash, remembering the last secret
-/// that verified so that a wave of registrations costs one Argon2 verification.
-async fn check_enrollment(state: &AppState, presented: &str) -> Result<(), DeviceError> {
-    let stored = state.view.borrow().enrollment_hash.clone().ok_or(DeviceError::EnrollmentClosed)?;
+/// that verified so that a wave of registrations costs one Argon2 verification. Any
+/// other secret counts as an attempt of `from`'s client before it is verified, and
+/// verifications run a few at a time.
+async fn check_enrollment(state: &AppState, presented: &str, from: std::net::IpAddr) -> Result<(), SecretRefused> {
+    let stored =
+        state.view.borrow().enrollment_hash.clone().ok_or(SecretRefused::Device(DeviceError::EnrollmentClosed))?;
     let digest = crate::coredb::token_hash(presented);
     let known = state.enrollment_ok.lock().map(|c| c.as_ref() == Some(&(stored.clone(), digest))).unwrap_or(false);
     if known {
         return Ok(());
     }
-    let (hash, secret) = (stored.clone(), presented.to_string());
-    let ok = tokio::task::spawn_blocking(move || crate::secret::verify(&hash, &secret)).await.unwrap_or(false);
-    if !ok {
-        return Err(DeviceError::BadSecret);
+    let attempt = state.enrollment_guard.begin(from, std::time::Instant::now()).map_err(SecretRefused::TooMany)?;
+    if crate::secret::verify_bounded(stored.clone(), presented.to_string()).await != Some(true) {
+        tracing::warn!(subsystem = "device-api", peer = %from, "wrong enrollment secret");
+        return Err(SecretRefused::Device(DeviceError::BadSecret));
     }
+    attempt.succeeded();
     if let Ok(mut cache) = state.enrollment_ok.lock() {
         *cache = Some((stored, digest));
     }
     Ok(())
 }
 
-pub async fn register(state: &AppState, req: Request<Incoming>, from: std::net::IpAddr) -> Resp {
+pub async fn register(state: &AppState, req: Request<Incoming>, from: std::net::IpAddr, timeout: Duration) -> Resp {
     if let Some(reason) = refusal(state) {
         return unavailable(reason);
     }
-    if let Some(wait) = state.enrollment_guard.refused(from, std::time::Instant::now()) {
-        let mut resp = error(StatusCode::TOO_MANY_REQUESTS, "too many wrong enrollment secrets from this address");
-        if let Ok(value) = HeaderValue::from_str(&wait.to_string()) {
-            resp.headers_mut().insert(RETRY_AFTER, value);
-        }
-        return resp;
-    }
-    let reg: Registration = match body(req).await {
+    let reg: Registration = match body(req, timeout).await {
         Ok(r) => r,
         Err(resp) => return resp,
     };
     if let Err(e) = reg.validate() {
         return failure(&e);
     }
-    if let Err(e) = check_enrollment(state, &reg.enrollment_secret).await {
-        if matches!(e, DeviceError::BadSecret) {
-            tracing::warn!(subsystem = "device-api", peer = %from, "wrong enrollment secret");
-            state.enrollment_guard.failed(from, std::time::Instant::now());
+    match check_enrollment(state, &reg.enrollment_secret, from).await {
+        Ok(()) => {}
+        Err(SecretRefused::Device(e)) => return failure(&e),
+        Err(SecretRefused::TooMany(wait)) => {
+            let mut resp = error(StatusCode::TOO_MANY_REQUESTS, "too many wrong enrollment secrets from this address");
+            if let Ok(value) = HeaderValue::from_str(&wait.to_string()) {
+                resp.headers_mut().insert(RETRY_AFTER, value);
+            }
+            return resp;
         }
-        return failure(&e);
     }
-    state.enrollment_guard.succeeded(from);
     let mut raw = [0u8; 32];
     if getrandom::fill(&mut raw).is_err() {
         return error(StatusCode::INTERNAL_SERVER_ERROR, "no randomness for a token");
@@ -128,7 +140,7 @@ pub async fn register(state: &AppState, req: Request<Incoming>, from: std::net::
     }
 }
 
-pub async fn check_in(state: &AppState, req: Request<Incoming>) -> Resp {
+pub async fn check_in(state: &AppState, req: Request<Incoming>, timeout: Duration) -> Resp {
     if let Some(reason) = refusal(state) {
         return unavailable(reason);
     }
@@ -143,7 +155,7 @@ pub async fn check_in(state: &AppState, req: Request<Incoming>) -> Resp {
     let Some(token) = token else {
         return error(StatusCode::UNAUTHORIZED, "missing bearer token");
     };
-    let report: CheckIn = match body(req).await {
+    let report: CheckIn = match body(req, timeout).await {
         Ok(r) => r,
         Err(resp) => return resp,
     };

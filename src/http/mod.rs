@@ -1,7 +1,10 @@
 //! The node's HTTP endpoints: load-balancer status pages (the guide's exact strings),
-//! a JSON status for peers and tools, and the device API. One accept loop; each
-//! connection is served by hyper (HTTP/1.1, keep-alive) and tracked so that shutdown
-//! lets in-flight requests finish.
+//! a JSON status for peers and tools, and the device API; and ([`client`]) asking
+//! another node's status page. One accept loop that only accepts: each connection gets
+//! a task of its own (TLS handshake included), served by hyper (HTTP/1.1, keep-alive)
+//! with a timer, so the TLS handshake, the wait for headers (an idle connection too) and
+//! the body are bounded in time; at most [`MAX_PER_CLIENT`] connections per client and
+//! [`MAX_CONNECTIONS`] in all; shutdown lets in-flight requests finish.
 
 pub mod client;
 mod device;
@@ -19,10 +22,11 @@ use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 
+use crate::clients::Slots;
 use crate::coredb::writer::Writer;
 use crate::serve::view::NodeView;
 
@@ -46,19 +50,23 @@ pub struct AppState {
     pub enrollment_guard: guard::EnrollmentGuard,
 }
 
-/// How long a TLS handshake may take.
-const HANDSHAKE: Duration = Duration::from_secs(10);
+/// Connections one client (an IPv4 address, an IPv6 /64) may hold open at once.
+pub const MAX_PER_CLIENT: u32 = 64;
 
 /// Serves HTTP (HTTPS with `tls`) on `listener` until `shutdown` turns true, then
-/// waits (up to a bound) for the requests in flight.
+/// waits (up to a bound) for the requests in flight. `timeout` bounds a TLS handshake,
+/// the wait for a request's headers (and so an idle keep-alive connection) and the
+/// reading of its body.
 pub async fn serve(
     listener: TcpListener,
     state: Arc<AppState>,
     tls: Option<tokio_rustls::TlsAcceptor>,
+    timeout: Duration,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let slots = Slots::new(MAX_PER_CLIENT);
     loop {
         let permit = tokio::select! {
             _ = shutdown.changed() => break,
@@ -79,15 +87,26 @@ pub async fn serve(
                 continue;
             }
         };
+        let Some(slot) = slots.take(peer.ip()) else {
+            tracing::debug!(subsystem = "http", %peer, "refused: {MAX_PER_CLIENT} connections of this client are open");
+            continue;
+        };
         let _ = stream.set_nodelay(true);
-        match &tls {
-            None => spawn_connection(&graceful, stream, state.clone(), permit, peer),
-            Some(acceptor) => match tokio::time::timeout(HANDSHAKE, acceptor.accept(stream)).await {
-                Ok(Ok(stream)) => spawn_connection(&graceful, stream, state.clone(), permit, peer),
-                Ok(Err(e)) => tracing::debug!(subsystem = "http", %peer, error = %e, "TLS handshake failed"),
-                Err(_) => tracing::debug!(subsystem = "http", %peer, "TLS handshake timed out"),
-            },
-        }
+        let (watcher, state, tls) = (graceful.watcher(), state.clone(), tls.clone());
+        // Everything a client can stall (the TLS handshake included) happens in the
+        // connection's own task, never in this loop.
+        tokio::spawn(async move {
+            let held = (permit, slot);
+            match tls {
+                None => serve_connection(watcher, stream, state, peer, timeout).await,
+                Some(acceptor) => match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
+                    Ok(Ok(stream)) => serve_connection(watcher, stream, state, peer, timeout).await,
+                    Ok(Err(e)) => tracing::debug!(subsystem = "http", %peer, error = %e, "TLS handshake failed"),
+                    Err(_) => tracing::debug!(subsystem = "http", %peer, "TLS handshake timed out"),
+                },
+            }
+            drop(held);
+        });
     }
     tracing::info!(subsystem = "http", "no longer accepting; finishing requests in flight");
     if tokio::time::timeout(DRAIN, graceful.shutdown()).await.is_err() {
@@ -95,39 +114,39 @@ pub async fn serve(
     }
 }
 
-/// Serves one connection on its own task, tracked for graceful shutdown.
-fn spawn_connection<I>(
-    graceful: &hyper_util::server::graceful::GracefulShutdown,
+/// Serves one connection, tracked for graceful shutdown.
+async fn serve_connection<I>(
+    watcher: hyper_util::server::graceful::Watcher,
     io: I,
     state: Arc<AppState>,
-    permit: tokio::sync::OwnedSemaphorePermit,
     peer: std::net::SocketAddr,
+    timeout: Duration,
 ) where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let service = service_fn(move |req| {
         let state = state.clone();
-        async move { Ok::<_, Infallible>(route(&state, req, peer).await) }
+        async move { Ok::<_, Infallible>(route(&state, req, peer, timeout).await) }
     });
-    let conn = http1::Builder::new().keep_alive(true).serve_connection(TokioIo::new(io), service);
-    let conn = graceful.watch(conn);
-    tokio::spawn(async move {
-        if let Err(e) = conn.await {
-            tracing::debug!(subsystem = "http", %peer, error = %e, "connection ended");
-        }
-        drop(permit);
-    });
+    let conn = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(timeout)
+        .keep_alive(true)
+        .serve_connection(TokioIo::new(io), service);
+    if let Err(e) = watcher.watch(conn).await {
+        tracing::debug!(subsystem = "http", %peer, error = %e, "connection ended");
+    }
 }
 
-async fn route(state: &AppState, req: Request<Incoming>, peer: std::net::SocketAddr) -> Resp {
+async fn route(state: &AppState, req: Request<Incoming>, peer: std::net::SocketAddr, timeout: Duration) -> Resp {
     let path = req.uri().path().to_string();
     let method = req.method().clone();
     let resp = match (method.clone(), path.as_str()) {
         (Method::GET | Method::HEAD, "/status/status.html") => status::status_page(state),
         (Method::GET | Method::HEAD, "/hastatus.html") => status::ha_status_page(state),
         (Method::GET | Method::HEAD, "/status.json") => status::status_json(state),
-        (Method::POST, "/api/v1/devices/register") => device::register(state, req, peer.ip()).await,
-        (Method::POST, "/api/v1/devices/checkin") => device::check_in(state, req).await,
+        (Method::POST, "/api/v1/devices/register") => device::register(state, req, peer.ip(), timeout).await,
+        (Method::POST, "/api/v1/devices/checkin") => device::check_in(state, req, timeout).await,
         (_, "/status/status.html" | "/hastatus.html" | "/status.json") => {
             error(StatusCode::METHOD_NOT_ALLOWED, "use GET")
         }

@@ -39,6 +39,18 @@ pub struct ServeOptions {
     pub log_level: String,
     /// Server certificate chain and private key (PEM) for HTTPS.
     pub tls: Option<(PathBuf, PathBuf)>,
+    /// How long clients may take.
+    pub limits: Limits,
+}
+
+/// How long clients may take before the daemon hangs up on them.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// An HTTP client's TLS handshake, request headers (an idle keep-alive connection
+    /// too) and body.
+    pub http_timeout: std::time::Duration,
+    /// An SSH client, from connecting to having logged in.
+    pub login_grace: std::time::Duration,
 }
 
 /// Runs the daemon until SIGTERM or SIGINT.
@@ -94,7 +106,8 @@ async fn serve(node: Node, options: ServeOptions) -> anyhow::Result<()> {
         enrollment_guard: Default::default(),
     });
     let (stop, stopped) = watch::channel(false);
-    let http = tokio::spawn(crate::http::serve(listener, state.clone(), tls, stopped.clone()));
+    let http =
+        tokio::spawn(crate::http::serve(listener, state.clone(), tls, options.limits.http_timeout, stopped.clone()));
     let schedule = tokio::spawn(scheduler::run(watcher.view.clone(), node.data_dir.clone(), stopped.clone()));
     let heartbeat = heartbeat::spawn(watcher.view.clone(), node.data_dir.clone(), stopped.clone())
         .context("starting the heartbeat")?;
@@ -124,7 +137,13 @@ async fn serve(node: Node, options: ServeOptions) -> anyhow::Result<()> {
     };
     // Sessions recorded by an earlier run of the daemon are gone with it.
     node.store.sessions_clear()?;
-    let ssh = tokio::spawn(crate::ssh::listen::run(ssh_listener, ssh_config, ssh_server, stop.subscribe()));
+    let ssh = tokio::spawn(crate::ssh::listen::run(
+        ssh_listener,
+        ssh_config,
+        ssh_server,
+        options.limits.login_grace,
+        stop.subscribe(),
+    ));
     wait_for_signal().await;
     let _ = stop.send(true);
     let _ = ssh.await;

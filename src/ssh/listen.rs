@@ -1,7 +1,13 @@
 //! The SSH server's accept loop: one task per connection, each stopped with a
-//! disconnect when the node stops. Sockets get TCP_NODELAY, and TCP_QUICKACK during the
-//! handshake: OpenSSH's client leaves Nagle on until it has logged in, so its small key
-//! exchange packet waited for our delayed ACK of its KEXINIT, 40 ms on every login.
+//! disconnect when the node stops. A client that has not logged in is held within
+//! bounds (OpenSSH's LoginGraceTime and MaxStartups in spirit): it must log in within the
+//! login grace time (the identification string and key exchange included) or it is
+//! dropped, and at most [`MAX_UNAUTHENTICATED`] such connections are open in all, at most
+//! [`MAX_UNAUTHENTICATED_PER_CLIENT`] per client (an IPv4 address, an IPv6 /64); past
+//! either a new connection is closed at once. Sockets get TCP_NODELAY, and TCP_QUICKACK
+//! during the handshake: OpenSSH's client leaves Nagle on until it has logged in, so its
+//! small key exchange packet waited for our delayed ACK of its KEXINIT, 40 ms on every
+//! login.
 
 use std::os::fd::AsRawFd;
 use std::pin::Pin;
@@ -16,20 +22,63 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
 use super::server::SshServer;
+use crate::clients::{Slot, Slots};
+
+/// Connections not logged in yet, in all.
+pub const MAX_UNAUTHENTICATED: usize = 100;
+/// Connections not logged in yet, per client.
+pub const MAX_UNAUTHENTICATED_PER_CLIENT: u32 = 10;
+
+/// A connection's place among those not logged in yet, given back at login.
+#[derive(Default)]
+pub struct Unauthenticated(std::sync::Mutex<Option<(tokio::sync::OwnedSemaphorePermit, Slot)>>);
+
+impl Unauthenticated {
+    /// The client has logged in: its place is given back.
+    pub fn logged_in(&self) {
+        if let Ok(mut held) = self.0.lock() {
+            held.take();
+        }
+    }
+
+    /// Whether the client has still not logged in.
+    fn waiting(&self) -> bool {
+        self.0.lock().map(|h| h.is_some()).unwrap_or(false)
+    }
+}
 
 /// Reads during which ACKs go out at once (the handshake and login take about ten).
 const QUICK_READS: u8 = 16;
 
+/// A way to end a connection from outside its session: its next read fails, and the
+/// session (which russh runs on a task of its own) ends and closes the socket. A
+/// disconnect message would wait behind a key exchange the client never finishes.
+#[derive(Default)]
+struct Kill {
+    killed: std::sync::atomic::AtomicBool,
+    reader: std::sync::Mutex<Option<std::task::Waker>>,
+}
+
+impl Kill {
+    fn now(&self) {
+        self.killed.store(true, std::sync::atomic::Ordering::SeqCst);
+        if let Some(waker) = self.reader.lock().ok().and_then(|mut w| w.take()) {
+            waker.wake();
+        }
+    }
+}
+
 /// A TCP stream that re-arms TCP_QUICKACK (the kernel clears it) after each of its
-/// first reads.
+/// first reads, and that [`Kill`] can end.
 struct QuickAck {
     inner: TcpStream,
     reads: u8,
+    kill: Arc<Kill>,
 }
 
 impl QuickAck {
-    fn new(inner: TcpStream) -> QuickAck {
-        let stream = QuickAck { inner, reads: 0 };
+    fn new(inner: TcpStream, kill: Arc<Kill>) -> QuickAck {
+        let stream = QuickAck { inner, reads: 0, kill };
         stream.arm();
         stream
     }
@@ -51,6 +100,12 @@ impl QuickAck {
 
 impl AsyncRead for QuickAck {
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+        if let Ok(mut reader) = self.kill.reader.lock() {
+            *reader = Some(cx.waker().clone());
+        }
+        if self.kill.killed.load(std::sync::atomic::Ordering::SeqCst) {
+            return Poll::Ready(Err(std::io::ErrorKind::ConnectionAborted.into()));
+        }
         let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
         if matches!(polled, Poll::Ready(Ok(()))) && self.reads < QUICK_READS {
             self.reads += 1;
@@ -78,8 +133,11 @@ pub async fn run(
     listener: TcpListener,
     config: Arc<russh::server::Config>,
     mut server: SshServer,
+    login_grace: Duration,
     mut stop: watch::Receiver<bool>,
 ) {
+    let all = Arc::new(tokio::sync::Semaphore::new(MAX_UNAUTHENTICATED));
+    let per_client = Slots::new(MAX_UNAUTHENTICATED_PER_CLIENT);
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
@@ -94,25 +152,52 @@ pub async fn run(
                 continue;
             }
         };
+        let place = match (all.clone().try_acquire_owned(), per_client.take(peer.ip())) {
+            (Ok(permit), Some(slot)) => (permit, slot),
+            _ => {
+                tracing::warn!(subsystem = "ssh", %peer, "refused: too many connections that have not logged in");
+                continue;
+            }
+        };
         if let Err(e) = socket.set_nodelay(true) {
             tracing::debug!(subsystem = "ssh", error = %e, "cannot set TCP_NODELAY");
         }
-        let handler = server.new_client(Some(peer));
+        let pending = Arc::new(Unauthenticated(std::sync::Mutex::new(Some(place))));
+        let handler = server.new_client(Some(peer)).awaiting_login(pending.clone());
         let (config, mut stop) = (config.clone(), stop.clone());
         tokio::spawn(async move {
-            let session = match russh::server::run_stream(config, QuickAck::new(socket), handler).await {
-                Ok(s) => s,
-                Err(e) => {
+            let deadline = tokio::time::Instant::now() + login_grace;
+            let kill = Arc::new(Kill::default());
+            let stream = QuickAck::new(socket, kill.clone());
+            let started = tokio::time::timeout_at(deadline, russh::server::run_stream(config, stream, handler));
+            let session = match started.await {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => {
                     tracing::debug!(subsystem = "ssh", %peer, error = %e, "connection setup failed");
+                    return;
+                }
+                Err(_) => {
+                    tracing::info!(subsystem = "ssh", %peer, "dropped: no identification within the login grace time");
                     return;
                 }
             };
             let handle = session.handle();
+            let grace = async {
+                tokio::time::sleep_until(deadline).await;
+                if pending.waiting() {
+                    return;
+                }
+                std::future::pending::<()>().await;
+            };
             tokio::select! {
                 ended = session => {
                     if let Err(e) = ended {
                         tracing::debug!(subsystem = "ssh", %peer, error = %e, "session ended with an error");
                     }
+                }
+                () = grace => {
+                    tracing::info!(subsystem = "ssh", %peer, "dropped: not logged in within the login grace time");
+                    kill.now();
                 }
                 () = stopping(&mut stop) => {
                     let _ = handle.disconnect(Disconnect::ByApplication, "node stopping".into(), String::new()).await;

@@ -1,8 +1,12 @@
 //! Who may open a console, and what happens when they may not: operators log in as a
 //! local user (Core data) with its password (argon2) or one of its keys; a peer's key
 //! never opens a console. Failed logins are held back (`login delay`), counted per
-//! address, and past `login block-for`'s limit the address is locked out. Every login,
-//! logout and failure goes to the audit log with the client's address.
+//! client (an IPv4 address, an IPv6 /64), and past `login block-for`'s limit the client
+//! is locked out. A password attempt counts from the moment it starts: with as many
+//! under way as the limit allows, the next is refused before its Argon2 verification,
+//! and verifications run a few at a time (`secret::verify_bounded`). At most
+//! [`MAX_TRACKED`] clients' failures are remembered. Every login, logout and failure goes
+//! to the audit log with the client's address.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
@@ -13,6 +17,7 @@ use std::time::{Duration, Instant};
 use russh::keys::PublicKey;
 use tokio::sync::watch;
 
+use crate::clients::Client;
 use crate::coredb::CoreDb;
 use crate::serve::view::NodeView;
 use crate::store::{AuditEntry, Outcome, Store, StoreError, now_text};
@@ -20,12 +25,22 @@ use crate::store::{AuditEntry, Outcome, Store, StoreError, now_text};
 /// The audit log's mode column for what the SSH server records.
 const AUDIT_MODE: &str = "ssh";
 
+/// Clients whose failed logins are remembered at most (the oldest go first).
+pub const MAX_TRACKED: usize = 10_000;
+
 /// Decides logins for every connection of the daemon.
 pub struct Gate {
     data_dir: PathBuf,
     view: watch::Receiver<Arc<NodeView>>,
-    /// Recent failed logins per address.
-    failures: Mutex<HashMap<IpAddr, VecDeque<Instant>>>,
+    /// Recent failed logins per client, and its password checks under way.
+    failures: Mutex<HashMap<Client, Tally>>,
+}
+
+/// One client's recent failures and password checks under way.
+#[derive(Default)]
+struct Tally {
+    recent: VecDeque<Instant>,
+    under_way: u32,
 }
 
 /// Why a password was refused.
@@ -109,10 +124,10 @@ impl Gate {
         }
     }
 
-    /// Whether `address` is locked out now; audits the refusal when it is.
+    /// Whether `address`'s client is locked out now; audits the refusal when it is.
     pub async fn locked_out(&self, user: &str, address: IpAddr) -> bool {
         let now = unix_ms();
-        let key = address.to_string();
+        let key = Client::of(address).to_string();
         let until = self.with_store(move |s| s.locked_until(&key, now)).await.flatten();
         if let Some(until) = until {
             let left = (until - now).max(0) / 1000 + 1;
@@ -127,40 +142,73 @@ impl Gate {
         until.is_some()
     }
 
+    /// Starts a password check of `address`'s client, unless its recent failures and
+    /// the checks under way already reach the lockout limit.
+    fn begin(&self, address: IpAddr) -> bool {
+        let Some(block) = self.view.borrow().policy.block else { return true };
+        let (client, now) = (Client::of(address), Instant::now());
+        let Ok(mut map) = self.failures.lock() else { return false };
+        if map.len() >= MAX_TRACKED && !map.contains_key(&client) {
+            forget_oldest(&mut map);
+        }
+        let tally = map.entry(client).or_default();
+        let window = Duration::from_secs(block.within_s);
+        while tally.recent.front().is_some_and(|t| now.duration_since(*t) > window) {
+            tally.recent.pop_front();
+        }
+        if tally.recent.len() + tally.under_way as usize >= block.attempts as usize {
+            return false;
+        }
+        tally.under_way += 1;
+        true
+    }
+
+    /// A password check begun with [`Gate::begin`] has ended.
+    fn end(&self, address: IpAddr) {
+        if let Ok(mut map) = self.failures.lock()
+            && let Some(tally) = map.get_mut(&Client::of(address))
+        {
+            tally.under_way = tally.under_way.saturating_sub(1);
+        }
+    }
+
     /// Checks a password login; audits it, and holds back and counts a failure.
     pub async fn password(&self, user: &str, password: &str, address: IpAddr) -> bool {
         if self.locked_out(user, address).await {
             self.hold_back().await;
             return false;
         }
-        let (name, given) = (user.to_string(), password.to_string());
-        let checked = self
+        if !self.begin(address) {
+            let what = "login refused: as many logins of this address are under way as the lockout allows";
+            self.audit(user, address, what.into(), Outcome::Denied).await;
+            self.hold_back().await;
+            return false;
+        }
+        let name = user.to_string();
+        // An unknown user, or one without a password, is checked against a decoy hash
+        // (made on the blocking thread the first time), so it takes as long to refuse.
+        let against = self
             .with_core(move |core| {
-                let refusal = match core.local_user(&name)?.map(|u| u.password_hash) {
-                    None => {
-                        crate::secret::verify(decoy(), &given);
-                        Some(Refusal::UnknownUser)
-                    }
-                    Some(None) => {
-                        crate::secret::verify(decoy(), &given);
-                        Some(Refusal::NoPassword)
-                    }
-                    Some(Some(hash)) => (!crate::secret::verify(&hash, &given)).then_some(Refusal::WrongPassword),
-                };
-                Ok(refusal)
+                Ok(match core.local_user(&name)?.map(|u| u.password_hash) {
+                    Some(Some(hash)) => (hash, Refusal::WrongPassword),
+                    Some(None) => (decoy().to_string(), Refusal::NoPassword),
+                    None => (decoy().to_string(), Refusal::UnknownUser),
+                })
             })
             .await;
-        match checked {
-            Some(None) => {
-                self.audit(user, address, "login (password)".into(), Outcome::Ok).await;
-                true
-            }
-            Some(Some(refusal)) => {
-                self.failed(user, address, format!("login failed (password): {}", refusal.text())).await;
-                false
-            }
-            None => false,
+        let Some((against, refusal)) = against else {
+            self.end(address);
+            return false;
+        };
+        let genuine = refusal == Refusal::WrongPassword;
+        let matched = crate::secret::verify_bounded(against, password.to_string()).await == Some(true);
+        self.end(address);
+        if genuine && matched {
+            self.audit(user, address, "login (password)".into(), Outcome::Ok).await;
+            return true;
         }
+        self.failed(user, address, format!("login failed (password): {}", refusal.text())).await;
+        false
     }
 
     /// Whether `key` is one of `user`'s keys and no peer's (a peer key opens only the
@@ -182,9 +230,13 @@ impl Gate {
         let policy = self.view.borrow().policy;
         if let Some(block) = policy.block {
             let now = Instant::now();
+            let client = Client::of(address);
             let count = match self.failures.lock() {
                 Ok(mut map) => {
-                    let recent = map.entry(address).or_default();
+                    if map.len() >= MAX_TRACKED && !map.contains_key(&client) {
+                        forget_oldest(&mut map);
+                    }
+                    let recent = &mut map.entry(client).or_default().recent;
                     recent.push_back(now);
                     let window = Duration::from_secs(block.within_s);
                     while recent.front().is_some_and(|t| now.duration_since(*t) > window) {
@@ -192,7 +244,7 @@ impl Gate {
                     }
                     let count = recent.len();
                     if count >= block.attempts as usize {
-                        map.remove(&address);
+                        recent.clear();
                     }
                     count
                 }
@@ -200,7 +252,7 @@ impl Gate {
             };
             if count >= block.attempts as usize {
                 let until = unix_ms() + i64::try_from(block.for_s * 1000).unwrap_or(i64::MAX / 2);
-                let (key, failures) = (address.to_string(), u32::try_from(count).unwrap_or(u32::MAX));
+                let (key, failures) = (client.to_string(), u32::try_from(count).unwrap_or(u32::MAX));
                 self.with_store(move |s| s.lock_out(&key, until, failures)).await;
                 let what = format!(
                     "address locked out for {} seconds after {count} failed logins within {} seconds",
@@ -210,6 +262,15 @@ impl Gate {
             }
         }
         self.hold_back().await;
+    }
+}
+
+/// Forgets the client whose last failure is oldest and that has no check under way.
+fn forget_oldest(map: &mut HashMap<Client, Tally>) {
+    let oldest =
+        map.iter().filter(|(_, t)| t.under_way == 0).min_by_key(|(_, t)| t.recent.back().copied()).map(|(c, _)| *c);
+    if let Some(c) = oldest {
+        map.remove(&c);
     }
 }
 

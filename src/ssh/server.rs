@@ -70,6 +70,7 @@ impl russh::server::Server for SshServer {
             gate: self.gate.clone(),
             open_consoles: self.consoles.clone(),
             login: Login::None,
+            pending: Arc::default(),
             refused_keys: 0,
             tried_user: String::new(),
             peer_key: None,
@@ -110,6 +111,8 @@ pub struct Connection {
     gate: Arc<Gate>,
     open_consoles: Arc<AtomicU32>,
     login: Login,
+    /// Its place among the connections not logged in yet (given back at login).
+    pending: Arc<super::listen::Unauthenticated>,
     /// Operator keys refused on this connection (a failure if nothing else succeeds).
     refused_keys: u32,
     /// The user name the last refused key was offered for.
@@ -120,9 +123,26 @@ pub struct Connection {
 }
 
 impl Connection {
-    /// The trusted keys as the store has them now.
-    fn trusted_now(&self) -> Vec<russh::keys::PublicKey> {
-        let hosts = crate::store::Store::open(&self.data_dir).and_then(|s| s.trusted_hosts());
+    /// This connection counts among those not logged in until it logs in.
+    pub fn awaiting_login(mut self, pending: Arc<super::listen::Unauthenticated>) -> Connection {
+        self.pending = pending;
+        self
+    }
+
+    /// Records a login: the connection is no longer one waiting to log in.
+    fn logged_in(&mut self, who: Login) {
+        self.login = who;
+        self.pending.logged_in();
+    }
+
+    /// The trusted keys as the store has them now (read off the async workers).
+    async fn trusted_now(&self) -> Vec<russh::keys::PublicKey> {
+        let dir = self.data_dir.clone();
+        let hosts =
+            tokio::task::spawn_blocking(move || crate::store::Store::open(&dir).and_then(|s| s.trusted_hosts()))
+                .await
+                .map_err(|e| crate::store::StoreError::Commit(e.to_string()))
+                .and_then(|r| r);
         match hosts {
             Ok(hosts) => hosts.iter().filter_map(|h| super::keys::parse_public(&h.key).ok()).collect(),
             Err(e) => {
@@ -151,10 +171,11 @@ impl Connection {
     }
 
     /// Whether `key` is a trusted peer's.
-    fn trusted(&self, key: &PublicKey) -> bool {
+    async fn trusted(&self, key: &PublicKey) -> bool {
         let same = |k: &PublicKey| k.key_data() == key.key_data();
         // A trusted host added a moment ago may not be in the view yet: ask the store.
-        self.view.borrow().trusted_keys.iter().any(same) || self.trusted_now().iter().any(same)
+        let in_view = self.view.borrow().trusted_keys.iter().any(same);
+        in_view || self.trusted_now().await.iter().any(same)
     }
 
     /// Starts a shell (`command` `None`) or one command on `channel` for the operator.
@@ -263,7 +284,7 @@ impl russh::server::Handler for Connection {
             return Ok(Auth::reject());
         }
         if self.gate.password(user, password, self.address()).await {
-            self.login = Login::Operator(user.to_string());
+            self.logged_in(Login::Operator(user.to_string()));
             return Ok(Auth::Accept);
         }
         Ok(Auth::reject())
@@ -271,7 +292,7 @@ impl russh::server::Handler for Connection {
 
     async fn auth_publickey_offered(&mut self, user: &str, offer: PublicKeyOffer<'_>) -> Result<Auth, Self::Error> {
         let key = offer.public_key;
-        let known = if user == PEER_USER { self.trusted(key) } else { self.gate.user_key(user, key).await };
+        let known = if user == PEER_USER { self.trusted(key).await } else { self.gate.user_key(user, key).await };
         if known {
             return Ok(Auth::Accept);
         }
@@ -285,9 +306,9 @@ impl russh::server::Handler for Connection {
 
     async fn auth_publickey(&mut self, user: &str, key: VerifiedPublicKey<'_>) -> Result<Auth, Self::Error> {
         let print = fingerprint(key.public_key);
-        if user == PEER_USER && self.trusted(key.public_key) {
+        if user == PEER_USER && self.trusted(key.public_key).await {
             tracing::debug!(subsystem = "ssh", peer = %self.peer(), key = %print, "peer authenticated");
-            self.login = Login::Peer;
+            self.logged_in(Login::Peer);
             self.peer_key = Some(key.public_key.clone());
             return Ok(Auth::Accept);
         }
@@ -297,7 +318,7 @@ impl russh::server::Handler for Connection {
                 return Ok(Auth::reject());
             }
             self.gate.audit(user, address, format!("login (publickey {print})"), Outcome::Ok).await;
-            self.login = Login::Operator(user.to_string());
+            self.logged_in(Login::Operator(user.to_string()));
             return Ok(Auth::Accept);
         }
         tracing::warn!(subsystem = "ssh", peer = %self.peer(), user, key = %print, "login refused: key not accepted");
