@@ -174,3 +174,31 @@ fn parallel_wrong_enrollment_secrets_run_few_verifications() {
     let right = r#"{"enrollment_secret":"S3cret-for-devices","uuid":"u-2","user":"bob","platform":"ios"}"#;
     assert_eq!(d.post("/api/v1/devices/register", None, right).status, 429, "the address waits out the window");
 }
+
+#[test]
+fn a_secret_in_a_line_that_does_not_lex_or_match_is_never_printed_or_audited() {
+    let node = TestNode::new();
+    let long = format!("enable secret Xk7long{}", "y".repeat(5000));
+    let lines = [
+        "enable secret Sup3r\"Zq9Secret".to_string(),
+        "username bob password \"my Zq9secret".to_string(),
+        "username bob password Zq9abc |x".to_string(),
+        "enable secret Zq9ctl\u{1}rest".to_string(),
+        "enable secret Zq9one two \"three".to_string(),
+        long,
+    ];
+    for line in &lines {
+        let run = node.run_with(&["enable", "configure terminal", line], &["--keep-going", "--echo"], &[]);
+        let seen = format!("{}{}", run.stdout, run.stderr);
+        assert!(!seen.contains("Zq9") && !seen.contains("Xk7") && !seen.contains("Sup3r"), "{line:?} leaked:\n{seen}");
+        assert!(seen.contains("<removed>"), "{line:?}: the shown line says a secret was removed:\n{seen}");
+    }
+    // Also typed in the wrong mode.
+    let run = node.run_with(&["enable secret Sup3r\"Zq9Secret"], &["--keep-going"], &[]);
+    assert!(!run.stderr.contains("Zq9"), "{}", run.stderr);
+    let audit = node.run(&["enable", "show audit"]).stdout;
+    assert!(!audit.contains("Zq9") && !audit.contains("Xk7") && !audit.contains("Sup3r"), "{audit}");
+    assert!(audit.contains("enable secret <removed>") && audit.contains("username bob password <removed>"), "{audit}");
+    let support = node.run(&["enable", "show tech-support"]).stdout;
+    assert!(!support.contains("Zq9") && !support.contains("Sup3r"), "tech-support carries the audit tail");
+}

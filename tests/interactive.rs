@@ -147,6 +147,10 @@ fn enable_secret_on_a_terminal_asks_twice() {
     p.send_line("enable secert hunter2").unwrap();
     p.exp_string("% Invalid input detected").unwrap();
     p.exp_string("core(config)#").unwrap();
+    // Nor one that does not lex (an unterminated quote in the secret).
+    p.send_line("enable secret Sup3r\"Secret").unwrap();
+    p.exp_string("% Unterminated quoted string").unwrap();
+    p.exp_string("core(config)#").unwrap();
     // Up arrow then Enter reruns the bare `enable secret`, which asks again.
     type_keys(&mut p, "\x1b[A\r");
     p.exp_string("Enter enable secret:").unwrap();

@@ -158,9 +158,11 @@ impl Shell {
                     LexError::Control { column } => (Some(column), "% Invalid input detected at '^' marker."),
                     LexError::TooLong => (None, "% Line too long (at most 4096 characters)."),
                 };
-                self.point(input, column, echo, &prompt, io);
+                // A line that does not lex may still hold a secret: its own words say so.
+                let secret = self.secret_start(input);
+                self.point(input, column, secret, echo, &prompt, io);
                 let _ = writeln!(io.err(), "{message}");
-                (Status::Syntax, false, cut(input, column))
+                (Status::Syntax, false, cut(input, column, secret))
             }
             Ok(line) => self.run_lexed(&line, echo, &prompt, console, io),
         };
@@ -193,8 +195,9 @@ impl Shell {
         let root = self.tree.root(&self.session.mode).unwrap_or(0);
         let matched = match matcher.matches(root, line, &line.command) {
             Ok(m) => m,
-            Err(e) => return self.refuse(line, &line.command, e, echo, prompt, io),
+            Err(e) => return self.refuse(line, &line.command, e, None, echo, prompt, io),
         };
+        let secret = matched.args.secret_at.and_then(|i| line.command.tokens.get(i)).map(|t| t.start);
         let mut filters = Vec::new();
         for seg in &line.pipes {
             match matcher.matches(self.tree.filters, line, seg) {
@@ -202,7 +205,7 @@ impl Shell {
                     name: self.grammar.filters[f.command].handler.clone(),
                     regex: f.args.text("REGEX").map(str::to_string),
                 }),
-                Err(e) => return self.refuse(line, seg, e, echo, prompt, io),
+                Err(e) => return self.refuse(line, seg, e, secret, echo, prompt, io),
             }
         }
         let shown = redact(line, &matched);
@@ -278,11 +281,15 @@ impl Shell {
     }
 
     /// Reports a line that does not match; says so when it would run in another mode.
+    /// `secret` is where a secret starts in the line (its command matched), which
+    /// nothing shown or recorded may include.
+    #[allow(clippy::too_many_arguments)]
     fn refuse(
         &self,
         line: &Line,
         seg: &crate::cli::lexer::Segment,
         e: MatchError,
+        secret: Option<usize>,
         echo: Echo,
         prompt: &str,
         io: &mut Streams,
@@ -307,10 +314,10 @@ impl Shell {
             MatchError::Invalid { column, .. } | MatchError::Ambiguous { column } => Some(*column),
             MatchError::Incomplete => None,
         };
-        let audited = cut(line.input, column);
+        let audited = cut(line.input, column, secret);
         match e {
             MatchError::Invalid { column, detail } => {
-                self.point(line.input, Some(column), echo, prompt, io);
+                self.point(line.input, Some(column), secret, echo, prompt, io);
                 let _ = writeln!(io.err(), "% Invalid input detected at '^' marker.");
                 if let Some(d) = detail {
                     let _ = writeln!(io.err(), "% {d}");
@@ -332,6 +339,29 @@ impl Shell {
         (Status::Syntax, false, audited)
     }
 
+    /// Where a secret starts in `input` (a byte offset), read leniently from the line's
+    /// own words in any mode: quotes and control characters are taken for blanks and the
+    /// line is cut at its longest, so that a line that does not lex still keeps its
+    /// secret to itself.
+    fn secret_start(&self, input: &str) -> Option<usize> {
+        let mut words = String::with_capacity(input.len());
+        for c in input.chars().take(crate::cli::lexer::MAX_LINE) {
+            match c {
+                '"' => words.push(' '),
+                c if c.is_control() => words.extend(std::iter::repeat_n(' ', c.len_utf8())),
+                c => words.push(c),
+            }
+        }
+        let line = Line::lex(&words).ok()?;
+        let matcher = self.matcher();
+        let here = self.grammar.modes.iter().filter(|m| m.name == self.session.mode);
+        let others = self.grammar.modes.iter().filter(|m| m.name != self.session.mode);
+        here.chain(others).find_map(|m| {
+            let matched = matcher.matches(self.tree.root(&m.name)?, &line, &line.command).ok()?;
+            matched.args.secret_at.and_then(|i| line.command.tokens.get(i)).map(|t| t.start)
+        })
+    }
+
     /// Another mode in which the whole line would be a command, and its match there.
     fn mode_that_accepts(&self, line: &Line) -> Option<(&'static crate::grammar::ModeDef, Matched)> {
         let matcher = self.matcher();
@@ -349,18 +379,31 @@ impl Shell {
     }
 
     /// Prints the caret under `column` of `input` (the line itself first unless it is on
-    /// screen already). Words after the bad one are not repeated: they may be a secret.
-    fn point(&self, input: &str, column: Option<usize>, echo: Echo, prompt: &str, io: &mut Streams) {
+    /// screen already). Words after the bad one are not repeated: they may be a secret;
+    /// from `secret` on nothing is (the caret stops where the secret starts).
+    fn point(
+        &self,
+        input: &str,
+        column: Option<usize>,
+        secret: Option<usize>,
+        echo: Echo,
+        prompt: &str,
+        io: &mut Streams,
+    ) {
         let Some(column) = column else {
             if echo == Echo::Transcript {
-                let _ = writeln!(io.out, "{prompt}{}", cut(input, None));
+                let _ = writeln!(io.out, "{prompt}{}", cut(input, None, secret));
             }
             return;
         };
+        let column = match secret.and_then(|at| input.get(..at)) {
+            Some(before) => column.min(before.chars().count()),
+            None => column,
+        };
         let (shown, offset) = match echo {
             Echo::Typed(width) => (None, width),
-            Echo::Transcript => (Some(format!("{prompt}{}", cut(input, Some(column)))), prompt.chars().count()),
-            Echo::Quiet => (Some(cut(input, Some(column))), 0),
+            Echo::Transcript => (Some(format!("{prompt}{}", cut(input, Some(column), secret))), prompt.chars().count()),
+            Echo::Quiet => (Some(cut(input, Some(column), secret)), 0),
         };
         let stream = io.err();
         if let Some(shown) = shown {
@@ -381,7 +424,7 @@ impl Shell {
         };
         match self.matcher().help(root, &line, seg, partial) {
             Ok(items) if items.is_empty() => {
-                self.point(before, Some(before.chars().count()), echo, prompt, io);
+                self.point(before, Some(before.chars().count()), self.secret_start(before), echo, prompt, io);
                 let _ = writeln!(io.err(), "% Unrecognized command");
                 Status::Syntax
             }
@@ -393,7 +436,7 @@ impl Shell {
                 Status::Ok
             }
             Err(MatchError::Invalid { column, .. }) => {
-                self.point(before, Some(column), echo, prompt, io);
+                self.point(before, Some(column), self.secret_start(before), echo, prompt, io);
                 let _ = writeln!(io.err(), "% Invalid input detected at '^' marker.");
                 Status::Syntax
             }
@@ -405,8 +448,12 @@ impl Shell {
     }
 }
 
-/// The line up to the end of the word at `column` (the rest may hold a secret).
-fn cut(input: &str, column: Option<usize>) -> String {
+/// The line up to the end of the word at `column` (the rest may hold a secret); with
+/// the byte offset where a secret starts, the line up to it and `<removed>`.
+fn cut(input: &str, column: Option<usize>, secret: Option<usize>) -> String {
+    if let Some(before) = secret.and_then(|at| input.get(..at)) {
+        return format!("{} <removed>", before.trim());
+    }
     let Some(column) = column else {
         return input.trim().to_string();
     };
