@@ -75,6 +75,35 @@ impl Node {
     }
 }
 
+/// Bytes free for an unprivileged writer on the file system holding `path`.
+pub fn free_space(path: &Path) -> std::io::Result<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes()).map_err(std::io::Error::other)?;
+    // SAFETY: statvfs writes into a zeroed struct we own, from a NUL-terminated path.
+    let mut stats: libc::statvfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statvfs(c_path.as_ptr(), &mut stats) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(stats.f_bavail.saturating_mul(stats.f_frsize))
+}
+
+/// Refuses to write `copies` copies of `bytes` under `dir` unless the file system keeps
+/// [`SPARE`] free after them.
+pub fn room_for(dir: &Path, bytes: u64, copies: u64, what: &str) -> Result<(), String> {
+    let free = free_space(dir).map_err(|e| format!("cannot tell the free disk space of {}: {e}", dir.display()))?;
+    let needed = bytes.saturating_mul(copies).saturating_add(SPARE);
+    if free < needed {
+        return Err(format!(
+            "not enough disk space for {what}: {bytes} bytes announced, {free} bytes free in {} (needs {needed})",
+            dir.display()
+        ));
+    }
+    Ok(())
+}
+
+/// Disk space always left free by replication.
+pub const SPARE: u64 = 64 * 1024 * 1024;
+
 fn create_private_dir(path: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::DirBuilderExt;
     std::fs::DirBuilder::new().recursive(true).mode(0o700).create(path)

@@ -202,3 +202,175 @@ fn a_secret_in_a_line_that_does_not_lex_or_match_is_never_printed_or_audited() {
     let support = node.run(&["enable", "show tech-support"]).stdout;
     assert!(!support.contains("Zq9") && !support.contains("Sup3r"), "tech-support carries the audit tail");
 }
+
+#[test]
+fn a_full_sync_refuses_schema_objects_the_primary_added() {
+    let (a, b) = (TestNode::new(), TestNode::new());
+    common::generate(&a, "20", "20");
+    let da = a.serve();
+    common::pair(&a, &da, &b);
+    common::sync(&b, &da).expect_code(0);
+    let before = b.checksum();
+    // A buggy or hostile primary: a trigger that would act here after a failover, and a view.
+    let conn = rusqlite::Connection::open(a.data_dir().join("core.db")).unwrap();
+    conn.execute_batch(
+        "CREATE TRIGGER evil AFTER INSERT ON events BEGIN DELETE FROM devices; END;
+         CREATE VIEW spy AS SELECT token_hash FROM devices;",
+    )
+    .unwrap();
+    drop(conn);
+    let run = b.run(&["enable", &format!("failover sync {} full", da.ssh)]);
+    run.expect_code(1);
+    assert!(
+        run.stderr.contains("schema is not this release's: not expected: trigger evil, view spy"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(b.checksum(), before, "nothing was replaced");
+    let conn = rusqlite::Connection::open(b.data_dir().join("core.db")).unwrap();
+    let objects: i64 =
+        conn.query_row("SELECT count(*) FROM sqlite_master WHERE name IN ('evil', 'spy')", [], |r| r.get(0)).unwrap();
+    assert_eq!(objects, 0);
+}
+
+/// A peer program on the replication channel, as the node `node` (its key): what a
+/// buggy or hostile trusted peer can send, with coresh's own client.
+struct PeerProgram {
+    runtime: tokio::runtime::Runtime,
+    key: russh::keys::PrivateKey,
+    theirs: russh::keys::PublicKey,
+    target: coresh::host::HostPort,
+}
+
+impl PeerProgram {
+    fn new(node: &TestNode, of: &TestNode, d: &common::Daemon) -> PeerProgram {
+        PeerProgram {
+            runtime: tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap(),
+            key: coresh::ssh::keys::host_key(&node.data_dir()).unwrap(),
+            theirs: coresh::ssh::keys::parse_public(&of.local_key()).unwrap(),
+            target: d.ssh.to_string().parse().unwrap(),
+        }
+    }
+
+    fn open(&self) -> Result<coresh::ssh::client::PeerLink, coresh::ssh::client::PeerError> {
+        let hello = coresh::ssh::hello::Hello::of(&coresh::ha::Settings::default(), "hostile-peer");
+        self.runtime
+            .block_on(coresh::ssh::client::PeerLink::open(&self.target, &self.key, &self.theirs, &hello))
+            .map(|l| l.0)
+    }
+
+    /// Sends `lines` on `link` and reads one answer line.
+    fn ask(&self, link: &mut coresh::ssh::client::PeerLink, lines: &str) -> Result<String, String> {
+        self.runtime.block_on(async {
+            link.send_line(lines).await.map_err(|e| e.to_string())?;
+            link.read_line(1 << 20).await.map(|l| String::from_utf8_lossy(&l).into_owned()).map_err(|e| e.to_string())
+        })
+    }
+}
+
+const POSITIONS: &str = r#"{"op":"positions","range":[0,0]}"#;
+
+#[test]
+fn removing_a_trusted_host_ends_its_open_connections_and_peer_requests_are_audited() {
+    let (a, b) = (TestNode::new(), TestNode::new());
+    let da = a.serve();
+    a.trust("core-b", &b.local_key()).expect_code(0);
+    let peer = PeerProgram::new(&b, &a, &da);
+    let mut first = peer.open().expect("trusted");
+    let mut held = peer.open().expect("trusted");
+    assert!(peer.ask(&mut first, POSITIONS).unwrap().contains("positions"));
+    a.run(&["enable", "configure terminal", "high-availability", "no trusted-host core-b"]).expect_code(0);
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(peer.ask(&mut held, POSITIONS).is_err(), "an open connection ends with its trust");
+    assert!(peer.open().is_err(), "and no new one is accepted");
+    let audit = a.run(&["enable", "show audit"]).stdout;
+    assert!(audit.contains("peer login (key SHA256:"), "{audit}");
+    assert!(audit.contains("peer positions request (key SHA256:"), "{audit}");
+}
+
+#[test]
+fn a_peer_gets_one_request_per_channel_and_one_snapshot_stream_at_a_time() {
+    let (a, b) = (TestNode::new(), TestNode::new());
+    common::generate(&a, "20000", "200000");
+    let da = a.serve();
+    a.trust("core-b", &b.local_key()).expect_code(0);
+    let peer = PeerProgram::new(&b, &a, &da);
+    let mut two = peer.open().unwrap();
+    assert!(peer.ask(&mut two, &format!("{POSITIONS}\n{POSITIONS}")).is_err(), "two requests on one channel");
+    // A full snapshot it does not read holds the stream open; a second one is refused.
+    let mut slow = peer.open().unwrap();
+    let header = peer.ask(&mut slow, r#"{"op":"snapshot"}"#).unwrap();
+    assert!(header.contains("\"size\""), "{header}");
+    let mut again = peer.open().unwrap();
+    let refused = peer.ask(&mut again, r#"{"op":"snapshot"}"#).unwrap();
+    assert!(refused.contains("already being sent"), "{refused}");
+    drop(slow);
+}
+
+#[test]
+fn what_interrupted_syncs_left_is_removed_when_the_daemon_starts() {
+    let node = TestNode::new();
+    node.run(&["show version"]).expect_code(0);
+    let dir = node.data_dir();
+    std::fs::create_dir_all(dir.join("snapshots")).unwrap();
+    std::fs::create_dir_all(dir.join("files/.staging")).unwrap();
+    for leftover in ["snapshots/core-20261201.db", "core.db.staging", "files/.staging/incoming-0"] {
+        std::fs::write(dir.join(leftover), vec![0u8; 4096]).unwrap();
+    }
+    let d = node.serve();
+    for leftover in ["snapshots/core-20261201.db", "core.db.staging", "files/.staging"] {
+        assert!(!dir.join(leftover).exists(), "{leftover} is still there");
+    }
+    drop(d);
+}
+
+/// A small file system of its own (tmpfs), unmounted when dropped. Needs root.
+struct SmallDisk(std::path::PathBuf);
+
+impl SmallDisk {
+    fn new(under: &std::path::Path, megabytes: u32) -> SmallDisk {
+        let dir = under.join("small-disk");
+        std::fs::create_dir_all(&dir).unwrap();
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={megabytes}m"), "tmpfs"])
+            .arg(&dir)
+            .output()
+            .expect("mount");
+        assert!(out.status.success(), "mount tmpfs (tests need root): {}", String::from_utf8_lossy(&out.stderr));
+        SmallDisk(dir)
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_snapshot_larger_than_the_disk_allows_is_refused_before_it_is_staged() {
+    let (a, b) = (TestNode::new(), TestNode::new());
+    common::generate(&a, "5000", "60000");
+    let da = a.serve();
+    let disk = SmallDisk::new(b.path(), 72);
+    let b_dir = disk.0.join("node");
+    let cmd = |lines: &[&str]| {
+        let mut c = b.command();
+        c.env("CORESH_DATA_DIR", &b_dir);
+        for l in lines {
+            c.arg("-c").arg(l);
+        }
+        c.output().unwrap()
+    };
+    let key = String::from_utf8(cmd(&["show ssh local-key | json"]).stdout).unwrap();
+    let key = serde_json::from_str::<serde_json::Value>(&key).unwrap()["public_key"].as_str().unwrap().to_string();
+    a.trust("core-b", &key).expect_code(0);
+    let trust = format!("trusted-host {} {}", da.ssh, a.local_key());
+    cmd(&["enable", "configure terminal", "high-availability", &trust]);
+    cmd(&["enable", "failover mode secondary"]);
+    let out = cmd(&["enable", &format!("failover sync {}", da.ssh)]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("not enough disk space for the core snapshot"), "{err}");
+    assert!(!b_dir.join("core.db.staging").exists());
+}

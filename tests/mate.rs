@@ -65,11 +65,44 @@ fn exec_mate_runs_show_commands_and_guards_the_rest() {
     stranger.expect_code(1);
     assert!(stranger.stderr.contains("is not a trusted host"), "{}", stranger.stderr);
 
-    // The mate's audit log names the operator, the calling node and its address.
+    // Nor does a privileged line reach on from the mate to a third node.
+    for line in [
+        format!("failover sync {}", da.ssh),
+        format!("failover test-connection {}", da.ssh),
+        format!("failover validate {}", da.ssh),
+    ] {
+        let further = b.run_with(
+            &["enable", &format!("failover exec mate {line}")],
+            &[],
+            &[("CORESH_ENABLE_SECRET", "mate-secret")],
+        );
+        further.expect_code(3);
+        assert!(further.stderr.contains("cannot reach another node"), "{line}: {}", further.stderr);
+    }
+
+    // The mate's audit log names the operator as the peer's claim, the calling node,
+    // its address and its key.
     let audit = a.run_with(&["enable", "show audit"], &[], &[("CORESH_ENABLE_SECRET", "mate-secret")]).stdout;
     let line = audit.lines().find(|l| l.contains("failover client-connection disable")).unwrap_or_default();
-    assert!(line.contains("@core-b") && line.contains("mate 127.0.0.1"), "{line:?}\n{audit}");
+    assert!(line.contains("@core-b (claimed)") && line.contains("mate 127.0.0.1 key SHA256:"), "{line:?}\n{audit}");
+    assert!(audit.contains("peer exec request (key SHA256:"), "{audit}");
     assert!(!audit.contains("mate-secret") && !audit.contains("s3cret-pass"), "{audit}");
+
+    // Guesses at the mate's enable secret are limited per peer key.
+    let guess = |secret: &str| {
+        b.run_with(
+            &["enable", "failover exec mate failover client-connection enable"],
+            &[],
+            &[("CORESH_ENABLE_SECRET", secret)],
+        )
+    };
+    for n in 1..=4 {
+        assert!(guess(&format!("guess-{n}")).stderr.contains("Bad secrets"));
+    }
+    let limited = guess("mate-secret");
+    limited.expect_code(3);
+    assert!(limited.stderr.contains("Too many wrong enable secrets from this peer"), "{}", limited.stderr);
+    assert_eq!(a.failover_json()["client_connections"], "disabled", "the refused line did not run");
 }
 
 #[test]

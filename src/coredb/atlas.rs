@@ -21,7 +21,8 @@ const STEPS: &[&str] = &["CREATE TABLE device_metrics (
          value     REAL NOT NULL
      );"];
 
-fn migrate(conn: &mut Connection, from: i64) -> Result<(), StoreError> {
+/// Brings `conn` from schema version `from` to [`SCHEMA_VERSION`].
+pub fn migrate(conn: &mut Connection, from: i64) -> Result<(), StoreError> {
     migrate_steps(conn, from, STEPS)
 }
 

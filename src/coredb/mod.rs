@@ -20,7 +20,7 @@ use crate::replication::changelog;
 use crate::store::{StoreError, open_database};
 
 pub use devices::{CheckIn, CheckedIn, DeviceError, Registered, Registration, token_hash};
-pub use schema::SCHEMA_VERSION;
+pub use schema::{SCHEMA_VERSION, migrate};
 
 /// File name of the Core data inside a data directory.
 pub const CORE_DB: &str = "core.db";

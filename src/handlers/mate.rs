@@ -90,10 +90,17 @@ pub(super) fn exec_on(ctx: &Ctx, target: &HostPort, line: &str, secret: Option<S
     serde_json::from_slice(&answer).map_err(|e| format!("unreadable answer ({e}); is it running coresh?"))
 }
 
-pub fn failover_exec(ctx: &mut Ctx, args: &Args) -> Result<Reply, CmdError> {
+/// Refuses a command that connects to another node when it runs for a mate: a peer's
+/// request reaches this node and no further.
+pub(super) fn not_for_a_mate(ctx: &Ctx) -> Result<(), CmdError> {
     if ctx.session.source.starts_with(SOURCE_PREFIX) {
         return Err(CmdError::Denied("A command run for the mate cannot reach another node".into()));
     }
+    Ok(())
+}
+
+pub fn failover_exec(ctx: &mut Ctx, args: &Args) -> Result<Reply, CmdError> {
+    not_for_a_mate(ctx)?;
     let line = args.text("MATE_LINE").unwrap_or_default().trim().to_string();
     let (_, inner) = ctx.inner.ok_or_else(|| CmdError::Failed("failover exec needs a command".into()))?;
     if inner.args.secret_at.is_some() {

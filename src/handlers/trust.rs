@@ -155,6 +155,7 @@ pub(super) fn peer(ctx: &Ctx, target: &HostPort) -> Result<Peer, String> {
 }
 
 pub fn test_connection(ctx: &mut Ctx, args: &Args) -> Result<Reply, CmdError> {
+    super::mate::not_for_a_mate(ctx)?;
     let target = args.host("HOST").cloned().ok_or_else(|| CmdError::Failed("missing HOST".into()))?;
     let fail = |why: String| CmdError::Failed(format!("Test failed: {why}"));
     let Peer { theirs, key, ours } = peer(ctx, &target).map_err(fail)?;

@@ -145,6 +145,7 @@ fn heartbeat(ctx: &Ctx, target: &HostPort) -> (bool, String) {
 }
 
 pub fn validate(ctx: &mut Ctx, args: &Args) -> Result<Reply, CmdError> {
+    super::mate::not_for_a_mate(ctx)?;
     let target = args.host("HOST").cloned().ok_or_else(|| CmdError::Failed("missing HOST".into()))?;
     if ctx.settings()?.mode != crate::ha::Mode::Secondary {
         return Err(CmdError::Failed(

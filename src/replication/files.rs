@@ -12,7 +12,8 @@ use serde::{Deserialize, Serialize};
 /// Directory of the application files inside a data directory.
 pub const FILES_DIR: &str = "files";
 /// Where incoming files are staged before they are renamed into place.
-const STAGING: &str = ".staging";
+/// Where received files wait, under the files directory, until they are verified.
+pub const STAGING: &str = ".staging";
 
 /// One file: its path (relative, `/`-separated), size and SHA-256.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

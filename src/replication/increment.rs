@@ -64,19 +64,33 @@ pub fn write_since(db: &Path, from: &Position, out: &mut impl Write) -> Result<R
 pub fn read(path: &Path) -> Result<Vec<Entry>, IncrementError> {
     let damaged = |what: String| IncrementError::Damaged(what);
     let file = std::fs::File::open(path).map_err(|e| damaged(e.to_string()))?;
-    let mut input = BufReader::new(file);
+    let size = file.metadata().map_err(|e| damaged(e.to_string()))?.len();
+    decode(BufReader::new(file), size)
+}
+
+/// Decodes the `size` bytes of a changes file from `input`. Every length an entry
+/// claims is checked against what is left before it sizes anything, so a damaged or
+/// hostile file can make it allocate no more than it holds.
+pub fn decode(mut input: impl BufRead, size: u64) -> Result<Vec<Entry>, IncrementError> {
+    let damaged = |what: String| IncrementError::Damaged(what);
+    let mut left = size;
     let mut entries = Vec::new();
     loop {
         let mut line = Vec::new();
-        (&mut input).take(MAX_HEADER).read_until(b'\n', &mut line).map_err(|e| damaged(e.to_string()))?;
+        (&mut input).take(MAX_HEADER.min(left)).read_until(b'\n', &mut line).map_err(|e| damaged(e.to_string()))?;
         if line.is_empty() {
             return Ok(entries);
         }
+        left -= line.len() as u64;
         let framed: Framed = serde_json::from_slice(&line).map_err(|e| damaged(format!("entry header: {e}")))?;
         let mut entry = framed.entry;
+        if framed.len > left {
+            return Err(damaged(format!("change {} claims {} bytes, {left} are left", entry.seq, framed.len)));
+        }
         let len = usize::try_from(framed.len).map_err(|e| damaged(e.to_string()))?;
         entry.changeset = vec![0; len];
         input.read_exact(&mut entry.changeset).map_err(|e| damaged(format!("change {}: {e}", entry.seq)))?;
+        left -= framed.len;
         entries.push(entry);
     }
 }

@@ -1,6 +1,7 @@
 //! One sync at a time per node: an exclusive `flock` on `sync.lock` in the data
 //! directory, which says who holds it. The kernel drops the lock when its holder dies,
-//! so a killed sync never blocks the next one.
+//! so a killed sync never blocks the next one; what it staged is removed
+//! ([`clear_leftovers`]) once no sync runs, as are the snapshots a sender was writing.
 
 use std::fs::File;
 use std::io::{Read, Seek, Write};
@@ -43,6 +44,36 @@ impl SyncLock {
     }
 }
 
+/// Removes what syncs and senders cut short left in `data_dir`: staged databases and
+/// files (only while no sync runs, so never under a running one) and the sender's
+/// snapshots and changes files (call it when the daemon starts, before it serves).
+/// Returns what was removed.
+pub fn clear_leftovers(data_dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut removed = Vec::new();
+    let mut remove = |path: std::path::PathBuf| {
+        let gone = if path.is_dir() { std::fs::remove_dir_all(&path) } else { std::fs::remove_file(&path) };
+        if gone.is_ok() {
+            removed.push(path);
+        }
+    };
+    if let Ok(entries) = std::fs::read_dir(data_dir.join("snapshots")) {
+        entries.flatten().for_each(|e| remove(e.path()));
+    }
+    if let Ok(_lock) = SyncLock::take(data_dir, "clearing what earlier syncs left") {
+        for name in ["core.db.staging", "atlas.db.staging"] {
+            let path = data_dir.join(name);
+            if path.exists() {
+                remove(path);
+            }
+        }
+        let files = data_dir.join(super::files::FILES_DIR).join(super::files::STAGING);
+        if files.exists() {
+            remove(files);
+        }
+    }
+    removed
+}
+
 impl Drop for SyncLock {
     fn drop(&mut self) {
         let _ = self.file.set_len(0);
@@ -53,6 +84,21 @@ impl Drop for SyncLock {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn leftovers_go_but_not_under_a_running_sync() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("snapshots")).unwrap();
+        std::fs::write(dir.path().join("snapshots/core-1.db"), b"x").unwrap();
+        std::fs::write(dir.path().join("core.db.staging"), b"x").unwrap();
+        let running = super::SyncLock::take(dir.path(), "core-a:22").unwrap();
+        let removed = super::clear_leftovers(dir.path());
+        assert_eq!(removed.len(), 1, "{removed:?}");
+        assert!(dir.path().join("core.db.staging").exists(), "a running sync keeps its staged copy");
+        drop(running);
+        assert_eq!(super::clear_leftovers(dir.path()).len(), 1);
+        assert!(!dir.path().join("core.db.staging").exists());
+    }
+
     #[test]
     fn a_second_sync_is_refused_with_the_first_named() {
         let dir = tempfile::tempdir().unwrap();

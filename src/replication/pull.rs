@@ -427,6 +427,8 @@ async fn receive_files(
     progress: Progress<'_>,
 ) -> Result<IncomingFiles, SyncError> {
     let plan: super::files::FilesHeader = parse(&link.read_line(MAX_FILES_HEADER).await?, peer)?;
+    let total = plan.changed.iter().fold(0u64, |sum, (_, e)| sum.saturating_add(e.size));
+    crate::node::room_for(data_dir, total, 1, "the application files").map_err(SyncError::Io)?;
     let mut staged = Vec::new();
     for (seq, (path, entry)) in plan.changed.into_iter().enumerate() {
         if super::files::safe_path(&path).is_none() {
@@ -483,6 +485,10 @@ async fn receive(
     if let Some(why) = header.skipped {
         return Ok(Received::Skipped(why));
     }
+    // A size the sender announces sizes nothing before it is checked: the staged copy,
+    // then the write that applies it, must fit.
+    let dir = staged.parent().unwrap_or(std::path::Path::new("."));
+    crate::node::room_for(dir, header.size, 2, &format!("the {} {what}", store.name())).map_err(SyncError::Io)?;
     let mut file =
         std::fs::File::create(staged).map_err(|e| SyncError::Io(format!("cannot stage the snapshot: {e}")))?;
     let mut digest = ring::digest::Context::new(&ring::digest::SHA256);

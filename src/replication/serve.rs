@@ -183,6 +183,8 @@ async fn stream_snapshot(
     let (dir, db) = (data_dir.join("snapshots"), data_dir.join(file));
     let taken = tokio::task::spawn_blocking(move || -> Result<(PathBuf, u64), String> {
         std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        let live = std::fs::metadata(&db).map_err(|e| e.to_string())?.len();
+        crate::node::room_for(&dir, live, 1, "a snapshot on the sender")?;
         let path = snapshot::take(&db, &dir).map_err(|e| e.to_string())?;
         let size = std::fs::metadata(&path).map_err(|e| e.to_string())?.len();
         Ok((path, size))

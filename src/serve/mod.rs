@@ -62,6 +62,10 @@ pub fn run(options: ServeOptions) -> anyhow::Result<()> {
 }
 
 async fn serve(node: Node, options: ServeOptions) -> anyhow::Result<()> {
+    // What syncs and snapshots an earlier run cut short left on disk goes first.
+    for path in crate::replication::lock::clear_leftovers(&node.data_dir) {
+        tracing::info!(subsystem = "replication", path = %path.display(), "removed what an interrupted sync left");
+    }
     let (tls, cert_sha256) = match &options.tls {
         Some((cert, key)) => {
             let (acceptor, fingerprint) = crate::http::tls::acceptor(cert, key)?;
@@ -132,6 +136,7 @@ async fn serve(node: Node, options: ServeOptions) -> anyhow::Result<()> {
         data_dir: node.data_dir.clone(),
         status_page: Some(status_page),
         followers: Arc::default(),
+        peers: Arc::default(),
         gate: Arc::new(crate::ssh::login::Gate::new(node.data_dir.clone(), watcher.view.clone())),
         consoles: Arc::default(),
     };

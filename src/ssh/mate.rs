@@ -4,8 +4,10 @@
 //! back to the caller as its trusted-host entry names it, proving the trust the other
 //! way. For `exec` the mate runs
 //! the line in a child `coresh` of its own, as a session of the calling operator from
-//! the caller's address, so its audit log says who did what; in user mode, unless the
-//! caller is privileged and gives the mate's enable secret, which the mate checks.
+//! the caller's address and key, so its audit log says who did what (the operator's
+//! name marked as the peer's claim); in user mode, unless the caller is privileged and
+//! gives the mate's enable secret, which the mate checks (and, past a few wrong ones a
+//! minute from one peer key, refuses to try).
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -44,19 +46,31 @@ pub struct ExecAnswer {
     pub stderr: String,
 }
 
-/// Runs a caller's line in a child shell; returns what it printed.
-pub async fn run(data_dir: PathBuf, request: ExecRequest, address: IpAddr) -> ExecAnswer {
+/// Who asks for an `exec`: the peer's address and key, and what the daemon remembers of
+/// its earlier guesses at the enable secret.
+pub struct Caller {
+    pub address: IpAddr,
+    /// The peer's key fingerprint.
+    pub key: String,
+    pub peers: std::sync::Arc<super::peers::Peers>,
+}
+
+/// Runs a caller's line in a child shell; returns what it printed. The operator is the
+/// one the peer names, marked as its claim, and the source names the peer's key.
+pub async fn run(data_dir: PathBuf, request: ExecRequest, caller: &Caller) -> ExecAnswer {
     let exe = match super::console::self_exe() {
         Ok(e) => e,
         Err(e) => return refused(format!("% {e}")),
     };
-    let operator: String = request.operator.chars().filter(|c| !c.is_control()).take(100).collect();
+    let claimed: String =
+        request.operator.chars().filter(|c| !c.is_control() && !c.is_whitespace()).take(100).collect();
+    let operator = format!("{claimed} (claimed)");
     let mut command = tokio::process::Command::new(exe);
     command
         .args(["--data-dir".as_ref(), data_dir.as_os_str()])
         .args(["console-session", "--user", &operator, "--session", "0"])
         .arg("--source")
-        .arg(format!("{SOURCE_PREFIX}{address}"))
+        .arg(format!("{SOURCE_PREFIX}{} key {}", caller.address, caller.key))
         .env_clear()
         .env("TERM", "dumb")
         .env("CORESH_CONSOLE_COMMAND", &request.line)
@@ -94,10 +108,27 @@ pub async fn answer(
     channel: ChannelId,
     data_dir: PathBuf,
     request: ExecRequest,
-    address: IpAddr,
+    caller: Caller,
 ) {
-    tracing::info!(subsystem = "ssh", peer = %address, operator = %request.operator, privileged = request.secret.is_some(), "failover exec mate");
-    let answer = run(data_dir, request, address).await;
+    let privileged = request.secret.is_some();
+    tracing::info!(subsystem = "ssh", peer = %caller.address, operator = %request.operator, privileged, "failover exec mate");
+    let answer = if privileged && !caller.peers.may_guess(&caller.key) {
+        ExecAnswer {
+            code: 3,
+            stdout: String::new(),
+            stderr: format!(
+                "% Too many wrong enable secrets from this peer: privileged mate commands are refused for a minute ({} at most)\n",
+                super::peers::MAX_GUESSES
+            ),
+        }
+    } else {
+        let answer = run(data_dir, request, &caller).await;
+        // The child's `enable` refused the secret (its batch stops there).
+        if privileged && answer.code == 3 && answer.stderr.contains("% Bad secrets") {
+            caller.peers.guessed_wrong(&caller.key);
+        }
+        answer
+    };
     answer_and_close(&handle, channel, &answer).await;
 }
 

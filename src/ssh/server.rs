@@ -21,6 +21,7 @@ use super::greeting::{Recorded, note_follower, our_hello};
 use super::hello::{Hello, MAX_HELLO, PEER_USER, SUBSYSTEM, StatusPage};
 use super::keys::fingerprint;
 use super::login::Gate;
+use super::peers::{Peers, watch_trust};
 use crate::replication::SnapshotRequest;
 use crate::replication::serve::{Wanted, positions, stream};
 use crate::serve::view::NodeView;
@@ -43,6 +44,8 @@ pub struct SshServer {
     pub consoles: Arc<AtomicU32>,
     /// When each follower's hello was last recorded (see [`super::greeting`]).
     pub followers: Arc<Recorded>,
+    /// What is remembered of trusted peers across connections (see [`super::peers`]).
+    pub peers: Arc<Peers>,
 }
 
 /// Where a replication channel stands.
@@ -65,6 +68,8 @@ impl russh::server::Server for SshServer {
             data_dir: self.data_dir.clone(),
             status_page: self.status_page.clone(),
             followers: self.followers.clone(),
+            peers: self.peers.clone(),
+            trust_watch: None,
             peer,
             subsystems: HashMap::new(),
             gate: self.gate.clone(),
@@ -105,6 +110,9 @@ pub struct Connection {
     data_dir: PathBuf,
     status_page: Option<StatusPage>,
     followers: Arc<Recorded>,
+    peers: Arc<Peers>,
+    /// Stops the watch that ends this connection when its key is no longer trusted.
+    trust_watch: Option<tokio::sync::oneshot::Sender<()>>,
     peer: Option<SocketAddr>,
     /// Replication channels and where each stands.
     subsystems: HashMap<ChannelId, Stage>,
@@ -254,6 +262,72 @@ impl Connection {
     }
 }
 
+impl Connection {
+    /// One request of a trusted peer on `channel` (its key checked by the caller): audited
+    /// with its key, and answered on a task of its own.
+    fn request(&mut self, channel: ChannelId, line: &[u8], session: &mut Session) -> Result<(), russh::Error> {
+        let (peer, address) = (self.peer(), self.address());
+        let Some(key) = self.peer_key.clone() else { return session.close(channel) };
+        let print = fingerprint(&key);
+        let request = match serde_json::from_slice::<SnapshotRequest>(line) {
+            Ok(r) if matches!(r.op.as_str(), "snapshot" | "exec" | "test-back" | "positions") => r,
+            _ => {
+                tracing::warn!(subsystem = "replication", %peer, "unknown request; closing");
+                return session.close(channel);
+            }
+        };
+        let what = match (request.op.as_str(), &request.position) {
+            ("snapshot", Some(p)) => format!("peer pull: changes after {} (key {print})", p.seq),
+            ("snapshot", None) => format!("peer pull: full snapshot (key {print})"),
+            ("exec", _) => format!("peer exec request (key {print})"),
+            (op, _) => format!("peer {op} request (key {print})"),
+        };
+        let gate = self.gate.clone();
+        tokio::spawn(async move { gate.audit(PEER_USER, address, what, Outcome::Ok).await });
+        match request.op.as_str() {
+            "snapshot" => {
+                tracing::info!(subsystem = "replication", %peer, atlas = request.atlas, "snapshot requested");
+                let Some(streaming) = self.peers.start_stream(&print) else {
+                    let busy = crate::replication::SnapshotHeader {
+                        error: Some("a sync of this peer is already being sent; try again when it is done".into()),
+                        ..Default::default()
+                    };
+                    session.data(channel, crate::replication::serve::json_line(&busy))?;
+                    return session.close(channel);
+                };
+                let view = self.view.borrow().clone();
+                let atlas = request.atlas.then(|| {
+                    if view.settings.atlas {
+                        Ok(())
+                    } else {
+                        Err(format!("Atlas is not enabled on {}", view.settings.hostname))
+                    }
+                });
+                let wanted = Wanted { atlas, files: request.files, position: request.position };
+                let (handle, dir) = (session.handle(), self.data_dir.clone());
+                tokio::spawn(async move {
+                    stream(handle, channel, dir, wanted, peer).await;
+                    drop(streaming);
+                });
+            }
+            "exec" => {
+                let Some(exec) = request.exec else { return session.close(channel) };
+                let mate = super::mate::Caller { address, key: print, peers: self.peers.clone() };
+                tokio::spawn(super::mate::answer(session.handle(), channel, self.data_dir.clone(), exec, mate));
+            }
+            "test-back" => {
+                let ours = our_hello(&self.view, &self.status_page);
+                tokio::spawn(super::mate::test_back(session.handle(), channel, self.data_dir.clone(), key, ours));
+            }
+            _ => {
+                let Some(range) = request.range else { return session.close(channel) };
+                tokio::spawn(positions(session.handle(), channel, self.data_dir.clone(), range, peer));
+            }
+        }
+        Ok(())
+    }
+}
+
 impl Drop for Connection {
     fn drop(&mut self) {
         let (gate, address) = (self.gate.clone(), self.address());
@@ -308,6 +382,9 @@ impl russh::server::Handler for Connection {
         let print = fingerprint(key.public_key);
         if user == PEER_USER && self.trusted(key.public_key).await {
             tracing::debug!(subsystem = "ssh", peer = %self.peer(), key = %print, "peer authenticated");
+            if self.peers.login_to_audit(&print) {
+                self.gate.audit(PEER_USER, self.address(), format!("peer login (key {print})"), Outcome::Ok).await;
+            }
             self.logged_in(Login::Peer);
             self.peer_key = Some(key.public_key.clone());
             return Ok(Auth::Accept);
@@ -343,6 +420,11 @@ impl russh::server::Handler for Connection {
     ) -> Result<(), Self::Error> {
         if name != SUBSYSTEM || self.login != Login::Peer {
             return self.refuse(channel, &format!("subsystem {name}"), session);
+        }
+        if let (None, Some(key)) = (&self.trust_watch, &self.peer_key) {
+            let (stop, ended) = tokio::sync::oneshot::channel();
+            watch_trust(self.view.clone(), self.data_dir.clone(), key.clone(), session.handle(), ended, self.peer());
+            self.trust_watch = Some(stop);
         }
         self.subsystems.insert(channel, Stage::default());
         session.channel_success(channel)
@@ -425,10 +507,11 @@ impl russh::server::Handler for Connection {
         if self.feed_console(channel, Input::Data(data.to_vec())).await {
             return Ok(());
         }
-        let (peer, address) = (self.peer(), self.address());
+        let peer = self.peer();
         let Some(stage) = self.subsystems.get_mut(&channel) else {
             return session.close(channel);
         };
+        let mut requests = Vec::new();
         stage.buffer.extend_from_slice(data);
         let limit = if stage.greeted { MAX_REQUEST } else { MAX_HELLO };
         if stage.buffer.len() > limit {
@@ -449,48 +532,24 @@ impl russh::server::Handler for Connection {
                 stage.greeted = true;
                 continue;
             }
-            match serde_json::from_slice::<SnapshotRequest>(&line) {
-                Ok(request) if request.op == "snapshot" => {
-                    tracing::info!(subsystem = "replication", %peer, atlas = request.atlas, "snapshot requested");
-                    stage.streaming = true;
-                    let view = self.view.borrow().clone();
-                    let atlas = request.atlas.then(|| {
-                        if view.settings.atlas {
-                            Ok(())
-                        } else {
-                            Err(format!("Atlas is not enabled on {}", view.settings.hostname))
-                        }
-                    });
-                    let wanted = Wanted { atlas, files: request.files, position: request.position };
-                    tokio::spawn(stream(session.handle(), channel, self.data_dir.clone(), wanted, peer.clone()));
-                }
-                Ok(request) if request.op == "exec" => {
-                    let Some(exec) = request.exec else { return session.close(channel) };
-                    stage.streaming = true;
-                    tokio::spawn(super::mate::answer(session.handle(), channel, self.data_dir.clone(), exec, address));
-                }
-                Ok(request) if request.op == "test-back" => {
-                    let Some(caller) = self.peer_key.clone() else { return session.close(channel) };
-                    stage.streaming = true;
-                    let ours = our_hello(&self.view, &self.status_page);
-                    tokio::spawn(super::mate::test_back(
-                        session.handle(),
-                        channel,
-                        self.data_dir.clone(),
-                        caller,
-                        ours,
-                    ));
-                }
-                Ok(request) if request.op == "positions" => {
-                    let Some(range) = request.range else { return session.close(channel) };
-                    stage.streaming = true;
-                    tokio::spawn(positions(session.handle(), channel, self.data_dir.clone(), range, peer.clone()));
-                }
-                _ => {
-                    tracing::warn!(subsystem = "replication", %peer, "unknown request; closing");
-                    session.close(channel)?;
-                }
+            if stage.streaming {
+                tracing::warn!(subsystem = "ssh", %peer, "a second request on one channel; closing");
+                return session.close(channel);
             }
+            stage.streaming = true;
+            requests.push(line);
+        }
+        for line in requests {
+            // The key must be trusted at each request, not only at login.
+            let trusted = match self.peer_key.clone() {
+                Some(key) => self.trusted(&key).await,
+                None => false,
+            };
+            if !trusted {
+                tracing::warn!(subsystem = "ssh", %peer, "request from a key no longer trusted; closing");
+                return session.disconnect(russh::Disconnect::ByApplication, "no longer a trusted host", "");
+            }
+            self.request(channel, &line, session)?;
         }
         Ok(())
     }
