@@ -74,7 +74,11 @@ fn devices_register_and_check_in() {
     assert_eq!(summary["events"], 5, "2 registrations and 3 check-ins");
     let devices = node.run(&["show devices last 1"]).stdout;
     assert!(devices.contains("dev-1") && devices.contains("17.2") && devices.contains("alice"), "{devices}");
-    // Re-registering a device replaces its token.
+    // An enrolled device registers again only when an operator lets it; then its new
+    // token replaces the old one.
+    let again = d.post("/api/v1/devices/register", None, &registration("dev-1", SECRET));
+    assert_eq!(again.status, 409, "{}", again.body);
+    node.run(&["enable", "configure terminal", "device re-enroll dev-1"]).expect_code(0);
     let fresh = register(&d, "dev-1");
     assert_eq!(d.post("/api/v1/devices/checkin", Some(&token), "{}").status, 401);
     assert_eq!(d.post("/api/v1/devices/checkin", Some(&fresh), "{}").status, 200);

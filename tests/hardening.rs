@@ -374,3 +374,80 @@ fn a_snapshot_larger_than_the_disk_allows_is_refused_before_it_is_staged() {
     assert!(err.contains("not enough disk space for the core snapshot"), "{err}");
     assert!(!b_dir.join("core.db.staging").exists());
 }
+
+#[test]
+fn an_enrolled_device_registers_again_only_when_an_operator_lets_it() {
+    let node = TestNode::new();
+    node.run(&["enable", "configure terminal", "enrollment-secret S3cret-for-devices"]).expect_code(0);
+    let d = node.serve();
+    let register = || {
+        let body = r#"{"enrollment_secret":"S3cret-for-devices","uuid":"u-1","user":"alice","platform":"ios"}"#;
+        let answer = d.post("/api/v1/devices/register", None, body);
+        let token = serde_json::from_str::<serde_json::Value>(&answer.body)
+            .ok()
+            .and_then(|v| v["token"].as_str().map(String::from));
+        (answer.status, answer.body, token)
+    };
+    let checkin = |token: &str| d.post("/api/v1/devices/checkin", Some(token), r#"{"seq":1}"#).status;
+    let (status, _, first) = register();
+    assert_eq!(status, 201);
+    let first = first.unwrap();
+    // Someone else with the shared secret: refused, and the device keeps its token.
+    let (status, body, _) = register();
+    assert_eq!(status, 409, "{body}");
+    assert!(body.contains("already enrolled") && body.contains("device re-enroll u-1"), "{body}");
+    assert_eq!(checkin(&first), 200);
+
+    // Let to enrol again once: a new token replaces the old one.
+    let config = |line: &str| node.run(&["enable", "configure terminal", line]);
+    config("device re-enroll u-1").expect_code(0);
+    let (status, _, second) = register();
+    assert_eq!(status, 201);
+    let second = second.unwrap();
+    assert_eq!(checkin(&first), 401);
+    assert_eq!(checkin(&second), 200);
+    assert_eq!(register().0, 409, "once");
+
+    // Retired: its token stops at once, and it may enrol again.
+    config("device retire u-1").expect_code(0);
+    assert_eq!(checkin(&second), 401);
+    assert!(node.run(&["show devices"]).stdout.contains("retired"));
+    assert_eq!(register().0, 201);
+    let missing = config("device retire nope");
+    missing.expect_code(1);
+    assert!(missing.stderr.contains("no device has the UUID nope"), "{}", missing.stderr);
+}
+
+#[test]
+fn the_audit_log_keeps_bounded_fields_for_its_retention() {
+    let node = TestNode::new();
+    node.run(&["enable", "configure terminal", "audit retention 50 rows"]).expect_code(0);
+    let config = node.run(&["enable", "show running-config"]).stdout;
+    assert!(config.contains("\naudit retention 50 rows\n"), "{config}");
+    // A flood of lines, under a user name a client chose.
+    let flood: Vec<&str> = std::iter::repeat_n("show clock", 250).collect();
+    node.run_with(&flood, &[], &[("USER", &"u".repeat(20_000))]).expect_code(0);
+    let d = node.serve();
+    let long_user = "v".repeat(2000);
+    let key = node.path().join("stranger");
+    let made = Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-f"]).arg(&key).status().unwrap();
+    assert!(made.success());
+    let refused = Command::new("ssh")
+        .args(["-F", "/dev/null", "-p", &d.ssh.port().to_string(), "-l", &long_user, "-o", "IdentitiesOnly=yes", "-i"])
+        .arg(&key)
+        .args(["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes"])
+        .args(["-o", "LogLevel=ERROR", "127.0.0.1", "show clock"])
+        .output()
+        .expect("ssh");
+    assert!(!refused.status.success());
+    d.eventually("the failed login is audited", |_| {
+        node.run(&["enable", "show audit last 5 | json"]).stdout.contains("key(s) refused")
+    });
+    let rows: Vec<serde_json::Value> =
+        serde_json::from_str(&node.run(&["enable", "show audit last 100000 | json"]).stdout).unwrap();
+    assert!(rows.len() <= 50 + 100, "{} entries kept", rows.len());
+    assert!(rows.iter().all(|r| r["user"].as_str().is_some_and(|u| u.chars().count() <= 64)), "bounded users");
+    assert!(rows.iter().any(|r| r["user"].as_str().is_some_and(|u| u.starts_with("vvvv") && u.ends_with('…'))));
+    node.run(&["enable", "configure terminal", "no audit retention"]).expect_code(0);
+    assert!(node.run(&["enable", "show running-config"]).stdout.contains("audit retention 365 days"));
+}

@@ -74,6 +74,14 @@ pub enum DeviceError {
     /// The token matches no device.
     #[error("unknown device token")]
     Unauthorized,
+    /// The UUID is enrolled already, and no operator let it enrol again.
+    #[error(
+        "device {0} is already enrolled: an operator must retire it ('device retire {0}') or let it enrol again ('device re-enroll {0}')"
+    )]
+    Enrolled(String),
+    /// No device has that UUID.
+    #[error("no device has the UUID {0}")]
+    NoSuchDevice(String),
     /// A field is missing or out of bounds.
     #[error("{0}")]
     Invalid(String),
@@ -127,10 +135,21 @@ impl Writes<'_> {
         Ok(value)
     }
 
-    /// Registers a device (or re-registers it with a new token) for its user, creating
-    /// the user when new. The caller has checked the enrollment secret.
+    /// Registers a device for its user, creating the user when new. A UUID that is
+    /// enrolled already registers again (with a new token) only when an operator retired
+    /// it or let it enrol again. The caller has checked the enrollment secret.
     pub fn register_device(&self, reg: &Registration, token_hash: &[u8; 32], now: &str) -> Result<i64, DeviceError> {
         let tx = self.tx();
+        let known: Option<(i64, Option<String>)> = tx
+            .prepare_cached(
+                "SELECT d.id, e.state FROM devices d LEFT JOIN device_enrollment e ON e.device_id = d.id
+                  WHERE d.uuid = ?1",
+            )?
+            .query_row([&reg.uuid], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        if let Some((_, None)) = known {
+            return Err(DeviceError::Enrolled(reg.uuid.clone()));
+        }
         tx.prepare_cached(
             "INSERT INTO users (name, email, created_at) VALUES (?1, '', ?2) ON CONFLICT (name) DO NOTHING",
         )?
@@ -142,15 +161,41 @@ impl Writes<'_> {
                 "INSERT INTO devices (uuid, user_id, platform, model, os_version, token_hash, registered_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
                  ON CONFLICT (uuid) DO UPDATE SET user_id = excluded.user_id, platform = excluded.platform,
-                     model = excluded.model, os_version = excluded.os_version, token_hash = excluded.token_hash
+                     model = excluded.model, os_version = excluded.os_version, token_hash = excluded.token_hash,
+                     registered_at = excluded.registered_at
                  RETURNING id",
             )?
             .query_row(
                 params![reg.uuid, user_id, reg.platform, reg.model, reg.os_version, &token_hash[..], now],
                 |r| r.get(0),
             )?;
+        if known.is_some() {
+            tx.prepare_cached("DELETE FROM device_enrollment WHERE device_id = ?1")?.execute([id])?;
+        }
         self.event(Some(id), "register", &format!("{{\"uuid\":{}}}", json_string(&reg.uuid)), now)?;
         Ok(id)
+    }
+
+    /// An operator's word on an enrolled device: `retired` (its token stops working at
+    /// once, and it may enrol again) or `re-enroll` (it may enrol again once, and keeps
+    /// its token until then).
+    pub fn set_enrollment(&self, uuid: &str, state: &str, now: &str) -> Result<(), DeviceError> {
+        let tx = self.tx();
+        let id: i64 = tx
+            .prepare_cached("SELECT id FROM devices WHERE uuid = ?1")?
+            .query_row([uuid], |r| r.get(0))
+            .optional()?
+            .ok_or_else(|| DeviceError::NoSuchDevice(uuid.to_string()))?;
+        if state == "retired" {
+            tx.prepare_cached("UPDATE devices SET token_hash = randomblob(32) WHERE id = ?1")?.execute([id])?;
+        }
+        tx.prepare_cached(
+            "INSERT INTO device_enrollment (device_id, state, since) VALUES (?1, ?2, ?3)
+             ON CONFLICT (device_id) DO UPDATE SET state = excluded.state, since = excluded.since",
+        )?
+        .execute(params![id, state, now])?;
+        self.event(Some(id), state, &format!("{{\"uuid\":{}}}", json_string(uuid)), now)?;
+        Ok(())
     }
 
     /// Records a check-in of the device holding the token: updates it and appends an

@@ -68,6 +68,8 @@ pub struct Device {
     pub registered_at: String,
     pub last_checkin_at: Option<String>,
     pub checkins: i64,
+    /// `enrolled`, `retired` or `re-enroll` (may enrol again once).
+    pub enrollment: String,
 }
 
 /// The write operations on the Core data, inside one transaction.
@@ -219,9 +221,10 @@ impl CoreDb {
         let limit = last.map_or(-1, |n| i64::try_from(n).unwrap_or(i64::MAX));
         let mut stmt = self.conn.prepare_cached(
             "SELECT d.id, d.uuid, u.name, d.platform, d.model, d.os_version, d.registered_at,
-                    d.last_checkin_at, d.checkins
+                    d.last_checkin_at, d.checkins, coalesce(e.state, 'enrolled')
                FROM (SELECT * FROM devices ORDER BY id DESC LIMIT ?1) d
                LEFT JOIN users u ON u.id = d.user_id
+               LEFT JOIN device_enrollment e ON e.device_id = d.id
               ORDER BY d.id",
         )?;
         let rows = stmt.query_map([limit], |r| {
@@ -235,6 +238,7 @@ impl CoreDb {
                 registered_at: r.get(6)?,
                 last_checkin_at: r.get(7)?,
                 checkins: r.get(8)?,
+                enrollment: r.get(9)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)

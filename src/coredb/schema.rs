@@ -6,7 +6,7 @@ use rusqlite::Connection;
 use crate::store::StoreError;
 
 /// The schema version this coresh writes.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 const STEPS: &[&str] = &[
     // 1: the Admin Portal database, certificates and System Manager local users.
@@ -69,6 +69,14 @@ const STEPS: &[&str] = &[
      );",
     // 2: replication's change log (incremental syncs).
     crate::replication::changelog::SCHEMA,
+    // 3: devices an operator retired or let enrol again (a UUID that is enrolled cannot
+    // register again: anyone with the enrollment secret could take it over). A table of
+    // its own, so that the rows already there keep their content checksums.
+    "CREATE TABLE device_enrollment (
+         device_id INTEGER PRIMARY KEY REFERENCES devices (id),
+         state     TEXT NOT NULL CHECK (state IN ('retired', 're-enroll')),
+         since     TEXT NOT NULL
+     );",
 ];
 
 /// Brings `conn` from schema version `from` to [`SCHEMA_VERSION`].

@@ -48,6 +48,8 @@ struct DeviceRow<'a> {
     last: &'a str,
     #[tabled(rename = "Check-ins")]
     checkins: i64,
+    #[tabled(rename = "Enrollment")]
+    enrollment: &'a str,
 }
 
 #[derive(Serialize)]
@@ -70,6 +72,7 @@ impl Text for Devices {
                 os: &d.os_version,
                 last: d.last_checkin_at.as_deref().unwrap_or("never"),
                 checkins: d.checkins,
+                enrollment: &d.enrollment,
             })
             .collect();
         table(&rows)
@@ -88,6 +91,19 @@ pub fn enrollment_secret(ctx: &mut Ctx, args: &Args) -> Result<Reply, CmdError> 
         "Device registration is open."
     } else {
         "Device registration is closed."
+    }))
+}
+
+pub fn device_enrollment(ctx: &mut Ctx, args: &Args) -> Result<Reply, CmdError> {
+    let uuid = args.text("UUID").unwrap_or_default().to_string();
+    let retire = args.text("action") == Some("retire");
+    let state = if retire { "retired" } else { "re-enroll" };
+    let now = crate::store::now_text();
+    ctx.node.core()?.write(|w| w.set_enrollment(&uuid, state, &now)).map_err(|e| CmdError::Failed(e.to_string()))?;
+    Ok(Reply::done().info(if retire {
+        format!("Device {uuid} is retired: its token no longer checks in, and it may enrol again.")
+    } else {
+        format!("Device {uuid} may enrol again once; its current token works until it does.")
     }))
 }
 

@@ -1,8 +1,10 @@
-//! Global configuration of the node itself: `hostname` and `enable secret`.
+//! Global configuration of the node itself: `hostname`, `enable secret` and
+//! `audit retention`.
 
 use super::Ctx;
 use crate::cli::Args;
 use crate::report::{CmdError, Reply};
+use crate::store::{RETENTION, Retention};
 
 pub fn hostname(ctx: &mut Ctx, args: &Args) -> Result<Reply, CmdError> {
     let name = args.text("NAME").unwrap_or_default().to_string();
@@ -16,6 +18,20 @@ pub fn enable_secret(ctx: &mut Ctx, args: &Args) -> Result<Reply, CmdError> {
         None => ask_twice(ctx, "enable secret"),
     })?;
     ctx.update(|s| s.enable_secret = hash)?;
+    Ok(Reply::done())
+}
+
+pub fn audit_retention(ctx: &mut Ctx, args: &Args) -> Result<Reply, CmdError> {
+    let keep = args.int("KEEP").and_then(|n| u32::try_from(n).ok()).unwrap_or(1);
+    let retention = match args.text("unit") {
+        _ if args.has("no") => None,
+        Some("rows") => Some(Retention::Rows(keep)),
+        _ => Some(Retention::Days(keep)),
+    };
+    let text = retention.map(Retention::text);
+    ctx.node.store.update_settings(|c| {
+        c.insert(RETENTION, text);
+    })?;
     Ok(Reply::done())
 }
 

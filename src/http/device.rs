@@ -66,6 +66,8 @@ fn failure(e: &DeviceError) -> Resp {
     let status = match e {
         DeviceError::EnrollmentClosed | DeviceError::BadSecret => StatusCode::FORBIDDEN,
         DeviceError::Unauthorized => StatusCode::UNAUTHORIZED,
+        DeviceError::Enrolled(_) => StatusCode::CONFLICT,
+        DeviceError::NoSuchDevice(_) => StatusCode::NOT_FOUND,
         DeviceError::Invalid(_) => StatusCode::BAD_REQUEST,
         DeviceError::Store(err) => {
             tracing::error!(subsystem = "device-api", error = %err, "device request failed");

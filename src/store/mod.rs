@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
 
-pub use audit::{AuditEntry, Outcome};
+pub use audit::{AuditEntry, Outcome, RETENTION, Retention};
 pub use chain::{ChainLink, Follower, MAX_LINKS};
 pub use ha_log::{HaLogEntry, PeerStatus};
 pub use history::{HistoryEntry, SyncSummary, record as record_history};

@@ -1,6 +1,9 @@
 //! The notification outbox: a mail is written here, durably, before anything tries to
 //! send it; the daemon's sender takes the due ones, and records each attempt. Nothing
-//! is lost to a down SMTP server or a restart.
+//! is lost to a down SMTP server or a restart. Every change of a mail's state says
+//! which state it changes from, so two writers (the sender, a shell holding a mail for
+//! a digest) can never both act on one mail: a mail is held from the start or never,
+//! and only a pending mail becomes sent or failed.
 
 use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
@@ -30,22 +33,32 @@ pub struct Mail {
 impl Store {
     /// Queues a mail, synced to disk before this returns; returns its id.
     pub fn queue_mail(&mut self, event: &str, recipient: &str, subject: &str, body: &str) -> Result<i64, StoreError> {
+        self.insert_mail("pending", event, recipient, subject, body)
+    }
+
+    /// Keeps a mail back for the next digest of its event: written `held` in the first
+    /// place, so the sender never sees it pending.
+    pub fn hold_mail(&mut self, event: &str, recipient: &str, subject: &str, body: &str) -> Result<i64, StoreError> {
+        self.insert_mail("held", event, recipient, subject, body)
+    }
+
+    fn insert_mail(
+        &mut self,
+        status: &str,
+        event: &str,
+        recipient: &str,
+        subject: &str,
+        body: &str,
+    ) -> Result<i64, StoreError> {
         self.durably(|tx| {
             let now = now_millis();
             tx.execute(
-                "INSERT INTO outbox (created_at, event, recipient, subject, body, next_attempt)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?1)",
-                params![now, event, recipient, subject, body],
+                "INSERT INTO outbox (created_at, event, recipient, subject, body, next_attempt, status)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?1, ?6)",
+                params![now, event, recipient, subject, body, status],
             )?;
             Ok(tx.last_insert_rowid())
         })
-    }
-
-    /// Keeps a mail back for the next digest of its event (status `held`).
-    pub fn hold_mail(&mut self, event: &str, recipient: &str, subject: &str, body: &str) -> Result<i64, StoreError> {
-        let id = self.queue_mail(event, recipient, subject, body)?;
-        self.conn().execute("UPDATE outbox SET status = 'held' WHERE id = ?1", [id])?;
-        Ok(id)
     }
 
     /// Rolls the held mails of each event whose oldest was held before `before` into
@@ -108,7 +121,8 @@ impl Store {
     pub fn mail_sent(&mut self, id: i64, answer: &str) -> Result<(), StoreError> {
         self.durably(|tx| {
             tx.execute(
-                "UPDATE outbox SET status = 'sent', attempts = attempts + 1, sent_at = ?2, last_error = ?3 WHERE id = ?1",
+                "UPDATE outbox SET status = 'sent', attempts = attempts + 1, sent_at = ?2, last_error = ?3
+                  WHERE id = ?1 AND status = 'pending'",
                 params![id, now_millis(), answer],
             )?;
             Ok(())
@@ -120,11 +134,13 @@ impl Store {
         self.durably(|tx| {
             match retry_at {
                 Some(at) => tx.execute(
-                    "UPDATE outbox SET attempts = attempts + 1, last_error = ?2, next_attempt = ?3 WHERE id = ?1",
+                    "UPDATE outbox SET attempts = attempts + 1, last_error = ?2, next_attempt = ?3
+                      WHERE id = ?1 AND status = 'pending'",
                     params![id, error, at],
                 )?,
                 None => tx.execute(
-                    "UPDATE outbox SET status = 'failed', attempts = attempts + 1, last_error = ?2 WHERE id = ?1",
+                    "UPDATE outbox SET status = 'failed', attempts = attempts + 1, last_error = ?2
+                      WHERE id = ?1 AND status = 'pending'",
                     params![id, error],
                 )?,
             };
@@ -169,4 +185,51 @@ fn mail(r: &rusqlite::Row) -> rusqlite::Result<Mail> {
         last_error: r.get(9)?,
         sent_at: r.get(10)?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_mail_held_while_the_sender_runs_is_never_sent() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut shell = Store::open(dir.path()).unwrap();
+        let path = dir.path().to_path_buf();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let running = stop.clone();
+        // The daemon's sender, as fast as it can: take what is due, mark it sent.
+        let sender = std::thread::spawn(move || {
+            let mut daemon = Store::open(&path).unwrap();
+            let mut sent = 0;
+            while !running.load(std::sync::atomic::Ordering::Relaxed) {
+                let far = "9999-12-31T00:00:00.000Z";
+                if let Some(mail) = daemon.next_due_mail(far).unwrap() {
+                    daemon.mail_sent(mail.id, "250 ok").unwrap();
+                    sent += 1;
+                }
+            }
+            sent
+        });
+        for n in 0..200 {
+            let subject = format!("held {n}");
+            shell.hold_mail("sync-failed", "ops@example.com", &subject, "body").unwrap();
+            if n % 10 == 0 {
+                shell.queue_mail("sync-failed", "ops@example.com", "on its own", "body").unwrap();
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let sent = sender.join().unwrap();
+        let mails = shell.mails(None).unwrap();
+        assert!(
+            mails.iter().filter(|m| m.subject.starts_with("held")).all(|m| m.status == "held" && m.sent_at.is_none())
+        );
+        assert_eq!(sent, 20, "only the queued mails went out");
+        // A late report about a mail that is no longer pending changes nothing.
+        let held = mails.iter().find(|m| m.status == "held").unwrap().id;
+        shell.mail_sent(held, "250 ok").unwrap();
+        shell.mail_failed(held, "gone", None).unwrap();
+        assert!(shell.mails(None).unwrap().iter().any(|m| m.id == held && m.status == "held"));
+    }
 }

@@ -328,7 +328,7 @@ impl TestNode {
 
 /// The tables of the Core data.
 pub const CORE_TABLES: &[&str] =
-    &["users", "devices", "apps", "policies", "settings", "events", "certificates", "local_users"];
+    &["users", "devices", "apps", "policies", "settings", "events", "certificates", "local_users", "device_enrollment"];
 
 /// Makes `b` a standby secondary that trusts `a`'s daemon, and `a` trust `b`.
 pub fn pair(a: &TestNode, da: &Daemon, b: &TestNode) {
