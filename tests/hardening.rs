@@ -451,3 +451,48 @@ fn the_audit_log_keeps_bounded_fields_for_its_retention() {
     node.run(&["enable", "configure terminal", "no audit retention"]).expect_code(0);
     assert!(node.run(&["enable", "show running-config"]).stdout.contains("audit retention 365 days"));
 }
+
+/// What a hostile primary's sync answer claims: a header, then `body`.
+fn scripted(header: serde_json::Value, body: &[u8]) -> Vec<u8> {
+    let mut bytes = header.to_string().into_bytes();
+    bytes.push(b'\n');
+    bytes.extend_from_slice(body);
+    bytes
+}
+
+#[test]
+fn a_hostile_primary_s_lengths_size_nothing() {
+    let b = TestNode::new();
+    b.run(&["enable", "failover mode secondary"]).expect_code(0);
+    let pull = |answer: Vec<u8>, full: bool| {
+        let dir = tempfile::tempdir().unwrap();
+        let hostile = common::hostile::HostilePrimary::start(dir.path(), answer);
+        b.trust(&hostile.addr.to_string(), &hostile.public_key).expect_code(0);
+        let line = format!("failover sync {}{}", hostile.addr, if full { " full" } else { "" });
+        b.run(&["enable", &line])
+    };
+    // A snapshot header announcing a petabyte: refused before a byte is staged.
+    let run = pull(scripted(serde_json::json!({"store": "core", "size": 1u64 << 50, "taken_at": "now"}), b""), true);
+    run.expect_code(1);
+    assert!(run.stderr.contains("not enough disk space for the core snapshot"), "{}", run.stderr);
+    // Changes whose one entry claims a terabyte inside a 200-byte stream.
+    let mut frame = br#"{"seq":1,"at":"x","rows":1,"checksum":"00","origin":"x","len":1099511627776}"#.to_vec();
+    frame.push(b'\n');
+    frame.extend([0u8; 64]);
+    let position = serde_json::json!({"seq": 0, "checksum": b.checksum()});
+    let header = serde_json::json!({
+        "store": "core", "size": frame.len(), "taken_at": "now", "kind": "changes",
+        "from": position, "to": {"seq": 1, "checksum": "00"}, "entries": 1, "rows": 1,
+    });
+    let trailer = serde_json::json!({
+        "sha256": coresh::replication::snapshot::hex(ring::digest::digest(&ring::digest::SHA256, &frame).as_ref()),
+        "content": "00", "integrity": "ok",
+    });
+    let mut answer = scripted(header, &frame);
+    answer.extend(format!("{trailer}\n").into_bytes());
+    answer.extend(b"{\"changed\":[],\"removed\":[]}\n");
+    let run = pull(answer, false);
+    assert!(run.stderr.contains("claims 1099511627776 bytes"), "{}", run.stderr);
+    // The node is whole, and its data untouched.
+    assert_eq!(b.run(&["show core summary | json"]).code, 0);
+}

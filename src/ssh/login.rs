@@ -296,3 +296,22 @@ async fn blocking<T: Send + 'static>(
 pub fn unix_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_oldest_idle_client_is_forgotten_first() {
+        let mut map = HashMap::new();
+        let now = Instant::now();
+        let client = |n: u8| Client::of(IpAddr::from([192, 0, 2, n]));
+        map.insert(client(1), Tally { recent: VecDeque::from([now]), under_way: 0 });
+        map.insert(client(2), Tally { recent: VecDeque::from([now - Duration::from_secs(9)]), under_way: 1 });
+        map.insert(client(3), Tally { recent: VecDeque::from([now - Duration::from_secs(5)]), under_way: 0 });
+        forget_oldest(&mut map);
+        assert!(!map.contains_key(&client(3)), "the oldest without a check under way");
+        assert!(map.contains_key(&client(2)), "a client with a check under way stays");
+        assert_eq!(map.len(), 2);
+    }
+}

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 pub mod haproxy;
+pub mod hostile;
 pub mod lab;
 pub mod proxy;
 pub mod smtp;
