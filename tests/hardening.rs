@@ -485,7 +485,7 @@ fn a_hostile_primary_s_lengths_size_nothing() {
         "from": position, "to": {"seq": 1, "checksum": "00"}, "entries": 1, "rows": 1,
     });
     let trailer = serde_json::json!({
-        "sha256": coresh::replication::snapshot::hex(ring::digest::digest(&ring::digest::SHA256, &frame).as_ref()),
+        "sha256": coresh::hex::encode(ring::digest::digest(&ring::digest::SHA256, &frame).as_ref()),
         "content": "00", "integrity": "ok",
     });
     let mut answer = scripted(header, &frame);

@@ -1,10 +1,13 @@
 //! The Core data (`core.db`): users and devices, apps, policies and configs, settings,
 //! logs and events, certificates and System Manager local users; the part HA
 //! replicates (guide, "Core Replication Details"). It is a database of its own, apart
-//! from the node-local system database. Every write goes through [`Writes`], so change
-//! capture for replication has one place to hook.
+//! from the node-local system database. Every write goes through [`Writes`], which
+//! records the transaction's changes in the [`changelog`] with the content [`checksum`]
+//! the data has after it: the write path and what replication reads are one.
 
 pub mod atlas;
+pub mod changelog;
+pub mod checksum;
 mod devices;
 pub mod generate;
 mod schema;
@@ -16,7 +19,6 @@ use std::path::{Path, PathBuf};
 use rusqlite::{Connection, OptionalExtension, Transaction};
 use serde::Serialize;
 
-use crate::replication::changelog;
 use crate::store::{StoreError, open_database};
 
 pub use devices::{CheckIn, CheckedIn, DeviceError, Registered, Registration, token_hash};
@@ -94,7 +96,7 @@ impl CoreDb {
 
     /// Runs `f` with the write operations in one transaction, committed when it
     /// returns `Ok`. What it changed goes into the change log in that transaction
-    /// (see `replication::changelog`).
+    /// (see [`changelog`]).
     pub fn write<T, E: From<StoreError>>(&mut self, f: impl FnOnce(&Writes) -> Result<T, E>) -> Result<T, E> {
         let tx = self
             .conn
@@ -170,9 +172,9 @@ impl CoreDb {
         Ok(())
     }
 
-    /// The content checksum of this Core data (see `replication::snapshot`).
+    /// The content checksum of this Core data, computed from the rows (see [`checksum`]).
     pub fn content_checksum(&self) -> Result<String, StoreError> {
-        crate::replication::checksum::content_checksum(&self.conn)
+        checksum::content_checksum(&self.conn)
     }
 
     /// Turns off automatic checkpoints on this connection (another one runs them).
@@ -198,7 +200,7 @@ impl CoreDb {
             let n: i64 = self.conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))?;
             Ok(u64::try_from(n).unwrap_or(0))
         };
-        let head = crate::replication::changelog::head(&self.conn)?;
+        let head = changelog::head(&self.conn)?;
         Ok(Summary {
             content_checksum: head.checksum,
             change: head.seq,

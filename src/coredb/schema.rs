@@ -68,7 +68,7 @@ const STEPS: &[&str] = &[
          created_at    TEXT NOT NULL
      );",
     // 2: replication's change log (incremental syncs).
-    crate::replication::changelog::SCHEMA,
+    super::changelog::SCHEMA,
     // 3: devices an operator retired or let enrol again (a UUID that is enrolled cannot
     // register again: anyone with the enrollment secret could take it over). A table of
     // its own, so that the rows already there keep their content checksums.
@@ -82,7 +82,7 @@ const STEPS: &[&str] = &[
 /// Brings `conn` from schema version `from` to [`SCHEMA_VERSION`].
 pub fn migrate(conn: &mut Connection, from: i64) -> Result<(), StoreError> {
     crate::store::migrate_steps(conn, from, STEPS)?;
-    crate::replication::changelog::ensure_base(conn)
+    super::changelog::ensure_base(conn)
 }
 
 #[cfg(test)]

@@ -6,9 +6,9 @@ use tabled::Tabled;
 
 use super::Ctx;
 use crate::cli::Args;
+use crate::node::policy::{self, Policy};
 use crate::report::{CmdError, Reply, Text, table};
 use crate::ssh::login::unix_ms;
-use crate::ssh::policy::{self, Policy};
 use crate::store::{ConsoleSession, Lockout};
 
 /// Stores each (setting, value) pair; `None` removes the setting (its default again).

@@ -122,7 +122,7 @@ pub fn running_config(ctx: &mut Ctx, _: &Args) -> Result<Reply, CmdError> {
     let enrollment = ctx.node.core()?.setting(crate::coredb::ENROLLMENT_SECRET)?;
     let map = ctx.node.store.settings()?;
     let mut owned = crate::notify::smtp::Smtp::from_map(&map).config_lines();
-    owned.extend(crate::ssh::policy::Policy::from_map(&map).config_lines());
+    owned.extend(crate::node::policy::Policy::from_map(&map).config_lines());
     owned.push(format!("audit retention {}", crate::store::Retention::from_map(&map).text()));
     let users = ctx.node.core()?.local_users()?;
     Ok(Reply::show(super::running_config(&settings, owned, &users, enrollment.as_deref())))

@@ -139,7 +139,7 @@ fn tls_config(pin: Option<&str>) -> Result<Arc<ClientConfig>, PageError> {
 
 /// SHA-256 (hex) of a DER certificate, as a node advertises its status page's.
 pub fn cert_sha256(der: &[u8]) -> String {
-    ring::digest::digest(&ring::digest::SHA256, der).as_ref().iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(ring::digest::digest(&ring::digest::SHA256, der))
 }
 
 /// Accepts the certificate the node advertised (whatever its name or dates: trust comes

@@ -135,7 +135,7 @@ pub async fn register(state: &AppState, req: Request<Incoming>, from: std::net::
     if getrandom::fill(&mut raw).is_err() {
         return error(StatusCode::INTERNAL_SERVER_ERROR, "no randomness for a token");
     }
-    let token: String = raw.iter().map(|b| format!("{b:02x}")).collect();
+    let token = hex::encode(raw);
     match state.writer.register(reg, token).await {
         Ok(done) => json(StatusCode::CREATED, &done),
         Err(e) => failure(&e),

@@ -28,7 +28,7 @@ use tokio::sync::{Semaphore, watch};
 
 use crate::clients::Slots;
 use crate::coredb::writer::Writer;
-use crate::serve::view::NodeView;
+use crate::node::view::NodeView;
 
 /// Most connections served at once; more wait in the accept queue.
 const MAX_CONNECTIONS: usize = 4096;

@@ -196,7 +196,7 @@ pub fn seal(data_dir: &Path, secret: &str) -> Result<String, String> {
         .map_err(|_| "sealing failed".to_string())?;
     let mut all = nonce.to_vec();
     all.extend(data);
-    Ok(crate::replication::snapshot::hex(&all))
+    Ok(hex::encode(&all))
 }
 
 /// Opens what [`seal`] made on this node.

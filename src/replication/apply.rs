@@ -15,7 +15,7 @@ use std::path::Path;
 
 use rusqlite::{Connection, OpenFlags};
 
-use super::checksum::content_checksum;
+use crate::coredb::checksum::content_checksum;
 use crate::coredb::{CoreDb, SCHEMA_VERSION};
 use crate::store::StoreError;
 

@@ -14,7 +14,7 @@ use rusqlite::hooks::Action;
 use rusqlite::types::Value;
 use serde::{Deserialize, Serialize};
 
-use super::changelog::{self, Position};
+use crate::coredb::changelog::{self, Position};
 use crate::store::StoreError;
 
 /// Directory (in the data directory) of the kept changes.
@@ -265,7 +265,7 @@ fn named(names: &[String], values: &[Option<Value>]) -> serde_json::Map<String, 
             Value::Integer(n) => serde_json::Value::from(*n),
             Value::Real(f) => serde_json::Value::from(*f),
             Value::Text(t) => serde_json::Value::from(t.clone()),
-            Value::Blob(b) => serde_json::Value::from(format!("x'{}'", super::snapshot::hex(b))),
+            Value::Blob(b) => serde_json::Value::from(format!("x'{}'", hex::encode(b))),
         };
         map.insert(name, json);
     }

@@ -86,7 +86,7 @@ pub fn sha256_file(path: &Path) -> std::io::Result<String> {
         }
         ctx.update(&buf[..n]);
     }
-    Ok(super::snapshot::hex(ctx.finish().as_ref()))
+    Ok(hex::encode(ctx.finish().as_ref()))
 }
 
 /// What the sender with manifest `ours` sends to a receiver with manifest `theirs`.

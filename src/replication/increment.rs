@@ -15,8 +15,8 @@ use rusqlite::types::Value;
 use rusqlite::{Connection, TransactionBehavior};
 use serde::{Deserialize, Serialize};
 
-use super::changelog::{self, Entry, Gap, Position};
-use super::checksum::{RowReader, Sum, is_replicated};
+use crate::coredb::changelog::{self, Entry, Gap, Position};
+use crate::coredb::checksum::{RowReader, Sum, is_replicated};
 use crate::store::StoreError;
 
 /// Longest entry header line in a changes file.

@@ -1,7 +1,5 @@
 //! Replication of the Core data, secondary-initiated, over the peers' SSH channel
 //! (guide, "Core Replication Details"). In nouns and verbs, after Litestream:
-//! - [`checksum`]: content checksums, computed whole or kept up to date change by change;
-//! - [`changelog`]: every write transaction's changes, numbered, for incremental syncs;
 //! - [`snapshot`]: a consistent copy of a node's Core data;
 //! - [`serve`]: the sending side: changes when it can, a snapshot otherwise;
 //! - [`pull`]: the secondary's sync: connect, check, fetch, verify, apply, record;
@@ -12,8 +10,6 @@
 //! - [`files`]: application files, by a manifest of content hashes.
 
 pub mod apply;
-pub mod changelog;
-pub mod checksum;
 pub mod divergence;
 pub mod files;
 pub mod increment;
@@ -36,7 +32,7 @@ pub struct SnapshotRequest {
     /// Where the puller's change log ends: the sender sends the changes after it when it
     /// can, a full snapshot otherwise. `None` asks for a full snapshot.
     #[serde(default)]
-    pub position: Option<changelog::Position>,
+    pub position: Option<crate::coredb::changelog::Position>,
     /// With op `positions`: the sender's checksums for these change numbers (first, last)
     /// are wanted instead of data (see [`divergence`]).
     #[serde(default)]
@@ -70,9 +66,9 @@ pub struct SnapshotHeader {
     pub fallback: Option<String>,
     /// Changes only: the first position (the puller's) and the last.
     #[serde(default)]
-    pub from: Option<changelog::Position>,
+    pub from: Option<crate::coredb::changelog::Position>,
     #[serde(default)]
-    pub to: Option<changelog::Position>,
+    pub to: Option<crate::coredb::changelog::Position>,
     /// Changes only: how many entries follow, and the rows they change.
     #[serde(default)]
     pub entries: u64,

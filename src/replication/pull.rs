@@ -13,11 +13,11 @@ use std::time::Instant;
 use serde::Serialize;
 
 use super::apply::{ApplyError, Store, swap_in, verify};
-use super::changelog::{Entry, Position};
 use super::divergence::{self, Kept, Positions};
 use super::increment::{self, IncrementError};
 use super::lock::SyncLock;
 use super::{CHANGES, SnapshotHeader, SnapshotRequest, SnapshotTrailer};
+use crate::coredb::changelog::{Entry, Position};
 use crate::ha::{Mode, NodeStatus, RoleLock};
 use crate::host::HostPort;
 use crate::node::Node;
@@ -446,7 +446,7 @@ async fn receive_files(
         })
         .await?;
         file.sync_all().map_err(|e| SyncError::Io(format!("cannot stage {path}: {e}")))?;
-        let found = super::snapshot::hex(digest.finish().as_ref());
+        let found = hex::encode(digest.finish().as_ref());
         if found != entry.sha256 {
             return Err(SyncError::Transfer { found, expected: entry.sha256 });
         }
@@ -516,7 +516,7 @@ async fn receive(
         std::thread::spawn(move || verify(&path, store))
     });
     let trailer: SnapshotTrailer = parse(&link.read_line(MAX_LINE).await?, peer)?;
-    let found = super::snapshot::hex(digest.finish().as_ref());
+    let found = hex::encode(digest.finish().as_ref());
     if found != trailer.sha256 {
         return Err(SyncError::Transfer { found, expected: trailer.sha256 });
     }

@@ -10,10 +10,10 @@ use russh::ChannelId;
 
 use std::io::Write;
 
-use super::changelog::{self, Gap, Position};
 use super::divergence;
 use super::increment::{self, Written};
 use super::{CHANGES, SnapshotHeader, SnapshotTrailer, files, snapshot};
+use crate::coredb::changelog::{self, Gap, Position};
 
 /// What a puller asked for besides the Core data.
 pub struct Wanted {
@@ -301,7 +301,7 @@ async fn send_file(
     }
     let content = content.await.map_err(|e| e.to_string())??;
     let integrity = integrity.await.map_err(|e| e.to_string())??;
-    let trailer = SnapshotTrailer { sha256: snapshot::hex(digest.finish().as_ref()), content, integrity };
+    let trailer = SnapshotTrailer { sha256: hex::encode(digest.finish()), content, integrity };
     handle.data(channel, json_line(&trailer)).await.map_err(closed)
 }
 

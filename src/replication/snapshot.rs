@@ -23,18 +23,13 @@ pub fn take(db: &Path, dir: &Path) -> Result<PathBuf, StoreError> {
     Ok(path)
 }
 
-pub use super::checksum::content_checksum;
+pub use crate::coredb::checksum::content_checksum;
 
 /// A random name for a file of the moment.
 pub fn unique_name() -> Result<String, StoreError> {
     let mut seq = [0u8; 8];
     getrandom::fill(&mut seq).map_err(|e| StoreError::Commit(e.to_string()))?;
-    Ok(hex(&seq))
-}
-
-/// Lower-case hex of bytes.
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    Ok(hex::encode(seq))
 }
 
 #[cfg(test)]

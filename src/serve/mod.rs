@@ -1,12 +1,12 @@
 //! `coresh serve`: turns a data directory into a running Core node. A few long-lived
-//! parts share one shutdown signal: the HTTP server, the SSH server, the sync
-//! scheduler, the Core data writer thread and the node-view watcher. SIGTERM or SIGINT stops accepting, lets requests in flight
-//! finish, commits what was queued and closes the databases.
+//! parts share one shutdown signal: the HTTP server, the SSH server, the heartbeat, the
+//! sync scheduler, the mail sender, the Core data writer thread and the node-view
+//! watcher. SIGTERM or SIGINT stops accepting, lets requests in flight finish, commits
+//! what was queued and closes the databases.
 
 mod heartbeat;
 mod logging;
 mod scheduler;
-pub mod view;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -76,7 +76,7 @@ async fn serve(node: Node, options: ServeOptions) -> anyhow::Result<()> {
     let mut core = CoreDb::open(&node.data_dir)?;
     core.set_origin(&node.id);
     let checkpoints = CoreDb::open(&node.data_dir)?;
-    let watcher = view::Watcher::start(node.data_dir.clone(), node.id.clone())?;
+    let watcher = crate::node::view::Watcher::start(node.data_dir.clone(), node.id.clone())?;
     let view = watcher.view.clone();
     let atlas = Box::new(move || view.borrow().settings.atlas);
     let (writer, writer_thread) = Writer::spawn(core, checkpoints, atlas).context("starting the Core data writer")?;

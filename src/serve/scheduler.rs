@@ -10,8 +10,8 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, Utc};
 use tokio::sync::watch;
 
-use super::view::NodeView;
 use crate::node::Node;
+use crate::node::view::NodeView;
 use crate::replication::pull::{Want, sync_from};
 
 /// Runs until `stop` turns true.

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 use super::hello::{Hello, StatusPage};
-use crate::serve::view::NodeView;
+use crate::node::view::NodeView;
 
 /// How often a follower's hello is recorded at most.
 const FOLLOWER_EVERY: Duration = Duration::from_secs(5);

@@ -19,7 +19,7 @@ use tokio::sync::watch;
 
 use crate::clients::Client;
 use crate::coredb::CoreDb;
-use crate::serve::view::NodeView;
+use crate::node::view::NodeView;
 use crate::store::{AuditEntry, Outcome, Store, StoreError, now_text};
 
 /// The audit log's mode column for what the SSH server records.

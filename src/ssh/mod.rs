@@ -1,6 +1,5 @@
 //! SSH (russh, ring): the node key; the daemon's server, where trusted peers open only
-//! the replication channel and operators (local users) only consoles; the login policy
-//! and its gate; the server's side of the hello (what this node says, who follows it);
+//! the replication channel and operators (local users) only consoles; the login gate; the server's side of the hello (what this node says, who follows it);
 //! what a trusted peer may do and what is recorded of it;
 //! and the client side between nodes (`failover test-connection`, sync, the heartbeat).
 
@@ -13,5 +12,4 @@ pub mod listen;
 pub mod login;
 pub mod mate;
 pub mod peers;
-pub mod policy;
 pub mod server;

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use russh::keys::PublicKey;
 use tokio::sync::{oneshot, watch};
 
-use crate::serve::view::NodeView;
+use crate::node::view::NodeView;
 
 /// How often one peer key's logins are audited at most (a heartbeat logs in every
 /// interval).

@@ -22,9 +22,9 @@ use super::hello::{Hello, MAX_HELLO, PEER_USER, SUBSYSTEM, StatusPage};
 use super::keys::fingerprint;
 use super::login::Gate;
 use super::peers::{Peers, watch_trust};
+use crate::node::view::NodeView;
 use crate::replication::SnapshotRequest;
 use crate::replication::serve::{Wanted, positions, stream};
-use crate::serve::view::NodeView;
 use crate::store::Outcome;
 
 /// Longest request line (it carries the puller's file manifest).

@@ -16,11 +16,11 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
-use super::view::NodeView;
 use crate::ha::heartbeat::Monitor;
 use crate::ha::{Mode, NodeStatus, Settings};
 use crate::host::HostPort;
 use crate::node::Node;
+use crate::node::view::NodeView;
 
 /// Starts the heartbeat on a thread of its own; it ends when `stop` turns true.
 pub fn spawn(

@@ -1,5 +1,10 @@
 //! A node's data directory: created on first use (mode 0700), holding the system
-//! database; the node id is made once and kept.
+//! database; the node id is made once and kept; the disk room replication may use. Below
+//! the services that serve it: the daemon's live [`view`] of the node (what its HTTP and
+//! SSH handlers read) and the console's login [`policy`].
+
+pub mod policy;
+pub mod view;
 
 use std::path::{Path, PathBuf};
 
@@ -51,7 +56,7 @@ impl Node {
             None => {
                 let mut bytes = [0u8; 8];
                 getrandom::fill(&mut bytes).map_err(|e| dir_err(std::io::Error::other(e.to_string())))?;
-                let id: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+                let id = hex::encode(bytes);
                 store.durably(|tx| put_setting(tx, NODE_ID, Some(&id)))?;
                 id
             }

@@ -1,7 +1,8 @@
-//! The daemon's live view of its node: HA settings, last sync and the enrollment
-//! secret, re-read whenever another process (a shell) commits to the databases
-//! (`PRAGMA data_version`), and published to request handlers through a watch channel.
-//! This is how `failover client-connection disable` takes effect without a restart.
+//! The daemon's live view of its node: HA settings, last sync, the enrollment secret,
+//! the trusted keys, the console's login policy and the replication chain, re-read
+//! whenever another process (a shell) commits to the databases (`PRAGMA data_version`),
+//! and published to the HTTP and SSH handlers through a watch channel. This is how
+//! `failover client-connection disable` takes effect without a restart.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -31,7 +32,7 @@ pub struct NodeView {
     /// Public keys of the trusted hosts (peers may log in with these only).
     pub trusted_keys: Vec<russh::keys::PublicKey>,
     /// The console's login policy.
-    pub policy: crate::ssh::policy::Policy,
+    pub policy: super::policy::Policy,
     /// The replication chain above and below this node, as its hello tells it.
     pub upstream: Vec<crate::store::ChainLink>,
     pub downstream: Vec<crate::store::ChainLink>,
@@ -47,7 +48,7 @@ fn read(store: &Store, core: &CoreDb, node_id: &str) -> Result<NodeView, StoreEr
         upstream,
         downstream,
         settings: Settings::from_map(&map)?,
-        policy: crate::ssh::policy::Policy::from_map(&map),
+        policy: super::policy::Policy::from_map(&map),
         last_sync: store.last_sync()?,
         enrollment_hash: core.setting(ENROLLMENT_SECRET)?,
         node_id: node_id.to_string(),
