@@ -2,7 +2,7 @@
 //! bytes, and well-formed entry headers that claim lengths the file does not hold. It
 //! never panics and never allocates more than a bound that follows the input's size
 //! (measured with a counting allocator), and it rejects every claim past the end. The
-//! protocol's JSON messages are fed random bytes too.
+//! peer protocol's message framer takes random chunks the same way.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -98,13 +98,34 @@ proptest! {
     }
 
     #[test]
-    fn protocol_messages_from_random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..2048)) {
-        let _ = serde_json::from_slice::<coresh::ssh::hello::Hello>(&bytes);
-        let _ = serde_json::from_slice::<coresh::replication::SnapshotRequest>(&bytes);
-        let _ = serde_json::from_slice::<coresh::replication::SnapshotHeader>(&bytes);
-        let _ = serde_json::from_slice::<coresh::replication::SnapshotTrailer>(&bytes);
-        let _ = serde_json::from_slice::<coresh::replication::files::FilesHeader>(&bytes);
+    fn the_message_framer_takes_random_chunks_without_panic_or_unbounded_buffers(
+        chunks in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..512), 0..16),
+    ) {
+        use coresh::peer::message::Request;
+        let total: usize = chunks.iter().map(Vec::len).sum();
+        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let _one = MEASURING.lock().unwrap_or_else(|e| e.into_inner());
+        LARGEST.store(0, Ordering::Relaxed);
+        runtime.block_on(async {
+            let mut framed = coresh::peer::Framed::new(Chunks(chunks.into()), "hostile");
+            while framed.recv_or_end::<Request>().await.is_ok_and(|r| r.is_some()) {}
+        });
+        let largest = LARGEST.load(Ordering::Relaxed);
+        prop_assert!(largest <= bound(total), "allocated {largest} for {total} bytes");
     }
+}
+
+/// A link that hands over the chunks a hostile peer sent, then ends.
+struct Chunks(std::collections::VecDeque<Vec<u8>>);
+
+impl coresh::peer::Link for Chunks {
+    async fn send(&mut self, _: Vec<u8>) -> Result<(), coresh::peer::PeerError> {
+        Ok(())
+    }
+    async fn recv(&mut self) -> Result<Option<Vec<u8>>, coresh::peer::PeerError> {
+        Ok(self.0.pop_front())
+    }
+    async fn close(self) {}
 }
 
 #[test]

@@ -14,6 +14,9 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::TestNode;
+use coresh::peer::Peer;
+use coresh::peer::message::Request;
+use coresh::ssh::client::SshLink;
 
 fn write_cert(node: &TestNode) -> String {
     let made = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
@@ -252,23 +255,44 @@ impl PeerProgram {
         }
     }
 
-    fn open(&self) -> Result<coresh::ssh::client::PeerLink, coresh::ssh::client::PeerError> {
-        let hello = coresh::ssh::hello::Hello::of(&coresh::ha::Settings::default(), "hostile-peer");
-        self.runtime
-            .block_on(coresh::ssh::client::PeerLink::open(&self.target, &self.key, &self.theirs, &hello))
-            .map(|l| l.0)
+    fn open(&self) -> Result<Peer<SshLink>, coresh::peer::PeerError> {
+        let hello = coresh::peer::Hello::of(&coresh::ha::Settings::default(), "hostile-peer");
+        self.runtime.block_on(Peer::connect(&self.target, &self.key, &self.theirs, &hello))
     }
 
-    /// Sends `lines` on `link` and reads one answer line.
-    fn ask(&self, link: &mut coresh::ssh::client::PeerLink, lines: &str) -> Result<String, String> {
+    /// Sends `requests` on `peer` at once and reads the first answer line (any message).
+    fn ask(&self, peer: &mut Peer<SshLink>, requests: &[Request]) -> Result<String, String> {
         self.runtime.block_on(async {
-            link.send_line(lines).await.map_err(|e| e.to_string())?;
-            link.read_line(1 << 20).await.map(|l| String::from_utf8_lossy(&l).into_owned()).map_err(|e| e.to_string())
+            let stream = peer.pull(&requests[0]).await.map_err(|e| e.to_string())?;
+            for r in &requests[1..] {
+                stream.send(r).await.map_err(|e| e.to_string())?;
+            }
+            stream.recv::<Any>().await.map(|a| a.0.to_string()).map_err(|e| e.to_string())
+        })
+    }
+
+    /// Reads the next answer line on `peer`.
+    fn next(&self, peer: &mut Peer<SshLink>) -> Result<String, String> {
+        self.runtime.block_on(async {
+            let stream = peer.pull_stream();
+            stream.recv::<Any>().await.map(|a| a.0.to_string()).map_err(|e| e.to_string())
         })
     }
 }
 
-const POSITIONS: &str = r#"{"op":"positions","range":[0,0]}"#;
+/// Any message, as JSON.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Any(serde_json::Value);
+
+impl coresh::peer::message::Message for Any {
+    const MAX: usize = 1 << 20;
+}
+
+const POSITIONS: Request = Request::Positions { first: 0, last: 0 };
+
+fn snapshot() -> Request {
+    Request::Snapshot { atlas: false, files: Default::default() }
+}
 
 #[test]
 fn removing_a_trusted_host_ends_its_open_connections_and_peer_requests_are_audited() {
@@ -278,10 +302,10 @@ fn removing_a_trusted_host_ends_its_open_connections_and_peer_requests_are_audit
     let peer = PeerProgram::new(&b, &a, &da);
     let mut first = peer.open().expect("trusted");
     let mut held = peer.open().expect("trusted");
-    assert!(peer.ask(&mut first, POSITIONS).unwrap().contains("positions"));
+    assert!(peer.ask(&mut first, &[POSITIONS]).unwrap().contains("positions"));
     a.run(&["enable", "configure terminal", "high-availability", "no trusted-host core-b"]).expect_code(0);
     std::thread::sleep(Duration::from_millis(500));
-    assert!(peer.ask(&mut held, POSITIONS).is_err(), "an open connection ends with its trust");
+    assert!(peer.ask(&mut held, &[POSITIONS]).is_err(), "an open connection ends with its trust");
     assert!(peer.open().is_err(), "and no new one is accepted");
     let audit = a.run(&["enable", "show audit"]).stdout;
     assert!(audit.contains("peer login (key SHA256:"), "{audit}");
@@ -289,20 +313,22 @@ fn removing_a_trusted_host_ends_its_open_connections_and_peer_requests_are_audit
 }
 
 #[test]
-fn a_peer_gets_one_request_per_channel_and_one_snapshot_stream_at_a_time() {
+fn a_peer_gets_one_request_at_a_time_per_channel_and_one_snapshot_stream_at_a_time() {
     let (a, b) = (TestNode::new(), TestNode::new());
     common::generate(&a, "20000", "200000");
     let da = a.serve();
     a.trust("core-b", &b.local_key()).expect_code(0);
     let peer = PeerProgram::new(&b, &a, &da);
+    // Two requests sent at once are answered one after the other, never side by side.
     let mut two = peer.open().unwrap();
-    assert!(peer.ask(&mut two, &format!("{POSITIONS}\n{POSITIONS}")).is_err(), "two requests on one channel");
+    assert!(peer.ask(&mut two, &[POSITIONS, POSITIONS]).unwrap().contains("positions"));
+    assert!(peer.next(&mut two).unwrap().contains("positions"));
     // A full snapshot it does not read holds the stream open; a second one is refused.
     let mut slow = peer.open().unwrap();
-    let header = peer.ask(&mut slow, r#"{"op":"snapshot"}"#).unwrap();
+    let header = peer.ask(&mut slow, &[snapshot()]).unwrap();
     assert!(header.contains("\"size\""), "{header}");
     let mut again = peer.open().unwrap();
-    let refused = peer.ask(&mut again, r#"{"op":"snapshot"}"#).unwrap();
+    let refused = peer.ask(&mut again, &[snapshot()]).unwrap();
     assert!(refused.contains("already being sent"), "{refused}");
     drop(slow);
 }
@@ -472,7 +498,8 @@ fn a_hostile_primary_s_lengths_size_nothing() {
         b.run(&["enable", &line])
     };
     // A snapshot header announcing a petabyte: refused before a byte is staged.
-    let run = pull(scripted(serde_json::json!({"store": "core", "size": 1u64 << 50, "taken_at": "now"}), b""), true);
+    let petabyte = serde_json::json!({"kind": "snapshot", "store": "core", "size": 1u64 << 50, "taken_at": "now", "fallback": null});
+    let run = pull(scripted(petabyte, b""), true);
     run.expect_code(1);
     assert!(run.stderr.contains("not enough disk space for the core snapshot"), "{}", run.stderr);
     // Changes whose one entry claims a terabyte inside a 200-byte stream.
@@ -481,12 +508,12 @@ fn a_hostile_primary_s_lengths_size_nothing() {
     frame.extend([0u8; 64]);
     let position = serde_json::json!({"seq": 0, "checksum": b.checksum()});
     let header = serde_json::json!({
-        "store": "core", "size": frame.len(), "taken_at": "now", "kind": "changes",
+        "kind": "changes", "size": frame.len(),
         "from": position, "to": {"seq": 1, "checksum": "00"}, "entries": 1, "rows": 1,
     });
     let trailer = serde_json::json!({
-        "sha256": coresh::hex::encode(ring::digest::digest(&ring::digest::SHA256, &frame).as_ref()),
-        "content": "00", "integrity": "ok",
+        "sha256": hex::encode(ring::digest::digest(&ring::digest::SHA256, &frame)),
+        "content": "00", "integrity": null,
     });
     let mut answer = scripted(header, &frame);
     answer.extend(format!("{trailer}\n").into_bytes());

@@ -155,7 +155,7 @@ fn a_peer_key_opens_the_replication_channel_and_never_a_shell() {
     let mut child = openssh(&key, port, &["-s", "coresh-peer@127.0.0.1", "coresh-replication"]).spawn().expect("ssh");
     {
         use std::io::Write;
-        let hello = r#"{"software":"coresh","version":"0","schema":0,"core_schema":0,"node_id":"x","hostname":"a","mode":"secondary","epoch":0}"#;
+        let hello = r#"{"op":"hello","software":"coresh","version":"0","schema":0,"core_schema":0,"node_id":"x","hostname":"a","mode":"secondary","node_status":"standby","epoch":0}"#;
         let mut stdin = child.stdin.take().unwrap();
         writeln!(stdin, "{hello}").unwrap();
     }

@@ -14,9 +14,9 @@ use super::{Ctx, next_sync_text};
 use crate::cli::Args;
 use crate::ha::heartbeat::CLOCK_WARN_MS;
 use crate::ha::{Mode, Readiness, Settings};
+use crate::peer::hello::version_mismatch;
 use crate::replication::divergence::Kept;
 use crate::report::{CmdError, Reply, Text, fields, table};
-use crate::ssh::hello::version_mismatch;
 use crate::store::{ChainLink, HaLogEntry, HistoryEntry, PeerStatus, SyncSummary};
 
 /// `show failover`.
@@ -204,7 +204,7 @@ pub fn failover(ctx: &mut Ctx, _: &Args) -> Result<Reply, CmdError> {
     let store = &ctx.node.store;
     let last_failover = store.last_promotion()?;
     let peers = store.peer_statuses()?;
-    let ours = crate::ssh::hello::reported_version();
+    let ours = crate::peer::hello::reported_version();
     let (up, down) = store.chain_links()?;
     let primary = peers.iter().find(|p| p.role == "primary");
     let heartbeat_alarm = primary.and_then(|p| p.alarm.clone());

@@ -7,15 +7,11 @@
 use serde::Serialize;
 
 use super::Ctx;
-use super::trust::{Peer, peer};
 use crate::cli::Args;
 use crate::host::HostPort;
+use crate::peer::Blocking;
+use crate::peer::message::{ExecAnswer, ExecRequest};
 use crate::report::{CmdError, Reply, Text};
-use crate::ssh::client::PeerLink;
-use crate::ssh::mate::{ExecAnswer, ExecRequest, SOURCE_PREFIX};
-
-/// Longest answer accepted (both streams, JSON-escaped).
-const MAX_ANSWER: usize = 20 * 1024 * 1024;
 
 /// What the mate printed.
 #[derive(Serialize)]
@@ -53,54 +49,19 @@ fn the_mate(ctx: &Ctx) -> Result<HostPort, CmdError> {
     }
 }
 
-/// Sends `request` to the trusted host `target` on the replication channel and returns
-/// its one-line answer.
-pub(super) fn ask(
-    ctx: &Ctx,
-    target: &HostPort,
-    request: &crate::replication::SnapshotRequest,
-) -> Result<Vec<u8>, String> {
-    let Peer { theirs, key, ours } = peer(ctx, target)?;
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
-    runtime
-        .block_on(async {
-            let (mut link, _) = PeerLink::open(target, &key, &theirs, &ours).await?;
-            link.send_line(&serde_json::to_string(request).unwrap_or_default()).await?;
-            let answer = link.read_line(MAX_ANSWER).await;
-            link.close().await;
-            answer
-        })
-        .map_err(|e| e.to_string())
-}
-
 /// Runs `line` on the trusted host `target` as this session's operator; `secret` (the
 /// mate's enable secret) runs it in privileged mode.
 pub(super) fn exec_on(ctx: &Ctx, target: &HostPort, line: &str, secret: Option<String>) -> Result<ExecAnswer, String> {
     let hostname = ctx.settings().map_err(|e| e.to_string())?.hostname;
-    let request = crate::replication::SnapshotRequest {
-        op: "exec".into(),
-        exec: Some(ExecRequest {
-            line: line.to_string(),
-            operator: format!("{}@{hostname}", ctx.session.user),
-            secret,
-        }),
-        ..Default::default()
-    };
-    let answer = ask(ctx, target, &request)?;
-    serde_json::from_slice(&answer).map_err(|e| format!("unreadable answer ({e}); is it running coresh?"))
-}
-
-/// Refuses a command that connects to another node when it runs for a mate: a peer's
-/// request reaches this node and no further.
-pub(super) fn not_for_a_mate(ctx: &Ctx) -> Result<(), CmdError> {
-    if ctx.session.source.starts_with(SOURCE_PREFIX) {
-        return Err(CmdError::Denied("A command run for the mate cannot reach another node".into()));
-    }
-    Ok(())
+    let operator = format!("{}@{hostname}", ctx.session.user);
+    let mut peer = Blocking::trusted(ctx.node, target).map_err(|e| e.to_string())?;
+    let answer = peer.exec(ExecRequest { line: line.to_string(), operator, secret }).map_err(|e| e.to_string());
+    peer.close();
+    answer
 }
 
 pub fn failover_exec(ctx: &mut Ctx, args: &Args) -> Result<Reply, CmdError> {
-    not_for_a_mate(ctx)?;
+    ctx.not_for_a_mate()?;
     let line = args.text("MATE_LINE").unwrap_or_default().trim().to_string();
     let (_, inner) = ctx.inner.ok_or_else(|| CmdError::Failed("failover exec needs a command".into()))?;
     if inner.args.secret_at.is_some() {

@@ -54,6 +54,15 @@ impl Ctx<'_> {
         Cause { actor: self.session.actor(), reason: self.line.to_string() }
     }
 
+    /// Refuses a command that connects to another node when it runs for a mate: a
+    /// peer's request reaches this node and no further.
+    pub fn not_for_a_mate(&self) -> Result<(), CmdError> {
+        if self.session.source.starts_with(crate::peer::message::MATE_SOURCE_PREFIX) {
+            return Err(CmdError::Denied("A command run for the mate cannot reach another node".into()));
+        }
+        Ok(())
+    }
+
     /// Saves a settings change made by this command.
     pub fn update(&mut self, edit: impl FnOnce(&mut Settings)) -> Result<ha::Applied, CmdError> {
         let cause = self.cause();

@@ -35,7 +35,7 @@ impl Text for SyncReport {
 }
 
 pub fn sync(ctx: &mut Ctx, args: &Args) -> Result<Reply, CmdError> {
-    super::mate::not_for_a_mate(ctx)?;
+    ctx.not_for_a_mate()?;
     let target = args.host("HOST").cloned().ok_or_else(|| CmdError::Failed("missing HOST".into()))?;
     let Ctx { node, console, .. } = ctx;
     let want = if args.has("full") { Want::Full } else { Want::Changes };

@@ -7,10 +7,10 @@ use tabled::Tabled;
 
 use super::Ctx;
 use crate::cli::Args;
-use crate::host::HostPort;
+use crate::peer::Blocking;
+use crate::peer::hello::{reported_version, version_mismatch};
 use crate::report::{CmdError, Reply, Text, fields, table};
-use crate::ssh::client::{exchange_hello, trusted_for};
-use crate::ssh::hello::{Hello, reported_version, version_mismatch};
+use crate::ssh::client::trusted_key;
 use crate::ssh::keys::{fingerprint, host_key, openssh_line, parse_public};
 use crate::store::trusted;
 
@@ -130,48 +130,25 @@ impl Text for TestResult {
     }
 }
 
-/// What it takes to open the replication channel to a trusted host.
-pub(super) struct Peer {
-    /// Its trusted key.
-    pub theirs: russh::keys::PublicKey,
-    /// This node's key.
-    pub key: russh::keys::PrivateKey,
-    /// This node's hello.
-    pub ours: Hello,
-}
-
-/// The trusted host `target`'s key, this node's key and hello; or why not.
-pub(super) fn peer(ctx: &Ctx, target: &HostPort) -> Result<Peer, String> {
-    let list = ctx.node.store.trusted_hosts().map_err(|e| e.to_string())?;
-    let entry = trusted_for(&list, target).ok_or_else(|| {
-        format!(
-            "{target} is not a trusted host: add its key with 'trusted-host {target} KEY' in high-availability configuration"
-        )
-    })?;
-    let theirs = parse_public(&entry.key).map_err(|e| format!("the trusted key of {target} is unreadable: {e}"))?;
-    let key = host_key(&ctx.node.data_dir).map_err(|e| e.to_string())?;
-    let ours = Hello::of(&ctx.node.settings().map_err(|e| e.to_string())?, &ctx.node.id);
-    Ok(Peer { theirs, key, ours })
-}
-
 pub fn test_connection(ctx: &mut Ctx, args: &Args) -> Result<Reply, CmdError> {
-    super::mate::not_for_a_mate(ctx)?;
+    ctx.not_for_a_mate()?;
     let target = args.host("HOST").cloned().ok_or_else(|| CmdError::Failed("missing HOST".into()))?;
     let fail = |why: String| CmdError::Failed(format!("Test failed: {why}"));
-    let Peer { theirs, key, ours } = peer(ctx, &target).map_err(fail)?;
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(key_error)?;
-    let (peer, _) = runtime.block_on(exchange_hello(&target, &key, &theirs, &ours)).map_err(|e| fail(e.to_string()))?;
-    if let Some(mismatch) = version_mismatch(&ours.version, &target.to_string(), &peer.version) {
+    let host_key = trusted_key(ctx.node, &target).map(|k| fingerprint(&k)).map_err(|e| fail(e.to_string()))?;
+    let peer = Blocking::trusted(ctx.node, &target).map_err(|e| fail(e.to_string()))?;
+    let theirs = peer.hello().clone();
+    peer.close();
+    if let Some(mismatch) = version_mismatch(&reported_version(), &target.to_string(), &theirs.version) {
         return Err(fail(mismatch));
     }
     Ok(Reply::show(TestResult {
         result: "success",
         peer: target.to_string(),
-        peer_node_id: peer.node_id,
-        peer_hostname: peer.hostname,
-        peer_mode: peer.mode,
-        peer_epoch: peer.epoch,
+        peer_node_id: theirs.node_id,
+        peer_hostname: theirs.hostname,
+        peer_mode: theirs.mode.to_string(),
+        peer_epoch: theirs.epoch,
         version: reported_version(),
-        host_key: fingerprint(&theirs),
+        host_key,
     }))
 }

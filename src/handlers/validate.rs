@@ -8,13 +8,12 @@ use serde::Serialize;
 use tabled::Tabled;
 
 use super::Ctx;
-use super::mate::{ask, exec_on};
+use super::mate::exec_on;
 use crate::cli::Args;
 use crate::coredb::Summary;
 use crate::host::HostPort;
-use crate::replication::divergence::Positions;
+use crate::peer::Blocking;
 use crate::report::{CmdError, Reply, Text, table};
-use crate::ssh::mate::TestBack;
 
 /// One task of the plan.
 #[derive(Serialize)]
@@ -95,14 +94,13 @@ fn compare(ctx: &mut Ctx, target: &HostPort) -> (bool, String) {
         Err(e) => return (false, format!("cannot ask {target}: {e}")),
     };
     let Summary { devices: here, content_checksum: checksum, change, .. } = ours;
-    let request = crate::replication::SnapshotRequest {
-        op: "positions".into(),
-        range: Some((change, change)),
-        ..Default::default()
-    };
-    let at_change = match ask(ctx, target, &request).map(|a| serde_json::from_slice::<Positions>(&a)) {
-        Ok(Ok(p)) => p.base.into_iter().chain(p.positions).find(|p| p.seq == change).map(|p| p.checksum),
-        Ok(Err(e)) => return (false, format!("unreadable positions from {target}: {e}")),
+    let positions = Blocking::trusted(ctx.node, target).and_then(|mut peer| {
+        let answer = peer.positions(change, change);
+        peer.close();
+        answer
+    });
+    let at_change = match positions {
+        Ok(p) => p.base.into_iter().chain(p.positions).find(|p| p.seq == change).map(|p| p.checksum),
         Err(e) => return (false, format!("cannot ask {target}: {e}")),
     };
     let devices = theirs["devices"].as_u64().unwrap_or(u64::MAX);
@@ -145,7 +143,7 @@ fn heartbeat(ctx: &Ctx, target: &HostPort) -> (bool, String) {
 }
 
 pub fn validate(ctx: &mut Ctx, args: &Args) -> Result<Reply, CmdError> {
-    super::mate::not_for_a_mate(ctx)?;
+    ctx.not_for_a_mate()?;
     let target = args.host("HOST").cloned().ok_or_else(|| CmdError::Failed("missing HOST".into()))?;
     if ctx.settings()?.mode != crate::ha::Mode::Secondary {
         return Err(CmdError::Failed(
@@ -161,14 +159,17 @@ pub fn validate(ctx: &mut Ctx, args: &Args) -> Result<Reply, CmdError> {
         "Connectivity to the primary",
         first_line(super::run_line(ctx, &format!("failover test-connection {target}"))),
     );
-    let back = crate::replication::SnapshotRequest { op: "test-back".into(), ..Default::default() };
+    let back = Blocking::trusted(ctx.node, &target).and_then(|mut peer| {
+        let answer = peer.test_back();
+        peer.close();
+        answer
+    });
     add(
         1,
         "Connectivity from the primary",
-        match ask(ctx, &target, &back).map(|a| serde_json::from_slice::<TestBack>(&a)) {
-            Ok(Ok(t)) => (t.ok, t.detail),
-            Ok(Err(e)) => (false, format!("unreadable answer: {e}")),
-            Err(e) => (false, e),
+        match back {
+            Ok(t) => (t.ok, t.detail),
+            Err(e) => (false, e.to_string()),
         },
     );
     add(2, "Manual sync, no errors", first_line(super::run_line(ctx, &format!("failover sync {target}"))));

@@ -17,6 +17,7 @@ use rusqlite::{Connection, OpenFlags};
 
 use crate::coredb::checksum::content_checksum;
 use crate::coredb::{CoreDb, SCHEMA_VERSION};
+use crate::peer::message::Store;
 use crate::store::StoreError;
 
 /// Why a staged snapshot was not applied.
@@ -40,41 +41,23 @@ impl From<rusqlite::Error> for ApplyError {
     }
 }
 
-/// The stores a sync copies.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Store {
-    /// The Core data (`core.db`).
-    Core,
-    /// The Atlas store (`atlas.db`).
-    Atlas,
+/// The schema version this release writes for `store`.
+fn schema(store: Store) -> i64 {
+    match store {
+        Store::Core => SCHEMA_VERSION,
+        Store::Atlas => crate::coredb::atlas::SCHEMA_VERSION,
+    }
 }
 
-impl Store {
-    /// Name on the wire and in messages.
-    pub fn name(self) -> &'static str {
-        match self {
-            Store::Core => "core",
-            Store::Atlas => "atlas",
-        }
+/// The schema objects this release creates for `store`: its migrations run on an empty
+/// database in memory.
+fn expected_objects(store: Store) -> Result<Vec<SchemaObject>, ApplyError> {
+    let mut conn = Connection::open_in_memory()?;
+    match store {
+        Store::Core => crate::coredb::migrate(&mut conn, 0)?,
+        Store::Atlas => crate::coredb::atlas::migrate(&mut conn, 0)?,
     }
-
-    fn schema(self) -> i64 {
-        match self {
-            Store::Core => SCHEMA_VERSION,
-            Store::Atlas => crate::coredb::atlas::SCHEMA_VERSION,
-        }
-    }
-
-    /// The schema objects this release creates for the store: its migrations run on an
-    /// empty database in memory.
-    fn expected_objects(self) -> Result<Vec<SchemaObject>, ApplyError> {
-        let mut conn = Connection::open_in_memory()?;
-        match self {
-            Store::Core => crate::coredb::migrate(&mut conn, 0)?,
-            Store::Atlas => crate::coredb::atlas::migrate(&mut conn, 0)?,
-        }
-        schema_objects(&conn)
-    }
+    schema_objects(&conn)
 }
 
 /// One entry of `sqlite_master`: type, name, table and the SQL that made it.
@@ -93,7 +76,7 @@ fn schema_objects(conn: &Connection) -> Result<Vec<SchemaObject>, ApplyError> {
 /// Refuses a snapshot whose schema objects are not exactly this release's: a trigger or
 /// view a sender added would otherwise persist here and act after a failover.
 fn check_objects(conn: &Connection, store: Store) -> Result<(), ApplyError> {
-    let (found, expected) = (schema_objects(conn)?, store.expected_objects()?);
+    let (found, expected) = (schema_objects(conn)?, expected_objects(store)?);
     if found == expected {
         return Ok(());
     }
@@ -121,8 +104,8 @@ pub fn verify(staged: &Path, store: Store) -> Result<String, ApplyError> {
     let conn = open()?;
     let found: i64 =
         conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(|e| ApplyError::Damaged(e.to_string()))?;
-    if found != store.schema() {
-        return Err(ApplyError::Schema { store: store.name(), found, ours: store.schema() });
+    if found != schema(store) {
+        return Err(ApplyError::Schema { store: store.name(), found, ours: schema(store) });
     }
     check_objects(&conn, store)?;
     let summing = open()?;

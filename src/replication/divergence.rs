@@ -15,24 +15,13 @@ use rusqlite::types::Value;
 use serde::{Deserialize, Serialize};
 
 use crate::coredb::changelog::{self, Position};
+use crate::peer::message::Positions;
 use crate::store::StoreError;
 
 /// Directory (in the data directory) of the kept changes.
 pub const DIR: &str = "divergence";
 /// Most positions one exchange carries.
 pub const MAX_POSITIONS: i64 = 2_000_000;
-
-/// A sender's checksums over a range of its change log.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Positions {
-    /// Where its log starts.
-    pub base: Option<Position>,
-    /// Its entries in the range asked for, oldest first.
-    pub positions: Vec<Position>,
-    /// Why it could not answer.
-    #[serde(default)]
-    pub error: Option<String>,
-}
 
 /// The sender's side: its checksums for the entries `from..=to` of the Core data at `db`.
 pub fn positions(db: &Path, from: i64, to: i64) -> Result<Positions, StoreError> {

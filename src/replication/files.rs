@@ -3,36 +3,15 @@
 //! sent, each is staged and checked against its SHA-256, then renamed into place; files
 //! the primary no longer has are removed.
 
-use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Component, Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
+use crate::peer::message::{FileEntry as Entry, FilesHeader, Manifest};
 
 /// Directory of the application files inside a data directory.
 pub const FILES_DIR: &str = "files";
-/// Where incoming files are staged before they are renamed into place.
 /// Where received files wait, under the files directory, until they are verified.
 pub const STAGING: &str = ".staging";
-
-/// One file: its path (relative, `/`-separated), size and SHA-256.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Entry {
-    pub size: u64,
-    pub sha256: String,
-}
-
-/// Path -> entry, for every regular file under `files/`.
-pub type Manifest = BTreeMap<String, Entry>;
-
-/// What the sender will send: the files that differ, and those to remove.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FilesHeader {
-    /// Changed or new files, sent in this order right after this header.
-    pub changed: Vec<(String, Entry)>,
-    /// Files the receiver has and the sender does not.
-    pub removed: Vec<String>,
-}
 
 /// Checks that a manifest path stays inside `files/`.
 pub fn safe_path(path: &str) -> Option<PathBuf> {

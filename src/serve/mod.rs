@@ -1,11 +1,13 @@
 //! `coresh serve`: turns a data directory into a running Core node. A few long-lived
-//! parts share one shutdown signal: the HTTP server, the SSH server, the heartbeat, the
-//! sync scheduler, the mail sender, the Core data writer thread and the node-view
-//! watcher. SIGTERM or SIGINT stops accepting, lets requests in flight finish, commits
+//! parts share one shutdown signal: the HTTP server, the SSH server (whose peers'
+//! requests the daemon's [`answers`] take), the heartbeat, the sync scheduler, the mail
+//! sender, the Core data writer thread and the node-view watcher. SIGTERM or SIGINT stops accepting, lets requests in flight finish, commits
 //! what was queued and closes the databases.
 
+mod answers;
 mod heartbeat;
 mod logging;
+mod mate;
 mod scheduler;
 
 use std::net::SocketAddr;
@@ -84,7 +86,7 @@ async fn serve(node: Node, options: ServeOptions) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", options.http_listen))?;
     let local = listener.local_addr()?;
-    let status_page = crate::ssh::hello::StatusPage { port: local.port(), tls: tls.is_some(), cert_sha256 };
+    let status_page = crate::peer::hello::StatusPage { port: local.port(), tls: tls.is_some(), cert_sha256 };
     let host_key = crate::ssh::keys::host_key(&node.data_dir)?;
     let key_fingerprint = crate::ssh::keys::fingerprint(host_key.public_key());
     let ssh_listener = TcpListener::bind(options.ssh_listen)
@@ -134,9 +136,15 @@ async fn serve(node: Node, options: ServeOptions) -> anyhow::Result<()> {
     let ssh_server = crate::ssh::server::SshServer {
         view: watcher.view.clone(),
         data_dir: node.data_dir.clone(),
-        status_page: Some(status_page),
+        status_page: Some(status_page.clone()),
         followers: Arc::default(),
         peers: Arc::default(),
+        respond: Arc::new(answers::Answers {
+            data_dir: node.data_dir.clone(),
+            view: watcher.view.clone(),
+            status_page: Some(status_page),
+            guesses: Default::default(),
+        }),
         gate: Arc::new(crate::ssh::login::Gate::new(node.data_dir.clone(), watcher.view.clone())),
         consoles: Arc::default(),
     };

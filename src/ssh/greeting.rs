@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
-use super::hello::{Hello, StatusPage};
 use crate::node::view::NodeView;
+use crate::peer::hello::{Hello, StatusPage};
 
 /// How often a follower's hello is recorded at most.
 const FOLLOWER_EVERY: Duration = Duration::from_secs(5);
@@ -52,7 +52,7 @@ pub fn note_follower(node_id: &str, recorded: &Recorded, data_dir: &std::path::P
         node_id: theirs.node_id.clone(),
         hostname: theirs.hostname.clone(),
         address,
-        node_status: theirs.node_status.clone(),
+        node_status: theirs.node_status.to_string(),
         epoch: theirs.epoch,
         followers: theirs.downstream.iter().take(crate::store::MAX_LINKS).cloned().collect(),
         seen_at: String::new(),

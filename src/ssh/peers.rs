@@ -4,10 +4,9 @@
 //! is checked against the trusted keys of the moment. One snapshot stream per peer key
 //! at a time, one request per channel. Logins (one audit line per key every
 //! [`LOGIN_AUDIT_EVERY`]), pulls, positions, exec and test-back requests go to the audit
-//! log with the key's fingerprint. Wrong enable secrets in mate requests are counted per
-//! key: past [`MAX_GUESSES`] a minute, privileged mate requests are refused unrun.
+//! log with the key's fingerprint.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -19,9 +18,6 @@ use crate::node::view::NodeView;
 /// How often one peer key's logins are audited at most (a heartbeat logs in every
 /// interval).
 pub const LOGIN_AUDIT_EVERY: Duration = Duration::from_secs(600);
-/// Wrong mate enable secrets allowed per peer key within [`GUESS_WINDOW`].
-pub const MAX_GUESSES: usize = 5;
-const GUESS_WINDOW: Duration = Duration::from_secs(60);
 /// Peer keys remembered in each table at most.
 const MAX_KEYS: usize = 1024;
 
@@ -32,8 +28,6 @@ pub struct Peers {
     streaming: Mutex<HashSet<String>>,
     /// When each key's login was last audited.
     logins: Mutex<HashMap<String, Instant>>,
-    /// Recent wrong enable secrets per key.
-    guesses: Mutex<HashMap<String, VecDeque<Instant>>>,
 }
 
 /// A snapshot stream under way for one key; ends when dropped.
@@ -70,28 +64,6 @@ impl Peers {
         logins.insert(key.to_string(), now);
         true
     }
-
-    /// Whether `key` may still try the enable secret.
-    pub fn may_guess(&self, key: &str) -> bool {
-        let now = Instant::now();
-        let Ok(mut guesses) = self.guesses.lock() else { return false };
-        let Some(recent) = guesses.get_mut(key) else { return true };
-        while recent.front().is_some_and(|t| now.duration_since(*t) > GUESS_WINDOW) {
-            recent.pop_front();
-        }
-        recent.len() < MAX_GUESSES
-    }
-
-    /// Counts a wrong enable secret of `key`.
-    pub fn guessed_wrong(&self, key: &str) {
-        let now = Instant::now();
-        if let Ok(mut guesses) = self.guesses.lock() {
-            if guesses.len() >= MAX_KEYS && !guesses.contains_key(key) {
-                guesses.retain(|_, r| r.back().is_some_and(|t| now.duration_since(*t) < GUESS_WINDOW));
-            }
-            guesses.entry(key.to_string()).or_default().push_back(now);
-        }
-    }
 }
 
 /// Whether `key` is among the trusted keys of `view` now.
@@ -100,7 +72,7 @@ pub fn trusted_now(view: &watch::Receiver<Arc<NodeView>>, key: &PublicKey) -> bo
 }
 
 /// Whether the store's trusted hosts hold `key` (read off the async workers).
-async fn trusted_in_store(data_dir: &std::path::Path, key: &PublicKey) -> bool {
+pub async fn trusted_in_store(data_dir: &std::path::Path, key: &PublicKey) -> bool {
     let dir = data_dir.to_path_buf();
     let hosts = tokio::task::spawn_blocking(move || crate::store::Store::open(&dir).and_then(|s| s.trusted_hosts()));
     match hosts.await {
@@ -148,19 +120,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn one_stream_per_key_and_guesses_are_capped() {
+    fn one_stream_per_key_and_logins_audited_once_in_a_while() {
         let peers = Arc::new(Peers::default());
         let first = peers.start_stream("SHA256:a").unwrap();
         assert!(peers.start_stream("SHA256:a").is_none());
         assert!(peers.start_stream("SHA256:b").is_some());
         drop(first);
         assert!(peers.start_stream("SHA256:a").is_some());
-        for _ in 0..MAX_GUESSES {
-            assert!(peers.may_guess("SHA256:a"));
-            peers.guessed_wrong("SHA256:a");
-        }
-        assert!(!peers.may_guess("SHA256:a"));
-        assert!(peers.may_guess("SHA256:b"));
         assert!(peers.login_to_audit("SHA256:a"));
         assert!(!peers.login_to_audit("SHA256:a"), "audited once in a while");
     }

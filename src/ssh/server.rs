@@ -1,9 +1,9 @@
 //! The daemon's SSH server (the guide's port 22), for two kinds of client. Peers log in
 //! as `coresh-peer` with a key from the trusted hosts and may open only the replication
-//! subsystem: on it each side first sends its [`Hello`]; then the peer asks, one line at
-//! a time, and this node answers (a full snapshot is streamed from a consistent copy, so
-//! device traffic goes on meanwhile). Operators log in as local users ([`super::login`])
-//! and get consoles ([`super::console`]): a shell, or one command, never replication.
+//! subsystem, whose channel a task of its own serves ([`super::peer_channel`]); a watch
+//! ends a peer's connection once its key is no longer trusted. Operators log in as local
+//! users ([`super::login`]) and get consoles ([`super::console`]): a shell, or one
+//! command, never replication.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -17,18 +17,15 @@ use russh::{Channel, ChannelId};
 use tokio::sync::{mpsc, watch};
 
 use super::console::{End, Input, Launch, Terminal};
-use super::greeting::{Recorded, note_follower, our_hello};
-use super::hello::{Hello, MAX_HELLO, PEER_USER, SUBSYSTEM, StatusPage};
+use super::greeting::Recorded;
 use super::keys::fingerprint;
 use super::login::Gate;
+use super::peer_channel::{Caller, PeerChannel, Respond};
 use super::peers::{Peers, watch_trust};
 use crate::node::view::NodeView;
-use crate::replication::SnapshotRequest;
-use crate::replication::serve::{Wanted, positions, stream};
+use crate::peer::hello::StatusPage;
+use crate::peer::{PEER_USER, SUBSYSTEM};
 use crate::store::Outcome;
-
-/// Longest request line (it carries the puller's file manifest).
-pub const MAX_REQUEST: usize = 16 * 1024 * 1024;
 
 /// Accepts peer connections.
 pub struct SshServer {
@@ -46,17 +43,8 @@ pub struct SshServer {
     pub followers: Arc<Recorded>,
     /// What is remembered of trusted peers across connections (see [`super::peers`]).
     pub peers: Arc<Peers>,
-}
-
-/// Where a replication channel stands.
-#[derive(Default)]
-struct Stage {
-    /// Bytes received and not handled yet.
-    buffer: Vec<u8>,
-    /// Whether the hellos have been traded.
-    greeted: bool,
-    /// Whether a snapshot is being streamed on it (it closes the channel when done).
-    streaming: bool,
+    /// What answers a peer's requests (the daemon's replication sender and mate services).
+    pub respond: Arc<dyn Respond>,
 }
 
 impl russh::server::Server for SshServer {
@@ -69,6 +57,7 @@ impl russh::server::Server for SshServer {
             status_page: self.status_page.clone(),
             followers: self.followers.clone(),
             peers: self.peers.clone(),
+            respond: self.respond.clone(),
             trust_watch: None,
             peer,
             subsystems: HashMap::new(),
@@ -111,11 +100,12 @@ pub struct Connection {
     status_page: Option<StatusPage>,
     followers: Arc<Recorded>,
     peers: Arc<Peers>,
+    respond: Arc<dyn Respond>,
     /// Stops the watch that ends this connection when its key is no longer trusted.
     trust_watch: Option<tokio::sync::oneshot::Sender<()>>,
     peer: Option<SocketAddr>,
-    /// Replication channels and where each stands.
-    subsystems: HashMap<ChannelId, Stage>,
+    /// Replication channels, and where the bytes each receives go (its task).
+    subsystems: HashMap<ChannelId, mpsc::Sender<Vec<u8>>>,
     gate: Arc<Gate>,
     open_consoles: Arc<AtomicU32>,
     login: Login,
@@ -262,72 +252,6 @@ impl Connection {
     }
 }
 
-impl Connection {
-    /// One request of a trusted peer on `channel` (its key checked by the caller): audited
-    /// with its key, and answered on a task of its own.
-    fn request(&mut self, channel: ChannelId, line: &[u8], session: &mut Session) -> Result<(), russh::Error> {
-        let (peer, address) = (self.peer(), self.address());
-        let Some(key) = self.peer_key.clone() else { return session.close(channel) };
-        let print = fingerprint(&key);
-        let request = match serde_json::from_slice::<SnapshotRequest>(line) {
-            Ok(r) if matches!(r.op.as_str(), "snapshot" | "exec" | "test-back" | "positions") => r,
-            _ => {
-                tracing::warn!(subsystem = "replication", %peer, "unknown request; closing");
-                return session.close(channel);
-            }
-        };
-        let what = match (request.op.as_str(), &request.position) {
-            ("snapshot", Some(p)) => format!("peer pull: changes after {} (key {print})", p.seq),
-            ("snapshot", None) => format!("peer pull: full snapshot (key {print})"),
-            ("exec", _) => format!("peer exec request (key {print})"),
-            (op, _) => format!("peer {op} request (key {print})"),
-        };
-        let gate = self.gate.clone();
-        tokio::spawn(async move { gate.audit(PEER_USER, address, what, Outcome::Ok).await });
-        match request.op.as_str() {
-            "snapshot" => {
-                tracing::info!(subsystem = "replication", %peer, atlas = request.atlas, "snapshot requested");
-                let Some(streaming) = self.peers.start_stream(&print) else {
-                    let busy = crate::replication::SnapshotHeader {
-                        error: Some("a sync of this peer is already being sent; try again when it is done".into()),
-                        ..Default::default()
-                    };
-                    session.data(channel, crate::replication::serve::json_line(&busy))?;
-                    return session.close(channel);
-                };
-                let view = self.view.borrow().clone();
-                let atlas = request.atlas.then(|| {
-                    if view.settings.atlas {
-                        Ok(())
-                    } else {
-                        Err(format!("Atlas is not enabled on {}", view.settings.hostname))
-                    }
-                });
-                let wanted = Wanted { atlas, files: request.files, position: request.position };
-                let (handle, dir) = (session.handle(), self.data_dir.clone());
-                tokio::spawn(async move {
-                    stream(handle, channel, dir, wanted, peer).await;
-                    drop(streaming);
-                });
-            }
-            "exec" => {
-                let Some(exec) = request.exec else { return session.close(channel) };
-                let mate = super::mate::Caller { address, key: print, peers: self.peers.clone() };
-                tokio::spawn(super::mate::answer(session.handle(), channel, self.data_dir.clone(), exec, mate));
-            }
-            "test-back" => {
-                let ours = our_hello(&self.view, &self.status_page);
-                tokio::spawn(super::mate::test_back(session.handle(), channel, self.data_dir.clone(), key, ours));
-            }
-            _ => {
-                let Some(range) = request.range else { return session.close(channel) };
-                tokio::spawn(positions(session.handle(), channel, self.data_dir.clone(), range, peer));
-            }
-        }
-        Ok(())
-    }
-}
-
 impl Drop for Connection {
     fn drop(&mut self) {
         let (gate, address) = (self.gate.clone(), self.address());
@@ -421,12 +345,24 @@ impl russh::server::Handler for Connection {
         if name != SUBSYSTEM || self.login != Login::Peer {
             return self.refuse(channel, &format!("subsystem {name}"), session);
         }
-        if let (None, Some(key)) = (&self.trust_watch, &self.peer_key) {
+        let Some(key) = self.peer_key.clone() else { return self.refuse(channel, "a channel without a key", session) };
+        if self.trust_watch.is_none() {
             let (stop, ended) = tokio::sync::oneshot::channel();
             watch_trust(self.view.clone(), self.data_dir.clone(), key.clone(), session.handle(), ended, self.peer());
             self.trust_watch = Some(stop);
         }
-        self.subsystems.insert(channel, Stage::default());
+        let caller = Caller { address: self.address(), peer: self.peer(), fingerprint: fingerprint(&key), key };
+        let serve = PeerChannel {
+            view: self.view.clone(),
+            data_dir: self.data_dir.clone(),
+            status_page: self.status_page.clone(),
+            followers: self.followers.clone(),
+            peers: self.peers.clone(),
+            gate: self.gate.clone(),
+            respond: self.respond.clone(),
+            caller,
+        };
+        self.subsystems.insert(channel, super::peer_channel::open(session.handle(), channel, serve));
         session.channel_success(channel)
     }
 
@@ -491,14 +427,10 @@ impl russh::server::Handler for Connection {
         Ok(())
     }
 
-    async fn channel_eof(&mut self, channel: ChannelId, session: &mut Session) -> Result<(), Self::Error> {
-        if self.feed_console(channel, Input::Eof).await {
-            return Ok(());
-        }
-        // The peer has nothing more to ask: close, unless a snapshot is still on its way.
-        if self.subsystems.get(&channel).is_none_or(|s| !s.streaming) {
+    async fn channel_eof(&mut self, channel: ChannelId, _: &mut Session) -> Result<(), Self::Error> {
+        // A peer with nothing more to ask: its channel's task ends once it has answered.
+        if !self.feed_console(channel, Input::Eof).await {
             self.subsystems.remove(&channel);
-            session.close(channel)?;
         }
         Ok(())
     }
@@ -507,50 +439,13 @@ impl russh::server::Handler for Connection {
         if self.feed_console(channel, Input::Data(data.to_vec())).await {
             return Ok(());
         }
-        let peer = self.peer();
-        let Some(stage) = self.subsystems.get_mut(&channel) else {
-            return session.close(channel);
-        };
-        let mut requests = Vec::new();
-        stage.buffer.extend_from_slice(data);
-        let limit = if stage.greeted { MAX_REQUEST } else { MAX_HELLO };
-        if stage.buffer.len() > limit {
-            tracing::warn!(subsystem = "ssh", %peer, "line too long; closing");
-            return session.close(channel);
-        }
-        while let Some(end) = stage.buffer.iter().position(|&b| b == b'\n') {
-            let line: Vec<u8> = stage.buffer.drain(..=end).collect();
-            if !stage.greeted {
-                let Ok(theirs) = serde_json::from_slice::<Hello>(&line) else {
-                    tracing::warn!(subsystem = "ssh", %peer, "malformed hello; closing");
-                    return session.close(channel);
-                };
-                let ours = our_hello(&self.view, &self.status_page);
-                tracing::debug!(subsystem = "ssh", %peer, node = %theirs.node_id, version = %theirs.version, "peer hello");
-                session.data(channel, ours.to_line().into_bytes())?;
-                note_follower(&ours.node_id, &self.followers, &self.data_dir, peer.clone(), &theirs);
-                stage.greeted = true;
-                continue;
+        match self.subsystems.get(&channel) {
+            // The channel's task reads it; if that task has ended, what came is dropped.
+            Some(tx) => {
+                let _ = tx.send(data.to_vec()).await;
+                Ok(())
             }
-            if stage.streaming {
-                tracing::warn!(subsystem = "ssh", %peer, "a second request on one channel; closing");
-                return session.close(channel);
-            }
-            stage.streaming = true;
-            requests.push(line);
+            None => session.close(channel),
         }
-        for line in requests {
-            // The key must be trusted at each request, not only at login.
-            let trusted = match self.peer_key.clone() {
-                Some(key) => self.trusted(&key).await,
-                None => false,
-            };
-            if !trusted {
-                tracing::warn!(subsystem = "ssh", %peer, "request from a key no longer trusted; closing");
-                return session.disconnect(russh::Disconnect::ByApplication, "no longer a trusted host", "");
-            }
-            self.request(channel, &line, session)?;
-        }
-        Ok(())
     }
 }

@@ -17,7 +17,7 @@ use crate::ha::{self, Cause, OnFailure, Readiness, Settings};
 use crate::host::HostPort;
 use crate::node::Node;
 use crate::notify::{Event, raise_or_log};
-use crate::ssh::hello::{Hello, reported_version, version_mismatch};
+use crate::peer::hello::{Hello, reported_version, version_mismatch};
 use crate::store::{ChainLink, PeerStatus, now_millis};
 
 /// One probe of the primary and what follows from it; returns when to probe again.
@@ -231,8 +231,8 @@ fn check_clock(node: &mut Node, state: &mut State, host: &str, offset: Option<i6
 pub fn saw(seen: &mut PeerStatus, target: &HostPort, h: &Hello, offset: Option<i64>) {
     seen.last_seen = Some(seen.checked_at.clone());
     seen.hostname = Some(h.hostname.clone());
-    seen.mode = Some(h.mode.clone());
-    seen.node_status = Some(h.node_status.clone());
+    seen.mode = Some(h.mode.to_string());
+    seen.node_status = Some(h.node_status.to_string());
     seen.epoch = Some(h.epoch);
     seen.version = Some(h.version.clone());
     seen.offset_ms = offset;

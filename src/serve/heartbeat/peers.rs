@@ -9,11 +9,11 @@ use super::follow::{describe_peer, saw};
 use super::log;
 use super::signals::{Heard, hello_of};
 use crate::ha::heartbeat::{Signal, probe_timeout};
-use crate::ha::{self, Cause, Settings};
+use crate::ha::{self, Cause, Mode, Settings};
 use crate::host::HostPort;
 use crate::node::Node;
 use crate::notify::{Event, raise_or_log};
-use crate::ssh::hello::Hello;
+use crate::peer::hello::Hello;
 use crate::store::{PeerStatus, now_millis};
 
 /// A primary's watch of its trusted peers: a peer that is primary with a higher epoch
@@ -81,7 +81,7 @@ pub async fn watch_peers(node: &mut Node, key: &PrivateKey, settings: &Settings)
 
 /// Compares a peer's claim with ours: a primary with a higher epoch makes us stale.
 fn judge_peer(node: &mut Node, settings: &Settings, host: &str, h: &Hello, newly: bool) {
-    if h.mode != "primary" {
+    if h.mode != Mode::Primary {
         return;
     }
     if h.epoch > settings.epoch && settings.stale.is_none() {

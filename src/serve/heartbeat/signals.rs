@@ -14,9 +14,7 @@ use crate::ha::heartbeat::Signal;
 use crate::host::{HostPort, StatusUrl};
 use crate::http::client::{PageError, status};
 use crate::node::Node;
-use crate::ssh::client::{exchange_hello, trusted_for};
-use crate::ssh::hello::Hello;
-use crate::ssh::keys::parse_public;
+use crate::peer::{Hello, Peer};
 
 /// What the SSH hello found.
 pub struct Heard {
@@ -34,7 +32,8 @@ fn our_hello(node: &Node, settings: &Settings) -> Hello {
     Hello { upstream, downstream, ..Hello::of(settings, &node.id) }
 }
 
-/// Trades hellos with `target` over the trusted connection, within `timeout`.
+/// Trades hellos with `target` over the trusted connection, within `timeout`. The
+/// trusted hosts are read at each probe: an operator may change them at any time.
 pub async fn hello_of(
     node: &Node,
     key: &PrivateKey,
@@ -42,24 +41,14 @@ pub async fn hello_of(
     settings: &Settings,
     timeout: Duration,
 ) -> Heard {
-    let quiet = |signal| Heard { signal, hello: None, offset: None };
-    // Trusted hosts are read at each probe: an operator may change them at any time.
-    let trusted = match node.store.trusted_hosts() {
-        Ok(t) => t,
-        Err(e) => return quiet(Signal::Misconfigured(format!("cannot read the trusted hosts: {e}"))),
-    };
-    let Some(entry) = trusted_for(&trusted, target) else {
-        return quiet(Signal::Misconfigured(format!(
-            "{target} is not a trusted host: add its key with 'trusted-host {target} KEY'"
-        )));
-    };
-    let theirs = match parse_public(&entry.key) {
-        Ok(k) => k,
-        Err(e) => return quiet(Signal::Misconfigured(format!("the trusted key of {target} is unreadable: {e}"))),
-    };
     let ours = our_hello(node, settings);
-    match tokio::time::timeout(timeout, exchange_hello(target, key, &theirs, &ours)).await {
-        Ok(Ok((hello, offset))) => Heard { signal: Signal::Answered, hello: Some(hello), offset: Some(offset) },
+    let quiet = |signal| Heard { signal, hello: None, offset: None };
+    match tokio::time::timeout(timeout, Peer::trusted_as(node, key, target, &ours)).await {
+        Ok(Ok(peer)) => {
+            let (hello, offset) = (peer.hello().clone(), peer.clock_offset_ms());
+            peer.close().await;
+            Heard { signal: Signal::Answered, hello: Some(hello), offset: Some(offset) }
+        }
         Ok(Err(e)) if e.is_no_answer() => quiet(Signal::Down(e.to_string())),
         Ok(Err(e)) => quiet(Signal::Misconfigured(e.to_string())),
         Err(_) => quiet(Signal::Down(format!("no answer within {} ms", timeout.as_millis()))),

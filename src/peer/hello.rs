@@ -1,18 +1,12 @@
-//! The first message each side of a peer connection sends on the replication channel:
-//! who it is and what it runs. Software versions must be equal for replication (guide,
-//! "HA Core software upgrade procedures").
+//! The first message each side of a peer connection sends: who it is, what it runs,
+//! its mode, epoch and clock, where its status page is, and the replication chain it
+//! knows. Software versions must be equal for replication (guide, "HA Core software
+//! upgrade procedures").
 
 use serde::{Deserialize, Serialize};
 
-use crate::ha::Settings;
+use crate::ha::{Mode, NodeStatus, Settings};
 use crate::store::ChainLink;
-
-/// SSH subsystem that carries replication; peers may open nothing else.
-pub const SUBSYSTEM: &str = "coresh-replication";
-/// User name a peer authenticates as (with its node key).
-pub const PEER_USER: &str = "coresh-peer";
-/// Longest hello accepted, in bytes.
-pub const MAX_HELLO: usize = 64 * 1024;
 
 /// A node introducing itself to a peer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -29,13 +23,10 @@ pub struct Hello {
     pub node_id: String,
     /// Host name.
     pub hostname: String,
-    /// `primary` or `secondary`.
-    pub mode: String,
+    pub mode: Mode,
     /// Promotion epoch.
     pub epoch: u64,
-    /// `standby` or `active`.
-    #[serde(default)]
-    pub node_status: String,
+    pub node_status: NodeStatus,
     /// The sender's clock when it sent this, in milliseconds since the Unix epoch (the
     /// heartbeat measures the clock offset with it).
     #[serde(default)]
@@ -106,9 +97,9 @@ impl Hello {
             core_schema: crate::coredb::SCHEMA_VERSION,
             node_id: node_id.to_string(),
             hostname: settings.hostname.clone(),
-            mode: settings.mode.to_string(),
+            mode: settings.mode,
             epoch: settings.epoch,
-            node_status: settings.node_status.to_string(),
+            node_status: settings.node_status,
             time_ms: chrono::Utc::now().timestamp_millis() + test_clock_skew_ms(),
             status_page: None,
             upstream: Vec::new(),
@@ -120,12 +111,5 @@ impl Hello {
     /// upstream chain).
     pub fn follows(&self, node_id: &str) -> bool {
         self.upstream.first().is_some_and(|l| l.node_id == node_id)
-    }
-
-    /// One line of JSON.
-    pub fn to_line(&self) -> String {
-        let mut line = serde_json::to_string(self).unwrap_or_default();
-        line.push('\n');
-        line
     }
 }

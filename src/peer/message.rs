@@ -1,0 +1,204 @@
+//! Every message two nodes exchange, typed: the [`Request`]s a node sends its peer (the
+//! hello first, then one request at a time) and what the peer answers to each. A new
+//! kind of exchange is a new variant here and an answer in the daemon, never a string
+//! compared somewhere. Each message has the longest form a node accepts ([`Message`]).
+
+use std::collections::BTreeMap;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use super::hello::Hello;
+use crate::coredb::changelog::Position;
+
+/// A message of the protocol, with the longest encoding a node accepts of it.
+pub trait Message: Serialize + DeserializeOwned {
+    /// Bytes of its JSON line at most; a longer one is a protocol error.
+    const MAX: usize;
+}
+
+/// What a node asks its peer. The first request of a connection is its hello; each
+/// request is answered before the next is read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "kebab-case")]
+pub enum Request {
+    /// Who the asker is (answered with the peer's own hello).
+    Hello(Hello),
+    /// The Core data after `since` (the change-log entries when the peer's log holds
+    /// them, a full snapshot otherwise), then the Atlas store when `atlas`, then the
+    /// application files that differ from `files`.
+    Changes { since: Position, atlas: bool, files: Manifest },
+    /// A full snapshot of the Core data, then the Atlas store when `atlas`, then the
+    /// application files that differ from `files`.
+    Snapshot { atlas: bool, files: Manifest },
+    /// The peer's checksums over its change numbers `first..=last` (answered with
+    /// [`Positions`]).
+    Positions { first: i64, last: i64 },
+    /// A shell line for the peer to run (answered with [`ExecAnswer`]).
+    Exec(ExecRequest),
+    /// The peer connects back to the asker as its trusted-host entry names it
+    /// (answered with [`TestBack`]).
+    TestBack,
+}
+
+impl Message for Request {
+    /// A pull carries the asker's file manifest.
+    const MAX: usize = 16 * 1024 * 1024;
+}
+
+impl Message for Hello {
+    const MAX: usize = 64 * 1024;
+}
+
+/// The stores a pull copies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Store {
+    /// The Core data (`core.db`).
+    Core,
+    /// The Atlas store (`atlas.db`).
+    Atlas,
+}
+
+impl Store {
+    /// Its name in messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Store::Core => "core",
+            Store::Atlas => "atlas",
+        }
+    }
+}
+
+/// What the peer says before each store of a pull: what follows, or why nothing does.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum StoreHeader {
+    /// A full copy of `store` follows: `size` bytes, then a [`Trailer`]. `fallback` says
+    /// why, when changes were asked for.
+    Snapshot { store: Store, size: u64, taken_at: String, fallback: Option<String> },
+    /// The Core data's change-log entries after `from` up to `to` follow: `size` bytes,
+    /// then a [`Trailer`].
+    Changes { size: u64, from: Position, to: Position, entries: u64, rows: u64 },
+    /// Nothing follows for `store`, and why (Atlas is not enabled on the peer).
+    Skipped { store: Store, why: String },
+    /// Nothing follows: the peer could not send `store`.
+    Failed { store: Store, why: String },
+}
+
+impl Message for StoreHeader {
+    const MAX: usize = 64 * 1024;
+}
+
+/// What the peer says after a store's bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Trailer {
+    /// SHA-256 of the bytes sent, hex.
+    pub sha256: String,
+    /// Content checksum of what was sent: for the Core data the one its change log
+    /// holds at that point (the puller computes it from the rows and compares); for the
+    /// Atlas store computed from the rows while the bytes were on their way.
+    pub content: String,
+    /// A snapshot only: what `PRAGMA integrity_check` said of it (`ok`), run while the
+    /// bytes were on their way. Changes carry none: the puller checks every row they
+    /// touch.
+    pub integrity: Option<String>,
+}
+
+impl Message for Trailer {
+    const MAX: usize = 64 * 1024;
+}
+
+/// One application file: its size and SHA-256.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileEntry {
+    pub size: u64,
+    pub sha256: String,
+}
+
+/// Path (relative, `/`-separated) -> entry, for every regular file under `files/`.
+pub type Manifest = BTreeMap<String, FileEntry>;
+
+/// What the peer sends of the application files: those that differ (their bytes follow
+/// in this order), and those the asker has and the peer does not.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FilesHeader {
+    pub changed: Vec<(String, FileEntry)>,
+    pub removed: Vec<String>,
+}
+
+impl Message for FilesHeader {
+    /// It lists every changed file.
+    const MAX: usize = 16 * 1024 * 1024;
+}
+
+/// The peer's checksums over a range of its change log.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Positions {
+    /// Where its log starts.
+    pub base: Option<Position>,
+    /// Its entries in the range asked for, oldest first.
+    pub positions: Vec<Position>,
+    /// Why it could not answer.
+    pub error: Option<String>,
+}
+
+impl Message for Positions {
+    const MAX: usize = 256 * 1024 * 1024;
+}
+
+/// A line to run on the peer (`failover exec mate`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExecRequest {
+    /// The line to run.
+    pub line: String,
+    /// Who asks, as `user@hostname` of the calling node (the peer marks it as a claim).
+    pub operator: String,
+    /// The peer's enable secret: run the line in privileged mode.
+    pub secret: Option<String>,
+}
+
+/// What the peer's shell did with an [`ExecRequest`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExecAnswer {
+    /// The shell's exit status (0 ok, 1 failed, 2 syntax, 3 denied).
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Message for ExecAnswer {
+    /// Both streams, JSON-escaped.
+    const MAX: usize = 20 * 1024 * 1024;
+}
+
+/// The source a shell run for a mate records (`mate ADDRESS key FINGERPRINT`); such a
+/// shell may not reach on to another node.
+pub const MATE_SOURCE_PREFIX: &str = "mate ";
+
+/// How the peer's connection back to the asker went.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TestBack {
+    pub ok: bool,
+    /// What was reached, or why not.
+    pub detail: String,
+}
+
+impl Message for TestBack {
+    const MAX: usize = 64 * 1024;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_name_their_operation_on_the_wire() {
+        let request = Request::Positions { first: 3, last: 9 };
+        let line = serde_json::to_string(&request).unwrap();
+        assert_eq!(line, r#"{"op":"positions","first":3,"last":9}"#);
+        assert_eq!(serde_json::from_str::<Request>(&line).unwrap(), request);
+        assert_eq!(serde_json::to_string(&Request::TestBack).unwrap(), r#"{"op":"test-back"}"#);
+        assert!(serde_json::from_str::<Request>(r#"{"op":"format-disk"}"#).is_err());
+    }
+}

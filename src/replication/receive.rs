@@ -1,0 +1,157 @@
+//! Taking in what a pull brings, as it comes: each store's header, its bytes into a
+//! staging file (the disk's room checked first against what the sender announced, the
+//! SHA-256 taken as the bytes come), its trailer; then the application files, each into
+//! staging and checked against its SHA-256. A staged snapshot's own verification starts
+//! as soon as its bytes are in. Nothing here touches the live data.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use super::apply::{ApplyError, verify};
+use super::error::SyncError;
+use super::files;
+use crate::coredb::changelog::Position;
+use crate::peer::message::{FilesHeader, Store, StoreHeader, Trailer};
+use crate::peer::{Framed, Link};
+
+/// How a sync is getting on, for an operator watching it.
+pub type Progress<'a> = &'a mut dyn FnMut(&str);
+
+/// A staged snapshot's verification, started as soon as its bytes were in (it yields
+/// the content checksum computed from the rows).
+pub type Checking = std::thread::JoinHandle<Result<String, ApplyError>>;
+
+/// One store, received into staging, or skipped by the sender (and why).
+pub enum Received {
+    /// A full copy, staged, its verification under way.
+    Snapshot { size: u64, fallback: Option<String>, trailer: Trailer, checking: Checking },
+    /// The Core data's change-log entries after `from` up to `to`, staged.
+    Changes { size: u64, from: Position, to: Position },
+    /// Not sent, and why.
+    Skipped(String),
+}
+
+/// Receives one store into `staged`: its header, then (unless skipped) its bytes and
+/// its trailer. Changes come only for the Core data, and only when they were asked for.
+pub async fn store<L: Link>(
+    stream: &mut Framed<L>,
+    staged: &Path,
+    expect: Store,
+    changes_asked: bool,
+    progress: Progress<'_>,
+) -> Result<Received, SyncError> {
+    let peer = stream.target().to_string();
+    progress(&format!("Waiting for the {} data from {peer}", expect.name()));
+    let (size, what, kind) = match stream.recv::<StoreHeader>().await? {
+        StoreHeader::Failed { why, .. } => return Err(SyncError::Snapshot { peer, reason: why }),
+        StoreHeader::Skipped { why, .. } => return Ok(Received::Skipped(why)),
+        StoreHeader::Snapshot { store, size, fallback, .. } if store == expect => (size, "snapshot", Ok(fallback)),
+        StoreHeader::Changes { size, from, to, .. } if expect == Store::Core && changes_asked => {
+            (size, "changes", Err((from, to)))
+        }
+        other => {
+            let reason = format!("the {} data was expected, not {other:?}", expect.name());
+            return Err(SyncError::Peer(crate::peer::PeerError::Protocol { target: peer, reason }));
+        }
+    };
+    // A size the sender announces sizes nothing before it is checked: the staged copy,
+    // then the write that applies it, must fit.
+    let dir = staged.parent().unwrap_or(Path::new("."));
+    crate::node::room_for(dir, size, 2, &format!("the {} {what}", expect.name())).map_err(SyncError::Io)?;
+    let mut file = std::fs::File::create(staged).map_err(|e| SyncError::Io(format!("cannot stage the {what}: {e}")))?;
+    let mut digest = ring::digest::Context::new(&ring::digest::SHA256);
+    let (mut received, mut shown) = (0u64, 0u64);
+    stream
+        .recv_bytes(size, |chunk| {
+            digest.update(chunk);
+            received += chunk.len() as u64;
+            let percent = received * 100 / size.max(1);
+            if percent > shown || received == size {
+                shown = percent;
+                let (mb, of) = (received >> 20, size >> 20);
+                progress(&format!("Receiving the {} {what}: {percent}% ({mb} of {of} MB)", expect.name()));
+            }
+            file.write_all(chunk)
+        })
+        .await?;
+    file.sync_all().map_err(|e| SyncError::Io(format!("cannot stage the {what}: {e}")))?;
+    // A snapshot is verified here while the sender finishes its integrity check.
+    let checking = kind.is_ok().then(|| {
+        let path = staged.to_path_buf();
+        std::thread::spawn(move || verify(&path, expect))
+    });
+    let trailer: Trailer = stream.recv().await?;
+    let found = hex::encode(digest.finish());
+    if found != trailer.sha256 {
+        return Err(SyncError::Transfer { found, expected: trailer.sha256 });
+    }
+    match (kind, checking) {
+        (Ok(fallback), Some(checking)) => {
+            match trailer.integrity.as_deref() {
+                Some("ok") => {}
+                other => {
+                    let reason = format!("integrity check: {}", other.unwrap_or("not reported"));
+                    return Err(SyncError::Snapshot { peer, reason });
+                }
+            }
+            Ok(Received::Snapshot { size, fallback, trailer, checking })
+        }
+        (Err((from, to)), _) => Ok(Received::Changes { size, from, to }),
+        (Ok(_), None) => Err(SyncError::Io("the snapshot's verification did not start".into())),
+    }
+}
+
+/// Application files received and verified, not yet in place.
+pub struct IncomingFiles {
+    staged: Vec<(PathBuf, String)>,
+    removed: Vec<String>,
+}
+
+/// Receives the files header and each changed file into staging, checking each one's
+/// SHA-256.
+pub async fn files<L: Link>(
+    stream: &mut Framed<L>,
+    data_dir: &Path,
+    progress: Progress<'_>,
+) -> Result<IncomingFiles, SyncError> {
+    let peer = stream.target().to_string();
+    let plan: FilesHeader = stream.recv().await?;
+    let total = plan.changed.iter().fold(0u64, |sum, (_, e)| sum.saturating_add(e.size));
+    crate::node::room_for(data_dir, total, 1, "the application files").map_err(SyncError::Io)?;
+    let mut staged = Vec::new();
+    for (seq, (path, entry)) in plan.changed.into_iter().enumerate() {
+        if files::safe_path(&path).is_none() {
+            return Err(SyncError::Snapshot { peer, reason: format!("unsafe file path {path:?}") });
+        }
+        progress(&format!("Receiving application file {path}"));
+        let cannot = |e: std::io::Error| SyncError::Io(format!("cannot stage {path}: {e}"));
+        let target = files::staging_path(data_dir, seq).map_err(cannot)?;
+        let mut file = std::fs::File::create(&target).map_err(cannot)?;
+        let mut digest = ring::digest::Context::new(&ring::digest::SHA256);
+        stream
+            .recv_bytes(entry.size, |chunk| {
+                digest.update(chunk);
+                file.write_all(chunk)
+            })
+            .await?;
+        file.sync_all().map_err(cannot)?;
+        let found = hex::encode(digest.finish());
+        if found != entry.sha256 {
+            return Err(SyncError::Transfer { found, expected: entry.sha256 });
+        }
+        staged.push((target, path));
+    }
+    Ok(IncomingFiles { staged, removed: plan.removed })
+}
+
+/// Renames verified files into place and removes those the sender no longer has.
+pub fn install_files(data_dir: &Path, incoming: IncomingFiles) -> Result<String, SyncError> {
+    let (changed, removed) = (incoming.staged.len(), incoming.removed.len());
+    for (staged, path) in incoming.staged {
+        files::install(data_dir, &staged, &path).map_err(|e| SyncError::Io(format!("cannot install {path}: {e}")))?;
+    }
+    for path in incoming.removed {
+        files::remove(data_dir, &path).map_err(|e| SyncError::Io(format!("cannot remove {path}: {e}")))?;
+    }
+    Ok(format!("{changed} changed, {removed} removed"))
+}
