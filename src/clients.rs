@@ -3,7 +3,8 @@
 //! address counts by its /64 (one host holds a whole /64), so that lockouts, failure
 //! counts and connection caps cannot be dodged by changing the low bits. A [`Slots`]
 //! table hands out one [`Slot`] per open connection and refuses past a per-address cap;
-//! its map holds only addresses with a connection open, so it is bounded by them.
+//! its map holds only addresses with a connection open, so it is bounded by them. A
+//! [`Place`] holds a share of a total and a client's slot together, until released.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -97,6 +98,30 @@ impl Drop for Slot {
                 open.remove(&self.client);
             }
         }
+    }
+}
+
+/// A connection's place among those counted until something happens (an SSH client
+/// logging in): its share of a total and its slot of its client, given back together.
+#[derive(Debug, Default)]
+pub struct Place(Mutex<Option<(tokio::sync::OwnedSemaphorePermit, Slot)>>);
+
+impl Place {
+    /// Holds `permit` (of the total) and `slot` (of the client).
+    pub fn new(permit: tokio::sync::OwnedSemaphorePermit, slot: Slot) -> Place {
+        Place(Mutex::new(Some((permit, slot))))
+    }
+
+    /// Gives the place back (at once; dropping does too).
+    pub fn release(&self) {
+        if let Ok(mut held) = self.0.lock() {
+            held.take();
+        }
+    }
+
+    /// Whether the place is still held.
+    pub fn held(&self) -> bool {
+        self.0.lock().map(|h| h.is_some()).unwrap_or(false)
     }
 }
 

@@ -4,6 +4,7 @@
 //! - [`cli`]: lexing lines, the command graph, matching, help and completion.
 //! - [`shell`]: sessions, the interactive and batch front ends, rendering, audit.
 //! - [`handlers`]: one function per command, typed results in [`report`].
+//! - [`session`]: an operator's session and the console a command asks them through.
 //! - [`ha`]: HA settings, modes, states, epochs and the sync schedule.
 //! - [`store`]: the node's system database (settings, failover history, audit).
 //! - [`node`]: a node's data directory, the daemon's live view of it, the login policy.
@@ -40,6 +41,7 @@ pub mod replication;
 pub mod report;
 pub mod secret;
 pub mod serve;
+pub mod session;
 pub mod shell;
 pub mod ssh;
 pub mod store;

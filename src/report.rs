@@ -49,6 +49,8 @@ pub enum Next {
     Stay,
     /// Change to this mode.
     Mode(String),
+    /// Go up to the mode's parent; from a mode without one, end the session (`exit`).
+    Up,
     /// End the session.
     Quit,
     /// Run a command matched for another mode (`do`), then stay.

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use coresh::cli::Tree;
 use coresh::grammar::{Grammar, SpecToken, commands_markdown, visit_spec};
 use coresh::handlers::HANDLERS;
-use coresh::shell::FILTERS;
+use coresh::shell::{BUILTINS, FILTERS};
 
 fn grammar() -> &'static Grammar {
     Grammar::builtin().expect("the built-in grammar parses")
@@ -16,9 +16,10 @@ fn grammar() -> &'static Grammar {
 fn every_handler_named_exists_and_every_handler_is_reached() {
     let g = grammar();
     let named: BTreeSet<&str> = g.commands.iter().map(|c| c.handler.as_str()).collect();
-    let defined: BTreeSet<&str> = HANDLERS.iter().map(|(n, _)| *n).collect();
-    assert_eq!(named, defined, "grammar handlers vs HANDLERS");
-    assert_eq!(defined.len(), HANDLERS.len(), "a handler is listed twice");
+    let all: Vec<&str> = HANDLERS.iter().chain(BUILTINS).map(|(n, _)| *n).collect();
+    let defined: BTreeSet<&str> = all.iter().copied().collect();
+    assert_eq!(named, defined, "grammar handlers vs HANDLERS and the shell's BUILTINS");
+    assert_eq!(defined.len(), all.len(), "a handler is listed twice");
     let filters: BTreeSet<&str> = g.filters.iter().map(|f| f.handler.as_str()).collect();
     assert_eq!(filters, FILTERS.iter().copied().collect(), "grammar filters vs FILTERS");
 }

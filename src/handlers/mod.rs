@@ -1,6 +1,8 @@
 //! Command handlers: one function per grammar `-> handler` name, each taking the
 //! typed [`Args`] and returning a typed [`Reply`]. [`HANDLERS`] is the only place
-//! names meet functions; a test checks that it and the grammar agree.
+//! names meet functions (the shell's own commands, which move between modes, are in
+//! its table); a test checks that the two and the grammar agree. A command made of other
+//! commands runs them through the shell's pipeline with [`Ctx::run`].
 
 mod console;
 mod core;
@@ -8,7 +10,6 @@ mod failover;
 mod ha_config;
 mod ha_status;
 mod mate;
-mod modes;
 mod notify;
 mod running_config;
 mod show;
@@ -25,7 +26,7 @@ use crate::cli::Args;
 use crate::ha::{self, Cause, Settings};
 use crate::node::Node;
 use crate::report::{CmdError, Reply};
-use crate::shell::{Console, Session};
+use crate::session::{Console, Session};
 
 pub use running_config::running_config;
 
@@ -41,7 +42,14 @@ pub struct Ctx<'a> {
     pub line: &'a str,
     /// For `do`: the command matched in another mode, and that mode.
     pub inner: Option<&'a (String, Box<crate::cli::Matched>)>,
+    /// How a command made of other commands runs one: the shell's one pipeline.
+    pub runner: Runner,
 }
+
+/// Runs one more line for a command made of other commands (`show tech-support`,
+/// `failover validate`), through the shell's pipeline: matched in the session's mode,
+/// its secrets redacted, audited, run by its handler.
+pub type Runner = fn(&mut Ctx, &str) -> Result<Reply, CmdError>;
 
 impl Ctx<'_> {
     /// The node's current settings.
@@ -63,6 +71,11 @@ impl Ctx<'_> {
         Ok(())
     }
 
+    /// Runs `line` as if typed in the session's mode (see [`Runner`]).
+    pub fn run(&mut self, line: &str) -> Result<Reply, CmdError> {
+        (self.runner)(self, line)
+    }
+
     /// Saves a settings change made by this command.
     pub fn update(&mut self, edit: impl FnOnce(&mut Settings)) -> Result<ha::Applied, CmdError> {
         let cause = self.cause();
@@ -75,15 +88,6 @@ pub type Handler = fn(&mut Ctx, &Args) -> Result<Reply, CmdError>;
 
 /// Every handler, by the name the grammar uses.
 pub const HANDLERS: &[(&str, Handler)] = &[
-    ("enable", modes::enable),
-    ("disable", modes::disable),
-    ("configure", modes::configure),
-    ("high_availability", modes::high_availability),
-    ("exit", modes::exit),
-    ("end", modes::end),
-    ("do_exec", modes::do_exec),
-    ("terminal_length", modes::terminal_length),
-    ("show_terminal", modes::show_terminal),
     ("failover_mode_primary", failover::mode_primary),
     ("failover_mode_secondary", failover::mode_secondary),
     ("failover_client_connection", failover::client_connection),
@@ -140,28 +144,6 @@ pub const HANDLERS: &[(&str, Handler)] = &[
     ("failover_validate", validate::validate),
     ("show_sync_history", sync::history),
 ];
-
-/// Runs `line` as if typed in privileged EXEC mode, for commands made of other commands
-/// (`show tech-support`, `failover validate`); `line` is what the history would record.
-pub(crate) fn run_line(ctx: &mut Ctx, line: &str) -> Result<Reply, CmdError> {
-    let tree = crate::cli::builtin_tree().map_err(CmdError::Failed)?;
-    let grammar = crate::grammar::Grammar::builtin().map_err(|e| CmdError::Failed(e.to_string()))?;
-    let lexed = crate::cli::Line::lex(line).map_err(|e| CmdError::Failed(format!("{line}: {e:?}")))?;
-    let root = tree.root("enable").ok_or_else(|| CmdError::Failed("no enable mode".into()))?;
-    let matched = crate::cli::Matcher { tree }
-        .matches(root, &lexed, &lexed.command)
-        .map_err(|e| CmdError::Failed(format!("{line}: {e:?}")))?;
-    let name = &grammar.commands[matched.command].handler;
-    let handler = lookup(name).ok_or_else(|| CmdError::Failed(format!("no handler {name}")))?;
-    let mut inner = Ctx {
-        node: &mut *ctx.node,
-        session: &mut *ctx.session,
-        console: &mut *ctx.console,
-        line,
-        inner: matched.inner.as_ref(),
-    };
-    handler(&mut inner, &matched.args)
-}
 
 /// The handler called `name`.
 pub fn lookup(name: &str) -> Option<Handler> {

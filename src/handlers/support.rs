@@ -102,7 +102,7 @@ fn integrity(dir: &Path, file: &str) -> Option<Integrity> {
 
 /// Runs one show command as the operator would at this prompt.
 fn run(ctx: &mut Ctx, line: &str) -> Result<Box<dyn Report>, CmdError> {
-    super::run_line(ctx, line)?.report.ok_or_else(|| CmdError::Failed("nothing to show".into()))
+    ctx.run(line)?.report.ok_or_else(|| CmdError::Failed("nothing to show".into()))
 }
 
 pub fn tech_support(ctx: &mut Ctx, _: &Args) -> Result<Reply, CmdError> {

@@ -154,11 +154,7 @@ pub fn validate(ctx: &mut Ctx, args: &Args) -> Result<Reply, CmdError> {
     let mut add =
         |number, task, (passed, evidence): (bool, String)| tasks.push(Task { number, task, passed, evidence });
 
-    add(
-        1,
-        "Connectivity to the primary",
-        first_line(super::run_line(ctx, &format!("failover test-connection {target}"))),
-    );
+    add(1, "Connectivity to the primary", first_line(ctx.run(&format!("failover test-connection {target}"))));
     let back = Blocking::trusted(ctx.node, &target).and_then(|mut peer| {
         let answer = peer.test_back();
         peer.close();
@@ -172,9 +168,9 @@ pub fn validate(ctx: &mut Ctx, args: &Args) -> Result<Reply, CmdError> {
             Err(e) => (false, e.to_string()),
         },
     );
-    add(2, "Manual sync, no errors", first_line(super::run_line(ctx, &format!("failover sync {target}"))));
+    add(2, "Manual sync, no errors", first_line(ctx.run(&format!("failover sync {target}"))));
     add(3, "Standby updated: same devices", compare(ctx, &target));
-    add(4, "Test email notification", first_line(super::run_line(ctx, "notify test")));
+    add(4, "Test email notification", first_line(ctx.run("notify test")));
     add(5, "Heartbeat activity in the HA log", heartbeat(ctx, &target));
 
     let passed = tasks.iter().all(|t| t.passed);

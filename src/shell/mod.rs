@@ -1,28 +1,33 @@
 //! The shell: runs one input line at a time against the local node. A line is lexed,
-//! matched in the session's mode, run by its handler, rendered (text or `| json`,
-//! then filters), and audited. The interactive loop and batch mode both drive
-//! [`Shell::run_line`]; what differs is only how lines arrive and where errors go.
+//! matched in the session's mode, its secrets redacted, run by its handler (or one of
+//! the shell's own commands, [`modes`]), rendered (text or `| json`, then filters), and
+//! audited. The interactive loop and batch mode both drive [`Shell::run_line`]; what
+//! differs is only how lines arrive and where errors go. A command made of other
+//! commands runs them through the same steps ([`nested`]).
 
 mod batch;
+mod consoles;
 mod interactive;
+pub mod modes;
+mod nested;
 mod output;
 mod pager;
-mod session;
 
 use std::io::Write;
 
 use crate::cli::{LexError, Line, MatchError, Matched, Matcher, Tree};
 use crate::grammar::Grammar;
-use crate::handlers::{Ctx, lookup};
+use crate::handlers::{Ctx, Handler};
 use crate::node::Node;
 use crate::report::{CmdError, Next, Note, Reply};
 use crate::store::{AuditEntry, Outcome, now_text};
 
+pub use crate::session::{Console, Session};
 pub use batch::{BatchOptions, run as run_batch, stdin_lines};
+pub use consoles::{BatchConsole, TtyConsole};
 pub use interactive::run as run_interactive;
+pub use modes::BUILTINS;
 pub use output::FILTERS;
-pub use pager::terminal_size;
-pub use session::{BatchConsole, Console, Session, TtyConsole};
 
 /// How a line ended. Batch runs exit with [`Status::code`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -166,18 +171,10 @@ impl Shell {
             }
             Ok(line) => self.run_lexed(&line, echo, &prompt, console, io),
         };
-        let entry = AuditEntry {
-            at: now_text(),
-            user: self.session.user.clone(),
-            source: self.session.source.clone(),
-            mode,
-            command: audited,
-            outcome: status.outcome().as_str().to_string(),
-        };
-        if let Err(e) = self.node.store.audit_append(&entry) {
+        if let Err(e) = audit(&self.node, &self.session, mode, &audited, status.outcome()) {
             let _ = writeln!(io.err(), "% Warning: the audit log could not be written: {e}");
         }
-        let keepable = entry.command == body;
+        let keepable = audited == body;
         Executed { status, quit, keepable }
     }
 
@@ -249,7 +246,7 @@ impl Shell {
         console: &mut dyn Console,
     ) -> (Result<Reply, CmdError>, bool) {
         let name = &self.grammar.commands[matched.command].handler;
-        let Some(handler) = lookup(name) else {
+        let Some(handler) = handler(name) else {
             return (Err(CmdError::Failed(format!("no handler {name}"))), false);
         };
         let mut ctx = Ctx {
@@ -258,6 +255,7 @@ impl Shell {
             console,
             line: shown,
             inner: matched.inner.as_ref(),
+            runner: nested::run,
         };
         let reply = match handler(&mut ctx, &matched.args) {
             Ok(reply) => reply,
@@ -270,6 +268,13 @@ impl Shell {
                 (Ok(reply), false)
             }
             Next::Quit => (Ok(reply), true),
+            Next::Up => match self.grammar.mode(&self.session.mode).and_then(|m| m.parent.clone()) {
+                Some(parent) => {
+                    self.session.mode = parent;
+                    (Ok(reply), false)
+                }
+                None => (Ok(reply), true),
+            },
             Next::Run(mode, inner) => {
                 // `do`: run the inner command as if in `mode`, then come back.
                 let back = std::mem::replace(&mut self.session.mode, mode.clone());
@@ -465,6 +470,30 @@ fn cut(input: &str, column: Option<usize>, secret: Option<usize>) -> String {
     } else {
         kept.trim().to_string()
     }
+}
+
+/// The function the grammar's handler `name` calls: one of the shell's own commands, or
+/// a command handler.
+fn handler(name: &str) -> Option<Handler> {
+    BUILTINS.iter().find(|(n, _)| *n == name).map(|(_, h)| *h).or_else(|| crate::handlers::lookup(name))
+}
+
+/// Appends one line to the audit log: who ran what, in which mode, and how it ended.
+fn audit(
+    node: &Node,
+    session: &Session,
+    mode: String,
+    command: &str,
+    outcome: Outcome,
+) -> Result<(), crate::store::StoreError> {
+    node.store.audit_append(&AuditEntry {
+        at: now_text(),
+        user: session.user.clone(),
+        source: session.source.clone(),
+        mode,
+        command: command.to_string(),
+        outcome: outcome.as_str().to_string(),
+    })
 }
 
 /// The line with any secret argument replaced, as echoes and logs show it.

@@ -22,30 +22,12 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
 use super::server::SshServer;
-use crate::clients::{Slot, Slots};
+use crate::clients::{Place, Slots};
 
 /// Connections not logged in yet, in all.
 pub const MAX_UNAUTHENTICATED: usize = 100;
 /// Connections not logged in yet, per client.
 pub const MAX_UNAUTHENTICATED_PER_CLIENT: u32 = 10;
-
-/// A connection's place among those not logged in yet, given back at login.
-#[derive(Default)]
-pub struct Unauthenticated(std::sync::Mutex<Option<(tokio::sync::OwnedSemaphorePermit, Slot)>>);
-
-impl Unauthenticated {
-    /// The client has logged in: its place is given back.
-    pub fn logged_in(&self) {
-        if let Ok(mut held) = self.0.lock() {
-            held.take();
-        }
-    }
-
-    /// Whether the client has still not logged in.
-    fn waiting(&self) -> bool {
-        self.0.lock().map(|h| h.is_some()).unwrap_or(false)
-    }
-}
 
 /// Reads during which ACKs go out at once (the handshake and login take about ten).
 const QUICK_READS: u8 = 16;
@@ -162,7 +144,7 @@ pub async fn run(
         if let Err(e) = socket.set_nodelay(true) {
             tracing::debug!(subsystem = "ssh", error = %e, "cannot set TCP_NODELAY");
         }
-        let pending = Arc::new(Unauthenticated(std::sync::Mutex::new(Some(place))));
+        let pending = Arc::new(Place::new(place.0, place.1));
         let handler = server.new_client(Some(peer)).awaiting_login(pending.clone());
         let (config, mut stop) = (config.clone(), stop.clone());
         tokio::spawn(async move {
@@ -184,7 +166,7 @@ pub async fn run(
             let handle = session.handle();
             let grace = async {
                 tokio::time::sleep_until(deadline).await;
-                if pending.waiting() {
+                if pending.held() {
                     return;
                 }
                 std::future::pending::<()>().await;

@@ -110,7 +110,7 @@ pub struct Connection {
     open_consoles: Arc<AtomicU32>,
     login: Login,
     /// Its place among the connections not logged in yet (given back at login).
-    pending: Arc<super::listen::Unauthenticated>,
+    pending: Arc<crate::clients::Place>,
     /// Operator keys refused on this connection (a failure if nothing else succeeds).
     refused_keys: u32,
     /// The user name the last refused key was offered for.
@@ -122,7 +122,7 @@ pub struct Connection {
 
 impl Connection {
     /// This connection counts among those not logged in until it logs in.
-    pub fn awaiting_login(mut self, pending: Arc<super::listen::Unauthenticated>) -> Connection {
+    pub fn awaiting_login(mut self, pending: Arc<crate::clients::Place>) -> Connection {
         self.pending = pending;
         self
     }
@@ -130,7 +130,7 @@ impl Connection {
     /// Records a login: the connection is no longer one waiting to log in.
     fn logged_in(&mut self, who: Login) {
         self.login = who;
-        self.pending.logged_in();
+        self.pending.release();
     }
 
     /// The trusted keys as the store has them now (read off the async workers).

@@ -1,5 +1,7 @@
-//! One operator's session: who, from where, in which mode, and how to ask them for a
-//! secret (a hidden prompt on a terminal, a secret handed over for batch runs).
+//! One operator's session: who, from where, in which mode, with which terminal length;
+//! and the [`Console`] a command asks the person at the other end through (a hidden
+//! prompt on a terminal, a secret handed over for batch runs, a progress line). Below
+//! both the commands that use them and the shell that keeps them.
 
 /// State that lives as long as one session.
 #[derive(Debug, Clone)]
@@ -43,42 +45,4 @@ pub trait Console {
     /// Shows how a long command is getting on, replacing the previous progress line;
     /// `None` clears it. Only a terminal shows it.
     fn progress(&mut self, _line: Option<&str>) {}
-}
-
-/// A terminal: prompts on the controlling tty without echo.
-pub struct TtyConsole;
-
-impl Console for TtyConsole {
-    fn ask_secret(&mut self, prompt: &str) -> Option<String> {
-        rpassword::prompt_password(prompt).ok()
-    }
-    fn is_terminal(&self) -> bool {
-        true
-    }
-
-    fn progress(&mut self, line: Option<&str>) {
-        use std::io::Write;
-        // Plain carriage returns and spaces: no escape codes, even on a dumb terminal.
-        let mut err = std::io::stderr().lock();
-        let _ = match line {
-            Some(text) => write!(err, "\r{text:<72.72}"),
-            None => write!(err, "\r{:72}\r", ""),
-        };
-        let _ = err.flush();
-    }
-}
-
-/// Batch runs: a secret may be handed over (environment or file), never typed.
-pub struct BatchConsole {
-    /// The enable secret given for this run, if any.
-    pub secret: Option<String>,
-}
-
-impl Console for BatchConsole {
-    fn ask_secret(&mut self, _prompt: &str) -> Option<String> {
-        self.secret.clone()
-    }
-    fn is_terminal(&self) -> bool {
-        false
-    }
 }

@@ -1,13 +1,28 @@
-//! Moving between modes: enable (with the enable secret), disable, configure terminal,
-//! high-availability, exit, end, do; and the session's terminal (`terminal length`,
-//! `show terminal`).
+//! The shell's own commands, which move between modes and look at the session: enable
+//! (with the enable secret), disable, configure terminal, high-availability, exit, end,
+//! do; and the session's terminal (`terminal length`, `show terminal`). They are the
+//! shell's because the modes and the session are: [`BUILTINS`] names them for the
+//! grammar as `handlers::HANDLERS` names the rest.
 
 use serde::Serialize;
 
-use super::Ctx;
 use crate::cli::Args;
+use crate::handlers::{Ctx, Handler};
 use crate::report::{CmdError, Next, Reply, Text, fields};
 use crate::secret;
+
+/// The shell's commands, by the name the grammar uses.
+pub const BUILTINS: &[(&str, Handler)] = &[
+    ("enable", enable),
+    ("disable", disable),
+    ("configure", configure),
+    ("high_availability", high_availability),
+    ("exit", exit),
+    ("end", end),
+    ("do_exec", do_exec),
+    ("terminal_length", terminal_length),
+    ("show_terminal", show_terminal),
+];
 
 /// Tries a secret this many times on a terminal before giving up, as IOS does.
 const ATTEMPTS: usize = 3;
@@ -56,10 +71,8 @@ pub fn high_availability(_: &mut Ctx, _: &Args) -> Result<Reply, CmdError> {
     Ok(Reply::mode("config-ha"))
 }
 
-pub fn exit(ctx: &mut Ctx, _: &Args) -> Result<Reply, CmdError> {
-    let grammar = crate::grammar::Grammar::builtin().map_err(|e| CmdError::Failed(e.to_string()))?;
-    let parent = grammar.mode(&ctx.session.mode).and_then(|m| m.parent.clone());
-    Ok(Reply { next: parent.map_or(Next::Quit, Next::Mode), ..Reply::done() })
+pub fn exit(_: &mut Ctx, _: &Args) -> Result<Reply, CmdError> {
+    Ok(Reply { next: Next::Up, ..Reply::done() })
 }
 
 pub fn end(_: &mut Ctx, _: &Args) -> Result<Reply, CmdError> {
@@ -117,7 +130,7 @@ impl Text for Line {
 }
 
 pub fn show_terminal(ctx: &mut Ctx, _: &Args) -> Result<Reply, CmdError> {
-    let size = crate::shell::terminal_size();
+    let size = super::pager::terminal_size();
     Ok(Reply::show(Line {
         kind: std::env::var("TERM").ok().filter(|t| !t.is_empty()),
         columns: size.map(|s| s.0),
