@@ -12,6 +12,7 @@ pub mod modes;
 mod nested;
 mod output;
 mod pager;
+mod redact;
 
 use std::io::Write;
 
@@ -21,6 +22,7 @@ use crate::handlers::{Ctx, Handler};
 use crate::node::Node;
 use crate::report::{CmdError, Next, Note, Reply};
 use crate::store::{AuditEntry, Outcome, now_text};
+use redact::{cut, redact};
 
 pub use crate::session::{Console, Session};
 pub use batch::{BatchOptions, run as run_batch, stdin_lines};
@@ -344,27 +346,9 @@ impl Shell {
         (Status::Syntax, false, audited)
     }
 
-    /// Where a secret starts in `input` (a byte offset), read leniently from the line's
-    /// own words in any mode: quotes and control characters are taken for blanks and the
-    /// line is cut at its longest, so that a line that does not lex still keeps its
-    /// secret to itself.
+    /// Where a secret starts in `input`, in any mode (see [`redact::secret_start`]).
     fn secret_start(&self, input: &str) -> Option<usize> {
-        let mut words = String::with_capacity(input.len());
-        for c in input.chars().take(crate::cli::lexer::MAX_LINE) {
-            match c {
-                '"' => words.push(' '),
-                c if c.is_control() => words.extend(std::iter::repeat_n(' ', c.len_utf8())),
-                c => words.push(c),
-            }
-        }
-        let line = Line::lex(&words).ok()?;
-        let matcher = self.matcher();
-        let here = self.grammar.modes.iter().filter(|m| m.name == self.session.mode);
-        let others = self.grammar.modes.iter().filter(|m| m.name != self.session.mode);
-        here.chain(others).find_map(|m| {
-            let matched = matcher.matches(self.tree.root(&m.name)?, &line, &line.command).ok()?;
-            matched.args.secret_at.and_then(|i| line.command.tokens.get(i)).map(|t| t.start)
-        })
+        redact::secret_start(self.grammar, self.tree, &self.session.mode, input)
     }
 
     /// Another mode in which the whole line would be a command, and its match there.
@@ -453,25 +437,6 @@ impl Shell {
     }
 }
 
-/// The line up to the end of the word at `column` (the rest may hold a secret); with
-/// the byte offset where a secret starts, the line up to it and `<removed>`.
-fn cut(input: &str, column: Option<usize>, secret: Option<usize>) -> String {
-    if let Some(before) = secret.and_then(|at| input.get(..at)) {
-        return format!("{} <removed>", before.trim());
-    }
-    let Some(column) = column else {
-        return input.trim().to_string();
-    };
-    let chars: Vec<char> = input.chars().collect();
-    let end = (column..chars.len()).find(|&i| chars[i] == ' ' || chars[i] == '\t').unwrap_or(chars.len());
-    let kept: String = chars[..end].iter().collect();
-    if end < chars.len() && !input[kept.len()..].trim().is_empty() {
-        format!("{} ...", kept.trim())
-    } else {
-        kept.trim().to_string()
-    }
-}
-
 /// The function the grammar's handler `name` calls: one of the shell's own commands, or
 /// a command handler.
 fn handler(name: &str) -> Option<Handler> {
@@ -494,11 +459,4 @@ fn audit(
         command: command.to_string(),
         outcome: outcome.as_str().to_string(),
     })
-}
-
-/// The line with any secret argument replaced, as echoes and logs show it.
-fn redact(line: &Line, matched: &Matched) -> String {
-    let Some(secret_at) = matched.args.secret_at else { return line.input.trim().to_string() };
-    let words: Vec<&str> = line.command.tokens.iter().map(|t| t.text.as_str()).collect();
-    format!("{} <removed>", words[..secret_at.min(words.len())].join(" "))
 }

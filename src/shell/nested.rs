@@ -3,7 +3,8 @@
 //! audited like any typed line, and run by their handler. Output modifiers are the
 //! outer command's, so a nested line carries none.
 
-use super::{Status, audit, handler, redact};
+use super::redact::redact;
+use super::{Status, audit, handler};
 use crate::cli::{Line, Matcher};
 use crate::handlers::Ctx;
 use crate::report::{CmdError, Reply};
