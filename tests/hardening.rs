@@ -249,8 +249,8 @@ impl PeerProgram {
     fn new(node: &TestNode, of: &TestNode, d: &common::Daemon) -> PeerProgram {
         PeerProgram {
             runtime: tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap(),
-            key: coresh::ssh::keys::host_key(&node.data_dir()).unwrap(),
-            theirs: coresh::ssh::keys::parse_public(&of.local_key()).unwrap(),
+            key: coresh::node::keys::host_key(&node.data_dir()).unwrap(),
+            theirs: coresh::node::keys::parse_public(&of.local_key()).unwrap(),
             target: d.ssh.to_string().parse().unwrap(),
         }
     }

@@ -106,7 +106,7 @@ pub fn check(kind: &ArgKind, text: &str) -> Result<Value, String> {
         ArgKind::Regex => regex::Regex::new(text)
             .map(|_| Value::Text(text.to_string()))
             .map_err(|_| "not a valid regular expression".to_string()),
-        ArgKind::SshKey => crate::ssh::keys::parse_public(text).map(|_| Value::Text(text.to_string())),
+        ArgKind::SshKey => crate::node::keys::parse_public(text).map(|_| Value::Text(text.to_string())),
         ArgKind::Word | ArgKind::Secret | ArgKind::Exec(_) => Ok(Value::Text(text.to_string())),
     }
 }

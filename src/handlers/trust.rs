@@ -7,11 +7,11 @@ use tabled::Tabled;
 
 use super::Ctx;
 use crate::cli::Args;
+use crate::node::keys::{fingerprint, host_key, openssh_line, parse_public};
 use crate::peer::Blocking;
 use crate::peer::hello::{reported_version, version_mismatch};
 use crate::report::{CmdError, Reply, Text, fields, table};
 use crate::ssh::client::trusted_key;
-use crate::ssh::keys::{fingerprint, host_key, openssh_line, parse_public};
 use crate::store::trusted;
 
 fn key_error(e: impl std::fmt::Display) -> CmdError {

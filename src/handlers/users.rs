@@ -7,8 +7,8 @@ use tabled::Tabled;
 use super::Ctx;
 use crate::cli::Args;
 use crate::coredb::users::{LocalUser, valid_name};
+use crate::node::keys::{fingerprint, parse_public};
 use crate::report::{CmdError, Reply, Text, table};
-use crate::ssh::keys::{fingerprint, parse_public};
 
 pub fn username(ctx: &mut Ctx, args: &Args) -> Result<Reply, CmdError> {
     let name = args.text("USERNAME").unwrap_or_default().to_string();

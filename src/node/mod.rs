@@ -1,8 +1,10 @@
 //! A node's data directory: created on first use (mode 0700), holding the system
-//! database; the node id is made once and kept; the disk room replication may use. Below
-//! the services that serve it: the daemon's live [`view`] of the node (what its HTTP and
-//! SSH handlers read) and the console's login [`policy`].
+//! database; the node id is made once and kept; the node's SSH [`keys`] (its own, and how
+//! peers' keys are read and named); the disk room replication may use. Below the
+//! services that serve it: the daemon's live [`view`] of the node (what its HTTP and SSH
+//! handlers read) and the console's login [`policy`].
 
+pub mod keys;
 pub mod policy;
 pub mod view;
 

@@ -55,7 +55,7 @@ fn read(store: &Store, core: &CoreDb, node_id: &str) -> Result<NodeView, StoreEr
         trusted_keys: store
             .trusted_hosts()?
             .iter()
-            .filter_map(|t| match crate::ssh::keys::parse_public(&t.key) {
+            .filter_map(|t| match crate::node::keys::parse_public(&t.key) {
                 Ok(k) => Some(k),
                 Err(e) => {
                     tracing::warn!(subsystem = "view", host = %t.host, error = %e, "trusted key unreadable; ignored");

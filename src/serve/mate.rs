@@ -137,11 +137,11 @@ async fn connect_back(data_dir: &Path, caller: &Caller, ours: &Hello) -> Result<
         .map_err(|e| e.to_string())?;
     let entry = hosts
         .iter()
-        .find(|h| crate::ssh::keys::parse_public(&h.key).is_ok_and(|k| k.key_data() == caller.key.key_data()))
+        .find(|h| crate::node::keys::parse_public(&h.key).is_ok_and(|k| k.key_data() == caller.key.key_data()))
         .ok_or("no trusted-host entry here holds the caller's key")?;
     let target: crate::host::HostPort =
         entry.host.parse().map_err(|_| format!("the trusted host {} is unreadable", entry.host))?;
-    let key = crate::ssh::keys::host_key(data_dir).map_err(|e| e.to_string())?;
+    let key = crate::node::keys::host_key(data_dir).map_err(|e| e.to_string())?;
     let peer = Peer::connect(&target, &key, &caller.key, ours).await.map_err(|e| e.to_string())?;
     let reached =
         format!("{} reached {} ({} mode) at {target}", ours.hostname, peer.hello().hostname, peer.hello().mode);

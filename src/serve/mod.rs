@@ -87,8 +87,8 @@ async fn serve(node: Node, options: ServeOptions) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {}", options.http_listen))?;
     let local = listener.local_addr()?;
     let status_page = crate::peer::hello::StatusPage { port: local.port(), tls: tls.is_some(), cert_sha256 };
-    let host_key = crate::ssh::keys::host_key(&node.data_dir)?;
-    let key_fingerprint = crate::ssh::keys::fingerprint(host_key.public_key());
+    let host_key = crate::node::keys::host_key(&node.data_dir)?;
+    let key_fingerprint = crate::node::keys::fingerprint(host_key.public_key());
     let ssh_listener = TcpListener::bind(options.ssh_listen)
         .await
         .with_context(|| format!("cannot listen on {}", options.ssh_listen))?;

@@ -10,9 +10,9 @@ use std::time::Duration;
 use russh::client;
 use russh::keys::{PrivateKey, PrivateKeyWithHashAlg, PublicKey, PublicKeyOrCertificate};
 
-use super::keys::{fingerprint, host_key, parse_public};
 use crate::host::HostPort;
 use crate::node::Node;
+use crate::node::keys::{fingerprint, host_key, parse_public};
 use crate::peer::{Blocking, Hello, Link, PEER_USER, Peer, PeerError, SUBSYSTEM};
 use crate::store::TrustedHost;
 

@@ -220,7 +220,9 @@ impl Gate {
         let name = user.to_string();
         let keys =
             self.with_core(move |c| c.local_user(&name)).await.flatten().map(|u| u.public_keys).unwrap_or_default();
-        keys.iter().filter_map(|line| super::keys::parse_public(line).ok()).any(|k| k.key_data() == key.key_data())
+        keys.iter()
+            .filter_map(|line| crate::node::keys::parse_public(line).ok())
+            .any(|k| k.key_data() == key.key_data())
     }
 
     /// A failed login: audited, counted against the address (locking it out past the

@@ -76,9 +76,10 @@ pub async fn trusted_in_store(data_dir: &std::path::Path, key: &PublicKey) -> bo
     let dir = data_dir.to_path_buf();
     let hosts = tokio::task::spawn_blocking(move || crate::store::Store::open(&dir).and_then(|s| s.trusted_hosts()));
     match hosts.await {
-        Ok(Ok(hosts)) => {
-            hosts.iter().filter_map(|h| super::keys::parse_public(&h.key).ok()).any(|k| k.key_data() == key.key_data())
-        }
+        Ok(Ok(hosts)) => hosts
+            .iter()
+            .filter_map(|h| crate::node::keys::parse_public(&h.key).ok())
+            .any(|k| k.key_data() == key.key_data()),
         // Unreadable: keep the connection; the next change of the view looks again.
         _ => true,
     }

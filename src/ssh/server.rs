@@ -18,10 +18,10 @@ use tokio::sync::{mpsc, watch};
 
 use super::console::{End, Input, Launch, Terminal};
 use super::greeting::Recorded;
-use super::keys::fingerprint;
 use super::login::Gate;
 use super::peer_channel::{Caller, PeerChannel, Respond};
 use super::peers::{Peers, watch_trust};
+use crate::node::keys::fingerprint;
 use crate::node::view::NodeView;
 use crate::peer::hello::StatusPage;
 use crate::peer::{PEER_USER, SUBSYSTEM};
@@ -142,7 +142,7 @@ impl Connection {
                 .map_err(|e| crate::store::StoreError::Commit(e.to_string()))
                 .and_then(|r| r);
         match hosts {
-            Ok(hosts) => hosts.iter().filter_map(|h| super::keys::parse_public(&h.key).ok()).collect(),
+            Ok(hosts) => hosts.iter().filter_map(|h| crate::node::keys::parse_public(&h.key).ok()).collect(),
             Err(e) => {
                 tracing::warn!(subsystem = "ssh", error = %e, "cannot read the trusted hosts");
                 Vec::new()

@@ -93,8 +93,8 @@ impl russh::server::Handler for Handler {
 impl HostilePrimary {
     /// Starts a hostile primary that answers a sync request with `answer`.
     pub fn start(dir: &std::path::Path, answer: Vec<u8>) -> HostilePrimary {
-        let key: PrivateKey = coresh::ssh::keys::host_key(dir).expect("a host key");
-        let public_key = coresh::ssh::keys::openssh_line(key.public_key());
+        let key: PrivateKey = coresh::node::keys::host_key(dir).expect("a host key");
+        let public_key = coresh::node::keys::openssh_line(key.public_key());
         let hello = serde_json::json!({
             "software": "coresh",
             "version": env!("CARGO_PKG_VERSION"),

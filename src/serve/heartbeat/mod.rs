@@ -68,7 +68,7 @@ async fn run(mut view: watch::Receiver<Arc<NodeView>>, data_dir: PathBuf, mut st
             return;
         }
     };
-    let key = match crate::ssh::keys::host_key(&data_dir) {
+    let key = match crate::node::keys::host_key(&data_dir) {
         Ok(k) => k,
         Err(e) => {
             tracing::error!(subsystem = "heartbeat", error = %e, "cannot read the node key; no heartbeat");
