@@ -16,12 +16,30 @@ fn grammar() -> &'static Grammar {
 fn every_handler_named_exists_and_every_handler_is_reached() {
     let g = grammar();
     let named: BTreeSet<&str> = g.commands.iter().map(|c| c.handler.as_str()).collect();
-    let all: Vec<&str> = HANDLERS.iter().chain(BUILTINS).map(|(n, _)| *n).collect();
+    let all: Vec<&str> = HANDLERS.iter().map(|(_, n, _)| *n).chain(BUILTINS.iter().map(|(n, _)| *n)).collect();
     let defined: BTreeSet<&str> = all.iter().copied().collect();
     assert_eq!(named, defined, "grammar handlers vs HANDLERS and the shell's BUILTINS");
     assert_eq!(defined.len(), all.len(), "a handler is listed twice");
     let filters: BTreeSet<&str> = g.filters.iter().map(|f| f.handler.as_str()).collect();
     assert_eq!(filters, FILTERS.iter().copied().collect(), "grammar filters vs FILTERS");
+}
+
+#[test]
+fn each_grammar_file_is_served_by_the_file_of_its_name() {
+    let g = grammar();
+    for cmd in &g.commands {
+        let file = cmd.origin.split(".grammar:").next().unwrap_or_default();
+        let serving = match HANDLERS.iter().find(|(_, n, _)| *n == cmd.handler) {
+            Some((module, _, _)) => format!("handlers/{module}.rs"),
+            None if BUILTINS.iter().any(|(n, _)| *n == cmd.handler) => "shell/modes.rs".to_string(),
+            None => "nowhere".to_string(),
+        };
+        let expected = if file == "modes" { "shell/modes.rs".to_string() } else { format!("handlers/{file}.rs") };
+        assert_eq!(serving, expected, "{}: -> {} is served by {serving}", cmd.origin, cmd.handler);
+    }
+    for filter in &g.filters {
+        assert!(filter.origin.starts_with("pipes.grammar:"), "{}: filters live in pipes.grammar", filter.origin);
+    }
 }
 
 #[test]

@@ -15,7 +15,11 @@ pub use docs::commands_markdown;
 pub const FILES: &[(&str, &str)] = &[
     ("modes.grammar", include_str!("../../grammar/modes.grammar")),
     ("show.grammar", include_str!("../../grammar/show.grammar")),
+    ("ha_status.grammar", include_str!("../../grammar/ha_status.grammar")),
     ("failover.grammar", include_str!("../../grammar/failover.grammar")),
+    ("sync.grammar", include_str!("../../grammar/sync.grammar")),
+    ("mate.grammar", include_str!("../../grammar/mate.grammar")),
+    ("validate.grammar", include_str!("../../grammar/validate.grammar")),
     ("system.grammar", include_str!("../../grammar/system.grammar")),
     ("ha.grammar", include_str!("../../grammar/ha.grammar")),
     ("core.grammar", include_str!("../../grammar/core.grammar")),
@@ -23,6 +27,7 @@ pub const FILES: &[(&str, &str)] = &[
     ("notify.grammar", include_str!("../../grammar/notify.grammar")),
     ("users.grammar", include_str!("../../grammar/users.grammar")),
     ("console.grammar", include_str!("../../grammar/console.grammar")),
+    ("support.grammar", include_str!("../../grammar/support.grammar")),
     ("pipes.grammar", include_str!("../../grammar/pipes.grammar")),
 ];
 

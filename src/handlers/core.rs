@@ -28,7 +28,7 @@ impl Text for Summary {
     }
 }
 
-pub fn summary(ctx: &mut Ctx, _: &Args) -> Result<Reply, CmdError> {
+pub fn show_core_summary(ctx: &mut Ctx, _: &Args) -> Result<Reply, CmdError> {
     Ok(Reply::show(ctx.node.core()?.summary()?))
 }
 
@@ -79,7 +79,7 @@ impl Text for Devices {
     }
 }
 
-pub fn devices(ctx: &mut Ctx, args: &Args) -> Result<Reply, CmdError> {
+pub fn show_devices(ctx: &mut Ctx, args: &Args) -> Result<Reply, CmdError> {
     let last = args.int("ENTRIES").and_then(|n| u64::try_from(n).ok()).unwrap_or(DEVICES_DEFAULT);
     Ok(Reply::show(Devices(ctx.node.core()?.devices(Some(last))?)))
 }

@@ -9,7 +9,7 @@ use crate::cli::Args;
 use crate::ha::{self, Mode, Readiness};
 use crate::report::{CmdError, Reply};
 
-pub fn mode_primary(ctx: &mut Ctx, _: &Args) -> Result<Reply, CmdError> {
+pub fn failover_mode_primary(ctx: &mut Ctx, _: &Args) -> Result<Reply, CmdError> {
     let before = ctx.settings()?;
     // What a secondary made primary by hand lacks of its primary's data: said, not refused.
     let lacks = match (&before.primary_host, before.mode) {
@@ -34,7 +34,7 @@ pub fn mode_primary(ctx: &mut Ctx, _: &Args) -> Result<Reply, CmdError> {
     })
 }
 
-pub fn mode_secondary(ctx: &mut Ctx, _: &Args) -> Result<Reply, CmdError> {
+pub fn failover_mode_secondary(ctx: &mut Ctx, _: &Args) -> Result<Reply, CmdError> {
     let cause = ctx.cause();
     let applied = ha::demote(&mut ctx.node.store, &cause)?;
     let reply = if applied.changed.is_empty() {
@@ -48,7 +48,7 @@ pub fn mode_secondary(ctx: &mut Ctx, _: &Args) -> Result<Reply, CmdError> {
     ))
 }
 
-pub fn client_connection(ctx: &mut Ctx, args: &Args) -> Result<Reply, CmdError> {
+pub fn failover_client_connection(ctx: &mut Ctx, args: &Args) -> Result<Reply, CmdError> {
     let allow = args.has("enable");
     ctx.update(|s| s.client_connections = allow)?;
     Ok(Reply::done().info(if allow {

@@ -199,7 +199,7 @@ impl Text for Failover {
     }
 }
 
-pub fn failover(ctx: &mut Ctx, _: &Args) -> Result<Reply, CmdError> {
+pub fn show_failover(ctx: &mut Ctx, _: &Args) -> Result<Reply, CmdError> {
     let s = ctx.settings()?;
     let store = &ctx.node.store;
     let last_failover = store.last_promotion()?;
@@ -276,7 +276,7 @@ impl Text for HaLog {
 /// Lines `show logging high-availability` prints unless told otherwise.
 const LOG_DEFAULT: u64 = 100;
 
-pub fn ha_log(ctx: &mut Ctx, args: &Args) -> Result<Reply, CmdError> {
+pub fn show_logging_ha(ctx: &mut Ctx, args: &Args) -> Result<Reply, CmdError> {
     Ok(Reply::show(HaLog(ctx.node.store.ha_log_entries(Some(last(args).unwrap_or(LOG_DEFAULT)))?)))
 }
 
@@ -330,6 +330,6 @@ impl Text for Divergence {
     }
 }
 
-pub fn divergence(ctx: &mut Ctx, _: &Args) -> Result<Reply, CmdError> {
+pub fn show_failover_divergence(ctx: &mut Ctx, _: &Args) -> Result<Reply, CmdError> {
     Ok(Reply::show(Divergence(crate::replication::divergence::list(&ctx.node.data_dir)?)))
 }

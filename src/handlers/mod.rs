@@ -7,7 +7,7 @@
 mod console;
 mod core;
 mod failover;
-mod ha_config;
+mod ha;
 mod ha_status;
 mod mate;
 mod notify;
@@ -23,7 +23,7 @@ mod validate;
 use chrono::Utc;
 
 use crate::cli::Args;
-use crate::ha::{self, Cause, Settings};
+use crate::ha::{Applied, Cause, Settings};
 use crate::node::Node;
 use crate::report::{CmdError, Reply};
 use crate::session::{Console, Session};
@@ -77,77 +77,47 @@ impl Ctx<'_> {
     }
 
     /// Saves a settings change made by this command.
-    pub fn update(&mut self, edit: impl FnOnce(&mut Settings)) -> Result<ha::Applied, CmdError> {
+    pub fn update(&mut self, edit: impl FnOnce(&mut Settings)) -> Result<Applied, CmdError> {
         let cause = self.cause();
-        Ok(ha::update(&mut self.node.store, &cause, edit)?)
+        Ok(crate::ha::update(&mut self.node.store, &cause, edit)?)
     }
 }
 
 /// A command handler.
 pub type Handler = fn(&mut Ctx, &Args) -> Result<Reply, CmdError>;
 
-/// Every handler, by the name the grammar uses.
-pub const HANDLERS: &[(&str, Handler)] = &[
-    ("failover_mode_primary", failover::mode_primary),
-    ("failover_mode_secondary", failover::mode_secondary),
-    ("failover_client_connection", failover::client_connection),
-    ("hostname", system::hostname),
-    ("enable_secret", system::enable_secret),
-    ("audit_retention", system::audit_retention),
-    ("ha_service", ha_config::service),
-    ("ha_mode", ha_config::mode),
-    ("ha_node_status", ha_config::node_status),
-    ("ha_primary_host", ha_config::primary_host),
-    ("ha_sync_start_time", ha_config::sync_start_time),
-    ("ha_sync_run_every", ha_config::sync_run_every),
-    ("ha_heartbeat_interval", ha_config::heartbeat_interval),
-    ("ha_heartbeat_failures", ha_config::heartbeat_failures),
-    ("ha_heartbeat_recheck", ha_config::heartbeat_recheck),
-    ("ha_heartbeat_max_staleness", ha_config::heartbeat_max_staleness),
-    ("ha_heartbeat_status_url", ha_config::heartbeat_status_url),
-    ("ha_on_failure", ha_config::on_failure),
-    ("ha_notify_email", ha_config::notify_email),
-    ("ha_notify_on", ha_config::notify_on),
-    ("show_version", show::version),
-    ("show_clock", show::clock),
-    ("show_failover", ha_status::failover),
-    ("show_logging_ha", ha_status::ha_log),
-    ("smtp_server", notify::smtp_server),
-    ("smtp_from", notify::smtp_from),
-    ("smtp_user", notify::smtp_user),
-    ("notify_test", notify::notify_test),
-    ("show_notifications", notify::show_notifications),
-    ("username", users::username),
-    ("show_users", users::show_users),
-    ("exec_timeout", console::exec_timeout),
-    ("session_limit", console::session_limit),
-    ("login_block", console::login_block),
-    ("login_delay", console::login_delay),
-    ("show_sessions", console::show_sessions),
-    ("clear_lockout", console::clear_lockout),
-    ("show_failover_divergence", ha_status::divergence),
-    ("show_failover_history", show::failover_history),
-    ("show_running_config", show::running_config),
-    ("show_audit", show::audit),
-    ("show_tech_support", support::tech_support),
-    ("show_core_summary", core::summary),
-    ("show_devices", core::devices),
-    ("enrollment_secret", core::enrollment_secret),
-    ("device_enrollment", core::device_enrollment),
-    ("atlas", core::atlas),
-    ("show_ssh_local_key", trust::show_local_key),
-    ("show_trusted_hosts", trust::show_trusted_hosts),
-    ("ha_trusted_host", trust::trusted_host),
-    ("failover_test_connection", trust::test_connection),
-    ("failover_sync", sync::sync),
-    ("failover_exec", mate::failover_exec),
-    ("failover_validate", validate::validate),
-    ("show_sync_history", sync::history),
-];
+/// Declares [`HANDLERS`]: each grammar file's handlers, in the file of the same name,
+/// each function named as the grammar names its handler.
+macro_rules! handlers {
+    ($($file:ident: $($name:ident),+;)+) => {
+        /// Every handler: the file it lives in (the grammar file it serves), the name
+        /// the grammar uses, and the function of that name.
+        pub const HANDLERS: &[(&str, &str, Handler)] = &[$($((stringify!($file), stringify!($name), $file::$name)),+),+];
+    };
+}
+
+handlers! {
+    console: exec_timeout, session_limit, login_block, login_delay, show_sessions, clear_lockout;
+    core: show_core_summary, show_devices, enrollment_secret, device_enrollment, atlas;
+    failover: failover_mode_primary, failover_mode_secondary, failover_client_connection;
+    ha: ha_service, ha_mode, ha_node_status, ha_primary_host, ha_sync_start_time, ha_sync_run_every,
+        ha_heartbeat_interval, ha_heartbeat_failures, ha_heartbeat_recheck, ha_heartbeat_max_staleness,
+        ha_heartbeat_status_url, ha_on_failure, ha_notify_email, ha_notify_on;
+    ha_status: show_failover, show_logging_ha, show_failover_divergence;
+    mate: failover_exec;
+    notify: smtp_server, smtp_from, smtp_user, notify_test, show_notifications;
+    show: show_version, show_clock, show_failover_history, show_running_config, show_audit;
+    support: show_tech_support;
+    sync: failover_sync, show_sync_history;
+    system: hostname, enable_secret, audit_retention;
+    trust: show_ssh_local_key, show_trusted_hosts, ha_trusted_host, failover_test_connection;
+    users: username, show_users;
+    validate: failover_validate;
+}
 
 /// The handler called `name`.
 pub fn lookup(name: &str) -> Option<Handler> {
-    HANDLERS.iter().find(|(n, _)| *n == name).map(|(_, h)| *h)
+    HANDLERS.iter().find(|(_, n, _)| *n == name).map(|(_, _, h)| *h)
 }
 
 /// What a secret-setting command stores: nothing for its `no` form, a hash given as

@@ -37,7 +37,7 @@ impl Text for Version {
     }
 }
 
-pub fn version(ctx: &mut Ctx, _: &Args) -> Result<Reply, CmdError> {
+pub fn show_version(ctx: &mut Ctx, _: &Args) -> Result<Reply, CmdError> {
     Ok(Reply::show(Version {
         software: "coresh".into(),
         version: env!("CARGO_PKG_VERSION"),
@@ -63,7 +63,7 @@ impl Text for Clock {
     }
 }
 
-pub fn clock(_: &mut Ctx, _: &Args) -> Result<Reply, CmdError> {
+pub fn show_clock(_: &mut Ctx, _: &Args) -> Result<Reply, CmdError> {
     let now = Utc::now();
     Ok(Reply::show(Clock {
         utc: now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
@@ -113,11 +113,11 @@ pub(super) fn last(args: &Args) -> Option<u64> {
     args.int("ENTRIES").and_then(|n| u64::try_from(n).ok())
 }
 
-pub fn failover_history(ctx: &mut Ctx, args: &Args) -> Result<Reply, CmdError> {
+pub fn show_failover_history(ctx: &mut Ctx, args: &Args) -> Result<Reply, CmdError> {
     Ok(Reply::show(History(ctx.node.store.history(last(args))?)))
 }
 
-pub fn running_config(ctx: &mut Ctx, _: &Args) -> Result<Reply, CmdError> {
+pub fn show_running_config(ctx: &mut Ctx, _: &Args) -> Result<Reply, CmdError> {
     let settings = ctx.settings()?;
     let enrollment = ctx.node.core()?.setting(crate::coredb::ENROLLMENT_SECRET)?;
     let map = ctx.node.store.settings()?;
@@ -166,6 +166,6 @@ impl Text for Audit {
     }
 }
 
-pub fn audit(ctx: &mut Ctx, args: &Args) -> Result<Reply, CmdError> {
+pub fn show_audit(ctx: &mut Ctx, args: &Args) -> Result<Reply, CmdError> {
     Ok(Reply::show(Audit(ctx.node.store.audit(last(args).unwrap_or(AUDIT_DEFAULT))?)))
 }

@@ -105,7 +105,7 @@ fn run(ctx: &mut Ctx, line: &str) -> Result<Box<dyn Report>, CmdError> {
     ctx.run(line)?.report.ok_or_else(|| CmdError::Failed("nothing to show".into()))
 }
 
-pub fn tech_support(ctx: &mut Ctx, _: &Args) -> Result<Reply, CmdError> {
+pub fn show_tech_support(ctx: &mut Ctx, _: &Args) -> Result<Reply, CmdError> {
     let sections = SECTIONS
         .iter()
         .map(|line| match run(ctx, line) {

@@ -34,7 +34,7 @@ impl Text for SyncReport {
     }
 }
 
-pub fn sync(ctx: &mut Ctx, args: &Args) -> Result<Reply, CmdError> {
+pub fn failover_sync(ctx: &mut Ctx, args: &Args) -> Result<Reply, CmdError> {
     ctx.not_for_a_mate()?;
     let target = args.host("HOST").cloned().ok_or_else(|| CmdError::Failed("missing HOST".into()))?;
     let Ctx { node, console, .. } = ctx;
@@ -94,7 +94,7 @@ impl Text for History {
     }
 }
 
-pub fn history(ctx: &mut Ctx, args: &Args) -> Result<Reply, CmdError> {
+pub fn show_sync_history(ctx: &mut Ctx, args: &Args) -> Result<Reply, CmdError> {
     let last = args.int("ENTRIES").and_then(|n| u64::try_from(n).ok());
     Ok(Reply::show(History(ctx.node.store.sync_history(last)?)))
 }

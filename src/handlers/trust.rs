@@ -30,7 +30,7 @@ impl Text for LocalKey {
     }
 }
 
-pub fn show_local_key(ctx: &mut Ctx, _: &Args) -> Result<Reply, CmdError> {
+pub fn show_ssh_local_key(ctx: &mut Ctx, _: &Args) -> Result<Reply, CmdError> {
     let key = host_key(&ctx.node.data_dir).map_err(key_error)?;
     Ok(Reply::show(LocalKey { public_key: openssh_line(key.public_key()), fingerprint: fingerprint(key.public_key()) }))
 }
@@ -87,7 +87,7 @@ pub fn show_trusted_hosts(ctx: &mut Ctx, _: &Args) -> Result<Reply, CmdError> {
     Ok(Reply::show(TrustedList(list)))
 }
 
-pub fn trusted_host(ctx: &mut Ctx, args: &Args) -> Result<Reply, CmdError> {
+pub fn ha_trusted_host(ctx: &mut Ctx, args: &Args) -> Result<Reply, CmdError> {
     let host = args.host("HOST").map(ToString::to_string).unwrap_or_default();
     if args.has("no") {
         let removed = ctx.node.store.durably(|tx| trusted::remove(tx, &host))?;
@@ -130,7 +130,7 @@ impl Text for TestResult {
     }
 }
 
-pub fn test_connection(ctx: &mut Ctx, args: &Args) -> Result<Reply, CmdError> {
+pub fn failover_test_connection(ctx: &mut Ctx, args: &Args) -> Result<Reply, CmdError> {
     ctx.not_for_a_mate()?;
     let target = args.host("HOST").cloned().ok_or_else(|| CmdError::Failed("missing HOST".into()))?;
     let fail = |why: String| CmdError::Failed(format!("Test failed: {why}"));

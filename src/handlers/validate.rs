@@ -142,7 +142,7 @@ fn heartbeat(ctx: &Ctx, target: &HostPort) -> (bool, String) {
     (ok && recent, format!("{} {}", last.at, last.message))
 }
 
-pub fn validate(ctx: &mut Ctx, args: &Args) -> Result<Reply, CmdError> {
+pub fn failover_validate(ctx: &mut Ctx, args: &Args) -> Result<Reply, CmdError> {
     ctx.not_for_a_mate()?;
     let target = args.host("HOST").cloned().ok_or_else(|| CmdError::Failed("missing HOST".into()))?;
     if ctx.settings()?.mode != crate::ha::Mode::Secondary {

@@ -25,7 +25,7 @@ fn seconds(args: &Args) -> u32 {
     args.int("SECONDS").and_then(|n| u32::try_from(n).ok()).unwrap_or(1)
 }
 
-pub fn service(ctx: &mut Ctx, args: &Args) -> Result<Reply, CmdError> {
+pub fn ha_service(ctx: &mut Ctx, args: &Args) -> Result<Reply, CmdError> {
     let on = args.has("enable");
     let applied = ctx.update(|s| s.enabled = on)?;
     let s = &applied.now;
@@ -36,7 +36,7 @@ pub fn service(ctx: &mut Ctx, args: &Args) -> Result<Reply, CmdError> {
     with_schedule(ctx, reply)
 }
 
-pub fn mode(ctx: &mut Ctx, args: &Args) -> Result<Reply, CmdError> {
+pub fn ha_mode(ctx: &mut Ctx, args: &Args) -> Result<Reply, CmdError> {
     let role: Mode = choice(args, "role")?;
     let cause = ctx.cause();
     let applied = match role {
@@ -54,7 +54,7 @@ pub fn mode(ctx: &mut Ctx, args: &Args) -> Result<Reply, CmdError> {
     with_schedule(ctx, reply)
 }
 
-pub fn node_status(ctx: &mut Ctx, args: &Args) -> Result<Reply, CmdError> {
+pub fn ha_node_status(ctx: &mut Ctx, args: &Args) -> Result<Reply, CmdError> {
     let status: NodeStatus = choice(args, "status")?;
     if ctx.settings()?.mode != Mode::Secondary {
         return Err(CmdError::Failed("node-status applies to a secondary; this node is primary".into()));
@@ -63,19 +63,19 @@ pub fn node_status(ctx: &mut Ctx, args: &Args) -> Result<Reply, CmdError> {
     with_schedule(ctx, Reply::done())
 }
 
-pub fn primary_host(ctx: &mut Ctx, args: &Args) -> Result<Reply, CmdError> {
+pub fn ha_primary_host(ctx: &mut Ctx, args: &Args) -> Result<Reply, CmdError> {
     let host = if args.has("no") { None } else { args.host("HOST").cloned() };
     ctx.update(|s| s.primary_host = host)?;
     Ok(Reply::done())
 }
 
-pub fn sync_start_time(ctx: &mut Ctx, args: &Args) -> Result<Reply, CmdError> {
+pub fn ha_sync_start_time(ctx: &mut Ctx, args: &Args) -> Result<Reply, CmdError> {
     let time = args.time("TIME").unwrap_or((0, 0));
     ctx.update(|s| s.start_time = time)?;
     with_schedule(ctx, Reply::done())
 }
 
-pub fn sync_run_every(ctx: &mut Ctx, args: &Args) -> Result<Reply, CmdError> {
+pub fn ha_sync_run_every(ctx: &mut Ctx, args: &Args) -> Result<Reply, CmdError> {
     let count = args.int("INTERVAL").and_then(|n| u32::try_from(n).ok()).unwrap_or(1);
     let unit: Unit = choice(args, "unit")?;
     let total = i64::from(count) * unit.seconds();
@@ -100,25 +100,25 @@ pub fn sync_run_every(ctx: &mut Ctx, args: &Args) -> Result<Reply, CmdError> {
     with_schedule(ctx, reply)
 }
 
-pub fn heartbeat_interval(ctx: &mut Ctx, args: &Args) -> Result<Reply, CmdError> {
+pub fn ha_heartbeat_interval(ctx: &mut Ctx, args: &Args) -> Result<Reply, CmdError> {
     let secs = seconds(args);
     ctx.update(|s| s.heartbeat_interval = secs)?;
     Ok(Reply::done())
 }
 
-pub fn heartbeat_failures(ctx: &mut Ctx, args: &Args) -> Result<Reply, CmdError> {
+pub fn ha_heartbeat_failures(ctx: &mut Ctx, args: &Args) -> Result<Reply, CmdError> {
     let count = args.int("COUNT").and_then(|n| u32::try_from(n).ok()).unwrap_or(1);
     ctx.update(|s| s.heartbeat_failures = count)?;
     Ok(Reply::done())
 }
 
-pub fn heartbeat_recheck(ctx: &mut Ctx, args: &Args) -> Result<Reply, CmdError> {
+pub fn ha_heartbeat_recheck(ctx: &mut Ctx, args: &Args) -> Result<Reply, CmdError> {
     let secs = seconds(args);
     ctx.update(|s| s.heartbeat_recheck = secs)?;
     Ok(Reply::done())
 }
 
-pub fn heartbeat_max_staleness(ctx: &mut Ctx, args: &Args) -> Result<Reply, CmdError> {
+pub fn ha_heartbeat_max_staleness(ctx: &mut Ctx, args: &Args) -> Result<Reply, CmdError> {
     let bound = if args.has("no") {
         ha::Settings::default().max_staleness
     } else {
@@ -139,25 +139,25 @@ pub fn heartbeat_max_staleness(ctx: &mut Ctx, args: &Args) -> Result<Reply, CmdE
     Ok(reply)
 }
 
-pub fn heartbeat_status_url(ctx: &mut Ctx, args: &Args) -> Result<Reply, CmdError> {
+pub fn ha_heartbeat_status_url(ctx: &mut Ctx, args: &Args) -> Result<Reply, CmdError> {
     let url = if args.has("no") { None } else { args.text("URL").map(str::to_string) };
     ctx.update(|s| s.status_url = url)?;
     Ok(Reply::done())
 }
 
-pub fn on_failure(ctx: &mut Ctx, args: &Args) -> Result<Reply, CmdError> {
+pub fn ha_on_failure(ctx: &mut Ctx, args: &Args) -> Result<Reply, CmdError> {
     let action = choice(args, "action")?;
     ctx.update(|s| s.on_failure = action)?;
     Ok(Reply::done())
 }
 
-pub fn notify_email(ctx: &mut Ctx, args: &Args) -> Result<Reply, CmdError> {
+pub fn ha_notify_email(ctx: &mut Ctx, args: &Args) -> Result<Reply, CmdError> {
     let address = if args.has("no") { None } else { args.text("ADDRESS").map(str::to_string) };
     ctx.update(|s| s.notify_email = address)?;
     Ok(Reply::done())
 }
 
-pub fn notify_on(ctx: &mut Ctx, args: &Args) -> Result<Reply, CmdError> {
+pub fn ha_notify_on(ctx: &mut Ctx, args: &Args) -> Result<Reply, CmdError> {
     let on = !args.has("no");
     let sync = args.has("sync-completion");
     let applied = ctx.update(|s| {
