@@ -1,9 +1,9 @@
 //! What an operator checks first, in the spirit of ASA's `show failover`: this node's HA
 //! state, the peer as the heartbeat sees it, a misconfigured heartbeat, whether this
 //! secondary may promote itself, the replication chain, the last failover and its
-//! reason, stale and clock warnings (`show failover`); and the HA module log
-//! (`show logging high-availability`); and the writes a full sync replaced
-//! (`show failover divergence`).
+//! reason, stale and clock warnings (`show failover`); every mode and state change
+//! (`show failover history`); the HA module log (`show logging high-availability`);
+//! and the writes a full sync replaced (`show failover divergence`).
 
 use chrono::Utc;
 use serde::Serialize;
@@ -332,4 +332,46 @@ impl Text for Divergence {
 
 pub fn show_failover_divergence(ctx: &mut Ctx, _: &Args) -> Result<Reply, CmdError> {
     Ok(Reply::show(Divergence(crate::replication::divergence::list(&ctx.node.data_dir)?)))
+}
+
+#[derive(Tabled)]
+struct HistoryRow<'a> {
+    #[tabled(rename = "Time (UTC)")]
+    at: &'a str,
+    #[tabled(rename = "Event")]
+    event: &'a str,
+    #[tabled(rename = "Change")]
+    change: String,
+    #[tabled(rename = "By")]
+    actor: &'a str,
+    #[tabled(rename = "Reason")]
+    reason: &'a str,
+}
+
+#[derive(Serialize)]
+#[serde(transparent)]
+struct History(Vec<HistoryEntry>);
+
+impl Text for History {
+    fn text(&self) -> String {
+        if self.0.is_empty() {
+            return "No mode or state changes recorded.".into();
+        }
+        let rows: Vec<HistoryRow> = self
+            .0
+            .iter()
+            .map(|h| HistoryRow {
+                at: &h.at,
+                event: &h.event,
+                change: format!("{} -> {}", h.old, h.new),
+                actor: &h.actor,
+                reason: &h.reason,
+            })
+            .collect();
+        table(&rows)
+    }
+}
+
+pub fn show_failover_history(ctx: &mut Ctx, args: &Args) -> Result<Reply, CmdError> {
+    Ok(Reply::show(History(ctx.node.store.history(last(args))?)))
 }

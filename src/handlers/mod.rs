@@ -103,10 +103,10 @@ handlers! {
     ha: ha_service, ha_mode, ha_node_status, ha_primary_host, ha_sync_start_time, ha_sync_run_every,
         ha_heartbeat_interval, ha_heartbeat_failures, ha_heartbeat_recheck, ha_heartbeat_max_staleness,
         ha_heartbeat_status_url, ha_on_failure, ha_notify_email, ha_notify_on;
-    ha_status: show_failover, show_logging_ha, show_failover_divergence;
+    ha_status: show_failover, show_failover_history, show_logging_ha, show_failover_divergence;
     mate: failover_exec;
     notify: smtp_server, smtp_from, smtp_user, notify_test, show_notifications;
-    show: show_version, show_clock, show_failover_history, show_running_config, show_audit;
+    show: show_version, show_clock, show_running_config, show_audit;
     support: show_tech_support;
     sync: failover_sync, show_sync_history;
     system: hostname, enable_secret, audit_retention;

@@ -1,5 +1,6 @@
-//! Show commands. Each builds a typed, serialisable result; the shell renders it as
-//! text or, after `| json`, as JSON.
+//! The node's own show commands: version, clock, running configuration and audit.
+//! Each builds a typed, serialisable result; the shell renders it as text or, after
+//! `| json`, as JSON.
 
 use chrono::Utc;
 use serde::Serialize;
@@ -8,7 +9,7 @@ use tabled::Tabled;
 use super::Ctx;
 use crate::cli::Args;
 use crate::report::{CmdError, Reply, Text, fields, table};
-use crate::store::{AuditEntry, HistoryEntry, SCHEMA_VERSION, Store};
+use crate::store::{AuditEntry, SCHEMA_VERSION, Store};
 
 /// How many audit entries `show audit` prints unless told otherwise.
 const AUDIT_DEFAULT: u64 = 100;
@@ -71,50 +72,8 @@ pub fn show_clock(_: &mut Ctx, _: &Args) -> Result<Reply, CmdError> {
     }))
 }
 
-#[derive(Tabled)]
-struct HistoryRow<'a> {
-    #[tabled(rename = "Time (UTC)")]
-    at: &'a str,
-    #[tabled(rename = "Event")]
-    event: &'a str,
-    #[tabled(rename = "Change")]
-    change: String,
-    #[tabled(rename = "By")]
-    actor: &'a str,
-    #[tabled(rename = "Reason")]
-    reason: &'a str,
-}
-
-#[derive(Serialize)]
-#[serde(transparent)]
-struct History(Vec<HistoryEntry>);
-
-impl Text for History {
-    fn text(&self) -> String {
-        if self.0.is_empty() {
-            return "No mode or state changes recorded.".into();
-        }
-        let rows: Vec<HistoryRow> = self
-            .0
-            .iter()
-            .map(|h| HistoryRow {
-                at: &h.at,
-                event: &h.event,
-                change: format!("{} -> {}", h.old, h.new),
-                actor: &h.actor,
-                reason: &h.reason,
-            })
-            .collect();
-        table(&rows)
-    }
-}
-
 pub(super) fn last(args: &Args) -> Option<u64> {
     args.int("ENTRIES").and_then(|n| u64::try_from(n).ok())
-}
-
-pub fn show_failover_history(ctx: &mut Ctx, args: &Args) -> Result<Reply, CmdError> {
-    Ok(Reply::show(History(ctx.node.store.history(last(args))?)))
 }
 
 pub fn show_running_config(ctx: &mut Ctx, _: &Args) -> Result<Reply, CmdError> {
