@@ -129,6 +129,9 @@ enum Command {
         /// CORESH_ENABLE_SECRET): a mate's request.
         #[arg(long, requires = "command")]
         privileged: bool,
+        /// Run only commands declared read-only: a mate's request without the secret.
+        #[arg(long, requires = "command", conflicts_with = "privileged")]
+        readonly: bool,
     },
 }
 
@@ -274,9 +277,10 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             clap_complete::generate(shell, &mut Cli::command(), "coresh", &mut std::io::stdout());
             return Ok(0);
         }
-        Some(Command::ConsoleSession { user, source, session, command, privileged }) => {
+        Some(Command::ConsoleSession { user, source, session, command, privileged, readonly }) => {
             let node = Node::open(&data_dir)?;
-            let mut shell = Shell::new(node, Session::remote(&user, &source, session)).map_err(anyhow::Error::msg)?;
+            let session = Session { readonly, ..Session::remote(&user, &source, session) };
+            let mut shell = Shell::new(node, session).map_err(anyhow::Error::msg)?;
             return Ok(match command {
                 Some(line) if privileged => {
                     let options = BatchOptions { secret: batch_secret(None)?, ..BatchOptions::default() };

@@ -17,12 +17,22 @@ pub struct Session {
     /// The SSH console session this is (`show sessions`); `None` on the local console
     /// or in a batch run. Over SSH, `enable` needs an enable secret.
     pub remote: Option<i64>,
+    /// Only commands the grammar declares `readonly` run: a mate's request that came
+    /// without this node's enable secret.
+    pub readonly: bool,
 }
 
 impl Session {
     /// A new session in user mode.
     pub fn new(user: &str, source: &str) -> Session {
-        Session { mode: "user".into(), user: user.into(), source: source.into(), term_length: 0, remote: None }
+        Session {
+            mode: "user".into(),
+            user: user.into(),
+            source: source.into(),
+            term_length: 0,
+            remote: None,
+            readonly: false,
+        }
     }
 
     /// A new session of an operator logged in over SSH from `source`.

@@ -39,7 +39,7 @@ fn invalid_input_points_at_the_bad_word() {
 #[test]
 fn an_argument_out_of_range_says_why() {
     let node = TestNode::new();
-    let run = node.run(&["enable", "configure terminal", "high-availability", "heartbeat interval 0"]);
+    let run = node.ha(&["heartbeat interval 0"]);
     run.expect_code(2);
     assert_eq!(
         run.stderr,
@@ -56,7 +56,7 @@ fn incomplete_and_ambiguous_commands() {
     let run = node.run(&["e"]);
     run.expect_code(2);
     assert_eq!(run.stderr, "% Ambiguous command: \"e\"\n");
-    let run = node.run(&["enable", "configure terminal", "high-availability", "n x"]);
+    let run = node.ha(&["n x"]);
     run.expect_code(2);
     assert_eq!(run.stderr, "% Ambiguous command: \"n ...\"\n");
 }
@@ -83,7 +83,7 @@ fn a_batch_stops_at_the_first_failing_line() {
     let run = node.run(&["enable", "failover mode bogus", "failover mode secondary"]);
     run.expect_code(2);
     assert_eq!(node.failover_json()["mode"], "primary");
-    let run = node.run(&["enable", "configure terminal", "high-availability", "node-status standby", "service enable"]);
+    let run = node.ha(&["node-status standby", "service enable"]);
     run.expect_code(1);
     assert_eq!(run.stderr, "% node-status applies to a secondary; this node is primary\n");
     assert_eq!(node.failover_json()["high_availability"], "disabled");
@@ -128,14 +128,14 @@ fn failover_mode_secondary_does_not_restart_the_scheduler() {
     assert_eq!(json["state"], "standby");
     assert_eq!(json["next_sync_text"], "none (high availability is disabled)");
     // A running schedule: promotion stops it, and going back to secondary does not restart it.
-    ha(&node, &["primary-host core-a.example.com", "service enable"]).expect_code(0);
+    node.ha(&["primary-host core-a.example.com", "service enable"]).expect_code(0);
     assert!(node.failover_json()["next_sync"].is_string());
     node.run(&["enable", "failover mode primary"]).expect_code(0);
     node.run(&["enable", "failover mode secondary"]).expect_code(0);
     let json = node.failover_json();
     assert_eq!(json["next_sync"], serde_json::Value::Null);
     assert!(json["next_sync_text"].as_str().unwrap().contains("the scheduler is not running"), "{json}");
-    ha(&node, &["sync start-time 02:00"]).expect_code(0);
+    node.ha(&["sync start-time 02:00"]).expect_code(0);
     assert!(node.failover_json()["next_sync"].is_string(), "saving the schedule restarts it");
 }
 
@@ -150,33 +150,24 @@ fn client_connections_are_persisted() {
     assert_eq!(node.failover_json()["client_connections"], "enabled");
 }
 
-fn ha(node: &TestNode, lines: &[&str]) -> common::Run {
-    let mut all = vec!["enable", "configure terminal", "high-availability"];
-    all.extend_from_slice(lines);
-    node.run(&all)
-}
-
 #[test]
 fn every_ha_field_is_saved_and_survives_a_restart() {
     let node = TestNode::new();
-    ha(
-        &node,
-        &[
-            "service enable",
-            "mode secondary",
-            "node-status standby",
-            "primary-host core-a.example.com:2222",
-            "sync start-time 01:30",
-            "sync run-every 2 hours",
-            "heartbeat interval 20",
-            "heartbeat failures 5",
-            "heartbeat recheck-interval 7",
-            "on-failure keep-standby",
-            "notify email ops@example.com",
-            "notify on sync-completion",
-            "no notify on failure",
-        ],
-    )
+    node.ha(&[
+        "service enable",
+        "mode secondary",
+        "node-status standby",
+        "primary-host core-a.example.com:2222",
+        "sync start-time 01:30",
+        "sync run-every 2 hours",
+        "heartbeat interval 20",
+        "heartbeat failures 5",
+        "heartbeat recheck-interval 7",
+        "on-failure keep-standby",
+        "notify email ops@example.com",
+        "notify on sync-completion",
+        "no notify on failure",
+    ])
     .expect_code(0);
     // Every run is a new process: this is the restart.
     let json = node.failover_json();
@@ -197,7 +188,7 @@ fn every_ha_field_is_saved_and_survives_a_restart() {
     ] {
         assert!(config.contains(line), "{line} missing in\n{config}");
     }
-    ha(&node, &["no primary-host", "no notify email", "notify on failure", "node-status active"]).expect_code(0);
+    node.ha(&["no primary-host", "no notify email", "notify on failure", "node-status active"]).expect_code(0);
     let json = node.failover_json();
     assert_eq!(json["primary_host"], serde_json::Value::Null);
     assert_eq!(json["state"], "active");
@@ -207,24 +198,21 @@ fn every_ha_field_is_saved_and_survives_a_restart() {
 #[test]
 fn schedule_saves_print_the_next_sync_and_short_intervals_warn() {
     let node = TestNode::new();
-    let run = ha(
-        &node,
-        &[
-            "mode secondary",
-            "primary-host core-a.example.com",
-            "service enable",
-            "sync start-time 23:59",
-            "sync run-every 30 minutes",
-        ],
-    );
+    let run = node.ha(&[
+        "mode secondary",
+        "primary-host core-a.example.com",
+        "service enable",
+        "sync start-time 23:59",
+        "sync run-every 30 minutes",
+    ]);
     run.expect_code(0);
     assert!(run.stdout.contains("Next sync: "), "{}", run.stdout);
     assert!(run.stdout.contains("23:59 UTC (start-time 23:59 UTC, then every 30 minutes)"), "{}", run.stdout);
     assert!(run.stderr.contains("% Warning: Syncing more often than every 60 minutes"), "{}", run.stderr);
-    let run = ha(&node, &["sync run-every 31 days"]);
+    let run = node.ha(&["sync run-every 31 days"]);
     run.expect_code(1);
     assert_eq!(run.stderr, "% run-every is at most 30 days\n");
-    let run = ha(&node, &["heartbeat interval 10"]);
+    let run = node.ha(&["heartbeat interval 10"]);
     assert!(!run.stdout.contains("Next sync"), "a non-schedule save must not move the schedule");
 }
 
@@ -243,14 +231,14 @@ fn bad_values_are_refused_with_a_reason() {
         ("primary-host [fe80::1", "missing ']'"),
         ("primary-host 300.1.1.1", "not an IPv4 address"),
     ] {
-        let run = ha(&node, &[line]);
+        let run = node.ha(&[line]);
         run.expect_code(2);
         assert!(run.stderr.contains(reason), "{line}: {}", run.stderr);
     }
-    let run = ha(&node, &["primary-host \"a b\""]);
+    let run = node.ha(&["primary-host \"a b\""]);
     run.expect_code(2);
     assert_eq!(node.failover_json()["primary_host"], serde_json::Value::Null);
-    ha(&node, &["primary-host [2001:db8::7]:22"]).expect_code(0);
+    node.ha(&["primary-host [2001:db8::7]:22"]).expect_code(0);
     assert_eq!(node.failover_json()["primary_host"], "[2001:db8::7]:22");
 }
 
@@ -450,7 +438,7 @@ fn help_in_batch_mode() {
     assert!(!run.stdout.contains("running-config"), "privileged words are not offered in user mode");
     let run = node.run(&["enable", "sh?"]);
     assert_eq!(run.stdout, "  show  Show running system information\n");
-    let run = node.run(&["enable", "configure terminal", "high-availability", "heartbeat interval ?"]);
+    let run = node.ha(&["heartbeat interval ?"]);
     assert_eq!(run.stdout, "  <1-86400>  Number of seconds\n");
     let run = node.run(&["enable", "show failover ?"]);
     assert_eq!(
@@ -562,8 +550,8 @@ fn a_data_dir_that_cannot_be_used_is_reported() {
 #[test]
 fn mode_primary_in_ha_configuration_is_a_promotion() {
     let node = TestNode::new();
-    ha(&node, &["mode secondary", "service enable"]).expect_code(0);
-    let run = ha(&node, &["mode primary"]);
+    node.ha(&["mode secondary", "service enable"]).expect_code(0);
+    let run = node.ha(&["mode primary"]);
     run.expect_code(0);
     assert!(run.stdout.contains("This node is primary (epoch 1)."), "{}", run.stdout);
     assert!(run.stdout.contains("Next sync: none (a primary never replicates from another node)"), "{}", run.stdout);

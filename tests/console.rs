@@ -8,10 +8,9 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+use common::pty::{TIMEOUT_MS, type_keys};
 use common::{Daemon, Run, TestNode};
 use rexpect::session::PtySession;
-
-const TIMEOUT_MS: u64 = 20_000;
 
 /// A node with a daemon, a user `admin` with a password and a key, and hostname core-a.
 struct Console {
@@ -29,20 +28,13 @@ impl Console {
     fn new(config: &[&str]) -> Console {
         let node = TestNode::new();
         let files = tempfile::tempdir().unwrap();
-        let key = files.path().join("id_ed25519");
-        let made = Command::new("ssh-keygen")
-            .args(["-q", "-t", "ed25519", "-N", "", "-C", "admin@test", "-f"])
-            .arg(&key)
-            .status()
-            .expect("ssh-keygen");
-        assert!(made.success());
-        let public = std::fs::read_to_string(key.with_extension("pub")).unwrap();
+        let (key, public) = common::ssh::new_key(files.path(), "id_ed25519", "admin@test");
         let mut lines = vec![
             "enable".to_string(),
             "configure terminal".into(),
             "hostname core-a".into(),
             format!("username admin password {PASSWORD}"),
-            format!("username admin key {}", public.trim()),
+            format!("username admin key {public}"),
         ];
         lines.extend(config.iter().map(|l| l.to_string()));
         let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
@@ -53,18 +45,15 @@ impl Console {
 
     /// `ssh` to the daemon as `user`, with the options every test needs.
     fn ssh(&self, user: &str) -> Command {
-        let mut cmd = Command::new("ssh");
-        cmd.args(["-F", "/dev/null", "-p", &self.daemon.ssh.port().to_string()])
-            .args(["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR"])
-            .args(["-o", "ConnectTimeout=10", "-o", "NumberOfPasswordPrompts=1"])
-            .arg(format!("{user}@127.0.0.1"));
+        let mut cmd = common::ssh::client(self.daemon.ssh.port());
+        cmd.args(["-o", "NumberOfPasswordPrompts=1"]).arg(format!("{user}@127.0.0.1"));
         cmd
     }
 
     /// `ssh` logging in with `key` only.
     fn with_key(&self, user: &str, key: &Path) -> Command {
-        let mut cmd = self.ssh(user);
-        cmd.args(["-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes", "-o", "PasswordAuthentication=no", "-i"]).arg(key);
+        let mut cmd = common::ssh::with_key(self.daemon.ssh.port(), key);
+        cmd.arg(format!("{user}@127.0.0.1"));
         cmd
     }
 
@@ -113,12 +102,6 @@ fn resize(p: &PtySession, cols: u16, rows: u16) {
     // SAFETY: TIOCSWINSZ reads a winsize we own from a valid descriptor.
     let done = unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSWINSZ, &size) };
     assert_eq!(done, 0, "TIOCSWINSZ");
-}
-
-/// Types keys without Enter (rexpect buffers `send` until flushed).
-fn type_keys(p: &mut PtySession, keys: &str) {
-    p.send(keys).expect("send keys");
-    p.flush().expect("flush keys");
 }
 
 #[test]

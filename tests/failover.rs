@@ -9,20 +9,10 @@ use std::time::{Duration, Instant};
 
 use common::{Daemon, TestNode, generate, pair, sync};
 
-/// Makes `b` a standby secondary of `a` with a fast heartbeat (1 s, 3 failures, 1 s).
-fn follow(b: &TestNode, a: &Daemon, on_failure: &str) {
-    let lines = common::follow_lines(&a.ssh.to_string(), on_failure);
-    b.run(&lines.iter().map(String::as_str).collect::<Vec<_>>()).expect_code(0);
-}
-
-fn failover_json(node: &TestNode) -> serde_json::Value {
-    serde_json::from_str(&node.run(&["show failover | json"]).stdout).unwrap()
-}
-
 /// Waits until `b`'s heartbeat has reached its primary.
 fn wait_for_heartbeat(b: &TestNode, db: &Daemon) {
     db.eventually("the heartbeat reaches the primary", |_| {
-        failover_json(b)["peers"].as_array().is_some_and(|p| p.iter().any(|p| p["reachable"] == true))
+        b.failover_json()["peers"].as_array().is_some_and(|p| p.iter().any(|p| p["reachable"] == true))
     });
 }
 
@@ -31,13 +21,9 @@ fn wait_for_heartbeat(b: &TestNode, db: &Daemon) {
 fn standby_of(a: &TestNode, da: &Daemon, b: &TestNode, on_failure: &str) -> Daemon {
     pair(a, da, b);
     let db = b.serve();
-    follow(b, da, on_failure);
+    b.follow(&da.ssh.to_string(), on_failure);
     wait_for_heartbeat(b, &db);
     db
-}
-
-fn ha_log(node: &TestNode) -> String {
-    node.run(&["show logging high-availability last 1000"]).stdout
 }
 
 #[test]
@@ -48,9 +34,9 @@ fn a_dead_primary_is_replaced_by_its_secondary() {
     pair(&a, &da, &b);
     let db = b.serve();
     sync(&b, &da).expect_code(0);
-    follow(&b, &da, "promote");
+    b.follow(&da.ssh.to_string(), "promote");
     wait_for_heartbeat(&b, &db);
-    let seen = failover_json(&b);
+    let seen = b.failover_json();
     let peer = &seen["peers"][0];
     assert_eq!(peer["mode"], "primary");
     assert_eq!(peer["role"], "primary");
@@ -65,13 +51,13 @@ fn a_dead_primary_is_replaced_by_its_secondary() {
     let took = killed.elapsed();
     assert!(took < Duration::from_secs(20), "failover took {took:?}");
 
-    let now = failover_json(&b);
+    let now = b.failover_json();
     assert_eq!(now["mode"], "primary");
     assert_eq!(now["epoch"], 1);
     let reason = now["last_failover"]["reason"].as_str().unwrap();
     assert!(reason.contains("failed 3 consecutive heartbeats"), "{reason}");
     assert_eq!(now["last_failover"]["actor"], "heartbeat");
-    let log = ha_log(&b);
+    let log = b.ha_log();
     assert!(log.contains("FAILOVER: primary"), "{log}");
     assert!(log.contains("failed (1 of 3)") && log.contains("failed (2 of 3)"), "{log}");
     // Devices go on, on the new primary, with the data it replicated.
@@ -85,13 +71,13 @@ fn a_live_status_page_prevents_a_failover_when_only_ssh_fails() {
     let da = a.serve();
     let db = standby_of(&a, &da, &b, "promote");
     // The primary stops trusting the secondary: SSH probes fail, the page still answers.
-    a.run(&["enable", "configure terminal", "high-availability", "no trusted-host core-b"]).expect_code(0);
-    db.eventually("the heartbeat sees SSH fail", |_| ha_log(&b).contains("the primary is alive by its status page"));
+    a.ha(&["no trusted-host core-b"]).expect_code(0);
+    db.eventually("the heartbeat sees SSH fail", |_| b.ha_log().contains("the primary is alive by its status page"));
     std::thread::sleep(Duration::from_secs(5));
-    let now = failover_json(&b);
+    let now = b.failover_json();
     assert_eq!(now["mode"], "secondary", "{now}");
-    assert!(ha_log(&b).contains("does not trust this node's key"));
-    assert!(!ha_log(&b).contains("FAILOVER"));
+    assert!(b.ha_log().contains("does not trust this node's key"));
+    assert!(!b.ha_log().contains("FAILOVER"));
 }
 
 #[test]
@@ -101,9 +87,9 @@ fn keep_standby_reports_and_stays_standby() {
     let db = standby_of(&a, &da, &b, "keep-standby");
     da.kill_9();
     db.eventually("the failure is reported", |_| {
-        ha_log(&b).contains("on-failure keep-standby: this node stays standby")
+        b.ha_log().contains("on-failure keep-standby: this node stays standby")
     });
-    assert_eq!(failover_json(&b)["mode"], "secondary");
+    assert_eq!(b.failover_json()["mode"], "secondary");
     assert_eq!(db.get("/hastatus.html").body, "MOBILEIRON-STATUS: OK (Mode: Standby)");
 }
 
@@ -111,21 +97,21 @@ fn keep_standby_reports_and_stays_standby() {
 fn an_old_primary_that_comes_back_is_stale_until_recovered() {
     let (a, b) = (TestNode::new(), TestNode::new());
     generate(&a, "100", "100");
-    a.run(&["enable", "configure terminal", "high-availability", "service enable"]).expect_code(0);
+    a.ha(&["service enable"]).expect_code(0);
     let da = a.serve();
     pair(&a, &da, &b);
     let db = b.serve();
     // The primary watches the secondary at its daemon's address.
     a.trust(&db.ssh.to_string(), &b.local_key()).expect_code(0);
     sync(&b, &da).expect_code(0);
-    follow(&b, &da, "promote");
+    b.follow(&da.ssh.to_string(), "promote");
     wait_for_heartbeat(&b, &db);
     da.kill_9();
     db.eventually("the secondary takes over", |d| d.get("/hastatus.html").body.contains("Mode: Primary"));
 
     // The old primary returns, still believing it is primary; its notifications go to
     // a real SMTP server.
-    let port = common::smtp::free_port();
+    let port = common::free_port();
     let smtp = common::smtp::SmtpServer::start(a.path(), port);
     common::smtp::configure(&a, port);
     let da = a.serve();
@@ -137,7 +123,7 @@ fn an_old_primary_that_comes_back_is_stale_until_recovered() {
         shown.contains("STALE PRIMARY") && shown.contains("is primary with epoch 1, this node has epoch 0"),
         "{shown}"
     );
-    assert!(ha_log(&a).contains("STALE PRIMARY"));
+    assert!(a.ha_log().contains("STALE PRIMARY"));
     let mails = smtp.wait_for("the stale primary mail", |m| m.iter().any(|m| m.contains("STALE PRIMARY")));
     let stale = mails.iter().find(|m| m.contains("STALE PRIMARY")).unwrap();
     assert!(stale.contains("is primary with epoch 1, this node has epoch 0"), "{stale}");
@@ -154,7 +140,7 @@ fn an_old_primary_that_comes_back_is_stale_until_recovered() {
     let run = a.run(&["enable", &format!("failover sync {}", db.ssh)]);
     run.expect_code(0);
     a.assert_same_rows(&b);
-    assert!(failover_json(&a)["stale"].is_null());
+    assert!(a.failover_json()["stale"].is_null());
 }
 
 #[test]
@@ -220,15 +206,15 @@ fn writes_an_old_primary_took_after_the_failover_point_are_kept_not_lost() {
 #[test]
 fn a_clock_offset_past_the_threshold_is_shown_and_logged() {
     let (a, b) = (TestNode::new(), TestNode::new());
-    let da = a.serve_env(&[("CORESH_TEST_CLOCK_SKEW_MS", "5000")]);
+    let da = a.daemon().env("CORESH_TEST_CLOCK_SKEW_MS", "5000").start();
     let db = standby_of(&a, &da, &b, "promote");
-    let offset = failover_json(&b)["peers"][0]["offset_ms"].as_i64().unwrap();
+    let offset = b.failover_json()["peers"][0]["offset_ms"].as_i64().unwrap();
     assert!((4000..6000).contains(&offset), "measured {offset} ms");
     let shown = b.run(&["show failover"]).stdout;
     assert!(shown.contains("WARNING") && shown.contains("set both nodes' clocks (NTP)"), "{shown}");
-    db.eventually("the HA log warns once", |_| ha_log(&b).contains("past 2000 ms: the guide requires the same time"));
+    db.eventually("the HA log warns once", |_| b.ha_log().contains("past 2000 ms: the guide requires the same time"));
     std::thread::sleep(Duration::from_millis(2500));
-    let log = ha_log(&b);
+    let log = b.ha_log();
     assert!(log.matches("heartbeat to").count() >= 3, "{log}");
     assert_eq!(log.matches("past 2000 ms").count(), 1, "warned once, not at every heartbeat:\n{log}");
 }
@@ -237,12 +223,12 @@ fn a_clock_offset_past_the_threshold_is_shown_and_logged() {
 fn show_failover_names_a_version_mismatch_and_the_node_to_upgrade() {
     let (a, b) = (TestNode::new(), TestNode::new());
     a.run(&["enable", "configure terminal", "hostname core-a"]).expect_code(0);
-    let da = a.serve_env(&[("CORESH_TEST_REPORTED_VERSION", "0.0.1")]);
+    let da = a.daemon().env("CORESH_TEST_REPORTED_VERSION", "0.0.1").start();
     pair(&a, &da, &b);
     let db = b.serve();
-    follow(&b, &da, "keep-standby");
+    b.follow(&da.ssh.to_string(), "keep-standby");
     db.eventually("the heartbeat sees the primary's version", |_| {
-        failover_json(&b)["version_mismatches"].as_array().is_some_and(|v| !v.is_empty())
+        b.failover_json()["version_mismatches"].as_array().is_some_and(|v| !v.is_empty())
     });
     let shown = b.run(&["show failover"]).stdout;
     let ours = env!("CARGO_PKG_VERSION");

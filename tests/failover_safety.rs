@@ -14,16 +14,6 @@ use std::time::{Duration, Instant};
 use common::proxy::Proxy;
 use common::{Daemon, TestNode, generate, pair, sync};
 
-/// Makes `node` a standby secondary of `primary` (fast heartbeat: 1 s, 3, 1 s).
-fn follow(node: &TestNode, primary: &str, on_failure: &str) {
-    let lines = common::follow_lines(primary, on_failure);
-    node.run(&lines.iter().map(String::as_str).collect::<Vec<_>>()).expect_code(0);
-}
-
-fn ha_log(node: &TestNode) -> String {
-    node.run(&["show logging high-availability last 2000"]).stdout
-}
-
 /// Mails of `event` in `node`'s outbox (queued, held or sent).
 fn mails_of(node: &TestNode, event: &str) -> usize {
     let out: serde_json::Value = serde_json::from_str(&node.run(&["show notifications | json"]).stdout).unwrap();
@@ -32,7 +22,7 @@ fn mails_of(node: &TestNode, event: &str) -> usize {
 
 /// Notifications to an SMTP port nothing listens on: mails stay in the outbox, countable.
 fn notify_nowhere(node: &TestNode) {
-    common::smtp::configure(node, common::smtp::free_port());
+    common::smtp::configure(node, common::free_port());
 }
 
 /// Retries `f` every 50 ms for up to 30 s.
@@ -83,7 +73,7 @@ fn a_misconfigured_heartbeat_raises_one_alarm_and_never_promotes() {
         .iter()
         .map(|n| {
             notify_nowhere(n);
-            follow(n, &primary, "promote");
+            n.follow(&primary, "promote");
             n.serve()
         })
         .collect();
@@ -107,7 +97,7 @@ fn a_misconfigured_heartbeat_raises_one_alarm_and_never_promotes() {
 
     // Several more probes: still one alarm in the HA log and one mail.
     std::thread::sleep(Duration::from_secs(3));
-    let log = ha_log(untrusted);
+    let log = untrusted.ha_log();
     assert_eq!(log.matches("HEARTBEAT MISCONFIGURED").count(), 1, "{log}");
     assert!(log.contains("not counted as a failure"), "{log}");
     assert_eq!(mails_of(untrusted, "heartbeat-misconfigured"), 1);
@@ -118,7 +108,7 @@ fn a_misconfigured_heartbeat_raises_one_alarm_and_never_promotes() {
     std::thread::sleep(Duration::from_secs(4));
     for node in [untrusted, wrong_key, refused, changed] {
         assert_eq!(node.failover_json()["mode"], "secondary");
-        assert!(!ha_log(node).contains("FAILOVER:"), "{}", ha_log(node));
+        assert!(!node.ha_log().contains("FAILOVER:"), "{}", node.ha_log());
     }
     drop(daemons);
 }
@@ -126,12 +116,12 @@ fn a_misconfigured_heartbeat_raises_one_alarm_and_never_promotes() {
 #[test]
 fn a_version_mismatch_is_an_alarm_not_a_failure() {
     let (a, b) = (TestNode::new(), TestNode::new());
-    let da = a.serve_env(&[("CORESH_TEST_REPORTED_VERSION", "0.0.1")]);
+    let da = a.daemon().env("CORESH_TEST_REPORTED_VERSION", "0.0.1").start();
     pair(&a, &da, &b);
-    follow(&b, &da.ssh.to_string(), "promote");
+    b.follow(&da.ssh.to_string(), "promote");
     let _db = b.serve();
     until("the mismatch is raised", || alarm(&b).contains("version mismatch"));
-    assert!(ha_log(&b).contains("HEARTBEAT MISCONFIGURED"));
+    assert!(b.ha_log().contains("HEARTBEAT MISCONFIGURED"));
     assert_eq!(b.failover_json()["mode"], "secondary");
 }
 
@@ -150,10 +140,10 @@ fn a_standby_without_recent_data_of_its_primary_stays_standby() {
     let mut daemons = Vec::new();
     for node in [&never, &old] {
         notify_nowhere(node);
-        follow(node, &primary, "promote");
+        node.follow(&primary, "promote");
         daemons.push(node.serve());
     }
-    old.run(&["enable", "configure terminal", "high-availability", "heartbeat max-staleness 2 seconds"]).expect_code(0);
+    old.ha(&["heartbeat max-staleness 2 seconds"]).expect_code(0);
     until("both heartbeats work", || reaches_its_primary(&never) && reaches_its_primary(&old));
     std::thread::sleep(Duration::from_millis(3000));
     let shown = old.run(&["show failover"]).stdout;
@@ -163,8 +153,8 @@ fn a_standby_without_recent_data_of_its_primary_stays_standby() {
     for (node, why) in
         [(&never, "it has never completed a sync from"), (&old, "longer ago than heartbeat max-staleness 2 seconds")]
     {
-        until(why, || ha_log(node).contains("FAILOVER REFUSED"));
-        let log = ha_log(node);
+        until(why, || node.ha_log().contains("FAILOVER REFUSED"));
+        let log = node.ha_log();
         assert!(log.contains(why), "{log}");
         assert!(log.contains("this node stays standby"), "{log}");
     }
@@ -177,7 +167,7 @@ fn a_standby_without_recent_data_of_its_primary_stays_standby() {
     assert_eq!(mails_of(&never, "failover-refused"), 1);
     for node in [&never, &old] {
         assert_eq!(node.failover_json()["mode"], "secondary");
-        assert!(!ha_log(node).contains("FAILOVER:"));
+        assert!(!node.ha_log().contains("FAILOVER:"));
     }
 
     // A person can still promote them, told what they lack.
@@ -193,14 +183,13 @@ fn a_standby_without_recent_data_of_its_primary_stays_standby() {
 /// A primary (HA on, watching its peers) on `node`, and `standby` following it, synced,
 /// with the primary watching the standby's daemon; returns both daemons.
 fn watched_pair(node: &TestNode, standby: &TestNode) -> (Daemon, Daemon) {
-    node.run(&["enable", "configure terminal", "high-availability", "heartbeat interval 1", "service enable"])
-        .expect_code(0);
+    node.ha(&["heartbeat interval 1", "service enable"]).expect_code(0);
     let dn = node.serve();
     pair(node, &dn, standby);
     let ds = standby.serve();
     node.trust(&ds.ssh.to_string(), &standby.local_key()).expect_code(0);
     sync(standby, &dn).expect_code(0);
-    follow(standby, &dn.ssh.to_string(), "promote");
+    standby.follow(&dn.ssh.to_string(), "promote");
     until("the heartbeat reaches the primary", || reaches_its_primary(standby));
     (dn, ds)
 }
@@ -231,7 +220,7 @@ fn two_failovers_in_a_row_leave_one_writable_primary() {
     b.trust("core-a", &a.local_key()).expect_code(0);
     a.trust(&db.ssh.to_string(), &b.local_key()).expect_code(0);
     sync(&a, &db).expect_code(0);
-    follow(&a, &db.ssh.to_string(), "promote");
+    a.follow(&db.ssh.to_string(), "promote");
     let da = a.serve();
     b.trust(&da.ssh.to_string(), &a.local_key()).expect_code(0);
     until("a's heartbeat reaches b", || reaches_its_primary(&a));
@@ -318,7 +307,7 @@ fn the_status_pages_in_every_state() {
     d.eventually("the node is a standby", |d| d.get("/hastatus.html").body.contains("Standby"));
     assert_eq!(pages(&d), ok("Standby"));
     // An active secondary serves as primary.
-    node.run(&["enable", "configure terminal", "high-availability", "node-status active"]).expect_code(0);
+    node.ha(&["node-status active"]).expect_code(0);
     d.eventually("the node is active", |d| d.get("/hastatus.html").body.contains("Primary"));
     assert_eq!(pages(&d), ok("Primary"));
 }
@@ -336,7 +325,7 @@ fn the_status_page_over_tls_keeps_a_primary_alive_when_only_ssh_is_cut() {
     let (a, b) = (TestNode::new(), TestNode::new());
     generate(&a, "20", "20");
     let (cert, key) = write_cert(&a);
-    let da = a.serve_with(&["--tls-cert", &cert, "--tls-key", &key]);
+    let da = a.daemon().args(&["--tls-cert", &cert, "--tls-key", &key]).start();
     // The SSH path goes through a link the test can cut; the status page is reached
     // directly, over HTTPS with a self-signed certificate the primary advertised.
     let link = Proxy::start(da.ssh);
@@ -345,7 +334,7 @@ fn the_status_page_over_tls_keeps_a_primary_alive_when_only_ssh_is_cut() {
     a.trust("core-b", &b.local_key()).expect_code(0);
     b.run(&["enable", "failover mode secondary"]).expect_code(0);
     b.run(&["enable", &format!("failover sync {primary}")]).expect_code(0);
-    follow(&b, &primary, "promote");
+    b.follow(&primary, "promote");
     let _db = b.serve();
     until("the heartbeat reaches the primary", || reaches_its_primary(&b));
     let peer = b.failover_json()["peers"][0].clone();
@@ -353,10 +342,10 @@ fn the_status_page_over_tls_keeps_a_primary_alive_when_only_ssh_is_cut() {
     assert!(peer["status_cert"].as_str().is_some_and(|c| c.len() == 64), "{peer}");
 
     link.cut();
-    until("the cut is seen", || ha_log(&b).contains("the primary is alive by its status page"));
+    until("the cut is seen", || b.ha_log().contains("the primary is alive by its status page"));
     std::thread::sleep(Duration::from_secs(4));
-    assert_eq!(b.failover_json()["mode"], "secondary", "{}", ha_log(&b));
-    assert!(!ha_log(&b).contains("FAILOVER"), "{}", ha_log(&b));
+    assert_eq!(b.failover_json()["mode"], "secondary", "{}", b.ha_log());
+    assert!(!b.ha_log().contains("FAILOVER"), "{}", b.ha_log());
     assert!(alarm(&b).is_empty(), "a cut link is no configuration error: {}", alarm(&b));
 
     // When the primary itself dies, both signals fail and the secondary takes over.

@@ -43,6 +43,15 @@ fn each_grammar_file_is_served_by_the_file_of_its_name() {
 }
 
 #[test]
+fn the_read_only_commands_are_the_show_commands_of_user_mode() {
+    let g = grammar();
+    for cmd in &g.commands {
+        let user_show = cmd.modes.iter().any(|m| m == "user") && cmd.spec_text.starts_with("show ");
+        assert_eq!(cmd.readonly, user_show, "{}: {} (readonly {})", cmd.origin, cmd.spec_text, cmd.readonly);
+    }
+}
+
+#[test]
 fn every_command_has_a_doc_and_every_word_help() {
     let g = grammar();
     for cmd in g.commands.iter().chain(&g.filters) {

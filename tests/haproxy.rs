@@ -9,13 +9,8 @@ mod common;
 use common::haproxy::{from_client, guide_config, start, start_with, until};
 use common::{Daemon, TestNode};
 
-/// A port that was free a moment ago.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 fn front() -> std::net::SocketAddr {
-    std::net::SocketAddr::from(([127, 0, 0, 1], free_port()))
+    std::net::SocketAddr::from(([127, 0, 0, 1], common::free_port()))
 }
 
 fn node_id(d: &Daemon) -> String {
@@ -42,7 +37,7 @@ fn haproxy_fails_over_to_a_standby_and_does_not_move_back() {
     until("the secondary reports Mode: Primary", || secondary.get("/hastatus.html").body.ends_with("(Mode: Primary)"));
     assert_eq!(lb.served_by(), Ok(sid.clone()));
     // The old primary comes back at its address, healthy: traffic stays (manual resume).
-    let back = a.spawn_daemon_at(&primary_addr.to_string(), "127.0.0.1:0");
+    let back = a.daemon().http(&primary_addr.to_string()).ssh("127.0.0.1:0").start();
     assert_eq!(back.get("/status/status.html").body, "MOBILEIRON-STATUS: OK");
     std::thread::sleep(std::time::Duration::from_millis(500));
     for _ in 0..10 {
@@ -54,7 +49,7 @@ fn haproxy_fails_over_to_a_standby_and_does_not_move_back() {
 fn haproxy_does_not_fail_over_to_a_secondary_that_is_not_standby() {
     let (a, b) = (TestNode::new(), TestNode::new());
     b.run(&["enable", "failover mode secondary"]).expect_code(0);
-    b.run(&["enable", "configure terminal", "high-availability", "node-status active"]).expect_code(0);
+    b.ha(&["node-status active"]).expect_code(0);
     let primary = a.serve();
     let secondary = b.serve();
     let pid = node_id(&primary);
@@ -88,15 +83,13 @@ fn a_load_balancer_from_the_guide_alone_keeps_new_clients_off_a_stale_primary() 
     let (a, b) = (TestNode::new(), TestNode::new());
     common::generate(&a, "20", "20");
     // a is primary and watches its peers; b is its synced standby with a fast heartbeat.
-    a.run(&["enable", "configure terminal", "high-availability", "heartbeat interval 1", "service enable"])
-        .expect_code(0);
+    a.ha(&["heartbeat interval 1", "service enable"]).expect_code(0);
     let primary = a.serve();
     common::pair(&a, &primary, &b);
     let secondary = b.serve();
     a.trust(&secondary.ssh.to_string(), &b.local_key()).expect_code(0);
     common::sync(&b, &primary).expect_code(0);
-    let lines = common::follow_lines(&primary.ssh.to_string(), "promote");
-    b.run(&lines.iter().map(String::as_str).collect::<Vec<_>>()).expect_code(0);
+    b.follow(&primary.ssh.to_string(), "promote");
     let (pid, sid) = (node_id(&primary), node_id(&secondary));
     let vip = front();
     let lb = start_with(a.path(), vip, &guide_config(vip, primary.addr, secondary.addr));
@@ -111,7 +104,7 @@ fn a_load_balancer_from_the_guide_alone_keeps_new_clients_off_a_stale_primary() 
     });
 
     // The old primary returns on its address and learns it is stale.
-    let back = a.spawn_daemon_at(&primary_addr.to_string(), "127.0.0.1:0");
+    let back = a.daemon().http(&primary_addr.to_string()).ssh("127.0.0.1:0").start();
     back.eventually("the old primary reports itself stale", |d| d.get("/hastatus.html").body.contains("Mode: Stale"));
     std::thread::sleep(std::time::Duration::from_millis(800));
     // New clients (new addresses, no stickiness yet) go where the status pages say.

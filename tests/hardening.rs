@@ -59,7 +59,7 @@ fn an_idle_tcp_connection_does_not_stop_the_https_listener() {
     let node = TestNode::new();
     let cert = write_cert(&node);
     let key = node.path().join("server.key");
-    let d = node.serve_with(&["--tls-cert", &cert, "--tls-key", key.to_str().unwrap()]);
+    let d = node.daemon().args(&["--tls-cert", &cert, "--tls-key", key.to_str().unwrap()]).start();
     // Connections that never start a TLS handshake.
     let idle: Vec<TcpStream> = (0..5).map(|_| TcpStream::connect(d.addr).unwrap()).collect();
     std::thread::sleep(Duration::from_millis(200));
@@ -71,7 +71,7 @@ fn an_idle_tcp_connection_does_not_stop_the_https_listener() {
 #[test]
 fn stalled_http_clients_are_hung_up_on_after_the_timeout() {
     let node = TestNode::new();
-    let d = node.serve_with(&["--http-timeout", "1"]);
+    let d = node.daemon().args(&["--http-timeout", "1"]).start();
     // Headers that never end (slowloris).
     let mut slow = TcpStream::connect(d.addr).unwrap();
     slow.write_all(b"GET /status/status.html HTTP/1.1\r\nHost: x\r\n").unwrap();
@@ -121,7 +121,7 @@ fn ssh_banner(stream: &mut TcpStream) -> Vec<u8> {
 #[test]
 fn an_ssh_client_that_never_logs_in_is_dropped_after_the_grace_time() {
     let node = TestNode::new();
-    let d = node.serve_with(&["--login-grace", "1"]);
+    let d = node.daemon().args(&["--login-grace", "1"]).start();
     // Sends nothing at all.
     let mut silent = TcpStream::connect(d.ssh).unwrap();
     assert!(closed_within(&mut silent, Duration::from_secs(6)).0, "a silent client is dropped");
@@ -143,10 +143,8 @@ fn ssh_clients_not_logged_in_are_capped_per_address() {
     let mut eleventh = TcpStream::connect(d.ssh).unwrap();
     assert!(ssh_banner(&mut eleventh).is_empty(), "the eleventh is closed before any banner");
     let ssh = |bind: &str| {
-        Command::new("ssh")
-            .args(["-F", "/dev/null", "-p", &d.ssh.port().to_string(), "-b", bind])
-            .args(["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes"])
-            .args(["-o", "ConnectTimeout=10", "-o", "LogLevel=ERROR", "nobody@127.0.0.1", "show clock"])
+        common::ssh::client(d.ssh.port())
+            .args(["-b", bind, "-o", "BatchMode=yes", "nobody@127.0.0.1", "show clock"])
             .output()
             .expect("ssh")
     };
@@ -303,7 +301,7 @@ fn removing_a_trusted_host_ends_its_open_connections_and_peer_requests_are_audit
     let mut first = peer.open().expect("trusted");
     let mut held = peer.open().expect("trusted");
     assert!(peer.ask(&mut first, &[POSITIONS]).unwrap().contains("positions"));
-    a.run(&["enable", "configure terminal", "high-availability", "no trusted-host core-b"]).expect_code(0);
+    a.ha(&["no trusted-host core-b"]).expect_code(0);
     std::thread::sleep(Duration::from_millis(500));
     assert!(peer.ask(&mut held, &[POSITIONS]).is_err(), "an open connection ends with its trust");
     assert!(peer.open().is_err(), "and no new one is accepted");
@@ -455,14 +453,9 @@ fn the_audit_log_keeps_bounded_fields_for_its_retention() {
     node.run_with(&flood, &[], &[("USER", &"u".repeat(20_000))]).expect_code(0);
     let d = node.serve();
     let long_user = "v".repeat(2000);
-    let key = node.path().join("stranger");
-    let made = Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-f"]).arg(&key).status().unwrap();
-    assert!(made.success());
-    let refused = Command::new("ssh")
-        .args(["-F", "/dev/null", "-p", &d.ssh.port().to_string(), "-l", &long_user, "-o", "IdentitiesOnly=yes", "-i"])
-        .arg(&key)
-        .args(["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes"])
-        .args(["-o", "LogLevel=ERROR", "127.0.0.1", "show clock"])
+    let (key, _) = common::ssh::new_key(node.path(), "stranger", "stranger@test");
+    let refused = common::ssh::with_key(d.ssh.port(), &key)
+        .args(["-l", &long_user, "127.0.0.1", "show clock"])
         .output()
         .expect("ssh");
     assert!(!refused.status.success());

@@ -4,20 +4,13 @@
 mod common;
 
 use common::TestNode;
+use common::pty::{TIMEOUT_MS, type_keys};
 use rexpect::session::PtySession;
-
-const TIMEOUT_MS: u64 = 15_000;
 
 fn spawn(node: &TestNode, term: &str) -> PtySession {
     let mut cmd = node.command();
     cmd.env("TERM", term);
     rexpect::session::spawn_command(cmd, Some(TIMEOUT_MS)).expect("spawn coresh on a pty")
-}
-
-/// Types keys without Enter (rexpect buffers `send` until flushed).
-fn type_keys(p: &mut PtySession, keys: &str) {
-    p.send(keys).expect("send keys");
-    p.flush().expect("flush keys");
 }
 
 fn open(node: &TestNode) -> PtySession {

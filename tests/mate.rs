@@ -122,3 +122,41 @@ fn the_mate_must_be_clear() {
         two.stderr
     );
 }
+
+/// The mate's own barrier: a request that carries no enable secret runs only what the
+/// grammar declares `readonly`, whatever the asking node decided; and a read-only
+/// command of enable mode (`show running-config`) is privileged, so it needs the secret.
+#[test]
+fn without_the_secret_a_mate_runs_only_read_only_commands() {
+    let (a, b) = (TestNode::new(), TestNode::new());
+    let da = a.serve();
+    pair(&a, &da, &b);
+    a.run(&["enable", "configure terminal", "enable secret mate-secret"]).expect_code(0);
+    let exec = |line: &str| {
+        serde_json::json!({"op": "exec", "line": line, "operator": "tester@core-b", "secret": null}).to_string()
+    };
+    let key = common::ssh::node_key(&b);
+    let asked = [common::ssh::hello("core-b"), exec("show version"), exec("terminal length 5"), exec("enable")];
+    let answers = common::ssh::peer_exchange(da.ssh.port(), &key, &asked);
+    assert_eq!(answers.len(), 4, "{answers:?}");
+    assert_eq!(answers[1]["code"], 0, "{}", answers[1]);
+    assert!(answers[1]["stdout"].as_str().unwrap().contains("Software"), "{}", answers[1]);
+    for refused in &answers[2..] {
+        assert_eq!(refused["code"], 3, "{refused}");
+        assert!(refused["stderr"].as_str().unwrap().contains("a mate runs only read-only commands"), "{refused}");
+    }
+    // The refusals are in the mate's audit log, under the peer's claim.
+    let audit = a.run_with(&["enable", "show audit last 20"], &[], &[("CORESH_ENABLE_SECRET", "mate-secret")]);
+    assert!(audit.stdout.contains("terminal length 5"), "{}", audit.stdout);
+
+    let no_terminal = b.run(&["enable", "failover exec mate show running-config"]);
+    no_terminal.expect_code(3);
+    assert!(no_terminal.stderr.contains("needs the mate's enable secret"), "{}", no_terminal.stderr);
+    let privileged = b.run_with(
+        &["enable", "failover exec mate show running-config"],
+        &[],
+        &[("CORESH_ENABLE_SECRET", "mate-secret")],
+    );
+    privileged.expect_code(0);
+    assert!(privileged.stdout.contains("enable secret hashed"), "{}", privileged.stdout);
+}

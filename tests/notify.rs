@@ -8,7 +8,8 @@ mod common;
 
 use std::time::Duration;
 
-use common::smtp::{SmtpServer, configure, free_port};
+use common::free_port;
+use common::smtp::{SmtpServer, configure};
 use common::{Daemon, TestNode, pair};
 
 #[test]
@@ -29,7 +30,7 @@ fn notify_test_sends_a_mail_and_shows_the_servers_answer() {
     assert!(mails[0].contains("Subject: [coresh core-b] test notification"), "{}", mails[0]);
     assert!(mails[0].contains("What to do next:"), "{}", mails[0]);
     // The same from high-availability configuration, as the guide's Test button.
-    node.run(&["enable", "configure terminal", "high-availability", "notify test"]).expect_code(0);
+    node.ha(&["notify test"]).expect_code(0);
     smtp.wait_for("the second test mail", |m| m.len() == 2);
     let shown = node.run(&["show notifications"]).stdout;
     assert!(shown.contains("test") && shown.contains("sent"), "{shown}");
@@ -44,8 +45,7 @@ fn a_failover_mail_waits_for_a_down_smtp_server_and_arrives_once() {
     common::sync(&b, &da).expect_code(0);
     let port = free_port();
     configure(&b, port);
-    let lines = common::follow_lines(&da.ssh.to_string(), "promote");
-    b.run(&lines.iter().map(String::as_str).collect::<Vec<_>>()).expect_code(0);
+    b.follow(&da.ssh.to_string(), "promote");
     let db = b.serve();
     db.eventually("the heartbeat reaches the primary", |_| {
         b.failover_json()["peers"].as_array().is_some_and(|p| p.iter().any(|p| p["reachable"] == true))
@@ -96,7 +96,7 @@ fn repeated_failures_are_capped_per_hour_and_rolled_into_a_digest() {
     // Queued while no daemon runs; the daemon delivers them, and the three held back
     // as one digest.
     let smtp = SmtpServer::start(b.path(), port);
-    let _db: Daemon = b.serve_env(&[("CORESH_TEST_DIGEST_SECONDS", "1")]);
+    let _db: Daemon = b.daemon().env("CORESH_TEST_DIGEST_SECONDS", "1").start();
     let mails = smtp.wait_for("five sync failure mails and a digest", |m| m.len() == 6);
     let (digests, single): (Vec<&String>, Vec<&String>) = mails.iter().partition(|m| m.contains("digest:"));
     assert_eq!(single.len(), 5);
@@ -137,15 +137,14 @@ fn the_smtp_password_is_never_printed() {
 fn each_ha_event_mails_what_happened_where_when_and_what_to_do() {
     let (a, b) = (TestNode::new(), TestNode::new());
     // The primary's clock is five seconds ahead.
-    let da = a.serve_env(&[("CORESH_TEST_CLOCK_SKEW_MS", "5000")]);
+    let da = a.daemon().env("CORESH_TEST_CLOCK_SKEW_MS", "5000").start();
     common::generate(&a, "10", "10");
     pair(&a, &da, &b);
     let port = free_port();
     let smtp = SmtpServer::start(b.path(), port);
     configure(&b, port);
-    b.run(&["enable", "configure terminal", "high-availability", "notify on sync-completion"]).expect_code(0);
-    let lines = common::follow_lines(&da.ssh.to_string(), "keep-standby");
-    b.run(&lines.iter().map(String::as_str).collect::<Vec<_>>()).expect_code(0);
+    b.ha(&["notify on sync-completion"]).expect_code(0);
+    b.follow(&da.ssh.to_string(), "keep-standby");
     let db = b.serve();
     common::sync(&b, &da).expect_code(0);
     smtp.wait_for("the sync and clock mails", |m| m.len() == 2);
@@ -184,8 +183,7 @@ fn a_split_brain_is_reported_once_by_mail() {
     let port = free_port();
     let smtp = SmtpServer::start(a.path(), port);
     configure(&a, port); // (names this node core-b, as in the other tests)
-    a.run(&["enable", "configure terminal", "high-availability", "heartbeat interval 1", "service enable"])
-        .expect_code(0);
+    a.ha(&["heartbeat interval 1", "service enable"]).expect_code(0);
     let _da = a.serve();
     let mails = smtp.wait_for("the split brain mail", |m| !m.is_empty());
     assert!(mails[0].contains("Subject: [coresh core-b] SPLIT BRAIN: two primaries at the same epoch"), "{}", mails[0]);
@@ -210,7 +208,7 @@ fn smtp_settings_and_their_errors() {
     run.expect_code(1);
     assert_eq!(run.stderr, "% No notification address: 'notify email ADDRESS' in high-availability configuration\n");
 
-    node.run(&["enable", "configure terminal", "high-availability", "notify email ops@example.com"]).expect_code(0);
+    node.ha(&["notify email ops@example.com"]).expect_code(0);
     let run = node.run(&["enable", "notify test"]);
     assert_eq!(
         run.stderr,

@@ -60,11 +60,11 @@ fn the_guides_refusals() {
     assert!(run.stderr.contains("this node is primary: a node in primary mode never replicates"), "{}", run.stderr);
 
     b.run(&["enable", "failover mode secondary"]).expect_code(0);
-    b.run(&["enable", "configure terminal", "high-availability", "node-status active"]).expect_code(0);
+    b.ha(&["node-status active"]).expect_code(0);
     let run = sync(&b, &da);
     run.expect_code(1);
     assert!(run.stderr.contains("node status is active"), "{}", run.stderr);
-    b.run(&["enable", "configure terminal", "high-availability", "node-status standby"]).expect_code(0);
+    b.ha(&["node-status standby"]).expect_code(0);
 
     let stranger = TestNode::new().serve();
     let run = sync(&b, &stranger);
@@ -84,7 +84,7 @@ fn the_guides_refusals() {
 fn a_version_mismatch_is_refused_with_both_versions_and_nothing_changes() {
     let (a, b) = (TestNode::new(), TestNode::new());
     generate(&a, "50", "100");
-    let da = a.serve_env(&[("CORESH_TEST_REPORTED_VERSION", "0.0.1")]);
+    let da = a.daemon().env("CORESH_TEST_REPORTED_VERSION", "0.0.1").start();
     pair(&a, &da, &b);
     let before = b.checksum();
     let run = sync(&b, &da);

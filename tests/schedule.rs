@@ -10,17 +10,13 @@ fn the_daemon_syncs_at_the_start_time() {
     let (a, b) = (TestNode::new(), TestNode::new());
     a.run_with(&[], &["data", "generate", "--devices", "100", "--events", "500"], &[]).expect_code(0);
     let da = a.serve();
-    a.run(&["enable", "configure terminal", "high-availability", &format!("trusted-host core-b {}", b.local_key())])
-        .expect_code(0);
+    a.ha(&[&format!("trusted-host core-b {}", b.local_key())]).expect_code(0);
     // The next minute, or the one after when this one is nearly over (the save must come
     // before the start time, or the schedule starts tomorrow).
     let now = chrono::Utc::now();
     let ahead = if chrono::Timelike::second(&now) >= 45 { 2 } else { 1 };
     let next_minute = (now + chrono::Duration::minutes(ahead)).format("%H:%M").to_string();
-    let run = b.run(&[
-        "enable",
-        "configure terminal",
-        "high-availability",
+    let run = b.ha(&[
         &format!("trusted-host {} {}", da.ssh, a.local_key()),
         "mode secondary",
         &format!("primary-host {}", da.ssh),

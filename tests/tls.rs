@@ -21,7 +21,7 @@ fn write_cert(node: &TestNode) -> (String, String) {
 fn status_pages_answer_over_tls() {
     let node = TestNode::new();
     let (cert, key) = write_cert(&node);
-    let d = node.serve_with(&["--tls-cert", &cert, "--tls-key", &key]);
+    let d = node.daemon().args(&["--tls-cert", &cert, "--tls-key", &key]).start();
     let url = format!("https://localhost:{}/status/status.html", d.addr.port());
     let out = Command::new("curl").args(["-sS", "--max-time", "10", "--cacert", &cert, &url]).output().expect("curl");
     assert!(out.status.success(), "curl: {}", String::from_utf8_lossy(&out.stderr));

@@ -16,12 +16,6 @@ fn trust(lab: &Lab, x: (&str, &TestNode), y: (&str, &TestNode)) {
     y.1.trust(&lab.peer(x.0), &x.1.local_key()).expect_code(0);
 }
 
-/// Makes `node` a standby secondary of `primary` with a fast heartbeat (1 s, 3, 1 s).
-fn follow(lab: &Lab, node: &TestNode, primary: &str, on_failure: &str) {
-    let lines = common::follow_lines(&lab.peer(primary), on_failure);
-    node.run(&lines.iter().map(String::as_str).collect::<Vec<_>>()).expect_code(0);
-}
-
 /// Two Cores, `a` primary (watching its peers) and `b` its standby with a fast
 /// heartbeat, synced once; the daemons first, so they stop before the lab goes.
 struct TwoCores {
@@ -40,7 +34,7 @@ fn two_cores() -> TwoCores {
     trust(&lab, ("a", &a), ("b", &b));
     let da = lab.serve("a", &a);
     let db = lab.serve("b", &b);
-    follow(&lab, &b, "a", "promote");
+    b.follow(&lab.peer("a"), "promote");
     sync(&lab, &b, "a").expect_code(0);
     db.eventually("the heartbeat crosses the data centres", |_| reaches_its_primary(&b));
     TwoCores { da, db, a, b, lab }
@@ -70,8 +64,8 @@ fn three_cores() -> ThreeCores {
     let da = lab.serve("a", &a);
     let db = lab.serve("b", &b);
     let dc = lab.serve("c", &c);
-    follow(&lab, &b, "a", "promote");
-    follow(&lab, &c, "b", "promote");
+    b.follow(&lab.peer("a"), "promote");
+    c.follow(&lab.peer("b"), "promote");
     sync(&lab, &b, "a").expect_code(0);
     sync(&lab, &c, "b").expect_code(0);
     ThreeCores { da, db, dc, a, b, c, lab }
@@ -79,8 +73,7 @@ fn three_cores() -> ThreeCores {
 
 /// HA on for a primary, watching its peers every second.
 fn watch(node: &TestNode) {
-    node.run(&["enable", "configure terminal", "high-availability", "heartbeat interval 1", "service enable"])
-        .expect_code(0);
+    node.ha(&["heartbeat interval 1", "service enable"]).expect_code(0);
 }
 
 fn sync(lab: &Lab, node: &TestNode, from: &str) -> common::Run {
@@ -98,10 +91,6 @@ fn checkin(d: &Daemon, device: u64, seq: u64) -> u16 {
 
 fn ha_mode(d: &Daemon) -> String {
     d.get("/hastatus.html").body
-}
-
-fn ha_log(node: &TestNode) -> String {
-    node.run(&["show logging high-availability last 1000"]).stdout
 }
 
 #[test]
@@ -144,7 +133,7 @@ fn three_cores_the_dr_node_follows_the_main_site_secondary() {
     lab.isolate("a");
     lab.isolate("b");
     dc.eventually("the DR node takes over", |d| ha_mode(d) == "MOBILEIRON-STATUS: OK (Mode: Primary)");
-    let log = ha_log(&c);
+    let log = c.ha_log();
     assert!(log.contains(&format!("FAILOVER: primary {}", lab.peer("b"))), "{log}");
     c.assert_same_rows(&a);
     assert_eq!(checkin(&dc, 2, 1), 200, "devices check in at the DR site");
@@ -163,7 +152,7 @@ fn a_partition_between_the_cores_then_manual_recovery() {
     // The link returns: the old primary sees the newer epoch and steps aside.
     lab.replication_link("a", true);
     da.eventually("the old primary reports itself stale", |d| ha_mode(d) == "MOBILEIRON-STATUS: ERROR (Mode: Stale)");
-    assert!(ha_log(&a).contains("STALE PRIMARY"));
+    assert!(a.ha_log().contains("STALE PRIMARY"));
     a.run(&["enable", "failover mode secondary"]).expect_code(0);
     let run = sync(&lab, &a, "b");
     run.expect_code(0);
@@ -178,7 +167,7 @@ fn a_flapping_link_shorter_than_the_threshold_does_not_fail_over() {
     trust(&lab, ("a", &a), ("b", &b));
     let _da = lab.serve("a", &a);
     let db = lab.serve("b", &b);
-    follow(&lab, &b, "a", "promote");
+    b.follow(&lab.peer("a"), "promote");
     db.eventually("the heartbeat works", |_| reaches_its_primary(&b));
     // Drops of 1.2 s: at most two failed probes each, below the three that fail over.
     for _ in 0..5 {
@@ -187,7 +176,7 @@ fn a_flapping_link_shorter_than_the_threshold_does_not_fail_over() {
         lab.replication_link("a", true);
         std::thread::sleep(Duration::from_millis(2500));
     }
-    let log = ha_log(&b);
+    let log = b.ha_log();
     assert!(log.contains("failed (1 of 3)"), "the drops were seen:\n{log}");
     assert!(!log.contains("failed (3 of 3)") && !log.contains("FAILOVER"), "{log}");
     assert_eq!(b.failover_json()["mode"], "secondary");
@@ -239,19 +228,18 @@ fn a_cut_of_the_replication_link_alone_does_not_promote_with_an_independent_stat
     let TwoCores { da, db, a: _a, b, lab } = two_cores();
     // The second signal goes over the client network, apart from the replication link.
     let url = format!("http://{}:{}", lab.client("a"), common::lab::HTTP_PORT);
-    b.run(&["enable", "configure terminal", "high-availability", &format!("heartbeat status-url {url}")])
-        .expect_code(0);
-    db.eventually("the heartbeat uses it", |_| ha_log(&b).contains("heartbeat to"));
+    b.ha(&[&format!("heartbeat status-url {url}")]).expect_code(0);
+    db.eventually("the heartbeat uses it", |_| b.ha_log().contains("heartbeat to"));
     lab.replication_link("a", false);
-    db.eventually("the cut is seen", |_| ha_log(&b).contains("the primary is alive by its status page"));
+    db.eventually("the cut is seen", |_| b.ha_log().contains("the primary is alive by its status page"));
     std::thread::sleep(Duration::from_secs(5));
-    let log = ha_log(&b);
+    let log = b.ha_log();
     assert!(!log.contains("FAILOVER"), "{log}");
     assert_eq!(ha_mode(&db), "MOBILEIRON-STATUS: OK (Mode: Standby)");
     assert_eq!(checkin(&da, 1, 1), 200, "devices stay on the one primary");
 
     // With the replication link back, nothing needs recovering.
-    let answered = |b: &TestNode| ha_log(b).matches(": ok (").count();
+    let answered = |b: &TestNode| b.ha_log().matches(": ok (").count();
     let before = answered(&b);
     lab.replication_link("a", true);
     db.eventually("the SSH hello answers again", |_| answered(&b) > before);
@@ -278,12 +266,12 @@ fn a_dr_node_that_loses_only_the_secondary_stays_standby() {
 
     // Only the main-site secondary is lost; the primary goes on serving.
     lab.isolate("b");
-    dc.eventually("the DR node sees its upstream fail", |_| ha_log(&c).contains("FAILOVER REFUSED"));
-    let log = ha_log(&c);
+    dc.eventually("the DR node sees its upstream fail", |_| c.ha_log().contains("FAILOVER REFUSED"));
+    let log = c.ha_log();
     assert!(log.contains("the primary core-a further up the chain (via"), "{log}");
     std::thread::sleep(Duration::from_secs(3));
     assert_eq!(ha_mode(&dc), "MOBILEIRON-STATUS: OK (Mode: Standby)");
-    assert!(!ha_log(&c).contains("FAILOVER:"), "{}", ha_log(&c));
+    assert!(!c.ha_log().contains("FAILOVER:"), "{}", c.ha_log());
     assert_eq!(checkin(&da, 1, 1), 200);
 
     // Then the primary's site goes too: now the DR node takes over.

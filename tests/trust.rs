@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 use common::{Daemon, TestNode};
 
@@ -43,11 +43,9 @@ fn trusted_hosts_are_added_listed_and_removed() {
     let own = a.trust("core-a", &a.local_key());
     own.expect_code(1);
     assert!(own.stderr.contains("this node's own key"), "{}", own.stderr);
-    a.run(&["enable", "configure terminal", "high-availability", "no trusted-host core-b.example.com:2222"])
-        .expect_code(0);
+    a.ha(&["no trusted-host core-b.example.com:2222"]).expect_code(0);
     assert_eq!(a.run(&["show trusted-hosts"]).stdout, "No trusted hosts.\n");
-    let again =
-        a.run(&["enable", "configure terminal", "high-availability", "no trusted-host core-b.example.com:2222"]);
+    let again = a.ha(&["no trusted-host core-b.example.com:2222"]);
     again.expect_code(1);
 }
 
@@ -110,7 +108,7 @@ fn test_connection_names_each_failure() {
 #[test]
 fn test_connection_refuses_a_version_mismatch_and_says_which_to_upgrade() {
     let (a, b) = (TestNode::new(), TestNode::new());
-    let db = b.serve_env(&[("CORESH_TEST_REPORTED_VERSION", "99.0.0")]);
+    let db = b.daemon().env("CORESH_TEST_REPORTED_VERSION", "99.0.0").start();
     a.trust(&db.ssh.to_string(), &b.local_key()).expect_code(0);
     let da = a.serve();
     b.trust(&da.ssh.to_string(), &a.local_key()).expect_code(0);
@@ -124,61 +122,38 @@ fn test_connection_refuses_a_version_mismatch_and_says_which_to_upgrade() {
     assert_eq!(run.stderr, expected);
 }
 
-/// The node's key file, usable by OpenSSH (`-i`).
-fn key_file(node: &TestNode) -> String {
-    node.local_key(); // makes the key when missing
-    node.data_dir().join("ssh_host_ed25519_key").to_str().unwrap().to_string()
-}
-
-fn openssh(key: &str, port: u16, extra: &[&str]) -> Command {
-    // `timeout` bounds a hung session: a test must fail, not hang CI.
-    let mut cmd = Command::new("timeout");
-    cmd.args(["60", "ssh", "-F", "/dev/null", "-i", key, "-p", &port.to_string()])
-        .args(["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null"])
-        .args(["-o", "IdentitiesOnly=yes", "-o", "ConnectTimeout=10", "-o", "LogLevel=ERROR"])
-        .args(extra)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    cmd
-}
-
 #[test]
 fn a_peer_key_opens_the_replication_channel_and_never_a_shell() {
     let (a, b, stranger) = (TestNode::new(), TestNode::new(), TestNode::new());
     let db = b.serve();
     b.trust("core-a", &a.local_key()).expect_code(0);
-    let key = key_file(&a);
+    let key = common::ssh::node_key(&a);
     let port = db.ssh.port();
 
     // The replication subsystem answers a hello with B's own.
-    let mut child = openssh(&key, port, &["-s", "coresh-peer@127.0.0.1", "coresh-replication"]).spawn().expect("ssh");
-    {
-        use std::io::Write;
-        let hello = r#"{"op":"hello","software":"coresh","version":"0","schema":0,"core_schema":0,"node_id":"x","hostname":"a","mode":"secondary","node_status":"standby","epoch":0}"#;
-        let mut stdin = child.stdin.take().unwrap();
-        writeln!(stdin, "{hello}").unwrap();
-    }
-    let out = child.wait_with_output().unwrap();
-    let answer: serde_json::Value = serde_json::from_slice(&out.stdout).expect("B's hello");
-    assert_eq!(answer["software"], "coresh");
+    let answers = common::ssh::peer_exchange(port, &key, &[common::ssh::hello("a")]);
+    assert_eq!(answers.len(), 1, "{answers:?}");
+    assert_eq!(answers[0]["software"], "coresh");
 
     // A shell, a command, or a terminal: refused.
-    let out = openssh(&key, port, &["-T", "coresh-peer@127.0.0.1"]).output().unwrap();
+    let ssh = |key: &std::path::Path, args: &[&str]| {
+        common::ssh::with_key(port, key).args(args).stdin(Stdio::null()).output().unwrap()
+    };
+    let out = ssh(&key, &["-T", "coresh-peer@127.0.0.1"]);
     assert!(!out.status.success(), "a peer got a shell");
-    let out = openssh(&key, port, &["coresh-peer@127.0.0.1", "show", "version"]).output().unwrap();
+    let out = ssh(&key, &["coresh-peer@127.0.0.1", "show", "version"]);
     assert!(!out.status.success() && out.stdout.is_empty(), "a peer ran a command: {:?}", out);
     // A key that is not trusted, or another user name: no login at all.
-    let out = openssh(&key_file(&stranger), port, &["-T", "coresh-peer@127.0.0.1"]).output().unwrap();
+    let out = ssh(&common::ssh::node_key(&stranger), &["-T", "coresh-peer@127.0.0.1"]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("Permission denied"), "{:?}", out);
-    let out = openssh(&key, port, &["-T", "admin@127.0.0.1"]).output().unwrap();
+    let out = ssh(&key, &["-T", "admin@127.0.0.1"]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("Permission denied"), "{:?}", out);
 }
 
 #[test]
 fn ipv6_peers_are_reached_in_brackets() {
     let (a, b) = (TestNode::new(), TestNode::new());
-    let db = b.serve_with_listen("[::1]:0");
+    let db = b.daemon().ssh("[::1]:0").start();
     assert!(db.ssh.is_ipv6(), "{}", db.ssh);
     let peer = format!("[::1]:{}", db.ssh.port());
     a.trust(&peer, &b.local_key()).expect_code(0);

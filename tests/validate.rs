@@ -3,7 +3,8 @@
 
 mod common;
 
-use common::smtp::{SmtpServer, configure, free_port};
+use common::free_port;
+use common::smtp::{SmtpServer, configure};
 use common::{Daemon, TestNode, generate};
 
 /// A healthy pair: `a` primary with data, `b` its standby secondary with a fast
@@ -29,8 +30,7 @@ fn pair() -> Pair {
     let db = b.serve();
     b.trust(&da.ssh.to_string(), &a.local_key()).expect_code(0);
     a.trust(&db.ssh.to_string(), &b.local_key()).expect_code(0);
-    let lines = common::follow_lines(&da.ssh.to_string(), "keep-standby");
-    b.run(&lines.iter().map(String::as_str).collect::<Vec<_>>()).expect_code(0);
+    b.follow(&da.ssh.to_string(), "keep-standby");
     db.eventually("a heartbeat reached the primary", |_| {
         b.run(&["show logging high-availability"]).stdout.contains(&format!("heartbeat to {}: ok", da.ssh))
     });
@@ -75,12 +75,12 @@ fn each_task_fails_for_its_own_reason() {
     let p = pair();
     // The primary's entry for the secondary names a port nobody listens on: only the
     // way back fails.
-    p.a.run(&["enable", "configure terminal", "high-availability", &format!("no trusted-host {}", p.db.ssh)]);
+    p.a.ha(&[&format!("no trusted-host {}", p.db.ssh)]);
     p.a.trust("127.0.0.1:1", &p.b.local_key()).expect_code(0);
     // No SMTP server answers: the test mail fails.
     drop(p.smtp);
     // High availability off on the secondary: no heartbeat runs.
-    p.b.run(&["enable", "configure terminal", "high-availability", "service disable"]).expect_code(0);
+    p.b.ha(&["service disable"]).expect_code(0);
     let (text, v) = validate(&Pair { smtp: SmtpServer::start(p._mail.path(), free_port()), ..p });
     text.expect_code(1);
     assert_eq!(verdicts(&v), [true, false, true, true, false, false], "{}", text.stdout);
@@ -113,7 +113,7 @@ fn validate_runs_on_the_secondary_and_names_an_unreachable_primary() {
 fn a_secondary_that_cannot_sync_fails_the_sync_and_the_comparison() {
     let p = pair();
     // An active secondary does not sync, so it never got the primary's 50 devices.
-    p.b.run(&["enable", "configure terminal", "high-availability", "node-status active"]).expect_code(0);
+    p.b.ha(&["node-status active"]).expect_code(0);
     let (text, v) = validate(&p);
     text.expect_code(1);
     let got = verdicts(&v);

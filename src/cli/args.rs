@@ -1,7 +1,11 @@
 //! Typed argument values: checking one word against an [`ArgKind`], and the [`Args`]
 //! a handler receives (values by placeholder or choice name, and the keywords typed).
+//! A debug build stops at once when a handler asks for a name its commands do not
+//! declare (a misspelt `args.host("HSOT")`), so the test that runs every command
+//! catches it.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use crate::grammar::ArgKind;
 use crate::host::{HostPort, StatusUrl, check_dns_name};
@@ -28,17 +32,21 @@ pub struct Args {
     pub keywords: BTreeSet<String>,
     /// Index of the first word of a secret argument, which echoes and logs leave out.
     pub secret_at: Option<usize>,
+    /// Every name the matched command's handler may ask for (from the grammar); `None`
+    /// for arguments built by hand.
+    pub declared: Option<Arc<BTreeSet<String>>>,
 }
 
 impl Args {
     /// Whether `keyword` was part of the command (e.g. `no`).
     pub fn has(&self, keyword: &str) -> bool {
+        self.declares(keyword);
         self.keywords.contains(keyword)
     }
 
     /// A text value (names, choices, lines).
     pub fn text(&self, name: &str) -> Option<&str> {
-        match self.values.get(name) {
+        match self.value(name) {
             Some(Value::Text(t)) => Some(t),
             _ => None,
         }
@@ -46,7 +54,7 @@ impl Args {
 
     /// An integer value.
     pub fn int(&self, name: &str) -> Option<i64> {
-        match self.values.get(name) {
+        match self.value(name) {
             Some(Value::Int(n)) => Some(*n),
             _ => None,
         }
@@ -54,7 +62,7 @@ impl Args {
 
     /// A host value.
     pub fn host(&self, name: &str) -> Option<&HostPort> {
-        match self.values.get(name) {
+        match self.value(name) {
             Some(Value::Host(h)) => Some(h),
             _ => None,
         }
@@ -62,9 +70,25 @@ impl Args {
 
     /// A time-of-day value.
     pub fn time(&self, name: &str) -> Option<(u8, u8)> {
-        match self.values.get(name) {
+        match self.value(name) {
             Some(Value::Time(h, m)) => Some((*h, *m)),
             _ => None,
+        }
+    }
+
+    fn value(&self, name: &str) -> Option<&Value> {
+        self.declares(name);
+        self.values.get(name)
+    }
+
+    /// In a debug build, stops when `name` is not declared by the matched command's
+    /// handler: a misspelt name is a bug, found by the test that runs every command.
+    fn declares(&self, name: &str) {
+        if let Some(declared) = &self.declared {
+            debug_assert!(
+                declared.contains(name),
+                "a handler asked for {name}, which none of its commands declares (declared: {declared:?})"
+            );
         }
     }
 }
@@ -137,6 +161,15 @@ fn check_email(text: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    #[cfg(debug_assertions)]
+    #[should_panic(expected = "a handler asked for HSOT")]
+    fn asking_for_an_undeclared_name_stops_a_debug_build() {
+        let args = Args { declared: Some(Arc::new(["HOST".to_string()].into())), ..Args::default() };
+        assert_eq!(args.host("HOST"), None);
+        let _ = args.host("HSOT");
+    }
 
     #[test]
     fn ints_respect_their_range() {

@@ -14,6 +14,8 @@ pub struct Matched {
     pub command: usize,
     /// Its arguments.
     pub args: Args,
+    /// Declared `readonly`: a mate or a user-mode `failover exec` may run it.
+    pub readonly: bool,
     /// For `do COMMAND`: the mode to run it in, and the command.
     pub inner: Option<(String, Box<Matched>)>,
 }
@@ -60,12 +62,13 @@ impl<'a> Matcher<'a> {
     }
 
     fn finish(&self, walk: Walk) -> Result<Matched, MatchError> {
-        let command = self.tree.nodes[walk.node].command.ok_or(MatchError::Incomplete)?;
+        let end = self.tree.nodes[walk.node].end.as_ref().ok_or(MatchError::Incomplete)?;
         let inner = match walk.inner {
             Some((mode, inner)) => Some((mode, Box::new(self.finish(*inner)?))),
             None => None,
         };
-        Ok(Matched { command, args: walk.args, inner })
+        let args = Args { declared: Some(end.declared.clone()), ..walk.args };
+        Ok(Matched { command: end.command, args, readonly: end.readonly, inner })
     }
 
     /// `?` help. `partial` is true when the last word is being typed (`sh?`), false
@@ -93,7 +96,7 @@ impl<'a> Matcher<'a> {
         items.sort_by(|a, b| a.word.cmp(&b.word));
         items.dedup();
         items.extend(args);
-        if !partial && self.tree.nodes[node].command.is_some() {
+        if !partial && self.tree.nodes[node].end.is_some() {
             items.push(HelpItem { word: "<cr>".into(), help: String::new() });
         }
         Ok(items)

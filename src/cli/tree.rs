@@ -1,9 +1,12 @@
 //! The command graph: one tree of words and arguments per mode (and one for output
-//! filters), built from the grammar with every optional group expanded.
+//! filters), built from the grammar with every optional group expanded. Where a
+//! command ends, the graph keeps what the matcher hands on with it: the command, whether
+//! it is read-only, and every name its handler may read.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
-use crate::grammar::{ArgKind, CommandDef, Grammar, SpecToken, expand};
+use crate::grammar::{ArgKind, CommandDef, Grammar, SpecToken, expand, visit_spec};
 
 /// Index of a node in the tree.
 pub type NodeId = usize;
@@ -26,8 +29,20 @@ pub struct Node {
     pub elem: Elem,
     /// What may follow.
     pub children: Vec<NodeId>,
-    /// The command (index into `Grammar::commands` or `filters`) that ends here.
-    pub command: Option<usize>,
+    /// The command that ends here, if one does.
+    pub end: Option<End>,
+}
+
+/// A command where its words end.
+#[derive(Debug, Clone)]
+pub struct End {
+    /// Index into `Grammar::commands` (or `filters`, in the filters' graph).
+    pub command: usize,
+    /// Declared `readonly` in the grammar.
+    pub readonly: bool,
+    /// Every keyword, placeholder and choice name of the commands its handler serves:
+    /// what the handler may ask its [`crate::cli::Args`] for.
+    pub declared: Arc<BTreeSet<String>>,
 }
 
 /// Every mode's command graph.
@@ -52,17 +67,19 @@ impl Tree {
             tree.roots.insert(mode.name.clone(), root);
         }
         tree.filters = tree.add(Elem::Root);
+        let declared = declared_by_handler(&g.commands);
         for (index, cmd) in g.commands.iter().enumerate() {
             for mode in &g.modes {
                 if inherits_from(g, &mode.name, &cmd.modes) {
                     let root = tree.roots[&mode.name];
-                    tree.insert(g, root, index, false);
+                    tree.insert(g, cmd, root, End::of(index, cmd, &declared));
                 }
             }
         }
-        for index in 0..g.filters.len() {
+        let declared = declared_by_handler(&g.filters);
+        for (index, cmd) in g.filters.iter().enumerate() {
             let root = tree.filters;
-            tree.insert(g, root, index, true);
+            tree.insert(g, cmd, root, End::of(index, cmd, &declared));
         }
         tree
     }
@@ -73,24 +90,23 @@ impl Tree {
     }
 
     fn add(&mut self, elem: Elem) -> NodeId {
-        self.nodes.push(Node { elem, children: Vec::new(), command: None });
+        self.nodes.push(Node { elem, children: Vec::new(), end: None });
         self.nodes.len() - 1
     }
 
-    fn insert(&mut self, g: &Grammar, root: NodeId, index: usize, filter: bool) {
-        let cmd = if filter { &g.filters[index] } else { &g.commands[index] };
+    fn insert(&mut self, g: &Grammar, cmd: &CommandDef, root: NodeId, end: End) {
         for form in expand(&cmd.spec) {
-            self.insert_form(g, cmd, index, root, &form);
+            self.insert_form(g, cmd, &end, root, &form);
         }
     }
 
     /// Adds one concrete form of a command below `at`; a choice forks into one path per option.
-    fn insert_form(&mut self, g: &Grammar, cmd: &CommandDef, index: usize, at: NodeId, form: &[SpecToken]) {
+    fn insert_form(&mut self, g: &Grammar, cmd: &CommandDef, end: &End, at: NodeId, form: &[SpecToken]) {
         let Some((token, rest)) = form.split_first() else {
-            if let Some(other) = self.nodes[at].command.filter(|&o| o != index) {
+            if let Some(other) = self.nodes[at].end.as_ref().map(|e| e.command).filter(|&o| o != end.command) {
                 self.conflicts.push(format!("{} repeats the path of command #{other}", cmd.origin));
             }
-            self.nodes[at].command = Some(index);
+            self.nodes[at].end = Some(end.clone());
             return;
         };
         let keyword = |word: &String, capture: Option<&String>| Elem::Keyword {
@@ -101,22 +117,22 @@ impl Tree {
         match token {
             SpecToken::Keyword(word) => {
                 let id = self.child(at, keyword(word, None));
-                self.insert_form(g, cmd, index, id, rest);
+                self.insert_form(g, cmd, end, id, rest);
             }
             SpecToken::Arg(name) => {
                 if let Some(def) = g.args.get(name) {
                     let elem = Elem::Arg { name: name.clone(), kind: def.kind.clone(), help: def.help.clone() };
                     let id = self.child(at, elem);
-                    self.insert_form(g, cmd, index, id, rest);
+                    self.insert_form(g, cmd, end, id, rest);
                 }
             }
             SpecToken::Choice { name, options } => {
                 for word in options {
                     let id = self.child(at, keyword(word, Some(name)));
-                    self.insert_form(g, cmd, index, id, rest);
+                    self.insert_form(g, cmd, end, id, rest);
                 }
             }
-            SpecToken::Optional(_) => self.insert_form(g, cmd, index, at, rest),
+            SpecToken::Optional(_) => self.insert_form(g, cmd, end, at, rest),
         }
     }
 
@@ -136,6 +152,32 @@ impl Tree {
         self.nodes[at].children.push(id);
         id
     }
+}
+
+impl End {
+    fn of(command: usize, cmd: &CommandDef, declared: &BTreeMap<&str, Arc<BTreeSet<String>>>) -> End {
+        let declared = declared.get(cmd.handler.as_str()).cloned().unwrap_or_default();
+        End { command, readonly: cmd.readonly, declared }
+    }
+}
+
+/// For each handler, every name the commands it serves declare.
+fn declared_by_handler(commands: &[CommandDef]) -> BTreeMap<&str, Arc<BTreeSet<String>>> {
+    let mut names: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
+    for cmd in commands {
+        let set = names.entry(cmd.handler.as_str()).or_default();
+        visit_spec(&cmd.spec, &mut |token| match token {
+            SpecToken::Keyword(word) | SpecToken::Arg(word) => {
+                set.insert(word.clone());
+            }
+            SpecToken::Choice { name, options } => {
+                set.insert(name.clone());
+                set.extend(options.iter().cloned());
+            }
+            SpecToken::Optional(_) => {}
+        });
+    }
+    names.into_iter().map(|(handler, set)| (handler, Arc::new(set))).collect()
 }
 
 /// Whether a command declared for `modes` is available in `mode` (directly or inherited).

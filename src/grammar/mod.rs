@@ -110,6 +110,9 @@ pub struct CommandDef {
     pub spec: Vec<SpecToken>,
     /// Name of the handler (or filter) it reaches.
     pub handler: String,
+    /// Declared `readonly`: it changes nothing and shows nothing privileged, so a mate
+    /// runs it without the enable secret and `failover exec` from user mode may send it.
+    pub readonly: bool,
     /// What the command does, for docs.
     pub doc: String,
     /// Help for words that means something else in this command than elsewhere.
@@ -186,7 +189,12 @@ impl Grammar {
                 return Err(err("args", format!("{} runs in unknown mode {target}", arg.name)));
             }
         }
+        let first = self.modes.iter().find(|m| m.via.is_none()).map(|m| m.name.as_str());
         for cmd in self.commands.iter().chain(&self.filters) {
+            if cmd.readonly && !cmd.modes.iter().any(|m| Some(m.as_str()) == first) {
+                let message = "only a command of the mode a session starts in can be readonly (a mate runs it there)";
+                return Err(err(&cmd.origin, message.to_string()));
+            }
             for mode in &cmd.modes {
                 if self.mode(mode).is_none() {
                     return Err(err(&cmd.origin, format!("unknown mode {mode}")));

@@ -113,13 +113,22 @@ pub fn spec(input: &str) -> Res<'_, Vec<SpecToken>> {
     separated_list1(space1, spec_token).parse(input)
 }
 
-/// `cmd MODES "SPEC" -> HANDLER` or `filter "SPEC" -> HANDLER`.
-fn command_line(input: &str) -> Res<'_, (Vec<String>, String, String)> {
+/// What a `cmd` or `filter` line declares.
+struct CommandLine {
+    modes: Vec<String>,
+    spec_text: String,
+    handler: String,
+    readonly: bool,
+}
+
+/// `cmd MODES "SPEC" -> HANDLER [readonly]` or `filter "SPEC" -> HANDLER`.
+fn command_line(input: &str) -> Res<'_, CommandLine> {
     let modes = preceded((tag("cmd"), space1), separated_list1(char(','), map(ident, str::to_string)));
     let (input, modes) = alt((modes, value(Vec::new(), tag("filter")))).parse(input)?;
     let (input, spec_text) = preceded(space1, quoted).parse(input)?;
     let (input, handler) = preceded((space1, tag("->"), space1), ident).parse(input)?;
-    Ok((input, (modes, spec_text, handler.to_string())))
+    let (input, readonly) = opt(preceded(space1, tag("readonly"))).parse(input)?;
+    Ok((input, CommandLine { modes, spec_text, handler: handler.to_string(), readonly: readonly.is_some() }))
 }
 
 enum Detail {
@@ -182,13 +191,14 @@ pub fn parse_file(file: &str, text: &str, grammar: &mut Grammar) -> Result<(), G
             {
                 return Err(fail(&format!("word {word} declared twice with different help")));
             }
-        } else if let Some((modes, spec_text, handler)) = full(command_line, line) {
+        } else if let Some(CommandLine { modes, spec_text, handler, readonly }) = full(command_line, line) {
             let spec = full(spec, &spec_text).ok_or_else(|| fail("malformed command spec"))?;
             let def = CommandDef {
                 modes,
                 spec_text,
                 spec,
                 handler,
+                readonly,
                 doc: String::new(),
                 help: BTreeMap::new(),
                 origin: origin.clone(),
@@ -217,6 +227,16 @@ mod tests {
         assert_eq!(tokens[0], SpecToken::Optional(vec![SpecToken::Keyword("no".into())]));
         assert_eq!(tokens[3], SpecToken::Arg("INTERVAL".into()));
         assert!(matches!(&tokens[4], SpecToken::Choice { name, options } if name == "unit" && options.len() == 2));
+    }
+
+    #[test]
+    fn readonly_is_an_attribute_after_the_handler() {
+        let mut g = Grammar::default();
+        let text = "word a \"A\"\ncmd user \"a\" -> a readonly\ncmd user \"a b\" -> b\n";
+        parse_file("x.grammar", text, &mut g).unwrap();
+        assert!(g.commands[0].readonly);
+        assert!(!g.commands[1].readonly);
+        assert!(parse_file("y.grammar", "cmd user \"a\" -> a writable\n", &mut g).is_err());
     }
 
     #[test]

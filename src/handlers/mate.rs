@@ -1,8 +1,9 @@
 //! `failover exec mate LINE` / `failover exec HOST LINE`: one line run on the peer over
 //! the trusted channel, its output shown here (Cisco ASA's `failover exec mate`). From
-//! user mode only show commands go; other commands need enable mode here and the mate's
-//! enable secret, which the mate checks. Lines with a secret are not carried, and a line
-//! run for a mate cannot reach on to another node.
+//! user mode only the commands the grammar declares `readonly` go; others need enable
+//! mode here and the mate's enable secret, which the mate checks (without it, the mate
+//! runs read-only commands only). Lines with a secret are not carried, and a line run
+//! for a mate cannot reach on to another node (the mate refuses `failover exec` itself).
 
 use serde::Serialize;
 
@@ -67,16 +68,12 @@ pub fn failover_exec(ctx: &mut Ctx, args: &Args) -> Result<Reply, CmdError> {
     if inner.args.secret_at.is_some() {
         return Err(CmdError::Failed("failover exec does not carry secrets: log in to the mate to set them".into()));
     }
-    let grammar = crate::grammar::Grammar::builtin().map_err(|e| CmdError::Failed(e.to_string()))?;
-    let handler = grammar.commands.get(inner.command).map_or("", |c| c.handler.as_str());
-    if handler == "failover_exec" {
-        return Err(CmdError::Failed("failover exec cannot run failover exec on the mate".into()));
-    }
-    let secret = if handler.starts_with("show_") {
+    let secret = if inner.readonly {
         None
     } else if ctx.session.mode == "user" {
         return Err(CmdError::Denied(
-            "From user mode, failover exec runs only show commands: enter 'enable' first".into(),
+            "From user mode, failover exec runs only show commands of user mode (read-only ones): enter 'enable' first"
+                .into(),
         ));
     } else {
         let asked = ctx.console.ask_secret("Password: ");

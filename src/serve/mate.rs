@@ -2,8 +2,9 @@
 //! (`failover exec mate`): one shell line run here, its output sent back (as Cisco
 //! ASA's `failover exec mate`), in a child `coresh` of its own, as a session of the
 //! calling operator from the caller's address and key, so its audit log says who did
-//! what (the operator's name marked as the peer's claim); in user mode, unless the
-//! caller is privileged and gives this node's enable secret, which the child checks
+//! what (the operator's name marked as the peer's claim); in user mode and limited to
+//! the commands the grammar declares `readonly`, unless the caller is privileged and
+//! gives this node's enable secret, which the child checks
 //! (and which, past [`MAX_GUESSES`] wrong ones a minute from one peer key, is not tried
 //! at all). `test-back` (`failover validate`): this node connects back to the caller as
 //! its trusted-host entry names it, proving the trust the other way.
@@ -96,9 +97,10 @@ async fn run(data_dir: &Path, request: ExecRequest, caller: &Caller) -> ExecAnsw
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
-    if let Some(secret) = &request.secret {
-        command.arg("--privileged").env("CORESH_ENABLE_SECRET", secret);
-    }
+    match &request.secret {
+        Some(secret) => command.arg("--privileged").env("CORESH_ENABLE_SECRET", secret),
+        None => command.arg("--readonly"),
+    };
     let child = match command.spawn() {
         Ok(c) => c,
         Err(e) => return refused(format!("% Cannot start the shell: {e}")),

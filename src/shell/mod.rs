@@ -200,10 +200,7 @@ impl Shell {
         let mut filters = Vec::new();
         for seg in &line.pipes {
             match matcher.matches(self.tree.filters, line, seg) {
-                Ok(f) => filters.push(output::Filter {
-                    name: self.grammar.filters[f.command].handler.clone(),
-                    regex: f.args.text("REGEX").map(str::to_string),
-                }),
+                Ok(f) => filters.push(output::Filter::of(&self.grammar.filters[f.command].handler, &f.args)),
                 Err(e) => return self.refuse(line, seg, e, secret, echo, prompt, io),
             }
         }
@@ -211,8 +208,14 @@ impl Shell {
         if echo == Echo::Transcript {
             let _ = writeln!(io.out, "{prompt}{shown}");
         }
-        let (result, quit) = self.dispatch(&matched, &shown, console);
-        let status = match result.and_then(|reply| output::render(reply, &filters)) {
+        let (result, quit) = match filters.into_iter().collect::<Result<Vec<_>, _>>() {
+            Ok(filters) => {
+                let (result, quit) = self.dispatch(&matched, &shown, console);
+                (result.and_then(|reply| output::render(reply, &filters)), quit)
+            }
+            Err(e) => (Err(e), false),
+        };
+        let status = match result {
             Ok((text, notes)) => {
                 let _ = io.out.write_all(text.as_bytes());
                 let mut status = Status::Ok;
@@ -247,9 +250,9 @@ impl Shell {
         shown: &str,
         console: &mut dyn Console,
     ) -> (Result<Reply, CmdError>, bool) {
-        let name = &self.grammar.commands[matched.command].handler;
-        let Some(handler) = handler(name) else {
-            return (Err(CmdError::Failed(format!("no handler {name}"))), false);
+        let handler = match handler(self.grammar, &self.session, matched) {
+            Ok(handler) => handler,
+            Err(e) => return (Err(e), false),
         };
         let mut ctx = Ctx {
             node: &mut self.node,
@@ -437,10 +440,21 @@ impl Shell {
     }
 }
 
-/// The function the grammar's handler `name` calls: one of the shell's own commands, or
-/// a command handler.
-fn handler(name: &str) -> Option<Handler> {
-    BUILTINS.iter().find(|(n, _)| *n == name).map(|(_, h)| *h).or_else(|| crate::handlers::lookup(name))
+/// The function a matched command calls (one of the shell's own commands, or a command
+/// handler), unless the session may run only read-only commands and this is not one.
+fn handler(grammar: &Grammar, session: &Session, matched: &Matched) -> Result<Handler, CmdError> {
+    if session.readonly && !matched.readonly {
+        return Err(CmdError::Denied(
+            "Without this node's enable secret a mate runs only read-only commands (show commands of user mode)".into(),
+        ));
+    }
+    let name = &grammar.commands[matched.command].handler;
+    BUILTINS
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, h)| *h)
+        .or_else(|| crate::handlers::lookup(name))
+        .ok_or_else(|| CmdError::Failed(format!("no handler {name}")))
 }
 
 /// Appends one line to the audit log: who ran what, in which mode, and how it ended.

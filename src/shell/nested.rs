@@ -22,8 +22,7 @@ pub fn run(ctx: &mut Ctx, line: &str) -> Result<Reply, CmdError> {
         return Err(CmdError::Failed(format!("{line}: a line run inside another command takes no output modifiers")));
     }
     let shown = redact(&lexed, &matched);
-    let name = &grammar.commands[matched.command].handler;
-    let handler = handler(name).ok_or_else(|| CmdError::Failed(format!("no handler {name}")))?;
+    let handler = handler(grammar, ctx.session, &matched)?;
     let result = {
         let mut inner = Ctx {
             node: &mut *ctx.node,

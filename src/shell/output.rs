@@ -3,17 +3,42 @@
 
 use regex::Regex;
 
+use crate::cli::Args;
 use crate::report::{CmdError, Note, Reply};
 
 /// Filter names the grammar may declare; a test checks the grammar against this list.
 pub const FILTERS: &[&str] = &["include", "exclude", "begin", "count", "json"];
 
-/// A filter with its argument, as matched after `|`.
-pub struct Filter {
-    /// Its name (a grammar filter handler).
-    pub name: String,
-    /// Its regular expression, if it takes one.
-    pub regex: Option<String>,
+/// An output modifier, as matched after `|`.
+pub enum Filter {
+    /// Only lines matching.
+    Include(Regex),
+    /// Lines not matching.
+    Exclude(Regex),
+    /// From the first line matching.
+    Begin(Regex),
+    /// The number of lines.
+    Count,
+    /// The typed result as JSON.
+    Json,
+}
+
+impl Filter {
+    /// The filter a grammar filter handler `name` names, with its arguments.
+    pub fn of(name: &str, args: &Args) -> Result<Filter, CmdError> {
+        let regex = || {
+            let text = args.text("REGEX").unwrap_or_default();
+            Regex::new(text).map_err(|e| CmdError::Failed(format!("regular expression: {e}")))
+        };
+        Ok(match name {
+            "include" => Filter::Include(regex()?),
+            "exclude" => Filter::Exclude(regex()?),
+            "begin" => Filter::Begin(regex()?),
+            "count" => Filter::Count,
+            "json" => Filter::Json,
+            other => return Err(CmdError::Failed(format!("unknown output modifier {other}"))),
+        })
+    }
 }
 
 /// The text to print (ending in a newline unless empty) and the notes.
@@ -24,8 +49,8 @@ pub fn render(reply: Reply, filters: &[Filter]) -> Result<(String, Vec<Note>), C
         }
         return Ok((String::new(), reply.notes));
     };
-    let json = filters.first().is_some_and(|f| f.name == "json");
-    if filters.iter().skip(1).any(|f| f.name == "json") {
+    let json = matches!(filters.first(), Some(Filter::Json));
+    if filters.iter().skip(1).any(|f| matches!(f, Filter::Json)) {
         return Err(CmdError::Failed("| json must be the first output modifier".into()));
     }
     let mut text = if json {
@@ -34,7 +59,7 @@ pub fn render(reply: Reply, filters: &[Filter]) -> Result<(String, Vec<Note>), C
         report.text()
     };
     for filter in filters.iter().skip(usize::from(json)) {
-        text = apply(filter, &text)?;
+        text = apply(filter, &text);
     }
     if !text.is_empty() && !text.ends_with('\n') {
         text.push('\n');
@@ -42,19 +67,14 @@ pub fn render(reply: Reply, filters: &[Filter]) -> Result<(String, Vec<Note>), C
     Ok((text, reply.notes))
 }
 
-fn apply(filter: &Filter, text: &str) -> Result<String, CmdError> {
-    let regex = match &filter.regex {
-        Some(r) => Some(Regex::new(r).map_err(|e| CmdError::Failed(format!("regular expression: {e}")))?),
-        None => None,
-    };
-    let hit = |line: &str| regex.as_ref().is_some_and(|r| r.is_match(line));
+fn apply(filter: &Filter, text: &str) -> String {
     let lines = text.lines();
-    let kept: Vec<&str> = match filter.name.as_str() {
-        "include" => lines.filter(|l| hit(l)).collect(),
-        "exclude" => lines.filter(|l| !hit(l)).collect(),
-        "begin" => lines.skip_while(|l| !hit(l)).collect(),
-        "count" => return Ok(format!("Number of lines which match: {}", text.lines().count())),
-        other => return Err(CmdError::Failed(format!("unknown output modifier {other}"))),
+    let kept: Vec<&str> = match filter {
+        Filter::Include(r) => lines.filter(|l| r.is_match(l)).collect(),
+        Filter::Exclude(r) => lines.filter(|l| !r.is_match(l)).collect(),
+        Filter::Begin(r) => lines.skip_while(|l| !r.is_match(l)).collect(),
+        Filter::Count => return format!("Number of lines which match: {}", text.lines().count()),
+        Filter::Json => return text.to_string(),
     };
-    Ok(kept.join("\n"))
+    kept.join("\n")
 }

@@ -109,7 +109,8 @@ impl Lab {
 
     /// Starts `node`'s daemon in `name`'s namespace; its `addr` is on the client network.
     pub fn serve(&self, name: &str, node: &TestNode) -> Daemon {
-        let mut daemon = node.spawn_daemon_at(&format!("0.0.0.0:{HTTP_PORT}"), &format!("0.0.0.0:{SSH_PORT}"));
+        let mut daemon =
+            node.daemon().http(&format!("0.0.0.0:{HTTP_PORT}")).ssh(&format!("0.0.0.0:{SSH_PORT}")).start();
         daemon.addr = SocketAddr::from((self.client(name), HTTP_PORT));
         daemon.ssh = SocketAddr::from((self.repl(name), SSH_PORT));
         daemon

@@ -1,15 +1,28 @@
-//! Test harness: a fresh node per test, the real `coresh` binary run in batch mode or
-//! on a pseudo-terminal, and readable failures.
+//! Test harness: a fresh node per test, the real `coresh` binary run in batch mode, the
+//! HA set-ups every fault test starts from (a pair, a standby that follows a primary),
+//! and readable failures. The daemon (`daemon`), the OpenSSH client (`ssh`), the
+//! pseudo-terminal (`pty`), HAProxy, SMTP, network namespaces (`lab`), a cuttable TCP
+//! proxy and a hostile peer live in rooms of their own.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+pub mod daemon;
 pub mod haproxy;
 pub mod hostile;
 pub mod lab;
 pub mod proxy;
+pub mod pty;
 pub mod smtp;
+pub mod ssh;
+
+pub use daemon::Daemon;
+
+/// A port that was free a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
 
 /// A node in a temporary data directory, removed when dropped.
 pub struct TestNode {
@@ -117,171 +130,23 @@ impl TestNode {
         Run::from(out)
     }
 
+    /// Runs `lines` in high-availability configuration mode (entered from user mode).
+    pub fn ha(&self, lines: &[&str]) -> Run {
+        let mut all = vec!["enable", "configure terminal", "high-availability"];
+        all.extend_from_slice(lines);
+        self.run(&all)
+    }
+
     /// `show failover | json`, parsed.
     pub fn failover_json(&self) -> serde_json::Value {
         let run = self.run(&["show failover | json"]);
         run.expect_code(0);
         serde_json::from_str(&run.stdout).expect("json")
     }
-}
 
-/// A running `coresh serve` on a loopback port of its choosing; stopped on drop.
-pub struct Daemon {
-    pub child: std::process::Child,
-    pub addr: std::net::SocketAddr,
-    /// Where its SSH server listens.
-    pub ssh: std::net::SocketAddr,
-    /// Standard error lines after the start line, read in the background.
-    pub log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
-}
-
-impl TestNode {
-    /// Starts the node daemon on 127.0.0.1 (port chosen by the system).
-    pub fn serve(&self) -> Daemon {
-        self.serve_with(&[])
-    }
-
-    /// Starts the node daemon with extra `serve` arguments.
-    pub fn serve_with(&self, extra: &[&str]) -> Daemon {
-        self.spawn_daemon(extra, &[])
-    }
-
-    /// Starts the node daemon with its SSH server on `ssh` (e.g. `[::1]:0`).
-    pub fn serve_with_listen(&self, ssh: &str) -> Daemon {
-        self.spawn_daemon_on(ssh, &[], &[])
-    }
-
-    /// Starts the node daemon with extra environment.
-    pub fn serve_env(&self, env: &[(&str, &str)]) -> Daemon {
-        self.spawn_daemon(&[], env)
-    }
-
-    fn spawn_daemon(&self, extra: &[&str], env: &[(&str, &str)]) -> Daemon {
-        self.spawn_daemon_on("127.0.0.1:0", extra, env)
-    }
-
-    /// Starts the daemon with both listen addresses given.
-    pub fn spawn_daemon_at(&self, http: &str, ssh: &str) -> Daemon {
-        self.spawn_daemon_with(http, ssh, &[], &[])
-    }
-
-    fn spawn_daemon_on(&self, ssh: &str, extra: &[&str], env: &[(&str, &str)]) -> Daemon {
-        self.spawn_daemon_with("127.0.0.1:0", ssh, extra, env)
-    }
-
-    fn spawn_daemon_with(&self, http: &str, ssh: &str, extra: &[&str], env: &[(&str, &str)]) -> Daemon {
-        use std::io::BufRead;
-        let mut command = self.command();
-        for (k, v) in env {
-            command.env(k, v);
-        }
-        let mut child = command
-            .args(["serve", "--http-listen", http, "--ssh-listen", ssh])
-            .args(extra)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn coresh serve");
-        let stderr = child.stderr.take().expect("stderr");
-        let mut lines = std::io::BufReader::new(stderr).lines();
-        let field = |line: &str, name: &str| -> Option<std::net::SocketAddr> {
-            line.split(&format!(" {name}=")).nth(1)?.split_whitespace().next()?.parse().ok()
-        };
-        let mut found = None;
-        for line in lines.by_ref() {
-            let line = line.expect("daemon stderr");
-            if line.contains("coresh node serving") {
-                found = field(&line, "http").zip(field(&line, "ssh"));
-                break;
-            }
-        }
-        let (addr, ssh) = found.expect("the daemon printed its addresses");
-        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let sink = log.clone();
-        std::thread::spawn(move || {
-            for line in lines.map_while(Result::ok) {
-                sink.lock().unwrap().push(line);
-            }
-        });
-        Daemon { child, addr, ssh, log }
-    }
-}
-
-/// An HTTP answer: status, headers we look at, body.
-#[derive(Debug)]
-pub struct Http {
-    pub status: u16,
-    pub retry_after: Option<String>,
-    pub body: String,
-}
-
-impl Daemon {
-    pub fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
-    }
-
-    fn agent() -> ureq::Agent {
-        ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(std::time::Duration::from_secs(20)))
-            .build()
-            .into()
-    }
-
-    fn answer(resp: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Http {
-        let mut resp = resp.expect("http request");
-        let status = resp.status().as_u16();
-        let retry_after = resp.headers().get("retry-after").and_then(|v| v.to_str().ok()).map(str::to_string);
-        let body = resp.body_mut().read_to_string().unwrap_or_default();
-        Http { status, retry_after, body }
-    }
-
-    pub fn get(&self, path: &str) -> Http {
-        Self::answer(Self::agent().get(&self.url(path)).call())
-    }
-
-    pub fn post(&self, path: &str, token: Option<&str>, body: &str) -> Http {
-        let mut req = Self::agent().post(&self.url(path)).header("content-type", "application/json");
-        if let Some(t) = token {
-            req = req.header("authorization", &format!("Bearer {t}"));
-        }
-        Self::answer(req.send(body))
-    }
-
-    /// Asks `f` until it says yes (the daemon sees a shell's change within ~50 ms).
-    /// Retries `f` every 25 ms for up to 20 s (generous: CI machines are shared).
-    pub fn eventually(&self, what: &str, mut f: impl FnMut(&Daemon) -> bool) {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-        while std::time::Instant::now() < deadline {
-            if f(self) {
-                return;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(25));
-        }
-        panic!("never: {what}");
-    }
-
-    /// SIGTERM, then the exit status.
-    pub fn stop(mut self) -> std::process::ExitStatus {
-        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
-        let status = self.child.wait().expect("wait for the daemon");
-        std::mem::forget(self);
-        status
-    }
-
-    /// SIGKILL, no chance to clean up.
-    pub fn kill_9(mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        std::mem::forget(self);
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+    /// The HA module log (`show logging high-availability`, the last 2000 entries).
+    pub fn ha_log(&self) -> String {
+        self.run(&["show logging high-availability last 2000"]).expect_code(0).stdout.clone()
     }
 }
 
@@ -296,7 +161,7 @@ impl TestNode {
 
     /// `trusted-host HOST KEY` in high-availability configuration.
     pub fn trust(&self, host: &str, key: &str) -> Run {
-        self.run(&["enable", "configure terminal", "high-availability", &format!("trusted-host {host} {key}")])
+        self.ha(&[&format!("trusted-host {host} {key}")])
     }
 
     /// The content checksum of this node's Core data.
@@ -388,22 +253,21 @@ pub fn kill_9_during_syncs(node: &TestNode, from: &Daemon, delays_ms: &[u64], ol
     saw_old
 }
 
-/// The `-c` lines that make a node a standby secondary of `primary_host` with a fast
-/// heartbeat (interval 1 s, 3 failures, re-check 1 s) and `on_failure`, HA enabled.
-pub fn follow_lines(primary_host: &str, on_failure: &str) -> Vec<String> {
-    [
-        "enable",
-        "configure terminal",
-        "high-availability",
-        "mode secondary",
-        &format!("primary-host {primary_host}"),
-        "heartbeat interval 1",
-        "heartbeat failures 3",
-        "heartbeat recheck-interval 1",
-        &format!("on-failure {on_failure}"),
-        "service enable",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect()
+impl TestNode {
+    /// Makes this node a standby secondary of `primary_host` with a fast heartbeat
+    /// (interval 1 s, 3 failures, re-check 1 s) and `on_failure`, HA enabled.
+    pub fn follow(&self, primary_host: &str, on_failure: &str) {
+        let primary = format!("primary-host {primary_host}");
+        let on_failure = format!("on-failure {on_failure}");
+        self.ha(&[
+            "mode secondary",
+            &primary,
+            "heartbeat interval 1",
+            "heartbeat failures 3",
+            "heartbeat recheck-interval 1",
+            &on_failure,
+            "service enable",
+        ])
+        .expect_code(0);
+    }
 }

@@ -20,10 +20,6 @@ impl Drop for SmtpServer {
     }
 }
 
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 impl SmtpServer {
     pub fn start(dir: &Path, port: u16) -> SmtpServer {
         let maildir = dir.join("maildir");
