@@ -1,5 +1,7 @@
-//! The `coresh` binary: argument parsing, opening the node, and choosing the
-//! interactive shell or batch mode.
+//! The `coresh` binary: argument parsing, opening the node, and choosing what runs: the
+//! interactive shell or batch mode, the daemon (`serve`), a console session for the SSH
+//! server (`console-session`), data generation, the load driver, the lab, the generated
+//! command reference and shell completions.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;

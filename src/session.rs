@@ -1,7 +1,8 @@
-//! One operator's session: who, from where, in which mode, with which terminal length;
-//! and the [`Console`] a command asks the person at the other end through (a hidden
-//! prompt on a terminal, a secret handed over for batch runs, a progress line). Below
-//! both the commands that use them and the shell that keeps them.
+//! One operator's session: who, from where, in which mode, with which terminal length,
+//! and whether it may run only read-only commands (a mate's request without the enable
+//! secret); and the [`Console`] a command asks the person at the other end through (a
+//! hidden prompt on a terminal, a secret handed over for batch runs, a progress line).
+//! Below both the commands that use them and the shell that keeps them.
 
 /// State that lives as long as one session.
 #[derive(Debug, Clone)]

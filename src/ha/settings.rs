@@ -2,14 +2,12 @@
 //! database. Defaults follow the guide: HA disabled, sync hourly, notify on failure.
 
 use std::collections::BTreeMap;
-use std::fmt;
-use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
 
 use crate::host::HostPort;
 use crate::store::StoreError;
+use crate::words::word_enum;
 
 pub const ENABLED: &str = "ha.enabled";
 pub const MODE: &str = "ha.mode";
@@ -38,36 +36,6 @@ pub const LAST_SYNC_AT: &str = "ha.sync.last_at";
 pub const EPOCH_SEEN: &str = "ha.epoch.seen";
 pub const MAX_STALENESS: &str = "ha.heartbeat.max_staleness";
 pub const STATUS_URL: &str = "ha.heartbeat.status_url";
-
-/// Declares a settings enum with its stored/typed names.
-macro_rules! word_enum {
-    ($(#[$doc:meta])* $name:ident { $($(#[$vdoc:meta])* $variant:ident = $text:literal),+ $(,)? }) => {
-        $(#[$doc])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-        #[serde(rename_all = "kebab-case")]
-        pub enum $name { $($(#[$vdoc])* $variant),+ }
-
-        impl $name {
-            /// The word used in commands and storage.
-            pub fn as_str(self) -> &'static str {
-                match self { $($name::$variant => $text),+ }
-            }
-        }
-
-        impl FromStr for $name {
-            type Err = ();
-            fn from_str(s: &str) -> Result<Self, ()> {
-                match s { $($text => Ok($name::$variant),)+ _ => Err(()) }
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-    };
-}
 
 word_enum!(
     /// The HA mode of a node.

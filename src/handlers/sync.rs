@@ -6,9 +6,9 @@ use tabled::Tabled;
 
 use super::Ctx;
 use crate::cli::Args;
-use crate::replication::pull::{SyncReport, Want, sync_from};
+use crate::replication::pull::{SyncReport, sync_from};
 use crate::report::{CmdError, Reply, Text, table};
-use crate::store::SyncRecord;
+use crate::store::{SyncKind, SyncRecord};
 
 impl Text for SyncReport {
     fn text(&self) -> String {
@@ -38,7 +38,7 @@ pub fn failover_sync(ctx: &mut Ctx, args: &Args) -> Result<Reply, CmdError> {
     ctx.not_for_a_mate()?;
     let target = args.host("HOST").cloned().ok_or_else(|| CmdError::Failed("missing HOST".into()))?;
     let Ctx { node, console, .. } = ctx;
-    let want = if args.has("full") { Want::Full } else { Want::Changes };
+    let want = if args.has("full") { SyncKind::Full } else { SyncKind::Incremental };
     let result = sync_from(node, &target, want, &mut |line| console.progress(Some(line)));
     console.progress(None);
     match result {
@@ -83,8 +83,8 @@ impl Text for History {
                 started: &r.started_at,
                 seconds: r.seconds.map_or_else(|| "-".into(), |s| format!("{s:.2}")),
                 peer: &r.peer,
-                kind: &r.kind,
-                result: &r.result,
+                kind: r.kind.as_str(),
+                result: r.result.as_str(),
                 bytes: r.bytes,
                 rows: r.rows,
                 detail: &r.detail,

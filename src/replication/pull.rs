@@ -27,7 +27,7 @@ use crate::notify::{Event, raise_or_log};
 use crate::peer::message::{Request, Store, Trailer};
 use crate::peer::{Blocking, Hello};
 use crate::ssh::client::SshLink;
-use crate::store::Finished;
+use crate::store::{Finished, SyncKind};
 
 /// What a finished sync did.
 #[derive(Debug, Clone, Serialize)]
@@ -38,8 +38,8 @@ pub struct SyncReport {
     pub peer_node: String,
     /// The epoch the peer had.
     pub peer_epoch: u64,
-    /// `incremental` or `full`.
-    pub kind: &'static str,
+    /// What it copied.
+    pub kind: SyncKind,
     /// Why a full copy was made although changes were asked for.
     pub fallback: Option<String>,
     /// Incremental only: the change-log positions before and after.
@@ -58,18 +58,16 @@ pub struct SyncReport {
     pub files: String,
 }
 
-/// What a sync asks for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Want {
-    /// The changes since the last sync, when the primary's log holds them.
-    Changes,
-    /// A full copy, whatever the logs hold.
-    Full,
-}
-
 /// Brings this node's Core data up to `target`'s (changes when it can, a full copy
 /// otherwise), telling `progress` how it goes.
-pub fn sync_from(node: &mut Node, target: &HostPort, want: Want, progress: Progress) -> Result<SyncReport, SyncError> {
+/// `want` is what to ask for: [`SyncKind::Incremental`] still copies everything when the
+/// changes cannot be had or applied.
+pub fn sync_from(
+    node: &mut Node,
+    target: &HostPort,
+    want: SyncKind,
+    progress: Progress,
+) -> Result<SyncReport, SyncError> {
     let settings = node.settings()?;
     if settings.mode == Mode::Primary {
         return Err(SyncError::Primary);
@@ -79,11 +77,10 @@ pub fn sync_from(node: &mut Node, target: &HostPort, want: Want, progress: Progr
     }
     let peer = target.to_string();
     let _lock = SyncLock::take(&node.data_dir, &peer).map_err(SyncError::Busy)?;
-    let kind = if want == Want::Changes { "incremental" } else { "full" };
-    let run = node.store.sync_started(&peer, kind)?;
+    let run = node.store.sync_started(&peer, want)?;
     let (started, started_at) = (Instant::now(), chrono::Utc::now());
     progress(&format!("Connecting to {peer}"));
-    let staged = Staged { core: node.data_dir.join("core.db.staging"), atlas: node.data_dir.join("atlas.db.staging") };
+    let staged = Staging { core: node.data_dir.join("core.db.staging"), atlas: node.data_dir.join("atlas.db.staging") };
     let outcome = Pull::connect(node, target, &staged, progress).and_then(|mut pull| {
         let report = pull.run(want);
         pull.peer.close();
@@ -98,7 +95,8 @@ pub fn sync_from(node: &mut Node, target: &HostPort, want: Want, progress: Progr
             Ok(report)
         }
         Err(e) => {
-            node.store.sync_finished(run, &Finished { ok: false, kind, detail: &e.to_string(), bytes: 0, rows: 0 })?;
+            node.store
+                .sync_finished(run, &Finished { ok: false, kind: want, detail: &e.to_string(), bytes: 0, rows: 0 })?;
             raise_or_log(&mut node.store, &node.id, &Event::SyncFailed { peer, reason: e.to_string() });
             Err(e)
         }
@@ -106,7 +104,7 @@ pub fn sync_from(node: &mut Node, target: &HostPort, want: Want, progress: Progr
 }
 
 /// Where what comes is staged before it is verified and swapped in.
-struct Staged {
+struct Staging {
     core: PathBuf,
     atlas: PathBuf,
 }
@@ -116,7 +114,7 @@ struct Pull<'a> {
     node: &'a mut Node,
     peer: Blocking<SshLink>,
     target: String,
-    staged: &'a Staged,
+    staged: &'a Staging,
     progress: Progress<'a>,
 }
 
@@ -144,7 +142,7 @@ impl<'a> Pull<'a> {
     fn connect(
         node: &'a mut Node,
         target: &HostPort,
-        staged: &'a Staged,
+        staged: &'a Staging,
         progress: Progress<'a>,
     ) -> Result<Pull<'a>, SyncError> {
         let settings = node.settings()?;
@@ -163,10 +161,10 @@ impl<'a> Pull<'a> {
     }
 
     /// The whole pull: changes when asked and they apply, a full copy otherwise.
-    fn run(&mut self, want: Want) -> Result<SyncReport, SyncError> {
+    fn run(&mut self, want: SyncKind) -> Result<SyncReport, SyncError> {
         let since = match want {
-            Want::Changes => Some(self.node.core()?.log_head()?),
-            Want::Full => None,
+            SyncKind::Incremental => Some(self.node.core()?.log_head()?),
+            SyncKind::Full => None,
         };
         let asked_changes = since.is_some();
         match self.once(since) {
@@ -282,7 +280,7 @@ impl<'a> Pull<'a> {
             Core::Changes { entries, from, to } => {
                 (self.progress)("Applying the changes");
                 let rows = increment::apply(node.core()?.connection(), &from, &entries)?;
-                ("incremental", Some((from.seq, to.seq, rows)), to.checksum)
+                (SyncKind::Incremental, Some((from.seq, to.seq, rows)), to.checksum)
             }
             Core::Full { fork, content, fallback: why } => {
                 if let Some(fork) = fork {
@@ -292,7 +290,7 @@ impl<'a> Pull<'a> {
                 (self.progress)("Applying the Core data");
                 swap_in(&node.data_dir, &self.staged.core, Store::Core)?;
                 fallback = why;
-                ("full", None, content)
+                (SyncKind::Full, None, content)
             }
         };
         let atlas = match v.atlas {

@@ -15,7 +15,7 @@ use crate::peer::{Framed, Link, PeerError};
 use increment::Written;
 
 /// What a puller asked for.
-pub struct Wanted {
+pub struct Asked {
     /// Where its change log ends, when it can take changes.
     pub since: Option<Position>,
     /// The Atlas store (`Some`): sent, or why not.
@@ -26,9 +26,9 @@ pub struct Wanted {
 
 /// Sends the Core data, then (when asked) the Atlas store or why it is skipped, then
 /// the application files that differ.
-pub async fn pull<L: Link>(out: &mut Framed<L>, data_dir: &Path, wanted: Wanted) -> Result<(), PeerError> {
+pub async fn pull<L: Link>(out: &mut Framed<L>, data_dir: &Path, asked: Asked) -> Result<(), PeerError> {
     let peer = out.target().to_string();
-    let Wanted { since, atlas, files: theirs } = wanted;
+    let Asked { since, atlas, files: theirs } = asked;
     send_core(out, data_dir, since, &peer).await?;
     match atlas {
         Some(Ok(())) => send_snapshot(out, data_dir, Store::Atlas, None, &peer).await?,

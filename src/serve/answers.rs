@@ -13,7 +13,7 @@ use crate::node::view::NodeView;
 use crate::peer::hello::StatusPage;
 use crate::peer::message::Request;
 use crate::peer::{Framed, Hello, PeerError};
-use crate::replication::send::{self, Wanted};
+use crate::replication::send::{self, Asked};
 use crate::ssh::peer_channel::{Answering, Caller, Respond, ServerLink};
 
 /// What answers the peers of one daemon.
@@ -48,12 +48,12 @@ impl Respond for Answers {
         Box::pin(async move {
             match request {
                 Request::Changes { since, atlas, files } => {
-                    let wanted = Wanted { since: Some(since), atlas: self.atlas(atlas), files };
-                    send::pull(out, &self.data_dir, wanted).await
+                    let asked = Asked { since: Some(since), atlas: self.atlas(atlas), files };
+                    send::pull(out, &self.data_dir, asked).await
                 }
                 Request::Snapshot { atlas, files } => {
-                    let wanted = Wanted { since: None, atlas: self.atlas(atlas), files };
-                    send::pull(out, &self.data_dir, wanted).await
+                    let asked = Asked { since: None, atlas: self.atlas(atlas), files };
+                    send::pull(out, &self.data_dir, asked).await
                 }
                 Request::Positions { first, last } => {
                     out.send(&send::positions(&self.data_dir, first, last, &caller.peer).await).await

@@ -1,8 +1,10 @@
 //! `coresh serve`: turns a data directory into a running Core node. A few long-lived
 //! parts share one shutdown signal: the HTTP server, the SSH server (whose peers'
-//! requests the daemon's [`answers`] take), the heartbeat, the sync scheduler, the mail
-//! sender, the Core data writer thread and the node-view watcher. SIGTERM or SIGINT stops accepting, lets requests in flight finish, commits
-//! what was queued and closes the databases.
+//! requests the daemon answers: `answers` for replication, `mate` for what a node does
+//! for its mate), the `heartbeat`, the sync `scheduler`, the mail sender, the Core data
+//! writer thread and the node-view watcher; `logging` sets up where the daemon's log
+//! goes. SIGTERM or SIGINT stops accepting, lets requests in flight finish, commits what
+//! was queued and closes the databases.
 
 mod answers;
 mod heartbeat;

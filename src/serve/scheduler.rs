@@ -1,6 +1,7 @@
 //! The daemon's sync scheduler (guide step 6): while HA is enabled on a standby
-//! secondary with a primary-host and a saved schedule, run a full sync at StartTime and
-//! then every Run Every. A change of settings is seen at once (the schedule is computed
+//! secondary with a primary-host and a saved schedule, run a sync at StartTime and then
+//! every Run Every (the changes since the last one; a full copy when the primary's log
+//! cannot serve them). A change of settings is seen at once (the schedule is computed
 //! again); slots missed while a sync ran or the node was down are skipped, never run
 //! twice; a sync that finds another one running is refused by the sync lock and logged.
 
@@ -12,7 +13,8 @@ use tokio::sync::watch;
 
 use crate::node::Node;
 use crate::node::view::NodeView;
-use crate::replication::pull::{Want, sync_from};
+use crate::replication::pull::sync_from;
+use crate::store::SyncKind;
 
 /// Runs until `stop` turns true.
 pub async fn run(mut view: watch::Receiver<Arc<NodeView>>, data_dir: PathBuf, mut stop: watch::Receiver<bool>) {
@@ -44,7 +46,7 @@ pub async fn run(mut view: watch::Receiver<Arc<NodeView>>, data_dir: PathBuf, mu
         let dir = data_dir.clone();
         let outcome = tokio::task::spawn_blocking(move || {
             let mut node = Node::open(&dir).map_err(|e| e.to_string())?;
-            sync_from(&mut node, &primary, Want::Changes, &mut |_| {}).map_err(|e| e.to_string())
+            sync_from(&mut node, &primary, SyncKind::Incremental, &mut |_| {}).map_err(|e| e.to_string())
         })
         .await;
         match outcome {

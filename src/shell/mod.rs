@@ -1,6 +1,7 @@
 //! The shell: runs one input line at a time against the local node. A line is lexed,
 //! matched in the session's mode, its secrets redacted, run by its handler (or one of
-//! the shell's own commands, [`modes`]), rendered (text or `| json`, then filters), and
+//! the shell's own commands, [`modes`]; a read-only session runs only commands the
+//! grammar declares `readonly`), rendered (text or `| json`, then filters), and
 //! audited. The interactive loop and batch mode both drive [`Shell::run_line`]; what
 //! differs is only how lines arrive and where errors go. A command made of other
 //! commands runs them through the same steps ([`nested`]).

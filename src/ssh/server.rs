@@ -27,7 +27,8 @@ use crate::peer::hello::StatusPage;
 use crate::peer::{PEER_USER, SUBSYSTEM};
 use crate::store::Outcome;
 
-/// Accepts peer connections.
+/// The daemon's SSH server: one [`russh::server::Handler`] per connection, a trusted
+/// peer's (replication channel only) or an operator's (consoles only).
 pub struct SshServer {
     /// The node's live view (trusted keys, settings).
     pub view: watch::Receiver<Arc<NodeView>>,

@@ -4,7 +4,7 @@
 use rusqlite::{OptionalExtension, Transaction, params};
 use serde::Serialize;
 
-use super::{Store, StoreError};
+use super::{Store, StoreError, SyncKind, SyncResult};
 
 /// One change of HA mode or state.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -32,10 +32,8 @@ pub struct SyncSummary {
     pub finished_at: Option<String>,
     /// The peer it pulled from.
     pub peer: String,
-    /// `full` or `incremental`.
-    pub kind: String,
-    /// `success` or the failure.
-    pub result: String,
+    pub kind: SyncKind,
+    pub result: SyncResult,
 }
 
 fn entry(r: &rusqlite::Row) -> rusqlite::Result<HistoryEntry> {

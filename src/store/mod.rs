@@ -1,7 +1,12 @@
-//! The node's local system database (`system.db`): HA settings, failover history and
-//! the audit log. Never replicated. Opened in WAL mode with versioned migrations; a
-//! file that is not a coresh database, or comes from a newer coresh, is refused and
-//! left exactly as it is.
+//! The node's local system database (`system.db`), never replicated: its settings (HA,
+//! SMTP, console) as key/value rows (`settings`), the failover history (`history`),
+//! every sync run (`sync_log`), the audit log and its retention (`audit`), the HA
+//! module log and the peer status the heartbeat saw (`ha_log`), the notification
+//! outbox (`outbox`), console sessions and lockouts (`sessions`), trusted hosts
+//! ([`trusted`]) and the replication chain this node is part of (`chain`). Opened in
+//! WAL mode with versioned `migrations`; a file that is not a coresh database, or comes
+//! from a newer coresh, is refused and left exactly as it is. [`StoreError`] is the
+//! error of both of the node's databases (the Core data's too, see `coredb`).
 
 mod audit;
 mod chain;
@@ -27,13 +32,13 @@ pub use migrations::{SCHEMA_VERSION, migrate_steps};
 pub use outbox::Mail;
 pub use sessions::{ConsoleSession, Lockout};
 pub use settings::{put as put_setting, read_all as settings_in};
-pub use sync_log::{Finished, SyncRecord};
+pub use sync_log::{Finished, SyncKind, SyncRecord, SyncResult};
 pub use trusted::TrustedHost;
 
 /// File name of the system database inside a data directory.
 pub const SYSTEM_DB: &str = "system.db";
 
-/// Errors of the system database.
+/// Errors of the node's databases: the system database and the Core data.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The file exists but SQLite cannot read it as a database.
@@ -71,8 +76,8 @@ pub enum StoreError {
     /// A batch could not be committed.
     #[error("commit failed: {0}")]
     Commit(String),
-    /// Any other SQLite failure.
-    #[error("system database: {0}")]
+    /// Any other SQLite failure, of either database.
+    #[error("database: {0}")]
     Sqlite(#[from] rusqlite::Error),
 }
 

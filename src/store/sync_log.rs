@@ -6,6 +6,22 @@ use rusqlite::params;
 use serde::Serialize;
 
 use super::{Store, StoreError, now_millis};
+use crate::words::word_enum;
+
+word_enum!(
+    /// What a sync copied (or, when it starts, asks for).
+    SyncKind { /// The changes since the last sync.
+    Incremental = "incremental", /// Everything.
+    Full = "full" }
+);
+word_enum!(
+    /// Where a sync run stands.
+    SyncResult { /// It ended and the data here is the peer's.
+    Success = "success", /// It ended without changing anything here.
+    Failed = "failed", /// It is under way.
+    Running = "running", /// The process running it ended before it did.
+    Interrupted = "interrupted" }
+);
 
 /// One sync run.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -16,10 +32,8 @@ pub struct SyncRecord {
     /// Seconds it took, once finished.
     pub seconds: Option<f64>,
     pub peer: String,
-    /// `full` or `incremental`.
-    pub kind: String,
-    /// `success`, `failed`, `running` or `interrupted`.
-    pub result: String,
+    pub kind: SyncKind,
+    pub result: SyncResult,
     /// Why it failed, or what it did.
     pub detail: String,
     pub bytes: i64,
@@ -29,8 +43,8 @@ pub struct SyncRecord {
 /// How a sync ended.
 pub struct Finished<'a> {
     pub ok: bool,
-    /// `full` or `incremental` (a sync that asked for changes may have copied everything).
-    pub kind: &'a str,
+    /// What it copied (a sync that asked for changes may have copied everything).
+    pub kind: SyncKind,
     /// What it did, or why it failed.
     pub detail: &'a str,
     pub bytes: i64,
@@ -39,16 +53,16 @@ pub struct Finished<'a> {
 
 impl Store {
     /// Records the start of a sync; earlier runs still marked running were cut short.
-    pub fn sync_started(&mut self, peer: &str, kind: &str) -> Result<i64, StoreError> {
+    pub fn sync_started(&mut self, peer: &str, kind: SyncKind) -> Result<i64, StoreError> {
         self.durably(|tx| {
             tx.execute(
-                "UPDATE sync_history SET result = 'interrupted', detail = 'the sync process ended before it finished'
-                  WHERE result = 'running'",
-                [],
+                "UPDATE sync_history SET result = ?1, detail = 'the sync process ended before it finished'
+                  WHERE result = ?2",
+                params![SyncResult::Interrupted, SyncResult::Running],
             )?;
             tx.execute(
-                "INSERT INTO sync_history (started_at, peer, kind, result) VALUES (?1, ?2, ?3, 'running')",
-                params![now_millis(), peer, kind],
+                "INSERT INTO sync_history (started_at, peer, kind, result) VALUES (?1, ?2, ?3, ?4)",
+                params![now_millis(), peer, kind, SyncResult::Running],
             )?;
             Ok(tx.last_insert_rowid())
         })
@@ -63,7 +77,7 @@ impl Store {
                 params![
                     id,
                     now_millis(),
-                    if end.ok { "success" } else { "failed" },
+                    if end.ok { SyncResult::Success } else { SyncResult::Failed },
                     end.detail,
                     end.bytes,
                     end.rows,
