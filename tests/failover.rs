@@ -28,12 +28,8 @@ fn standby_of(a: &TestNode, da: &Daemon, b: &TestNode, on_failure: &str) -> Daem
 
 #[test]
 fn a_dead_primary_is_replaced_by_its_secondary() {
-    let (a, b) = (TestNode::new(), TestNode::new());
-    generate(&a, "100", "100");
-    let da = a.serve();
-    pair(&a, &da, &b);
+    let common::Pair { a: _a, b, da } = common::synced_pair("100", "100");
     let db = b.serve();
-    sync(&b, &da).expect_code(0);
     b.follow(&da.ssh.to_string(), "promote");
     wait_for_heartbeat(&b, &db);
     let seen = b.failover_json();
@@ -162,12 +158,8 @@ fn a_secondary_refuses_a_primary_older_than_the_one_it_synced_from() {
 
 #[test]
 fn writes_an_old_primary_took_after_the_failover_point_are_kept_not_lost() {
-    let (a, b) = (TestNode::new(), TestNode::new());
-    generate(&a, "100", "100");
-    let da = a.serve();
-    pair(&a, &da, &b);
+    let common::Pair { a, b, da } = common::synced_pair("100", "100");
     let db = b.serve();
-    sync(&b, &da).expect_code(0);
     // The primary takes writes the secondary never gets, then the secondary takes over.
     let checkin = |d: &Daemon, device: u64, seq: u64| {
         let token = coresh::coredb::generate::token_for(42, device);

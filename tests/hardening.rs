@@ -206,11 +206,7 @@ fn a_secret_in_a_line_that_does_not_lex_or_match_is_never_printed_or_audited() {
 
 #[test]
 fn a_full_sync_refuses_schema_objects_the_primary_added() {
-    let (a, b) = (TestNode::new(), TestNode::new());
-    common::generate(&a, "20", "20");
-    let da = a.serve();
-    common::pair(&a, &da, &b);
-    common::sync(&b, &da).expect_code(0);
+    let common::Pair { a, b, da } = common::synced_pair("20", "20");
     let before = b.checksum();
     // A buggy or hostile primary: a trigger that would act here after a failover, and a view.
     let conn = rusqlite::Connection::open(a.data_dir().join("core.db")).unwrap();

@@ -83,12 +83,9 @@ fn after_the_first_full_copy_only_the_changes_move() {
 
 #[test]
 fn a_dr_node_follows_the_secondarys_log() {
-    let (a, b, c) = (TestNode::new(), TestNode::new(), TestNode::new());
-    generate(&a, "500", "2000");
-    let da = a.serve();
-    pair(&a, &da, &b);
+    let common::Pair { a, b, da } = common::synced_pair("500", "2000");
+    let c = TestNode::new();
     let db = b.serve();
-    sync(&b, &da).expect_code(0);
     pair(&b, &db, &c);
     sync(&c, &db).expect_code(0);
     traffic(&a, 0..100, 10);
@@ -108,11 +105,7 @@ fn tamper(node: &TestNode, sql: &str) {
 
 #[test]
 fn a_conflict_or_a_checksum_mismatch_falls_back_to_a_full_copy() {
-    let (a, b) = (TestNode::new(), TestNode::new());
-    generate(&a, "300", "1000");
-    let da = a.serve();
-    pair(&a, &da, &b);
-    sync(&b, &da).expect_code(0);
+    let common::Pair { a, b, da } = common::synced_pair("300", "1000");
 
     // A column the check-in changes: the changeset's old value does not match.
     tamper(&b, "UPDATE devices SET checkins = 999 WHERE id = 8");
@@ -135,11 +128,7 @@ fn a_conflict_or_a_checksum_mismatch_falls_back_to_a_full_copy() {
 
 #[test]
 fn a_secondary_that_wrote_on_its_own_gets_a_full_copy_that_says_why() {
-    let (a, b) = (TestNode::new(), TestNode::new());
-    generate(&a, "300", "1000");
-    let da = a.serve();
-    pair(&a, &da, &b);
-    sync(&b, &da).expect_code(0);
+    let common::Pair { a, b, da } = common::synced_pair("300", "1000");
     // Both nodes take traffic (as after a failover both ways): the logs diverge.
     traffic(&a, 0..3, 1);
     traffic(&b, 10..15, 1);
@@ -160,11 +149,7 @@ fn a_secondary_that_wrote_on_its_own_gets_a_full_copy_that_says_why() {
 
 #[test]
 fn kill_9_while_changes_are_applied_leaves_old_or_new_data() {
-    let (a, b) = (TestNode::new(), TestNode::new());
-    generate(&a, "20000", "20000");
-    let da = a.serve();
-    pair(&a, &da, &b);
-    sync(&b, &da).expect_code(0);
+    let common::Pair { a, b, da } = common::synced_pair("20000", "20000");
     traffic(&a, 0..20000, 500);
     let (old, new) = (b.checksum(), a.checksum());
     let saw_old = kill_9_during_syncs(&b, &da, &[0, 40, 80, 130, 200, 280, 380, 500, 650, 850], &old, &new);

@@ -122,12 +122,9 @@ fn kill_9_during_a_sync_leaves_old_or_new_data_and_the_next_sync_works() {
 
 #[test]
 fn a_dr_node_replicates_from_the_secondary() {
-    let (a, b, c) = (TestNode::new(), TestNode::new(), TestNode::new());
-    generate(&a, "300", "1000");
-    let da = a.serve();
-    pair(&a, &da, &b);
+    let common::Pair { a, b, da: _da } = common::synced_pair("300", "1000");
+    let c = TestNode::new();
     let db = b.serve();
-    sync(&b, &da).expect_code(0);
     pair(&b, &db, &c);
     let run = sync(&c, &db);
     run.expect_code(0);

@@ -196,6 +196,25 @@ impl TestNode {
 pub const CORE_TABLES: &[&str] =
     &["users", "devices", "apps", "policies", "settings", "events", "certificates", "local_users", "device_enrollment"];
 
+/// Where most fault tests start: a primary `a` holding generated data, served by `da`,
+/// and `b` its standby secondary (trust both ways), synced once. Bind it as
+/// `let Pair { a, b, da } = ...` so the daemon stops before the directories go.
+pub struct Pair {
+    pub a: TestNode,
+    pub b: TestNode,
+    pub da: Daemon,
+}
+
+/// A [`Pair`] whose primary holds `devices` generated devices and `events` events.
+pub fn synced_pair(devices: &str, events: &str) -> Pair {
+    let (a, b) = (TestNode::new(), TestNode::new());
+    generate(&a, devices, events);
+    let da = a.serve();
+    pair(&a, &da, &b);
+    sync(&b, &da).expect_code(0);
+    Pair { a, b, da }
+}
+
 /// Makes `b` a standby secondary that trusts `a`'s daemon, and `a` trust `b`.
 pub fn pair(a: &TestNode, da: &Daemon, b: &TestNode) {
     b.trust(&da.ssh.to_string(), &a.local_key()).expect_code(0);
