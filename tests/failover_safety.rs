@@ -256,10 +256,7 @@ fn a_returning_primary_with_a_higher_epoch_from_maintenance_is_stale() {
 
 #[test]
 fn a_sync_never_replaces_the_data_of_a_node_promoted_while_it_ran() {
-    let (a, b) = (TestNode::new(), TestNode::new());
-    generate(&a, "50", "50");
-    let da = a.serve();
-    pair(&a, &da, &b);
+    let common::Pair { a, b, da } = common::paired("50", "50");
     let key = a.local_key();
     let child = b
         .command()

@@ -8,7 +8,7 @@ mod common;
 use coresh::coredb::generate::token_for;
 use coresh::coredb::{CheckIn, token_hash};
 
-use common::{TestNode, generate, kill_9_during_syncs, pair, sync};
+use common::{TestNode, kill_9_during_syncs, pair, sync};
 
 /// Checks in generated devices `ids` on `node`'s Core data, `per_tx` to a transaction,
 /// through the same write path the daemon uses (so they enter the change log, as this
@@ -35,10 +35,7 @@ fn history(node: &TestNode) -> serde_json::Value {
 
 #[test]
 fn after_the_first_full_copy_only_the_changes_move() {
-    let (a, b) = (TestNode::new(), TestNode::new());
-    generate(&a, "2000", "20000");
-    let da = a.serve();
-    pair(&a, &da, &b);
+    let common::Pair { a, b, da } = common::paired("2000", "20000");
     let first = sync(&b, &da);
     first.expect_code(0);
     assert!(first.stdout.contains("completed: full copy, because"), "{}", first.stdout);
@@ -164,10 +161,7 @@ fn kill_9_while_changes_are_applied_leaves_old_or_new_data() {
 
 #[test]
 fn the_primary_keeps_serving_devices_while_it_is_copied() {
-    let (a, b) = (TestNode::new(), TestNode::new());
-    generate(&a, "20000", "200000");
-    let da = a.serve();
-    pair(&a, &da, &b);
+    let common::Pair { a, b, da } = common::paired("20000", "200000");
     let mut child = b
         .command()
         .args(["-c", "enable", "-c", &format!("failover sync {}", da.ssh)])

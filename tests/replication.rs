@@ -103,10 +103,7 @@ fn a_version_mismatch_is_refused_with_both_versions_and_nothing_changes() {
 
 #[test]
 fn kill_9_during_a_sync_leaves_old_or_new_data_and_the_next_sync_works() {
-    let (a, b) = (TestNode::new(), TestNode::new());
-    generate(&a, "20000", "200000");
-    let da = a.serve();
-    pair(&a, &da, &b);
+    let common::Pair { a, b, da } = common::paired("20000", "200000");
     generate(&b, "10", "10");
     let old = b.checksum();
     let new = a.checksum();
@@ -177,10 +174,7 @@ fn atlas_data_is_replicated_only_when_enabled_on_both_nodes() {
 
 #[test]
 fn an_interactive_sync_shows_its_progress() {
-    let (a, b) = (TestNode::new(), TestNode::new());
-    generate(&a, "2000", "20000");
-    let da = a.serve();
-    pair(&a, &da, &b);
+    let common::Pair { a: _a, b, da } = common::paired("2000", "20000");
     let mut cmd = b.command();
     cmd.env("TERM", "xterm");
     let mut p = rexpect::session::spawn_command(cmd, Some(60_000)).unwrap();
@@ -201,10 +195,7 @@ fn an_interactive_sync_shows_its_progress() {
 
 #[test]
 fn the_primary_dying_mid_sync_leaves_the_secondary_whole() {
-    let (a, b) = (TestNode::new(), TestNode::new());
-    generate(&a, "20000", "200000");
-    let da = a.serve();
-    pair(&a, &da, &b);
+    let common::Pair { a, b, da } = common::paired("20000", "200000");
     generate(&b, "10", "10");
     let (old, new) = (b.checksum(), a.checksum());
     let child = b

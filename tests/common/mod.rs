@@ -197,7 +197,7 @@ pub const CORE_TABLES: &[&str] =
     &["users", "devices", "apps", "policies", "settings", "events", "certificates", "local_users", "device_enrollment"];
 
 /// Where most fault tests start: a primary `a` holding generated data, served by `da`,
-/// and `b` its standby secondary (trust both ways), synced once. Bind it as
+/// and `b` its standby secondary (trust both ways), usually synced once. Bind it as
 /// `let Pair { a, b, da } = ...` so the daemon stops before the directories go.
 pub struct Pair {
     pub a: TestNode,
@@ -205,14 +205,21 @@ pub struct Pair {
     pub da: Daemon,
 }
 
-/// A [`Pair`] whose primary holds `devices` generated devices and `events` events.
-pub fn synced_pair(devices: &str, events: &str) -> Pair {
+/// A [`Pair`] whose primary holds `devices` generated devices and `events` events,
+/// not synced yet.
+pub fn paired(devices: &str, events: &str) -> Pair {
     let (a, b) = (TestNode::new(), TestNode::new());
     generate(&a, devices, events);
     let da = a.serve();
     pair(&a, &da, &b);
-    sync(&b, &da).expect_code(0);
     Pair { a, b, da }
+}
+
+/// A [`paired`] pair, synced once.
+pub fn synced_pair(devices: &str, events: &str) -> Pair {
+    let p = paired(devices, events);
+    sync(&p.b, &p.da).expect_code(0);
+    p
 }
 
 /// Makes `b` a standby secondary that trusts `a`'s daemon, and `a` trust `b`.
