@@ -2,7 +2,7 @@
 //! machine, for newcomers and for trying things. Each node is a data directory under the
 //! lab's directory and a daemon on loopback ports it chose; they are set up with the
 //! commands an operator types (run as batch lines of this same binary): host names,
-//! trust both ways, HA settings, a first sync. The primary holds generated data and
+//! trust both ways, HA settings (continuous replication), a first sync. The primary holds generated data and
 //! receives device check-ins (`coresh load`) while the lab is up. `lab.json` records what
 //! runs, so `lab down` stops exactly that and removes the directory.
 
@@ -187,7 +187,8 @@ fn build(dir: &Path, nodes: u8, lab: &mut Lab) -> anyhow::Result<()> {
         config(&node.data_dir, &lines.iter().map(String::as_str).collect::<Vec<_>>())?;
     }
     // The secondary follows the primary; the DR node follows the secondary (a cascade)
-    // and never promotes itself.
+    // and never promotes itself. Both stream each change as it commits; the schedule
+    // stays as a second way.
     for (i, node) in lab.nodes.iter().enumerate().skip(1) {
         let upstream = lab.nodes[i - 1].ssh;
         let on_failure = if node.role == "dr" { "keep-standby" } else { "promote" };
@@ -197,6 +198,7 @@ fn build(dir: &Path, nodes: u8, lab: &mut Lab) -> anyhow::Result<()> {
             format!("primary-host {upstream}"),
             "heartbeat interval 5".into(),
             format!("on-failure {on_failure}"),
+            "replication mode continuous".into(),
             // Scheduled syncs from the next minute on, every 5 minutes.
             format!("sync start-time {}", (chrono::Utc::now() + chrono::Duration::minutes(1)).format("%H:%M")),
             "sync run-every 5 minutes".into(),

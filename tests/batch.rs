@@ -332,7 +332,7 @@ fn output_modifiers() {
     let run = node.run(&["show failover | begin ^Primary host"]);
     assert!(run.stdout.starts_with("Primary host"), "{}", run.stdout);
     let run = node.run(&["show failover | count"]);
-    assert_eq!(run.stdout, "Number of lines which match: 10\n");
+    assert_eq!(run.stdout, "Number of lines which match: 11\n");
     let run = node.run(&["show failover | json | include ^  .epoch"]);
     assert_eq!(run.stdout, "  \"epoch\": 0,\n");
     let run = node.run(&["show failover | count | json"]);

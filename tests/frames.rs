@@ -2,7 +2,8 @@
 //! bytes, and well-formed entry headers that claim lengths the file does not hold. It
 //! never panics and never allocates more than a bound that follows the input's size
 //! (measured with a counting allocator), and it rejects every claim past the end. The
-//! peer protocol's message framer takes random chunks the same way.
+//! peer protocol's message framer, and a follower reading a stream's batches, take
+//! random chunks the same way.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -112,6 +113,36 @@ proptest! {
         });
         let largest = LARGEST.load(Ordering::Relaxed);
         prop_assert!(largest <= bound(total), "allocated {largest} for {total} bytes");
+    }
+}
+
+proptest! {
+    #[test]
+    fn a_follower_reads_hostile_batches_without_panic_or_unbounded_buffers(
+        claims in proptest::collection::vec((0u64..u64::MAX, 0usize..64), 1..8),
+        announced in 0u64..u64::MAX,
+    ) {
+        use coresh::peer::message::Feed;
+        let mut bytes = coresh::peer::frame::encode(&Feed::Batch { entries: claims.len() as u32, bytes: announced });
+        for (seq, (claim, held)) in claims.iter().enumerate() {
+            bytes.extend(header(seq as i64 + 1, *claim));
+            bytes.extend(std::iter::repeat_n(0xa5, *held));
+        }
+        let honest = claims.iter().all(|(c, h)| *c == *h as u64)
+            && announced == claims.iter().map(|(c, _)| *c).sum::<u64>();
+        let total = bytes.len();
+        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let _one = MEASURING.lock().unwrap_or_else(|e| e.into_inner());
+        LARGEST.store(0, Ordering::Relaxed);
+        let read = runtime.block_on(async {
+            let mut framed = coresh::peer::Framed::new(Chunks(vec![bytes].into()), "hostile");
+            coresh::replication::follow::next(&mut framed).await
+        });
+        let largest = LARGEST.load(Ordering::Relaxed);
+        prop_assert!(largest <= bound(total), "allocated {largest} for {total} bytes");
+        if !honest {
+            prop_assert!(read.is_err(), "{read:?}");
+        }
     }
 }
 

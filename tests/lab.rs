@@ -1,5 +1,6 @@
 //! `coresh lab up` / `lab down`: a pair and a DR node on this machine, working (status
-//! pages, HA following, device traffic), and nothing left behind once it is down.
+//! pages, HA following, device traffic streamed on to both followers), and nothing left
+//! behind once it is down.
 
 mod common;
 
@@ -61,6 +62,13 @@ fn a_lab_comes_up_working_and_goes_down_without_a_trace() {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
     assert!(change(&data(0)) > before, "no device traffic reached the primary");
+    // It streams on to the secondary and the DR node as it commits.
+    let reached = change(&data(0));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while (change(&data(1)) < reached || change(&data(2)) < reached) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(change(&data(1)) >= reached && change(&data(2)) >= reached, "the traffic did not stream on");
 
     let pids: Vec<u32> = nodes
         .iter()

@@ -229,6 +229,50 @@ pub fn since(
     from: &Position,
     mut each: impl FnMut(Entry) -> Result<(), StoreError>,
 ) -> Result<Result<Position, Gap>, StoreError> {
+    if let Err(gap) = follows(conn, from)? {
+        return Ok(Err(gap));
+    }
+    let mut stmt = conn.prepare_cached(
+        "SELECT seq, at, rows, checksum, changeset, origin FROM repl_log WHERE seq > ?1 ORDER BY seq",
+    )?;
+    let mut rows = stmt.query([from.seq])?;
+    while let Some(r) = rows.next()? {
+        each(entry_of(r)?)?;
+    }
+    head(conn).map(Ok)
+}
+
+/// The next entries after `from` (a stream's batch): at most `entries` of them and,
+/// past the first, no more than `bytes` bytes of changesets; none when the log ends at
+/// `from`. Like [`since`], it first checks that `from` is in the log and agrees.
+pub fn next_after(
+    conn: &Connection,
+    from: &Position,
+    entries: usize,
+    bytes: usize,
+) -> Result<Result<Vec<Entry>, Gap>, StoreError> {
+    if let Err(gap) = follows(conn, from)? {
+        return Ok(Err(gap));
+    }
+    let mut stmt = conn.prepare_cached(
+        "SELECT seq, at, rows, checksum, changeset, origin FROM repl_log WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+    )?;
+    let mut rows = stmt.query(params![from.seq, i64::try_from(entries).unwrap_or(i64::MAX)])?;
+    let (mut out, mut size) = (Vec::new(), 0usize);
+    while let Some(r) = rows.next()? {
+        let entry = entry_of(r)?;
+        size += entry.changeset.len();
+        if !out.is_empty() && size > bytes {
+            break;
+        }
+        out.push(entry);
+    }
+    Ok(Ok(out))
+}
+
+/// Whether the log can go on from `from`: it holds it (or starts there) with the same
+/// checksum.
+fn follows(conn: &Connection, from: &Position) -> Result<Result<(), Gap>, StoreError> {
     let (base, head) = (base(conn)?, head(conn)?);
     if from.seq < base.seq {
         return Ok(Err(Gap::Trimmed { at: from.seq, base: base.seq }));
@@ -244,21 +288,18 @@ pub fn since(
     if ours != from.checksum {
         return Ok(Err(Gap::Diverged { at: from.seq, theirs: from.checksum.clone(), ours }));
     }
-    let mut stmt = conn.prepare_cached(
-        "SELECT seq, at, rows, checksum, changeset, origin FROM repl_log WHERE seq > ?1 ORDER BY seq",
-    )?;
-    let mut rows = stmt.query([from.seq])?;
-    while let Some(r) = rows.next()? {
-        each(Entry {
-            seq: r.get(0)?,
-            at: r.get(1)?,
-            rows: r.get(2)?,
-            checksum: r.get(3)?,
-            changeset: r.get(4)?,
-            origin: r.get(5)?,
-        })?;
-    }
-    Ok(Ok(head))
+    Ok(Ok(()))
+}
+
+fn entry_of(r: &rusqlite::Row) -> rusqlite::Result<Entry> {
+    Ok(Entry {
+        seq: r.get(0)?,
+        at: r.get(1)?,
+        rows: r.get(2)?,
+        checksum: r.get(3)?,
+        changeset: r.get(4)?,
+        origin: r.get(5)?,
+    })
 }
 
 /// One row's change, as a changeset holds it.

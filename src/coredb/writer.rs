@@ -40,11 +40,13 @@ impl Writer {
     /// connection to the same database). Both end when every handle is dropped, after
     /// applying what was queued.
     /// `atlas` tells, before each batch, whether Atlas is enabled (its store is then
-    /// attached and check-ins record their metrics there).
+    /// attached and check-ins record their metrics there); `committed` is called after
+    /// each batch is on disk (a stream to a standby sends it at once).
     pub fn spawn(
         db: CoreDb,
         checkpoints: CoreDb,
         atlas: Box<dyn Fn() -> bool + Send>,
+        committed: Box<dyn Fn() + Send>,
     ) -> std::io::Result<(Writer, std::thread::JoinHandle<()>)> {
         let (queue, rx) = mpsc::channel(QUEUE);
         let (done, finished) = std::sync::mpsc::channel::<()>();
@@ -52,7 +54,7 @@ impl Writer {
             .name("core-checkpoint".into())
             .spawn(move || checkpoint_loop(&checkpoints, &finished))?;
         let thread = std::thread::Builder::new().name("core-writer".into()).spawn(move || {
-            run(db, rx, atlas);
+            run(db, rx, atlas, committed);
             drop(done);
             let _ = checkpointer.join();
         })?;
@@ -103,7 +105,12 @@ fn checkpoint_loop(db: &CoreDb, finished: &std::sync::mpsc::Receiver<()>) {
     }
 }
 
-fn run(mut db: CoreDb, mut rx: mpsc::Receiver<(Op, Reply)>, atlas: Box<dyn Fn() -> bool + Send>) {
+fn run(
+    mut db: CoreDb,
+    mut rx: mpsc::Receiver<(Op, Reply)>,
+    atlas: Box<dyn Fn() -> bool + Send>,
+    committed: Box<dyn Fn() + Send>,
+) {
     let mut attached = false;
     if let Err(e) = db.leave_checkpoints_to_others() {
         tracing::warn!(subsystem = "core-writer", error = %e, "automatic checkpoints stay on");
@@ -130,6 +137,7 @@ fn run(mut db: CoreDb, mut rx: mpsc::Receiver<(Op, Reply)>, atlas: Box<dyn Fn() 
         });
         match applied {
             Ok(outcomes) => {
+                committed();
                 for ((_, reply), outcome) in batch.drain(..).zip(outcomes) {
                     let _ = reply.send(outcome);
                 }

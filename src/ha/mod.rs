@@ -18,7 +18,7 @@ use crate::store::{HistoryEntry, Store, StoreError, now_text, put_setting, recor
 pub use fence::RoleLock;
 pub use readiness::{Readiness, span};
 pub use schedule::{next_sync, schedule_anchor};
-pub use settings::{Mode, NodeStatus, OnFailure, Settings, Unit};
+pub use settings::{Mode, NodeStatus, OnFailure, ReplicationMode, Settings, Unit};
 
 /// Who or what caused a change, and why.
 #[derive(Debug, Clone)]

@@ -36,6 +36,7 @@ pub const LAST_SYNC_AT: &str = "ha.sync.last_at";
 pub const EPOCH_SEEN: &str = "ha.epoch.seen";
 pub const MAX_STALENESS: &str = "ha.heartbeat.max_staleness";
 pub const STATUS_URL: &str = "ha.heartbeat.status_url";
+pub const REPLICATION_MODE: &str = "ha.replication.mode";
 
 word_enum!(
     /// The HA mode of a node.
@@ -54,6 +55,12 @@ word_enum!(
     OnFailure { /// Become primary.
     Promote = "promote", /// Stay standby and notify.
     KeepStandby = "keep-standby" }
+);
+word_enum!(
+    /// How a standby replicates from its primary.
+    ReplicationMode { /// The guide's schedule: a sync at StartTime and every Run Every.
+    Scheduled = "scheduled", /// A stream: each change sent as the primary commits it.
+    Continuous = "continuous" }
 );
 word_enum!(
     /// Unit of a stored span (the sync interval, the staleness bound).
@@ -137,6 +144,8 @@ pub struct Settings {
     /// Where the heartbeat asks the primary's status page (its second signal); `None`:
     /// the address the primary advertises.
     pub status_url: Option<String>,
+    /// How this node, as a standby, replicates from its primary.
+    pub replication_mode: ReplicationMode,
 }
 
 impl Default for Settings {
@@ -169,6 +178,7 @@ impl Default for Settings {
             epoch_seen: 0,
             max_staleness: (3, Unit::Hours),
             status_url: None,
+            replication_mode: ReplicationMode::Scheduled,
         }
     }
 }
@@ -208,6 +218,7 @@ impl Settings {
             (EPOCH_SEEN, Some(self.epoch_seen.to_string())),
             (MAX_STALENESS, Some(format!("{} {}", self.max_staleness.0, self.max_staleness.1))),
             (STATUS_URL, self.status_url.clone()),
+            (REPLICATION_MODE, Some(self.replication_mode.to_string())),
         ]
     }
 
@@ -264,6 +275,7 @@ impl Settings {
             epoch_seen: parse(EPOCH_SEEN, get(EPOCH_SEEN), d.epoch_seen, |t| t.parse().ok())?,
             max_staleness: parse(MAX_STALENESS, get(MAX_STALENESS), d.max_staleness, count_unit)?,
             status_url: opt(STATUS_URL)?,
+            replication_mode: parse(REPLICATION_MODE, get(REPLICATION_MODE), d.replication_mode, |t| t.parse().ok())?,
         })
     }
 
@@ -336,6 +348,7 @@ mod tests {
             epoch_seen: 4,
             max_staleness: (90, Unit::Minutes),
             status_url: Some("https://core-a.example.com/status.json".into()),
+            replication_mode: ReplicationMode::Continuous,
             ..Settings::default()
         };
         let map: BTreeMap<String, String> =

@@ -145,6 +145,12 @@ pub fn ha_heartbeat_status_url(ctx: &mut Ctx, args: &Args) -> Result<Reply, CmdE
     Ok(Reply::done())
 }
 
+pub fn ha_replication_mode(ctx: &mut Ctx, args: &Args) -> Result<Reply, CmdError> {
+    let kind = choice(args, "kind")?;
+    ctx.update(|s| s.replication_mode = kind)?;
+    Ok(Reply::done())
+}
+
 pub fn ha_on_failure(ctx: &mut Ctx, args: &Args) -> Result<Reply, CmdError> {
     let action = choice(args, "action")?;
     ctx.update(|s| s.on_failure = action)?;

@@ -5,7 +5,7 @@
 //! (`show failover history`); the HA module log (`show logging high-availability`);
 //! and the writes a full sync replaced (`show failover divergence`).
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 use tabled::Tabled;
 
@@ -13,11 +13,11 @@ use super::show::last;
 use super::{Ctx, next_sync_text};
 use crate::cli::Args;
 use crate::ha::heartbeat::CLOCK_WARN_MS;
-use crate::ha::{Mode, Readiness, Settings};
+use crate::ha::{Mode, Readiness, ReplicationMode, Settings, span};
 use crate::peer::hello::version_mismatch;
 use crate::replication::divergence::Kept;
 use crate::report::{CmdError, Reply, Text, fields, table};
-use crate::store::{ChainLink, HaLogEntry, HistoryEntry, PeerStatus, SyncSummary};
+use crate::store::{ChainLink, HaLogEntry, HistoryEntry, PeerStatus, StreamState, StreamStatus, SyncSummary};
 
 /// `show failover`.
 #[derive(Serialize)]
@@ -52,6 +52,66 @@ struct Failover {
     version_mismatches: Vec<String>,
     /// The last promotion of this node, with who or what caused it and why.
     last_failover: Option<HistoryEntry>,
+    /// How this node replicates as a standby, and (continuous) how its stream stands.
+    replication_mode: String,
+    replication_state: String,
+    replication_detail: Option<String>,
+    /// Changes of the primary not applied here yet, and for how long this node has
+    /// lacked some (0 when level); the last change applied here. Continuous only.
+    lag_changes: Option<i64>,
+    lag_ms: Option<i64>,
+    last_applied_seq: Option<i64>,
+}
+
+/// Reports older than this say the daemon may not be running.
+const REPORT_STALE_MS: i64 = 5000;
+
+impl Failover {
+    /// The stream's fields, from how it last stood (`None`: none ever ran).
+    fn stream(&mut self, status: Option<StreamStatus>, now: DateTime<Utc>) {
+        let Some(st) = status else {
+            self.replication_state = StreamState::Off.to_string();
+            return;
+        };
+        let ms_since = |at: &str| at.parse::<DateTime<Utc>>().map(|t| (now - t).num_milliseconds().max(0)).ok();
+        self.replication_state = st.state.to_string();
+        if st.state == StreamState::Off {
+            return;
+        }
+        let mut detail = format!("from {}", st.peer);
+        if !st.detail.is_empty() {
+            detail.push_str(&format!(": {}", st.detail));
+        }
+        if let Some(age) = ms_since(&st.updated_at).filter(|a| *a > REPORT_STALE_MS) {
+            detail.push_str(&format!("; last reported {} ago: is the daemon running?", span(age / 1000)));
+        }
+        self.replication_detail = Some(detail);
+        self.lag_changes = Some((st.peer_seq - st.applied_seq).max(0));
+        self.lag_ms = Some(st.behind_since.as_deref().and_then(ms_since).unwrap_or(0));
+        self.last_applied_seq = Some(st.applied_seq);
+    }
+
+    fn replication_text(&self) -> String {
+        if self.replication_mode == ReplicationMode::Scheduled.as_str() {
+            return "scheduled: a sync at the start time and every run-every".into();
+        }
+        if self.replication_state == StreamState::Off.as_str() {
+            return "continuous: no stream runs (only a standby secondary with high availability enabled follows its primary)"
+                .into();
+        }
+        let mut text = format!("{}, {}", self.replication_mode, self.replication_state);
+        if let Some(detail) = &self.replication_detail {
+            text.push_str(&format!(" {detail}"));
+        }
+        match (self.lag_changes, self.lag_ms, self.last_applied_seq) {
+            (Some(0), _, Some(seq)) => text.push_str(&format!("; level with the primary at change {seq}")),
+            (Some(n), Some(ms), Some(seq)) => {
+                text.push_str(&format!("; {n} changes behind for {ms} ms (applied up to change {seq})"))
+            }
+            _ => {}
+        }
+        text
+    }
 }
 
 /// One node of the chain as `show failover` draws it.
@@ -173,6 +233,7 @@ impl Text for Failover {
                     ),
                 },
             ),
+            ("Replication", self.replication_text()),
         ]);
         if let (Some(ready), Some(why)) = (self.failover_ready, &self.failover_readiness) {
             let verdict = if ready { "ready" } else { "NOT READY" };
@@ -217,7 +278,7 @@ pub fn show_failover(ctx: &mut Ctx, _: &Args) -> Result<Reply, CmdError> {
         }
         _ => None,
     };
-    Ok(Reply::show(Failover {
+    let mut failover = Failover {
         hostname: s.hostname.clone(),
         high_availability: enabled(s.enabled),
         mode: s.mode.to_string(),
@@ -246,7 +307,16 @@ pub fn show_failover(ctx: &mut Ctx, _: &Args) -> Result<Reply, CmdError> {
             .collect(),
         peers,
         last_failover,
-    }))
+        replication_mode: s.replication_mode.to_string(),
+        replication_state: String::new(),
+        replication_detail: None,
+        lag_changes: None,
+        lag_ms: None,
+        last_applied_seq: None,
+    };
+    let following = s.mode == Mode::Secondary && s.replication_mode == ReplicationMode::Continuous;
+    failover.stream(following.then(|| store.stream_status()).transpose()?.flatten(), Utc::now());
+    Ok(Reply::show(failover))
 }
 
 #[derive(Tabled)]

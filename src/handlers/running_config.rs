@@ -62,6 +62,7 @@ pub fn running_config(
     ha.extend([
         format!("sync start-time {:02}:{:02}", s.start_time.0, s.start_time.1),
         format!("sync run-every {} {}", s.run_every.0, s.run_every.1),
+        format!("replication mode {}", s.replication_mode),
         format!("heartbeat interval {}", s.heartbeat_interval),
         format!("heartbeat failures {}", s.heartbeat_failures),
         format!("heartbeat recheck-interval {}", s.heartbeat_recheck),

@@ -9,7 +9,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::hello::Hello;
-use crate::coredb::changelog::Position;
+use crate::coredb::changelog::{Entry, Position};
 
 /// A message of the protocol, with the longest encoding a node accepts of it.
 pub trait Message: Serialize + DeserializeOwned {
@@ -39,6 +39,10 @@ pub enum Request {
     /// The peer connects back to the asker as its trusted-host entry names it
     /// (answered with [`TestBack`]).
     TestBack,
+    /// Every change-log entry after `since`, sent as the peer commits it, for as long as
+    /// the connection lasts (answered with [`Feed`] messages; the asker says what it
+    /// applied after each batch with [`Applied`]). The last request of a connection.
+    Follow { since: Position },
 }
 
 impl Message for Request {
@@ -48,6 +52,55 @@ impl Message for Request {
 
 impl Message for Hello {
     const MAX: usize = 64 * 1024;
+}
+
+/// What a followed peer sends (see [`Request::Follow`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Feed {
+    /// `entries` change-log entries follow, `bytes` bytes of changesets in all: each a
+    /// [`Change`] line, then its changeset's bytes.
+    Batch { entries: u32, bytes: u64 },
+    /// Nothing new since the last batch: where the peer's log ends, and its clock (sent
+    /// at least every second while there is nothing to send).
+    Idle { head: Position, at_ms: i64 },
+    /// The peer's log cannot bring the asker on from where it is (trimmed, diverged,
+    /// restarted): a sync has to.
+    Gap { why: String },
+    /// The peer stops feeding, and why (it is shutting down; another stream of the same
+    /// key took over).
+    Stop { why: String },
+}
+
+impl Message for Feed {
+    const MAX: usize = 64 * 1024;
+}
+
+/// The most entries, and changeset bytes, a [`Feed::Batch`] may announce.
+pub const MAX_BATCH_ENTRIES: u32 = 4096;
+/// See [`MAX_BATCH_ENTRIES`].
+pub const MAX_BATCH_BYTES: u64 = 32 * 1024 * 1024;
+
+/// One entry of a [`Feed::Batch`]; its changeset's `len` bytes follow.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Change {
+    #[serde(flatten)]
+    pub entry: Entry,
+    pub len: u64,
+}
+
+impl Message for Change {
+    const MAX: usize = 4096;
+}
+
+/// What a follower has applied: everything up to change `seq`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Applied {
+    pub seq: i64,
+}
+
+impl Message for Applied {
+    const MAX: usize = 256;
 }
 
 /// The stores a pull copies.
@@ -200,5 +253,23 @@ mod tests {
         assert_eq!(serde_json::from_str::<Request>(&line).unwrap(), request);
         assert_eq!(serde_json::to_string(&Request::TestBack).unwrap(), r#"{"op":"test-back"}"#);
         assert!(serde_json::from_str::<Request>(r#"{"op":"format-disk"}"#).is_err());
+    }
+
+    #[test]
+    fn a_change_line_carries_the_entry_and_the_length_of_what_follows() {
+        let entry = Entry {
+            seq: 7,
+            at: "2026-12-01T10:00:00.000Z".into(),
+            rows: 2,
+            checksum: "ab".into(),
+            origin: "n1".into(),
+            changeset: vec![1, 2, 3],
+        };
+        let line = serde_json::to_string(&Change { entry: entry.clone(), len: 3 }).unwrap();
+        assert!(!line.contains("changeset"), "{line}");
+        let back: Change = serde_json::from_str(&line).unwrap();
+        assert_eq!((back.entry.seq, back.len, back.entry.changeset.len()), (7, 3, 0));
+        let idle = Feed::Idle { head: Position { seq: 7, checksum: "ab".into() }, at_ms: 5 };
+        assert!(serde_json::to_string(&idle).unwrap().starts_with(r#"{"kind":"idle""#));
     }
 }

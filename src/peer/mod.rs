@@ -1,6 +1,6 @@
 //! The peer protocol: what two nodes say to each other ([`message`], the [`hello`]
 //! first), how it travels ([`frame`]), and the [`Peer`]: one connection to a peer with a
-//! verb for each exchange (`hello`, `positions`, `pull`, `exec`, `test_back`), as
+//! verb for each exchange (`hello`, `positions`, `pull`, `follow`, `exec`, `test_back`), as
 //! Litestream's replica client. It knows nothing of SSH: the transport is a
 //! [`Link`], which `ssh` provides both ways, so that `ssh` and `replication` both stand
 //! on this and neither on the other. [`Blocking`] gives the same verbs to callers that
@@ -13,6 +13,8 @@ pub mod message;
 pub use frame::{Framed, Link, PeerError};
 pub use hello::Hello;
 use message::{ExecAnswer, ExecRequest, Positions, Request, TestBack};
+
+use crate::coredb::changelog::Position;
 
 /// The SSH subsystem that carries the protocol; peers may open nothing else.
 pub const SUBSYSTEM: &str = "coresh-replication";
@@ -81,6 +83,13 @@ impl<L: Link> Peer<L> {
     /// stream: each store's header, bytes and trailer, then the files.
     pub async fn pull(&mut self, request: &Request) -> Result<&mut Framed<L>, PeerError> {
         self.framed.send(request).await?;
+        Ok(&mut self.framed)
+    }
+
+    /// Asks to follow the peer's change log from `since`; what it feeds is read from the
+    /// returned stream (and what was applied is said on it), until either side ends.
+    pub async fn follow(&mut self, since: Position) -> Result<&mut Framed<L>, PeerError> {
+        self.framed.send(&Request::Follow { since }).await?;
         Ok(&mut self.framed)
     }
 

@@ -4,6 +4,9 @@
 //!   apply, record;
 //! - [`receive`]: taking in what a pull brings, into staging, checked as it comes;
 //! - [`send`]: the sending side: changes when it can, a snapshot otherwise;
+//! - [`feed`] and [`follow`]: a stream, both sides: each change-log entry sent as it is
+//!   committed, and applied by the follower batch by batch (`replication mode
+//!   continuous`);
 //! - [`snapshot`]: a consistent copy of a node's Core data;
 //! - [`apply`]: verifying a staged snapshot and swapping it into the live database;
 //! - [`increment`]: applying change-log entries in one verified transaction;
@@ -18,7 +21,9 @@
 pub mod apply;
 pub mod divergence;
 pub mod error;
+pub mod feed;
 pub mod files;
+pub mod follow;
 pub mod increment;
 pub mod lock;
 pub mod pull;

@@ -1,10 +1,13 @@
 //! The daemon's answers to its trusted peers: each [`Request`] that reaches the SSH
 //! server's replication channel (checked and audited there) is answered here, by the
 //! part of the node that owns it: pulls and positions by replication's sending side,
-//! `exec` and `test-back` by the mate services.
+//! streams by its feed (one per peer key: a newer one takes over, as after a follower
+//! reconnects before this node saw the old connection die), `exec` and `test-back` by
+//! the mate services.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use tokio::sync::watch;
 
@@ -13,6 +16,7 @@ use crate::node::view::NodeView;
 use crate::peer::hello::StatusPage;
 use crate::peer::message::Request;
 use crate::peer::{Framed, Hello, PeerError};
+use crate::replication::feed::{self, Wake};
 use crate::replication::send::{self, Asked};
 use crate::ssh::peer_channel::{Answering, Caller, Respond, ServerLink};
 
@@ -24,6 +28,29 @@ pub struct Answers {
     pub status_page: Option<StatusPage>,
     /// Wrong mate enable secrets per peer key.
     pub guesses: Guesses,
+    /// Bumped after each commit of the Core data this daemon makes.
+    pub commits: watch::Receiver<u64>,
+    /// Turns true when the daemon shuts down.
+    pub shutdown: watch::Receiver<bool>,
+    /// The stream of each peer key, to be told when a newer one takes over.
+    pub streams: Streams,
+}
+
+/// One stream per peer key.
+#[derive(Default)]
+pub struct Streams(Mutex<HashMap<String, watch::Sender<Option<String>>>>);
+
+impl Streams {
+    /// Registers a stream for `key`; an older one of the same key is told to stop.
+    fn start(&self, key: &str) -> watch::Receiver<Option<String>> {
+        let (tell, told) = watch::channel(None);
+        if let Ok(mut streams) = self.0.lock()
+            && let Some(old) = streams.insert(key.to_string(), tell)
+        {
+            let _ = old.send(Some("a newer stream of the same peer took over".into()));
+        }
+        told
+    }
 }
 
 impl Answers {
@@ -57,6 +84,17 @@ impl Respond for Answers {
                 }
                 Request::Positions { first, last } => {
                     out.send(&send::positions(&self.data_dir, first, last, &caller.peer).await).await
+                }
+                Request::Follow { since } => {
+                    let wake = Wake {
+                        commits: self.commits.clone(),
+                        stop: self.streams.start(&caller.fingerprint),
+                        shutdown: self.shutdown.clone(),
+                    };
+                    let peer = caller.peer.clone();
+                    let mut applied =
+                        |seq: i64| tracing::debug!(subsystem = "replication", %peer, seq, "follower applied");
+                    feed::feed(out, &self.data_dir, since, wake, &mut applied).await
                 }
                 Request::Exec(exec) => out.send(&mate::exec(&self.data_dir, exec, caller, &self.guesses).await).await,
                 Request::TestBack => out.send(&mate::test_back(&self.data_dir, caller, &self.hello()).await).await,

@@ -1,7 +1,8 @@
 //! `coresh serve`: turns a data directory into a running Core node. A few long-lived
 //! parts share one shutdown signal: the HTTP server, the SSH server (whose peers'
 //! requests the daemon answers: `answers` for replication, `mate` for what a node does
-//! for its mate), the `heartbeat`, the sync `scheduler`, the mail sender, the Core data
+//! for its mate), the `heartbeat`, the sync `scheduler`, the `stream` from its primary
+//! (continuous replication), the mail sender, the Core data
 //! writer thread and the node-view watcher; `logging` sets up where the daemon's log
 //! goes. SIGTERM or SIGINT stops accepting, lets requests in flight finish, commits what
 //! was queued and closes the databases.
@@ -11,6 +12,7 @@ mod heartbeat;
 mod logging;
 mod mate;
 mod scheduler;
+mod stream;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -83,7 +85,13 @@ async fn serve(node: Node, options: ServeOptions) -> anyhow::Result<()> {
     let watcher = crate::node::view::Watcher::start(node.data_dir.clone(), node.id.clone())?;
     let view = watcher.view.clone();
     let atlas = Box::new(move || view.borrow().settings.atlas);
-    let (writer, writer_thread) = Writer::spawn(core, checkpoints, atlas).context("starting the Core data writer")?;
+    // Every commit of the Core data wakes the streams to this node's followers.
+    let (commits, committed) = watch::channel(0u64);
+    let commits = Arc::new(commits);
+    let bump = commits.clone();
+    let on_commit = Box::new(move || bump.send_modify(|n| *n = n.wrapping_add(1)));
+    let (writer, writer_thread) =
+        Writer::spawn(core, checkpoints, atlas, on_commit).context("starting the Core data writer")?;
     let listener = TcpListener::bind(options.http_listen)
         .await
         .with_context(|| format!("cannot listen on {}", options.http_listen))?;
@@ -119,6 +127,8 @@ async fn serve(node: Node, options: ServeOptions) -> anyhow::Result<()> {
     let schedule = tokio::spawn(scheduler::run(watcher.view.clone(), node.data_dir.clone(), stopped.clone()));
     let heartbeat = heartbeat::spawn(watcher.view.clone(), node.data_dir.clone(), stopped.clone())
         .context("starting the heartbeat")?;
+    let streaming = stream::spawn(watcher.view.clone(), node.data_dir.clone(), commits.clone(), stopped.clone())
+        .context("starting the stream")?;
     let mailer = crate::notify::sender::spawn(node.data_dir.clone(), stopped).context("starting the mail sender")?;
     let ssh_config = Arc::new(russh::server::Config {
         keys: vec![host_key],
@@ -146,6 +156,9 @@ async fn serve(node: Node, options: ServeOptions) -> anyhow::Result<()> {
             view: watcher.view.clone(),
             status_page: Some(status_page),
             guesses: Default::default(),
+            commits: committed,
+            shutdown: stop.subscribe(),
+            streams: Default::default(),
         }),
         gate: Arc::new(crate::ssh::login::Gate::new(node.data_dir.clone(), watcher.view.clone())),
         consoles: Arc::default(),
@@ -165,6 +178,7 @@ async fn serve(node: Node, options: ServeOptions) -> anyhow::Result<()> {
     let _ = http.await;
     let _ = schedule.await;
     let _ = tokio::task::spawn_blocking(move || heartbeat.join()).await;
+    let _ = tokio::task::spawn_blocking(move || streaming.join()).await;
     let _ = tokio::task::spawn_blocking(move || mailer.join()).await;
     // Last handle to the writer: it commits what is queued and ends.
     drop(state);

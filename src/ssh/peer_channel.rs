@@ -130,6 +130,9 @@ async fn run(mut framed: Framed<ServerLink>, serve: PeerChannel) {
             Request::Snapshot { .. } => format!("peer pull: full snapshot (key {print})"),
             Request::Exec(_) => format!("peer exec request (key {print})"),
             Request::Positions { .. } => format!("peer positions request (key {print})"),
+            Request::Follow { since } => {
+                format!("peer stream: changes after {} as they commit (key {print})", since.seq)
+            }
             Request::TestBack | Request::Hello(_) => format!("peer test-back request (key {print})"),
         };
         serve.gate.audit(PEER_USER, serve.caller.address, what, Outcome::Ok).await;

@@ -6,7 +6,7 @@ use rusqlite::Connection;
 use super::StoreError;
 
 /// The schema version this coresh writes.
-pub const SCHEMA_VERSION: i64 = 7;
+pub const SCHEMA_VERSION: i64 = 8;
 
 /// Each step takes the schema from version `index` to `index + 1`.
 const STEPS: &[&str] = &[
@@ -121,6 +121,21 @@ const STEPS: &[&str] = &[
          epoch       INTEGER NOT NULL,
          followers   TEXT NOT NULL DEFAULT '[]',
          seen_at     TEXT NOT NULL
+     );",
+    // 8: how this node's stream from its primary stands (replication mode continuous).
+    "CREATE TABLE stream_status (
+         id           INTEGER PRIMARY KEY CHECK (id = 1),
+         peer         TEXT NOT NULL,
+         state        TEXT NOT NULL,
+         detail       TEXT NOT NULL,
+         applied_seq  INTEGER NOT NULL,
+         peer_seq     INTEGER NOT NULL,
+         behind_since TEXT,
+         caught_up_at TEXT,
+         entries      INTEGER NOT NULL,
+         bytes        INTEGER NOT NULL,
+         connected_at TEXT,
+         updated_at   TEXT NOT NULL
      );",
 ];
 

@@ -3,7 +3,8 @@
 //! every sync run (`sync_log`), the audit log and its retention (`audit`), the HA
 //! module log and the peer status the heartbeat saw (`ha_log`), the notification
 //! outbox (`outbox`), console sessions and lockouts (`sessions`), trusted hosts
-//! ([`trusted`]) and the replication chain this node is part of (`chain`). Opened in
+//! ([`trusted`]), the replication chain this node is part of (`chain`) and how its
+//! stream from its primary stands (`stream`). Opened in
 //! WAL mode with versioned `migrations`; a file that is not a coresh database, or comes
 //! from a newer coresh, is refused and left exactly as it is. [`StoreError`] is the
 //! error of both of the node's databases (the Core data's too, see `coredb`).
@@ -16,6 +17,7 @@ mod migrations;
 mod outbox;
 mod sessions;
 mod settings;
+mod stream;
 mod sync_log;
 pub mod trusted;
 
@@ -32,6 +34,7 @@ pub use migrations::{SCHEMA_VERSION, migrate_steps};
 pub use outbox::Mail;
 pub use sessions::{ConsoleSession, Lockout};
 pub use settings::{put as put_setting, read_all as settings_in};
+pub use stream::{StreamState, StreamStatus};
 pub use sync_log::{Finished, SyncKind, SyncRecord, SyncResult};
 pub use trusted::TrustedHost;
 

@@ -1,0 +1,128 @@
+//! How this node's stream from its primary stands (`replication mode continuous`), as
+//! the daemon that runs it last wrote it: its state and why, the change numbers applied
+//! here and seen on the peer, since when this node is behind, when it last was level.
+//! The daemon writes it when the state changes and at most once a second otherwise;
+//! `show failover` reads it.
+
+use rusqlite::{OptionalExtension, params};
+use serde::Serialize;
+
+use super::{Store, StoreError};
+use crate::words::word_enum;
+
+word_enum!(
+    /// Where a stream stands.
+    StreamState { /// Not following anyone (scheduled mode, or not a standby).
+    Off = "off", /// Reaching the primary.
+    Connecting = "connecting", /// Following: applying what comes as it commits.
+    Streaming = "streaming", /// A sync is bringing this node on where the stream could not.
+    Syncing = "syncing", /// It failed; it tries again (the detail says why and when).
+    Retrying = "retrying" }
+);
+
+/// The stream's last reported state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StreamStatus {
+    /// The primary followed (`HOST[:PORT]`).
+    pub peer: String,
+    pub state: StreamState,
+    /// Why it is in that state (a failure, a fallback), or what it is doing.
+    pub detail: String,
+    /// The last change applied here.
+    pub applied_seq: i64,
+    /// The last change the primary said it has.
+    pub peer_seq: i64,
+    /// Since when this node has lacked some of the primary's changes (`None`: level).
+    pub behind_since: Option<String>,
+    /// When this node last held every change of the primary.
+    pub caught_up_at: Option<String>,
+    /// Entries and changeset bytes applied since the stream connected.
+    pub entries: i64,
+    pub bytes: i64,
+    pub connected_at: Option<String>,
+    /// When the daemon wrote this.
+    pub updated_at: String,
+}
+
+impl Store {
+    /// Records how the stream stands.
+    pub fn put_stream_status(&mut self, s: &StreamStatus) -> Result<(), StoreError> {
+        self.conn()
+            .prepare_cached(
+                "INSERT OR REPLACE INTO stream_status
+                     (id, peer, state, detail, applied_seq, peer_seq, behind_since, caught_up_at, entries, bytes,
+                      connected_at, updated_at)
+                 VALUES (1, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+            )?
+            .execute(params![
+                s.peer,
+                s.state,
+                s.detail,
+                s.applied_seq,
+                s.peer_seq,
+                s.behind_since,
+                s.caught_up_at,
+                s.entries,
+                s.bytes,
+                s.connected_at,
+                s.updated_at
+            ])?;
+        Ok(())
+    }
+
+    /// How the stream last stood, if one ever ran here.
+    pub fn stream_status(&self) -> Result<Option<StreamStatus>, StoreError> {
+        Ok(self
+            .conn()
+            .prepare_cached(
+                "SELECT peer, state, detail, applied_seq, peer_seq, behind_since, caught_up_at, entries, bytes,
+                        connected_at, updated_at FROM stream_status WHERE id = 1",
+            )?
+            .query_row([], |r| {
+                Ok(StreamStatus {
+                    peer: r.get(0)?,
+                    state: r.get(1)?,
+                    detail: r.get(2)?,
+                    applied_seq: r.get(3)?,
+                    peer_seq: r.get(4)?,
+                    behind_since: r.get(5)?,
+                    caught_up_at: r.get(6)?,
+                    entries: r.get(7)?,
+                    bytes: r.get(8)?,
+                    connected_at: r.get(9)?,
+                    updated_at: r.get(10)?,
+                })
+            })
+            .optional()?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_status_is_kept_and_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.stream_status().unwrap(), None);
+        let mut s = StreamStatus {
+            peer: "core-a:22".into(),
+            state: StreamState::Streaming,
+            detail: String::new(),
+            applied_seq: 5,
+            peer_seq: 7,
+            behind_since: Some("2026-12-01T10:00:00.000Z".into()),
+            caught_up_at: None,
+            entries: 3,
+            bytes: 100,
+            connected_at: Some("2026-12-01T09:59:00.000Z".into()),
+            updated_at: "2026-12-01T10:00:01.000Z".into(),
+        };
+        store.put_stream_status(&s).unwrap();
+        assert_eq!(store.stream_status().unwrap().as_ref(), Some(&s));
+        s.state = StreamState::Retrying;
+        store.put_stream_status(&s).unwrap();
+        assert_eq!(store.stream_status().unwrap().unwrap().state, StreamState::Retrying);
+    }
+}

@@ -1,0 +1,142 @@
+//! Continuous replication between real daemons on loopback: each check-in the primary
+//! acknowledges reaches its standby, and the DR node that follows the standby, as it
+//! commits, without a sync; the stream survives restarts of both ends; where the log
+//! cannot bring a node on (a DR node that never synced, a standby that wrote on its own)
+//! a sync does, the stream says why, and it goes on afterwards.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{Daemon, TestNode, free_port, pair};
+use coresh::coredb::generate::token_for;
+
+/// Checks in generated devices `ids` through `d`'s device API; returns those it
+/// acknowledged (200).
+fn checkins(d: &Daemon, ids: std::ops::Range<u64>) -> Vec<u64> {
+    ids.filter(|&i| {
+        d.post("/api/v1/devices/checkin", Some(&token_for(42, i)), &format!(r#"{{"seq":{i}}}"#)).status == 200
+    })
+    .collect()
+}
+
+/// Makes `node` follow `primary` continuously (a standby with a fast heartbeat that
+/// stays standby when the primary fails: these tests are about the data).
+fn stream_from(node: &TestNode, primary: &Daemon) {
+    node.follow(&primary.ssh.to_string(), "keep-standby");
+    node.ha(&["replication mode continuous"]).expect_code(0);
+}
+
+/// Waits up to 30 s for `what`.
+fn until(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if f() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("never: {what}");
+}
+
+fn syncs(node: &TestNode) -> Vec<serde_json::Value> {
+    serde_json::from_str(&node.run(&["show sync history | json"]).stdout).unwrap()
+}
+
+#[test]
+fn each_check_in_reaches_the_standby_and_the_dr_node_as_it_commits() {
+    let common::Pair { a, b, da } = common::synced_pair("200", "200");
+    let db = b.serve();
+    stream_from(&b, &da);
+    // The DR node never synced: the stream starts with a sync, then follows.
+    let c = TestNode::new();
+    pair(&b, &db, &c);
+    let _dc = c.serve();
+    stream_from(&c, &db);
+    until("both follow", || {
+        [&b, &c].iter().all(|n| n.failover_json()["replication_state"] == "streaming")
+            && c.failover_json()["lag_changes"] == 0
+    });
+    let synced_before = syncs(&b).len();
+
+    let acked = checkins(&da, 0..100);
+    assert_eq!(acked.len(), 100, "every check-in is acknowledged");
+    let want = a.checksum();
+    until("the standby and the DR node hold every acknowledged check-in", || {
+        b.checksum() == want && c.checksum() == want
+    });
+    b.assert_same_rows(&a);
+    c.assert_same_rows(&a);
+    assert_eq!(syncs(&b).len(), synced_before, "the stream moved the changes, not a sync");
+
+    // What the standby reports is at most a second old.
+    let head = serde_json::from_str::<serde_json::Value>(&a.run(&["show core summary | json"]).stdout).unwrap();
+    until("the standby reports the primary's last change as applied", || {
+        b.failover_json()["last_applied_seq"] == head["change"]
+    });
+    let shown = b.failover_json();
+    assert_eq!(shown["replication_mode"], "continuous");
+    assert_eq!(shown["lag_changes"], 0, "{shown}");
+    let text = b.run(&["show failover"]).stdout;
+    assert!(text.contains("Replication") && text.contains("continuous, streaming from"), "{text}");
+    assert!(text.contains("level with the primary at change"), "{text}");
+    // The DR node's first position was not in the standby's log: it says so.
+    let log = c.ha_log();
+    assert!(log.contains("brings this node on"), "{log}");
+    assert!(log.contains("following from change"), "{log}");
+    // Being level counts as a sync for the promotion rule.
+    assert_eq!(b.failover_json()["failover_ready"], true);
+}
+
+#[test]
+fn the_stream_survives_a_restart_of_either_end() {
+    let common::Pair { a, b, da } = common::synced_pair("100", "100");
+    // The primary on fixed ports, so that it comes back where the standby looks.
+    drop(da);
+    let (http, ssh) = (format!("127.0.0.1:{}", free_port()), format!("127.0.0.1:{}", free_port()));
+    let da = a.daemon().http(&http).ssh(&ssh).start();
+    b.trust(&ssh, &a.local_key()).expect_code(0);
+    let db = b.serve();
+    stream_from(&b, &da);
+    until("b follows", || b.failover_json()["replication_state"] == "streaming");
+    assert_eq!(checkins(&da, 0..20).len(), 20);
+    until("the first writes arrive", || b.checksum() == a.checksum());
+
+    // The primary killed and started again: the standby reconnects by itself.
+    da.kill_9();
+    let da = a.daemon().http(&http).ssh(&ssh).start();
+    assert_eq!(checkins(&da, 20..40).len(), 20);
+    until("writes after the primary's restart arrive", || b.checksum() == a.checksum());
+
+    // The standby stopped and started again: it goes on from its own head.
+    db.stop();
+    assert_eq!(checkins(&da, 40..60).len(), 20);
+    let _db = b.serve();
+    until("writes made while the standby was down arrive", || b.checksum() == a.checksum());
+    b.assert_same_rows(&a);
+    assert!(b.ha_log().contains("retrying"), "{}", b.ha_log());
+}
+
+#[test]
+fn a_standby_that_wrote_on_its_own_is_brought_back_by_a_sync_that_keeps_its_writes() {
+    let common::Pair { a, b, da } = common::synced_pair("100", "100");
+    // b writes on its own while it follows no one (as after a failover both ways).
+    b.run(&["enable", "configure terminal", "device retire gen-device-00000050"]).expect_code(0);
+    let own = coresh::node::Node::open(&b.data_dir()).unwrap().core().unwrap().log_head().unwrap();
+    let theirs = coresh::node::Node::open(&a.data_dir()).unwrap().core().unwrap().log_head().unwrap();
+    assert!(own != theirs, "b's own write moved its log");
+    let _db = b.serve();
+    stream_from(&b, &da);
+    assert_eq!(checkins(&da, 0..10).len(), 10);
+    until("the stream brought b level with a", || {
+        b.checksum() == a.checksum() && b.failover_json()["replication_state"] == "streaming"
+    });
+    b.assert_same_rows(&a);
+    let log = b.ha_log();
+    assert!(log.contains("brings this node on"), "{log}");
+    // The full copy kept what b had written.
+    let kept = b.run(&["show failover divergence"]).stdout;
+    assert!(kept.contains("127.0.0.1"), "{kept}");
+    assert_eq!(checkins(&da, 10..20).len(), 10);
+    until("and it follows on", || b.checksum() == a.checksum());
+}
