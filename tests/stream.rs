@@ -80,6 +80,24 @@ fn each_check_in_reaches_the_standby_and_the_dr_node_as_it_commits() {
     let text = b.run(&["show failover"]).stdout;
     assert!(text.contains("Replication") && text.contains("continuous, streaming from"), "{text}");
     assert!(text.contains("level with the primary at change"), "{text}");
+    // Both ends see the lag: the primary lists its follower, level with it.
+    until("the primary sees its follower level", || {
+        let followers = a.failover_json()["stream_followers"].clone();
+        followers.as_array().is_some_and(|f| {
+            f.len() == 1
+                && f[0]["state"] == "streaming"
+                && f[0]["lag_changes"] == 0
+                && f[0]["applied_seq"] == head["change"]
+        })
+    });
+    let text = a.run(&["show failover"]).stdout;
+    assert!(
+        text.contains("Follower") && text.contains("streaming, applied change") && text.contains("(level)"),
+        "{text}"
+    );
+    let c_id =
+        serde_json::from_str::<serde_json::Value>(&c.run(&["show version | json"]).stdout).unwrap()["node_id"].clone();
+    assert_eq!(b.failover_json()["stream_followers"][0]["node_id"], c_id, "the standby lists the DR node");
     // The DR node's first position was not in the standby's log: it says so.
     let log = c.ha_log();
     assert!(log.contains("brings this node on"), "{log}");

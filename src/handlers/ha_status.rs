@@ -17,7 +17,9 @@ use crate::ha::{Mode, Readiness, ReplicationMode, Settings, span};
 use crate::peer::hello::version_mismatch;
 use crate::replication::divergence::Kept;
 use crate::report::{CmdError, Reply, Text, fields, table};
-use crate::store::{ChainLink, HaLogEntry, HistoryEntry, PeerStatus, StreamState, StreamStatus, SyncSummary};
+use crate::store::{
+    ChainLink, FeedState, HaLogEntry, HistoryEntry, PeerStatus, StreamFollower, StreamState, StreamStatus, SyncSummary,
+};
 
 /// `show failover`.
 #[derive(Serialize)]
@@ -61,6 +63,38 @@ struct Failover {
     lag_changes: Option<i64>,
     lag_ms: Option<i64>,
     last_applied_seq: Option<i64>,
+    /// The streams this node feeds: each follower, the last change it applied and how
+    /// many of this node's it lacks.
+    stream_followers: Vec<FollowerLag>,
+}
+
+/// A follower of this node's stream.
+#[derive(Serialize)]
+struct FollowerLag {
+    #[serde(flatten)]
+    follower: StreamFollower,
+    lag_changes: i64,
+}
+
+impl FollowerLag {
+    fn text(&self) -> String {
+        let f = &self.follower;
+        let name = if f.hostname.is_empty() { f.node_id.as_str() } else { f.hostname.as_str() };
+        let lag = match self.lag_changes {
+            0 => "level".to_string(),
+            n => format!("{n} changes behind"),
+        };
+        let when = f.applied_at.as_deref().unwrap_or(&f.connected_at);
+        match f.state {
+            FeedState::Streaming => {
+                format!("{name} at {}: streaming, applied change {} ({lag}) at {when}", f.address, f.applied_seq)
+            }
+            FeedState::Ended => format!(
+                "{name} at {}: stream ended {}, last applied change {} ({lag})",
+                f.address, f.updated_at, f.applied_seq
+            ),
+        }
+    }
 }
 
 /// Reports older than this say the daemon may not be running.
@@ -248,6 +282,9 @@ impl Text for Failover {
                 rows.push(("WARNING", format!("clock offset to {} is {o:+} ms: set both nodes' clocks (NTP)", p.host)));
             }
         }
+        for f in &self.stream_followers {
+            rows.push(("Follower", f.text()));
+        }
         for mismatch in &self.version_mismatches {
             rows.push(("WARNING", format!("{mismatch}; replication stops until then")));
         }
@@ -313,7 +350,15 @@ pub fn show_failover(ctx: &mut Ctx, _: &Args) -> Result<Reply, CmdError> {
         lag_changes: None,
         lag_ms: None,
         last_applied_seq: None,
+        stream_followers: Vec::new(),
     };
+    let head = ctx.node.core()?.log_head()?.seq;
+    let store = &ctx.node.store;
+    failover.stream_followers = store
+        .stream_followers()?
+        .into_iter()
+        .map(|f| FollowerLag { lag_changes: (head - f.applied_seq).max(0), follower: f })
+        .collect();
     let following = s.mode == Mode::Secondary && s.replication_mode == ReplicationMode::Continuous;
     failover.stream(following.then(|| store.stream_status()).transpose()?.flatten(), Utc::now());
     Ok(Reply::show(failover))

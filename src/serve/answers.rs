@@ -19,6 +19,7 @@ use crate::peer::{Framed, Hello, PeerError};
 use crate::replication::feed::{self, Wake};
 use crate::replication::send::{self, Asked};
 use crate::ssh::peer_channel::{Answering, Caller, Respond, ServerLink};
+use crate::store::{FeedState, StreamFollower, now_text};
 
 /// What answers the peers of one daemon.
 pub struct Answers {
@@ -34,6 +35,72 @@ pub struct Answers {
     pub shutdown: watch::Receiver<bool>,
     /// The stream of each peer key, to be told when a newer one takes over.
     pub streams: Streams,
+}
+
+/// What a follower's stream says of it, written at most once a second while it lasts
+/// and once when it ends (`show failover` on this node lists it).
+struct Recording {
+    latest: Arc<Mutex<StreamFollower>>,
+    done: tokio::sync::oneshot::Sender<()>,
+    writer: tokio::task::JoinHandle<()>,
+    data_dir: PathBuf,
+}
+
+impl Recording {
+    fn start(data_dir: &std::path::Path, caller: &Caller, from: i64) -> Recording {
+        let hello = caller.hello.as_ref();
+        let now = now_text();
+        let follower = StreamFollower {
+            node_id: hello.map(|h| h.node_id.clone()).unwrap_or_else(|| caller.fingerprint.clone()),
+            hostname: hello.map(|h| h.hostname.clone()).unwrap_or_default(),
+            address: caller.peer.clone(),
+            state: FeedState::Streaming,
+            applied_seq: from,
+            applied_at: None,
+            connected_at: now.clone(),
+            updated_at: now,
+        };
+        let latest = Arc::new(Mutex::new(follower));
+        let (done, mut finished) = tokio::sync::oneshot::channel();
+        let (shared, dir) = (latest.clone(), data_dir.to_path_buf());
+        let writer = tokio::spawn(async move {
+            let mut written = None;
+            loop {
+                let now = shared.lock().map(|f| f.clone()).ok();
+                if let Some(f) = now.filter(|f| written.as_ref() != Some(&(f.applied_seq, f.applied_at.clone()))) {
+                    written = Some((f.applied_seq, f.applied_at.clone()));
+                    write_follower(&dir, f).await;
+                }
+                tokio::select! {
+                    _ = &mut finished => return,
+                    () = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+                }
+            }
+        });
+        Recording { latest, done, writer, data_dir: data_dir.to_path_buf() }
+    }
+
+    /// Writes the stream's end.
+    async fn end(self) {
+        let _ = self.done.send(());
+        let _ = self.writer.await;
+        let last = self.latest.lock().map(|f| f.clone()).ok();
+        if let Some(f) = last {
+            write_follower(&self.data_dir, StreamFollower { state: FeedState::Ended, ..f }).await;
+        }
+    }
+}
+
+async fn write_follower(data_dir: &std::path::Path, mut f: StreamFollower) {
+    f.updated_at = now_text();
+    let dir = data_dir.to_path_buf();
+    let written = tokio::task::spawn_blocking(move || {
+        crate::store::Store::open(&dir).and_then(|mut s| s.put_stream_follower(&f))
+    })
+    .await;
+    if let Ok(Err(e)) = written {
+        tracing::warn!(subsystem = "replication", error = %e, "cannot record a follower's stream");
+    }
 }
 
 /// One stream per peer key.
@@ -91,10 +158,17 @@ impl Respond for Answers {
                         stop: self.streams.start(&caller.fingerprint),
                         shutdown: self.shutdown.clone(),
                     };
-                    let peer = caller.peer.clone();
-                    let mut applied =
-                        |seq: i64| tracing::debug!(subsystem = "replication", %peer, seq, "follower applied");
-                    feed::feed(out, &self.data_dir, since, wake, &mut applied).await
+                    let record = Recording::start(&self.data_dir, caller, since.seq);
+                    let seen = record.latest.clone();
+                    let mut applied = move |seq: i64| {
+                        if let Ok(mut f) = seen.lock() {
+                            f.applied_seq = seq;
+                            f.applied_at = Some(now_text());
+                        }
+                    };
+                    let fed = feed::feed(out, &self.data_dir, since, wake, &mut applied).await;
+                    record.end().await;
+                    fed
                 }
                 Request::Exec(exec) => out.send(&mate::exec(&self.data_dir, exec, caller, &self.guesses).await).await,
                 Request::TestBack => out.send(&mate::test_back(&self.data_dir, caller, &self.hello()).await).await,

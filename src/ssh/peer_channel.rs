@@ -41,6 +41,8 @@ pub struct Caller {
     pub key: PublicKey,
     /// The key's `SHA256:` fingerprint.
     pub fingerprint: String,
+    /// What the peer said of itself in its hello (set once it did).
+    pub hello: Option<crate::peer::Hello>,
 }
 
 /// The replication channel, server side: bytes in from the session, out through its
@@ -89,7 +91,7 @@ pub fn open(handle: russh::server::Handle, channel: ChannelId, serve: PeerChanne
     tx
 }
 
-async fn run(mut framed: Framed<ServerLink>, serve: PeerChannel) {
+async fn run(mut framed: Framed<ServerLink>, mut serve: PeerChannel) {
     let peer = serve.caller.peer.clone();
     match framed.recv::<Request>().await {
         Ok(Request::Hello(theirs)) => {
@@ -99,6 +101,7 @@ async fn run(mut framed: Framed<ServerLink>, serve: PeerChannel) {
                 return;
             }
             note_follower(&ours.node_id, &serve.followers, &serve.data_dir, peer.clone(), &theirs);
+            serve.caller.hello = Some(theirs);
         }
         _ => {
             tracing::warn!(subsystem = "ssh", %peer, "no hello first; closing");

@@ -352,7 +352,8 @@ impl russh::server::Handler for Connection {
             watch_trust(self.view.clone(), self.data_dir.clone(), key.clone(), session.handle(), ended, self.peer());
             self.trust_watch = Some(stop);
         }
-        let caller = Caller { address: self.address(), peer: self.peer(), fingerprint: fingerprint(&key), key };
+        let caller =
+            Caller { address: self.address(), peer: self.peer(), fingerprint: fingerprint(&key), key, hello: None };
         let serve = PeerChannel {
             view: self.view.clone(),
             data_dir: self.data_dir.clone(),

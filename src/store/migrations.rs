@@ -122,7 +122,8 @@ const STEPS: &[&str] = &[
          followers   TEXT NOT NULL DEFAULT '[]',
          seen_at     TEXT NOT NULL
      );",
-    // 8: how this node's stream from its primary stands (replication mode continuous).
+    // 8: how this node's stream from its primary stands (replication mode continuous),
+    // and the streams this node feeds to its followers.
     "CREATE TABLE stream_status (
          id           INTEGER PRIMARY KEY CHECK (id = 1),
          peer         TEXT NOT NULL,
@@ -135,6 +136,16 @@ const STEPS: &[&str] = &[
          entries      INTEGER NOT NULL,
          bytes        INTEGER NOT NULL,
          connected_at TEXT,
+         updated_at   TEXT NOT NULL
+     );
+     CREATE TABLE stream_followers (
+         node_id      TEXT PRIMARY KEY,
+         hostname     TEXT NOT NULL,
+         address      TEXT NOT NULL,
+         state        TEXT NOT NULL,
+         applied_seq  INTEGER NOT NULL,
+         applied_at   TEXT,
+         connected_at TEXT NOT NULL,
          updated_at   TEXT NOT NULL
      );",
 ];

@@ -1,8 +1,9 @@
 //! How this node's stream from its primary stands (`replication mode continuous`), as
 //! the daemon that runs it last wrote it: its state and why, the change numbers applied
 //! here and seen on the peer, since when this node is behind, when it last was level.
-//! The daemon writes it when the state changes and at most once a second otherwise;
-//! `show failover` reads it.
+//! And the other way, the streams this node feeds: each follower, what it last said it
+//! applied and when. The daemon writes them when a state changes and at most once a
+//! second otherwise; `show failover` reads them.
 
 use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
@@ -44,7 +45,77 @@ pub struct StreamStatus {
     pub updated_at: String,
 }
 
+word_enum!(
+    /// Where a stream this node feeds stands.
+    FeedState { /// The follower is connected.
+    Streaming = "streaming", /// Its connection ended.
+    Ended = "ended" }
+);
+
+/// A follower of this node's change log, as its stream last stood.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StreamFollower {
+    pub node_id: String,
+    pub hostname: String,
+    /// Where it connects from.
+    pub address: String,
+    pub state: FeedState,
+    /// The last change it said it applied, and when.
+    pub applied_seq: i64,
+    pub applied_at: Option<String>,
+    pub connected_at: String,
+    pub updated_at: String,
+}
+
+/// Followers whose stream ended longer ago than this are forgotten.
+const FORGET_FOLLOWERS_AFTER_HOURS: i64 = 24;
+
 impl Store {
+    /// Records how a follower's stream stands (and forgets those ended a day ago).
+    pub fn put_stream_follower(&mut self, f: &StreamFollower) -> Result<(), StoreError> {
+        let conn = self.conn();
+        conn.prepare_cached(
+            "INSERT OR REPLACE INTO stream_followers
+                 (node_id, hostname, address, state, applied_seq, applied_at, connected_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        )?
+        .execute(params![
+            f.node_id,
+            f.hostname,
+            f.address,
+            f.state,
+            f.applied_seq,
+            f.applied_at,
+            f.connected_at,
+            f.updated_at
+        ])?;
+        let cutoff = (chrono::Utc::now() - chrono::Duration::hours(FORGET_FOLLOWERS_AFTER_HOURS))
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        conn.prepare_cached("DELETE FROM stream_followers WHERE updated_at < ?1")?.execute([cutoff])?;
+        Ok(())
+    }
+
+    /// The followers of this node's stream, by host name.
+    pub fn stream_followers(&self) -> Result<Vec<StreamFollower>, StoreError> {
+        let mut stmt = self.conn().prepare_cached(
+            "SELECT node_id, hostname, address, state, applied_seq, applied_at, connected_at, updated_at
+               FROM stream_followers ORDER BY hostname, node_id",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(StreamFollower {
+                node_id: r.get(0)?,
+                hostname: r.get(1)?,
+                address: r.get(2)?,
+                state: r.get(3)?,
+                applied_seq: r.get(4)?,
+                applied_at: r.get(5)?,
+                connected_at: r.get(6)?,
+                updated_at: r.get(7)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     /// Records how the stream stands.
     pub fn put_stream_status(&mut self, s: &StreamStatus) -> Result<(), StoreError> {
         self.conn()
