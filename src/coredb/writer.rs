@@ -1,7 +1,8 @@
 //! The daemon's single writer of the Core data: device traffic is queued here and
 //! applied in batches, one transaction (one fsync) per batch, each operation in its
 //! own savepoint so one bad request cannot undo another. A request is answered only
-//! after its batch is committed: an acknowledged check-in is on disk. WAL checkpoints
+//! after its batch is committed: an acknowledged check-in is on disk; and, with a
+//! synchronous standby, only once the [`AfterCommit`] lets the answers go. WAL checkpoints
 //! run on a thread of their own, so that copying pages back into the database file
 //! never stalls the writer (and with it every device waiting for an answer).
 
@@ -29,6 +30,12 @@ enum Done {
 
 type Reply = oneshot::Sender<Result<Done, DeviceError>>;
 
+/// What follows each commit: told the change number the batch made (`None` when it
+/// changed nothing), it sends `answers` (the batch's replies) when they may go.
+pub trait AfterCommit: Send {
+    fn committed(&self, seq: Option<i64>, answers: Box<dyn FnOnce() + Send>);
+}
+
 /// A handle to the writer thread; cheap to clone.
 #[derive(Clone)]
 pub struct Writer {
@@ -40,13 +47,13 @@ impl Writer {
     /// connection to the same database). Both end when every handle is dropped, after
     /// applying what was queued.
     /// `atlas` tells, before each batch, whether Atlas is enabled (its store is then
-    /// attached and check-ins record their metrics there); `committed` is called after
-    /// each batch is on disk (a stream to a standby sends it at once).
+    /// attached and check-ins record their metrics there); `after` hears each batch once
+    /// it is on disk and decides when its answers go.
     pub fn spawn(
         db: CoreDb,
         checkpoints: CoreDb,
         atlas: Box<dyn Fn() -> bool + Send>,
-        committed: Box<dyn Fn() + Send>,
+        after: Box<dyn AfterCommit>,
     ) -> std::io::Result<(Writer, std::thread::JoinHandle<()>)> {
         let (queue, rx) = mpsc::channel(QUEUE);
         let (done, finished) = std::sync::mpsc::channel::<()>();
@@ -54,7 +61,7 @@ impl Writer {
             .name("core-checkpoint".into())
             .spawn(move || checkpoint_loop(&checkpoints, &finished))?;
         let thread = std::thread::Builder::new().name("core-writer".into()).spawn(move || {
-            run(db, rx, atlas, committed);
+            run(db, rx, atlas, after);
             drop(done);
             let _ = checkpointer.join();
         })?;
@@ -109,8 +116,9 @@ fn run(
     mut db: CoreDb,
     mut rx: mpsc::Receiver<(Op, Reply)>,
     atlas: Box<dyn Fn() -> bool + Send>,
-    committed: Box<dyn Fn() + Send>,
+    after: Box<dyn AfterCommit>,
 ) {
+    let mut head = db.log_head().map(|h| h.seq).ok();
     let mut attached = false;
     if let Err(e) = db.leave_checkpoints_to_others() {
         tracing::warn!(subsystem = "core-writer", error = %e, "automatic checkpoints stay on");
@@ -137,10 +145,19 @@ fn run(
         });
         match applied {
             Ok(outcomes) => {
-                committed();
-                for ((_, reply), outcome) in batch.drain(..).zip(outcomes) {
-                    let _ = reply.send(outcome);
-                }
+                let now = db.log_head().map(|h| h.seq).ok();
+                let made = now.filter(|seq| Some(*seq) != head);
+                head = now.or(head);
+                let replies: Vec<(Reply, Result<Done, DeviceError>)> =
+                    batch.drain(..).map(|(_, reply)| reply).zip(outcomes).collect();
+                after.committed(
+                    made,
+                    Box::new(move || {
+                        for (reply, outcome) in replies {
+                            let _ = reply.send(outcome);
+                        }
+                    }),
+                );
             }
             Err(e) => {
                 tracing::error!(subsystem = "core-writer", error = %e, "commit failed");

@@ -37,6 +37,7 @@ pub const EPOCH_SEEN: &str = "ha.epoch.seen";
 pub const MAX_STALENESS: &str = "ha.heartbeat.max_staleness";
 pub const STATUS_URL: &str = "ha.heartbeat.status_url";
 pub const REPLICATION_MODE: &str = "ha.replication.mode";
+pub const SYNC_TIMEOUT: &str = "ha.replication.timeout_ms";
 
 word_enum!(
     /// The HA mode of a node.
@@ -60,7 +61,8 @@ word_enum!(
     /// How a standby replicates from its primary.
     ReplicationMode { /// The guide's schedule: a sync at StartTime and every Run Every.
     Scheduled = "scheduled", /// A stream: each change sent as the primary commits it.
-    Continuous = "continuous" }
+    Continuous = "continuous", /// A stream whose changes the primary's device writes wait for.
+    Synchronous = "synchronous" }
 );
 word_enum!(
     /// Unit of a stored span (the sync interval, the staleness bound).
@@ -146,6 +148,9 @@ pub struct Settings {
     pub status_url: Option<String>,
     /// How this node, as a standby, replicates from its primary.
     pub replication_mode: ReplicationMode,
+    /// Synchronous: how long the primary's writes wait for this standby before the
+    /// primary stops waiting (degrades to continuous).
+    pub sync_timeout_ms: u32,
 }
 
 impl Default for Settings {
@@ -179,6 +184,7 @@ impl Default for Settings {
             max_staleness: (3, Unit::Hours),
             status_url: None,
             replication_mode: ReplicationMode::Scheduled,
+            sync_timeout_ms: 1000,
         }
     }
 }
@@ -219,6 +225,7 @@ impl Settings {
             (MAX_STALENESS, Some(format!("{} {}", self.max_staleness.0, self.max_staleness.1))),
             (STATUS_URL, self.status_url.clone()),
             (REPLICATION_MODE, Some(self.replication_mode.to_string())),
+            (SYNC_TIMEOUT, Some(self.sync_timeout_ms.to_string())),
         ]
     }
 
@@ -276,6 +283,7 @@ impl Settings {
             max_staleness: parse(MAX_STALENESS, get(MAX_STALENESS), d.max_staleness, count_unit)?,
             status_url: opt(STATUS_URL)?,
             replication_mode: parse(REPLICATION_MODE, get(REPLICATION_MODE), d.replication_mode, |t| t.parse().ok())?,
+            sync_timeout_ms: parse(SYNC_TIMEOUT, get(SYNC_TIMEOUT), d.sync_timeout_ms, |t| t.parse().ok())?,
         })
     }
 
@@ -348,7 +356,8 @@ mod tests {
             epoch_seen: 4,
             max_staleness: (90, Unit::Minutes),
             status_url: Some("https://core-a.example.com/status.json".into()),
-            replication_mode: ReplicationMode::Continuous,
+            replication_mode: ReplicationMode::Synchronous,
+            sync_timeout_ms: 250,
             ..Settings::default()
         };
         let map: BTreeMap<String, String> =

@@ -3,7 +3,7 @@
 
 use super::{Ctx, next_sync_text};
 use crate::cli::Args;
-use crate::ha::{self, Mode, NodeStatus, Unit};
+use crate::ha::{self, Mode, NodeStatus, ReplicationMode, Unit};
 use crate::report::{CmdError, Reply};
 
 /// The guide: "The replication process should not be set more frequently than 60 minutes."
@@ -146,6 +146,14 @@ pub fn ha_heartbeat_status_url(ctx: &mut Ctx, args: &Args) -> Result<Reply, CmdE
 }
 
 pub fn ha_replication_mode(ctx: &mut Ctx, args: &Args) -> Result<Reply, CmdError> {
+    if args.has("synchronous") {
+        let timeout = args.int("MILLISECONDS").and_then(|n| u32::try_from(n).ok()).unwrap_or(1000);
+        ctx.update(|s| {
+            s.replication_mode = ReplicationMode::Synchronous;
+            s.sync_timeout_ms = timeout;
+        })?;
+        return Ok(Reply::done());
+    }
     let kind = choice(args, "kind")?;
     ctx.update(|s| s.replication_mode = kind)?;
     Ok(Reply::done())

@@ -1,25 +1,25 @@
 //! What an operator checks first, in the spirit of ASA's `show failover`: this node's HA
 //! state, the peer as the heartbeat sees it, a misconfigured heartbeat, whether this
-//! secondary may promote itself, the replication chain, the last failover and its
-//! reason, stale and clock warnings (`show failover`); every mode and state change
+//! secondary may promote itself, the replication chain, how it replicates (its streams
+//! both ways: `replication_view`), the last failover and its reason, stale and clock
+//! warnings (`show failover`); every mode and state change
 //! (`show failover history`); the HA module log (`show logging high-availability`);
 //! and the writes a full sync replaced (`show failover divergence`).
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use serde::Serialize;
 use tabled::Tabled;
 
+use super::replication_view::Replication;
 use super::show::last;
 use super::{Ctx, next_sync_text};
 use crate::cli::Args;
 use crate::ha::heartbeat::CLOCK_WARN_MS;
-use crate::ha::{Mode, Readiness, ReplicationMode, Settings, span};
+use crate::ha::{Mode, Readiness, Settings};
 use crate::peer::hello::version_mismatch;
 use crate::replication::divergence::Kept;
 use crate::report::{CmdError, Reply, Text, fields, table};
-use crate::store::{
-    ChainLink, FeedState, HaLogEntry, HistoryEntry, PeerStatus, StreamFollower, StreamState, StreamStatus, SyncSummary,
-};
+use crate::store::{ChainLink, HaLogEntry, HistoryEntry, PeerStatus, SyncSummary};
 
 /// `show failover`.
 #[derive(Serialize)]
@@ -54,98 +54,9 @@ struct Failover {
     version_mismatches: Vec<String>,
     /// The last promotion of this node, with who or what caused it and why.
     last_failover: Option<HistoryEntry>,
-    /// How this node replicates as a standby, and (continuous) how its stream stands.
-    replication_mode: String,
-    replication_state: String,
-    replication_detail: Option<String>,
-    /// Changes of the primary not applied here yet, and for how long this node has
-    /// lacked some (0 when level); the last change applied here. Continuous only.
-    lag_changes: Option<i64>,
-    lag_ms: Option<i64>,
-    last_applied_seq: Option<i64>,
-    /// The streams this node feeds: each follower, the last change it applied and how
-    /// many of this node's it lacks.
-    stream_followers: Vec<FollowerLag>,
-}
-
-/// A follower of this node's stream.
-#[derive(Serialize)]
-struct FollowerLag {
+    /// How this node replicates, and its streams both ways.
     #[serde(flatten)]
-    follower: StreamFollower,
-    lag_changes: i64,
-}
-
-impl FollowerLag {
-    fn text(&self) -> String {
-        let f = &self.follower;
-        let name = if f.hostname.is_empty() { f.node_id.as_str() } else { f.hostname.as_str() };
-        let lag = match self.lag_changes {
-            0 => "level".to_string(),
-            n => format!("{n} changes behind"),
-        };
-        let when = f.applied_at.as_deref().unwrap_or(&f.connected_at);
-        match f.state {
-            FeedState::Streaming => {
-                format!("{name} at {}: streaming, applied change {} ({lag}) at {when}", f.address, f.applied_seq)
-            }
-            FeedState::Ended => format!(
-                "{name} at {}: stream ended {}, last applied change {} ({lag})",
-                f.address, f.updated_at, f.applied_seq
-            ),
-        }
-    }
-}
-
-/// Reports older than this say the daemon may not be running.
-const REPORT_STALE_MS: i64 = 5000;
-
-impl Failover {
-    /// The stream's fields, from how it last stood (`None`: none ever ran).
-    fn stream(&mut self, status: Option<StreamStatus>, now: DateTime<Utc>) {
-        let Some(st) = status else {
-            self.replication_state = StreamState::Off.to_string();
-            return;
-        };
-        let ms_since = |at: &str| at.parse::<DateTime<Utc>>().map(|t| (now - t).num_milliseconds().max(0)).ok();
-        self.replication_state = st.state.to_string();
-        if st.state == StreamState::Off {
-            return;
-        }
-        let mut detail = format!("from {}", st.peer);
-        if !st.detail.is_empty() {
-            detail.push_str(&format!(": {}", st.detail));
-        }
-        if let Some(age) = ms_since(&st.updated_at).filter(|a| *a > REPORT_STALE_MS) {
-            detail.push_str(&format!("; last reported {} ago: is the daemon running?", span(age / 1000)));
-        }
-        self.replication_detail = Some(detail);
-        self.lag_changes = Some((st.peer_seq - st.applied_seq).max(0));
-        self.lag_ms = Some(st.behind_since.as_deref().and_then(ms_since).unwrap_or(0));
-        self.last_applied_seq = Some(st.applied_seq);
-    }
-
-    fn replication_text(&self) -> String {
-        if self.replication_mode == ReplicationMode::Scheduled.as_str() {
-            return "scheduled: a sync at the start time and every run-every".into();
-        }
-        if self.replication_state == StreamState::Off.as_str() {
-            return "continuous: no stream runs (only a standby secondary with high availability enabled follows its primary)"
-                .into();
-        }
-        let mut text = format!("{}, {}", self.replication_mode, self.replication_state);
-        if let Some(detail) = &self.replication_detail {
-            text.push_str(&format!(" {detail}"));
-        }
-        match (self.lag_changes, self.lag_ms, self.last_applied_seq) {
-            (Some(0), _, Some(seq)) => text.push_str(&format!("; level with the primary at change {seq}")),
-            (Some(n), Some(ms), Some(seq)) => {
-                text.push_str(&format!("; {n} changes behind for {ms} ms (applied up to change {seq})"))
-            }
-            _ => {}
-        }
-        text
-    }
+    replication: Replication,
 }
 
 /// One node of the chain as `show failover` draws it.
@@ -267,7 +178,7 @@ impl Text for Failover {
                     ),
                 },
             ),
-            ("Replication", self.replication_text()),
+            ("Replication", self.replication.summary()),
         ]);
         if let (Some(ready), Some(why)) = (self.failover_ready, &self.failover_readiness) {
             let verdict = if ready { "ready" } else { "NOT READY" };
@@ -282,9 +193,7 @@ impl Text for Failover {
                 rows.push(("WARNING", format!("clock offset to {} is {o:+} ms: set both nodes' clocks (NTP)", p.host)));
             }
         }
-        for f in &self.stream_followers {
-            rows.push(("Follower", f.text()));
-        }
+        rows.extend(self.replication.rows());
         for mismatch in &self.version_mismatches {
             rows.push(("WARNING", format!("{mismatch}; replication stops until then")));
         }
@@ -344,23 +253,11 @@ pub fn show_failover(ctx: &mut Ctx, _: &Args) -> Result<Reply, CmdError> {
             .collect(),
         peers,
         last_failover,
-        replication_mode: s.replication_mode.to_string(),
-        replication_state: String::new(),
-        replication_detail: None,
-        lag_changes: None,
-        lag_ms: None,
-        last_applied_seq: None,
-        stream_followers: Vec::new(),
+        replication: Replication::default(),
     };
     let head = ctx.node.core()?.log_head()?.seq;
     let store = &ctx.node.store;
-    failover.stream_followers = store
-        .stream_followers()?
-        .into_iter()
-        .map(|f| FollowerLag { lag_changes: (head - f.applied_seq).max(0), follower: f })
-        .collect();
-    let following = s.mode == Mode::Secondary && s.replication_mode == ReplicationMode::Continuous;
-    failover.stream(following.then(|| store.stream_status()).transpose()?.flatten(), Utc::now());
+    failover.replication = Replication::of(&s, store, head, Utc::now())?;
     Ok(Reply::show(failover))
 }
 

@@ -11,6 +11,7 @@ mod ha;
 mod ha_status;
 mod mate;
 mod notify;
+mod replication_view;
 mod running_config;
 mod show;
 mod support;

@@ -62,7 +62,12 @@ pub fn running_config(
     ha.extend([
         format!("sync start-time {:02}:{:02}", s.start_time.0, s.start_time.1),
         format!("sync run-every {} {}", s.run_every.0, s.run_every.1),
-        format!("replication mode {}", s.replication_mode),
+        match s.replication_mode {
+            crate::ha::ReplicationMode::Synchronous => {
+                format!("replication mode synchronous timeout {}", s.sync_timeout_ms)
+            }
+            mode => format!("replication mode {mode}"),
+        },
         format!("heartbeat interval {}", s.heartbeat_interval),
         format!("heartbeat failures {}", s.heartbeat_failures),
         format!("heartbeat recheck-interval {}", s.heartbeat_recheck),

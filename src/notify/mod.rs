@@ -34,6 +34,8 @@ pub enum Event {
     SplitBrain { detail: String },
     /// The peer's clock is off.
     Clock { peer: String, offset_ms: i64 },
+    /// Synchronous replication lost its standby: writes no longer wait for it.
+    Degraded { standby: String, reason: String },
     /// `notify test`.
     Test,
 }
@@ -51,6 +53,7 @@ impl Event {
             Event::Stale { .. } => "stale-primary",
             Event::SplitBrain { .. } => "split-brain",
             Event::Clock { .. } => "clock-offset",
+            Event::Degraded { .. } => "degraded",
             Event::Test => "test",
         }
     }
@@ -95,7 +98,9 @@ impl Event {
                 format!("FAILOVER REFUSED: primary {primary} failed; this node stays standby"),
                 reason.clone(),
                 format!(
-                    "This node did not promote itself, for the reason above. If {primary} is truly lost and this                      node's data is what you want to serve, promote it with 'failover mode primary' (it says what it                      would lose); otherwise bring {primary} back."
+                    "This node did not promote itself, for the reason above. If {primary} is truly lost and this \
+                     node's data is what you want to serve, promote it with 'failover mode primary' (it says what it \
+                     would lose); otherwise bring {primary} back."
                 ),
             ),
             Event::Misconfigured { primary, reason } => (
@@ -104,7 +109,8 @@ impl Event {
                     "{reason}\nA configuration error is not a failed primary: no automatic failover happens while it lasts."
                 ),
                 format!(
-                    "Fix the configuration ('failover test-connection {primary}' and 'show failover' show the details);                      this alarm is sent once, and the HA log says when it is gone."
+                    "Fix the configuration ('failover test-connection {primary}' and 'show failover' show the details); \
+                     this alarm is sent once, and the HA log says when it is gone."
                 ),
             ),
             Event::Stale { detail } => (
@@ -121,6 +127,15 @@ impl Event {
                 format!("clock offset to {peer} is {offset_ms:+} ms"),
                 "The guide requires the same time on both nodes.".to_string(),
                 "Set both nodes' clocks from NTP.".to_string(),
+            ),
+            Event::Degraded { standby, reason } => (
+                format!("SYNCHRONOUS REPLICATION DEGRADED: writes no longer wait for {standby}"),
+                format!(
+                    "{reason}\nThis primary keeps serving devices; what it acknowledges now may be lost if it fails before {standby} has it."
+                ),
+                format!(
+                    "Find out why {standby} does not confirm ('show failover' on both nodes). Replication returns to synchronous by itself, and the HA log says so, once {standby} has caught up."
+                ),
             ),
             Event::Test => (
                 "test notification".to_string(),

@@ -42,7 +42,13 @@ pub enum Request {
     /// Every change-log entry after `since`, sent as the peer commits it, for as long as
     /// the connection lasts (answered with [`Feed`] messages; the asker says what it
     /// applied after each batch with [`Applied`]). The last request of a connection.
-    Follow { since: Position },
+    /// `synchronous` (milliseconds): the asker is the peer's synchronous standby, whose
+    /// confirmation its device writes wait for, at most that long.
+    Follow {
+        since: Position,
+        #[serde(default)]
+        synchronous: Option<u32>,
+    },
 }
 
 impl Message for Request {

@@ -86,10 +86,11 @@ impl<L: Link> Peer<L> {
         Ok(&mut self.framed)
     }
 
-    /// Asks to follow the peer's change log from `since`; what it feeds is read from the
-    /// returned stream (and what was applied is said on it), until either side ends.
-    pub async fn follow(&mut self, since: Position) -> Result<&mut Framed<L>, PeerError> {
-        self.framed.send(&Request::Follow { since }).await?;
+    /// Asks to follow the peer's change log from `since` (as its synchronous standby,
+    /// with that timeout in milliseconds, when `synchronous`); what it feeds is read from
+    /// the returned stream (and what was applied is said on it), until either side ends.
+    pub async fn follow(&mut self, since: Position, synchronous: Option<u32>) -> Result<&mut Framed<L>, PeerError> {
+        self.framed.send(&Request::Follow { since, synchronous }).await?;
         Ok(&mut self.framed)
     }
 

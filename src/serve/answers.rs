@@ -17,6 +17,7 @@ use crate::peer::hello::StatusPage;
 use crate::peer::message::Request;
 use crate::peer::{Framed, Hello, PeerError};
 use crate::replication::feed::{self, Wake};
+use crate::replication::gate::Gate;
 use crate::replication::send::{self, Asked};
 use crate::ssh::peer_channel::{Answering, Caller, Respond, ServerLink};
 use crate::store::{FeedState, StreamFollower, now_text};
@@ -31,6 +32,8 @@ pub struct Answers {
     pub guesses: Guesses,
     /// Bumped after each commit of the Core data this daemon makes.
     pub commits: watch::Receiver<u64>,
+    /// Where device writes wait for a synchronous standby.
+    pub gate: Gate,
     /// Turns true when the daemon shuts down.
     pub shutdown: watch::Receiver<bool>,
     /// The stream of each peer key, to be told when a newer one takes over.
@@ -78,6 +81,18 @@ impl Recording {
             }
         });
         Recording { latest, done, writer, data_dir: data_dir.to_path_buf() }
+    }
+
+    /// The follower as messages name it: host name and node id (its key's fingerprint
+    /// when it sent no hello).
+    fn name(&self) -> String {
+        self.latest
+            .lock()
+            .map(|f| match f.hostname.is_empty() {
+                true => f.node_id.clone(),
+                false => format!("{} (node {})", f.hostname, f.node_id),
+            })
+            .unwrap_or_default()
     }
 
     /// Writes the stream's end.
@@ -152,15 +167,19 @@ impl Respond for Answers {
                 Request::Positions { first, last } => {
                     out.send(&send::positions(&self.data_dir, first, last, &caller.peer).await).await
                 }
-                Request::Follow { since } => {
+                Request::Follow { since, synchronous } => {
                     let wake = Wake {
                         commits: self.commits.clone(),
                         stop: self.streams.start(&caller.fingerprint),
                         shutdown: self.shutdown.clone(),
                     };
                     let record = Recording::start(&self.data_dir, caller, since.seq);
-                    let seen = record.latest.clone();
+                    let standby = record.name();
+                    let timeout = synchronous.map(|ms| std::time::Duration::from_millis(u64::from(ms)));
+                    self.gate.attach(&standby, timeout, since.seq);
+                    let (seen, gate) = (record.latest.clone(), self.gate.clone());
                     let mut applied = move |seq: i64| {
+                        gate.applied(&standby, seq);
                         if let Ok(mut f) = seen.lock() {
                             f.applied_seq = seq;
                             f.applied_at = Some(now_text());

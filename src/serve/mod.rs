@@ -8,6 +8,7 @@
 //! was queued and closes the databases.
 
 mod answers;
+mod commits;
 mod heartbeat;
 mod logging;
 mod mate;
@@ -85,13 +86,14 @@ async fn serve(node: Node, options: ServeOptions) -> anyhow::Result<()> {
     let watcher = crate::node::view::Watcher::start(node.data_dir.clone(), node.id.clone())?;
     let view = watcher.view.clone();
     let atlas = Box::new(move || view.borrow().settings.atlas);
-    // Every commit of the Core data wakes the streams to this node's followers.
+    // Every commit of the Core data wakes the streams to this node's followers, and its
+    // answers wait at the gate while a standby is synchronous.
     let (commits, committed) = watch::channel(0u64);
     let commits = Arc::new(commits);
-    let bump = commits.clone();
-    let on_commit = Box::new(move || bump.send_modify(|n| *n = n.wrapping_add(1)));
+    let gate = commits::gate(node.data_dir.clone(), node.id.clone()).context("starting the synchronous gate")?;
+    let after = Box::new(commits::Commits { wake: commits.clone(), gate: gate.clone() });
     let (writer, writer_thread) =
-        Writer::spawn(core, checkpoints, atlas, on_commit).context("starting the Core data writer")?;
+        Writer::spawn(core, checkpoints, atlas, after).context("starting the Core data writer")?;
     let listener = TcpListener::bind(options.http_listen)
         .await
         .with_context(|| format!("cannot listen on {}", options.http_listen))?;
@@ -157,6 +159,7 @@ async fn serve(node: Node, options: ServeOptions) -> anyhow::Result<()> {
             status_page: Some(status_page),
             guesses: Default::default(),
             commits: committed,
+            gate,
             shutdown: stop.subscribe(),
             streams: Default::default(),
         }),

@@ -61,7 +61,7 @@ fn wanted(s: &Settings) -> Option<HostPort> {
     let follows = s.enabled
         && s.mode == Mode::Secondary
         && s.node_status == NodeStatus::Standby
-        && s.replication_mode == ReplicationMode::Continuous;
+        && matches!(s.replication_mode, ReplicationMode::Continuous | ReplicationMode::Synchronous);
     s.primary_host.clone().filter(|_| follows)
 }
 
@@ -137,6 +137,8 @@ struct Session<'a> {
     /// When the HA settings last took this node's data as synced now.
     synced_at: Option<Instant>,
     hello: Option<Hello>,
+    /// The timeout this stream asked to be synchronous with.
+    synchronous: Option<u32>,
 }
 
 impl<'a> Session<'a> {
@@ -165,6 +167,7 @@ impl<'a> Session<'a> {
             written: Instant::now(),
             synced_at: None,
             hello: None,
+            synchronous: None,
         };
         session.write();
         Ok(session)
@@ -213,7 +216,10 @@ impl<'a> Session<'a> {
             Err(e) => return End::Again(e.to_string()),
         };
         self.hello = Some(theirs);
-        let framed = match peer.follow(since.clone()).await {
+        let synchronous =
+            (settings.replication_mode == ReplicationMode::Synchronous).then_some(settings.sync_timeout_ms);
+        self.synchronous = synchronous;
+        let framed = match peer.follow(since.clone(), synchronous).await {
             Ok(f) => f,
             Err(e) => return End::Again(e.to_string()),
         };
@@ -255,7 +261,8 @@ impl<'a> Session<'a> {
             self.progress();
             if view.has_changed().unwrap_or(true) {
                 let now = view.borrow_and_update().settings.clone();
-                if wanted(&now).as_ref() != Some(&self.primary) {
+                let synchronous = (now.replication_mode == ReplicationMode::Synchronous).then_some(now.sync_timeout_ms);
+                if wanted(&now).as_ref() != Some(&self.primary) || synchronous != self.synchronous {
                     break End::Changed;
                 }
             }

@@ -133,8 +133,9 @@ async fn run(mut framed: Framed<ServerLink>, mut serve: PeerChannel) {
             Request::Snapshot { .. } => format!("peer pull: full snapshot (key {print})"),
             Request::Exec(_) => format!("peer exec request (key {print})"),
             Request::Positions { .. } => format!("peer positions request (key {print})"),
-            Request::Follow { since } => {
-                format!("peer stream: changes after {} as they commit (key {print})", since.seq)
+            Request::Follow { since, synchronous } => {
+                let how = if synchronous.is_some() { "synchronous standby" } else { "stream" };
+                format!("peer {how}: changes after {} as they commit (key {print})", since.seq)
             }
             Request::TestBack | Request::Hello(_) => format!("peer test-back request (key {print})"),
         };

@@ -123,7 +123,7 @@ const STEPS: &[&str] = &[
          seen_at     TEXT NOT NULL
      );",
     // 8: how this node's stream from its primary stands (replication mode continuous),
-    // and the streams this node feeds to its followers.
+    // the streams this node feeds to its followers, and its synchronous gate.
     "CREATE TABLE stream_status (
          id           INTEGER PRIMARY KEY CHECK (id = 1),
          peer         TEXT NOT NULL,
@@ -147,6 +147,13 @@ const STEPS: &[&str] = &[
          applied_at   TEXT,
          connected_at TEXT NOT NULL,
          updated_at   TEXT NOT NULL
+     );
+     CREATE TABLE sync_gate (
+         id         INTEGER PRIMARY KEY CHECK (id = 1),
+         state      TEXT NOT NULL,
+         standby    TEXT,
+         reason     TEXT,
+         updated_at TEXT NOT NULL
      );",
 ];
 

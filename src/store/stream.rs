@@ -67,6 +67,17 @@ pub struct StreamFollower {
     pub updated_at: String,
 }
 
+/// How this primary's synchronous gate last stood (written when it changes).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GateRecord {
+    /// `off`, `synchronous` or `degraded`.
+    pub state: String,
+    pub standby: Option<String>,
+    /// Why it degraded.
+    pub reason: Option<String>,
+    pub updated_at: String,
+}
+
 /// Followers whose stream ended longer ago than this are forgotten.
 const FORGET_FOLLOWERS_AFTER_HOURS: i64 = 24;
 
@@ -114,6 +125,27 @@ impl Store {
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Records how the synchronous gate stands.
+    pub fn put_gate(&mut self, g: &GateRecord) -> Result<(), StoreError> {
+        self.conn()
+            .prepare_cached(
+                "INSERT OR REPLACE INTO sync_gate (id, state, standby, reason, updated_at) VALUES (1, ?1, ?2, ?3, ?4)",
+            )?
+            .execute(params![g.state, g.standby, g.reason, g.updated_at])?;
+        Ok(())
+    }
+
+    /// How the synchronous gate last stood, if it ever did.
+    pub fn gate(&self) -> Result<Option<GateRecord>, StoreError> {
+        Ok(self
+            .conn()
+            .prepare_cached("SELECT state, standby, reason, updated_at FROM sync_gate WHERE id = 1")?
+            .query_row([], |r| {
+                Ok(GateRecord { state: r.get(0)?, standby: r.get(1)?, reason: r.get(2)?, updated_at: r.get(3)? })
+            })
+            .optional()?)
     }
 
     /// Records how the stream stands.
