@@ -207,6 +207,9 @@ fn build(dir: &Path, nodes: u8, lab: &mut Lab) -> anyhow::Result<()> {
         config(&node.data_dir, &lines.iter().map(String::as_str).collect::<Vec<_>>())?;
         shell(&node.data_dir, &["enable".into(), format!("failover sync {upstream}")])?;
     }
+    // HA on the primary too, once the others are secondaries: a switchover can then make
+    // it a standby.
+    config(&lab.nodes[0].data_dir, &["high-availability", "service enable"])?;
     // Device traffic on the primary.
     use std::os::unix::process::CommandExt;
     let primary = &lab.nodes[0];

@@ -443,7 +443,7 @@ fn help_in_batch_mode() {
     let run = node.run(&["enable", "show failover ?"]);
     assert_eq!(
         run.stdout,
-        "  divergence  Changes a full sync replaced, kept in files\n  history     Every mode and state change, with time, reason and cause\n  <cr>        \n"
+        "  divergence  Changes a full sync replaced, kept in files\n  handovers   Switchovers this node took part in, each signed by both nodes\n  history     Every mode and state change, with time, reason and cause\n  <cr>        \n"
     );
     let run = node.run(&["enable", "configure terminal", "do show ?"]);
     assert!(run.stdout.contains("running-config"), "{}", run.stdout);

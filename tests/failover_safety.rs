@@ -9,10 +9,10 @@
 mod common;
 
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::proxy::Proxy;
-use common::{Daemon, TestNode, generate, pair, sync};
+use common::{Daemon, TestNode, generate, pair, sync, until};
 
 /// Mails of `event` in `node`'s outbox (queued, held or sent).
 fn mails_of(node: &TestNode, event: &str) -> usize {
@@ -23,18 +23,6 @@ fn mails_of(node: &TestNode, event: &str) -> usize {
 /// Notifications to an SMTP port nothing listens on: mails stay in the outbox, countable.
 fn notify_nowhere(node: &TestNode) {
     common::smtp::configure(node, common::free_port());
-}
-
-/// Retries `f` every 50 ms for up to 30 s.
-fn until(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        if f() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("never: {what}");
 }
 
 fn alarm(node: &TestNode) -> String {

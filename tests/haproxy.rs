@@ -6,7 +6,8 @@
 
 mod common;
 
-use common::haproxy::{from_client, guide_config, start, start_with, until};
+use common::haproxy::{from_client, guide_config, start, start_with};
+use common::until;
 use common::{Daemon, TestNode};
 
 fn front() -> std::net::SocketAddr {

@@ -6,9 +6,7 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
-
-use common::{Daemon, TestNode, free_port, pair};
+use common::{Daemon, TestNode, free_port, pair, until};
 use coresh::coredb::generate::token_for;
 
 /// Checks in generated devices `ids` through `d`'s device API; returns those it
@@ -25,18 +23,6 @@ fn checkins(d: &Daemon, ids: std::ops::Range<u64>) -> Vec<u64> {
 fn stream_from(node: &TestNode, primary: &Daemon) {
     node.follow(&primary.ssh.to_string(), "keep-standby");
     node.ha(&["replication mode continuous"]).expect_code(0);
-}
-
-/// Waits up to 30 s for `what`.
-fn until(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        if f() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("never: {what}");
 }
 
 fn syncs(node: &TestNode) -> Vec<serde_json::Value> {

@@ -7,24 +7,12 @@
 
 mod common;
 
-use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{Daemon, TestNode};
-use coresh::coredb::generate::token_for;
-
-fn until(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        if f() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("never: {what}");
-}
+use common::devices::{agent, check_in, check_in_seqs};
+use common::{Daemon, TestNode, until};
 
 /// Makes `node` the synchronous standby of `primary` (promote on failure).
 fn synchronous_standby_of(node: &TestNode, primary: &Daemon, timeout_ms: u32) {
@@ -34,32 +22,6 @@ fn synchronous_standby_of(node: &TestNode, primary: &Daemon, timeout_ms: u32) {
 
 fn gate_state(node: &TestNode) -> String {
     node.failover_json()["synchronous"]["state"].as_str().unwrap_or("none").to_string()
-}
-
-/// One check-in of device `device` carrying `seq`; whether the primary acknowledged it.
-fn check_in(agent: &ureq::Agent, d: std::net::SocketAddr, device: u64, seq: u64) -> bool {
-    agent
-        .post(&format!("http://{d}/api/v1/devices/checkin"))
-        .header("authorization", &format!("Bearer {}", token_for(42, device)))
-        .header("content-type", "application/json")
-        .send(&format!(r#"{{"seq":{seq}}}"#))
-        .is_ok_and(|r| r.status() == 200)
-}
-
-fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(5)))
-        .build()
-        .into()
-}
-
-/// The `seq` of every check-in event in `node`'s Core data.
-fn check_in_seqs(node: &TestNode) -> BTreeSet<u64> {
-    let conn = rusqlite::Connection::open(node.data_dir().join("core.db")).unwrap();
-    let mut stmt = conn.prepare("SELECT detail FROM events WHERE kind = 'checkin'").unwrap();
-    let rows = stmt.query_map([], |r| r.get::<_, String>(0)).unwrap();
-    rows.filter_map(|d| serde_json::from_str::<serde_json::Value>(&d.unwrap()).ok()?["seq"].as_u64()).collect()
 }
 
 #[test]
@@ -82,7 +44,7 @@ fn no_acknowledged_check_in_is_lost_when_the_primary_dies_under_load() {
                 let mut k = 0u64;
                 while !stop.load(Ordering::Relaxed) {
                     let seq = t * 1_000_000 + k;
-                    if check_in(&agent, addr, (t * 50 + k) % 200, seq) {
+                    if check_in(&agent, addr, (t * 50 + k) % 200, seq) == 200 {
                         acked.lock().unwrap().push(seq);
                     }
                     k += 1;
@@ -121,19 +83,19 @@ fn a_standby_that_stops_answering_costs_at_most_the_timeout_and_synchronous_come
     synchronous_standby_of(&b, &da, 500);
     until("synchronous", || gate_state(&a) == "synchronous");
     let agent = agent();
-    assert!(check_in(&agent, da.addr, 1, 1));
+    assert_eq!(check_in(&agent, da.addr, 1, 1), 200);
 
     // The standby freezes (as a hung host would): the next write waits the timeout, no
     // longer, and is answered; the primary says it stopped waiting.
     let pid = db.child.id().to_string();
     std::process::Command::new("kill").args(["-STOP", &pid]).status().unwrap();
     let started = Instant::now();
-    assert!(check_in(&agent, da.addr, 2, 2), "the primary keeps serving");
+    assert_eq!(check_in(&agent, da.addr, 2, 2), 200, "the primary keeps serving");
     let waited = started.elapsed();
     assert!(waited >= Duration::from_millis(400), "answered after {waited:?}, before the standby could confirm");
     until("degraded", || gate_state(&a) == "degraded");
     for i in 3..20 {
-        assert!(check_in(&agent, da.addr, i, i));
+        assert_eq!(check_in(&agent, da.addr, i, i), 200);
     }
     let shown = a.run(&["show failover"]).stdout;
     assert!(shown.contains("Synchronous") && shown.contains("DEGRADED"), "{shown}");
@@ -145,6 +107,6 @@ fn a_standby_that_stops_answering_costs_at_most_the_timeout_and_synchronous_come
     std::process::Command::new("kill").args(["-CONT", &pid]).status().unwrap();
     until("synchronous again", || gate_state(&a) == "synchronous");
     until("the standby has every write", || b.checksum() == a.checksum());
-    assert!(check_in(&agent, da.addr, 30, 30));
+    assert_eq!(check_in(&agent, da.addr, 30, 30), 200);
     assert!(a.ha_log().contains("synchronous replication: writes are answered once"), "{}", a.ha_log());
 }

@@ -195,7 +195,7 @@ fn a_load_balancer_in_front_moves_traffic_once_and_not_back() {
     ));
     let lb = common::haproxy::start(a.path(), front, da.addr, db.addr);
     let token = coresh::coredb::generate::token_for(42, 9);
-    common::haproxy::until("devices reach the primary through the VIP", || {
+    common::until("devices reach the primary through the VIP", || {
         lb.served_by().ok() == pid.as_str().map(String::from)
     });
     assert_eq!(lb.checkin(&token), 200);
@@ -204,8 +204,8 @@ fn a_load_balancer_in_front_moves_traffic_once_and_not_back() {
     // its heartbeat has promoted it.
     assert_eq!(ha_mode(&db), "MOBILEIRON-STATUS: OK (Mode: Standby)", "no failover before the primary died");
     da.kill_9();
-    common::haproxy::until("the VIP moves to the secondary", || lb.served_by().ok() == sid.as_str().map(String::from));
-    common::haproxy::until("devices check in on the promoted secondary", || lb.checkin(&token) == 200);
+    common::until("the VIP moves to the secondary", || lb.served_by().ok() == sid.as_str().map(String::from));
+    common::until("devices check in on the promoted secondary", || lb.checkin(&token) == 200);
     assert_eq!(ha_mode(&db), "MOBILEIRON-STATUS: OK (Mode: Primary)");
 
     // The old primary returns on its address: stale, and the VIP stays (manual resume).

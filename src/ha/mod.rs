@@ -6,6 +6,7 @@
 //! seen anywhere, under the role lock ([`fence`]) that keeps it apart from a sync's swap.
 
 mod fence;
+mod handover;
 pub mod heartbeat;
 mod readiness;
 mod schedule;
@@ -16,6 +17,7 @@ use chrono::{DateTime, Utc};
 use crate::store::{HistoryEntry, Store, StoreError, now_text, put_setting, record_history};
 
 pub use fence::RoleLock;
+pub use handover::{hand_over, take_back, take_over};
 pub use readiness::{Readiness, span};
 pub use schedule::{next_sync, schedule_anchor};
 pub use settings::{Mode, NodeStatus, OnFailure, ReplicationMode, Settings, Unit};
@@ -66,7 +68,18 @@ pub fn update_at(
     now: DateTime<Utc>,
     edit: impl FnOnce(&mut Settings),
 ) -> Result<Applied, StoreError> {
-    store.durably(|tx| {
+    store.durably(|tx| apply(tx, cause, now, edit))
+}
+
+/// [`update_at`] inside a transaction the caller commits (with what else belongs to
+/// the same change).
+fn apply(
+    tx: &rusqlite::Transaction,
+    cause: &Cause,
+    now: DateTime<Utc>,
+    edit: impl FnOnce(&mut Settings),
+) -> Result<Applied, StoreError> {
+    {
         let old = Settings::from_map(&crate::store::settings_in(tx)?)?;
         let mut new = old.clone();
         edit(&mut new);
@@ -101,7 +114,7 @@ pub fn update_at(
             }
         }
         Ok(Applied { now: new, changed })
-    })
+    }
 }
 
 /// Makes this node primary: the same transition whether an operator asked for it or a

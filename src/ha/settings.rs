@@ -38,6 +38,7 @@ pub const MAX_STALENESS: &str = "ha.heartbeat.max_staleness";
 pub const STATUS_URL: &str = "ha.heartbeat.status_url";
 pub const REPLICATION_MODE: &str = "ha.replication.mode";
 pub const SYNC_TIMEOUT: &str = "ha.replication.timeout_ms";
+pub const SWITCHOVER_SETTLE: &str = "ha.switchover.settle_ms";
 
 word_enum!(
     /// The HA mode of a node.
@@ -151,6 +152,10 @@ pub struct Settings {
     /// Synchronous: how long the primary's writes wait for this standby before the
     /// primary stops waiting (degrades to continuous).
     pub sync_timeout_ms: u32,
+    /// Switchover, on the primary: how long its status page reports the handover (not
+    /// OK) while the standby still says standby, before the standby takes over, so that
+    /// a load balancer set up from the guide sees the primary fail and moves traffic.
+    pub switchover_settle_ms: u32,
 }
 
 impl Default for Settings {
@@ -185,6 +190,7 @@ impl Default for Settings {
             status_url: None,
             replication_mode: ReplicationMode::Scheduled,
             sync_timeout_ms: 1000,
+            switchover_settle_ms: 1000,
         }
     }
 }
@@ -226,6 +232,7 @@ impl Settings {
             (STATUS_URL, self.status_url.clone()),
             (REPLICATION_MODE, Some(self.replication_mode.to_string())),
             (SYNC_TIMEOUT, Some(self.sync_timeout_ms.to_string())),
+            (SWITCHOVER_SETTLE, Some(self.switchover_settle_ms.to_string())),
         ]
     }
 
@@ -284,6 +291,9 @@ impl Settings {
             status_url: opt(STATUS_URL)?,
             replication_mode: parse(REPLICATION_MODE, get(REPLICATION_MODE), d.replication_mode, |t| t.parse().ok())?,
             sync_timeout_ms: parse(SYNC_TIMEOUT, get(SYNC_TIMEOUT), d.sync_timeout_ms, |t| t.parse().ok())?,
+            switchover_settle_ms: parse(SWITCHOVER_SETTLE, get(SWITCHOVER_SETTLE), d.switchover_settle_ms, |t| {
+                t.parse().ok()
+            })?,
         })
     }
 
@@ -358,6 +368,7 @@ mod tests {
             status_url: Some("https://core-a.example.com/status.json".into()),
             replication_mode: ReplicationMode::Synchronous,
             sync_timeout_ms: 250,
+            switchover_settle_ms: 300,
             ..Settings::default()
         };
         let map: BTreeMap<String, String> =

@@ -159,6 +159,15 @@ pub fn ha_replication_mode(ctx: &mut Ctx, args: &Args) -> Result<Reply, CmdError
     Ok(Reply::done())
 }
 
+pub fn ha_switchover_settle(ctx: &mut Ctx, args: &Args) -> Result<Reply, CmdError> {
+    let ms = args
+        .int("SETTLE")
+        .and_then(|n| u32::try_from(n).ok())
+        .ok_or_else(|| CmdError::Failed("missing SETTLE".into()))?;
+    ctx.update(|s| s.switchover_settle_ms = ms)?;
+    Ok(Reply::done())
+}
+
 pub fn ha_on_failure(ctx: &mut Ctx, args: &Args) -> Result<Reply, CmdError> {
     let action = choice(args, "action")?;
     ctx.update(|s| s.on_failure = action)?;

@@ -15,6 +15,7 @@ mod replication_view;
 mod running_config;
 mod show;
 mod support;
+mod switchover;
 mod sync;
 mod system;
 mod trust;
@@ -103,8 +104,9 @@ handlers! {
     failover: failover_mode_primary, failover_mode_secondary, failover_client_connection;
     ha: ha_service, ha_mode, ha_node_status, ha_primary_host, ha_sync_start_time, ha_sync_run_every,
         ha_heartbeat_interval, ha_heartbeat_failures, ha_heartbeat_recheck, ha_heartbeat_max_staleness,
-        ha_heartbeat_status_url, ha_replication_mode, ha_on_failure, ha_notify_email, ha_notify_on;
+        ha_heartbeat_status_url, ha_replication_mode, ha_switchover_settle, ha_on_failure, ha_notify_email, ha_notify_on;
     ha_status: show_failover, show_failover_history, show_logging_ha, show_failover_divergence;
+    switchover: failover_switchover, show_failover_handovers;
     mate: failover_exec;
     notify: smtp_server, smtp_from, smtp_user, notify_test, show_notifications;
     show: show_version, show_clock, show_running_config, show_audit;

@@ -68,6 +68,7 @@ pub fn running_config(
             }
             mode => format!("replication mode {mode}"),
         },
+        format!("switchover settle {}", s.switchover_settle_ms),
         format!("heartbeat interval {}", s.heartbeat_interval),
         format!("heartbeat failures {}", s.heartbeat_failures),
         format!("heartbeat recheck-interval {}", s.heartbeat_recheck),

@@ -1,7 +1,8 @@
 //! The device API: `POST /api/v1/devices/register` (with the enrollment secret) and
 //! `POST /api/v1/devices/checkin` (with `Authorization: Bearer TOKEN`). Refused with
 //! 503 and `Retry-After` while client connections are disabled, the node is a standby, or
-//! it is a stale primary (a newer primary exists).
+//! it is a stale primary (a newer primary exists), and while a switchover holds writes
+//! (`hold`; then `Retry-After` is [`HELD_RETRY_SECONDS`]).
 
 use std::time::Duration;
 
@@ -20,6 +21,9 @@ use crate::ha::{Mode, NodeStatus};
 pub const MAX_BODY: usize = 16 * 1024;
 /// Seconds a refused device is told to wait.
 const RETRY_SECONDS: &str = "120";
+/// Seconds a device refused during a switchover is told to wait: by then the new
+/// primary takes writes, or this one again.
+pub const HELD_RETRY_SECONDS: &str = "2";
 
 /// Why device traffic is refused right now, if it is.
 fn refusal(state: &AppState) -> Option<&'static str> {
@@ -27,6 +31,8 @@ fn refusal(state: &AppState) -> Option<&'static str> {
     let s = &view.settings;
     if !s.client_connections {
         Some("client connections are disabled on this node")
+    } else if s.mode == Mode::Secondary && s.node_status == NodeStatus::Standby && state.hold.taking_over_soon() {
+        Some(TAKING_OVER)
     } else if s.mode == Mode::Secondary && s.node_status == NodeStatus::Standby {
         Some("this node is a standby; connect to the primary")
     } else if s.stale.is_some() {
@@ -37,10 +43,23 @@ fn refusal(state: &AppState) -> Option<&'static str> {
     }
 }
 
+/// Why a standby about to take over in a switchover refuses a device.
+const TAKING_OVER: &str = "this node is taking over as primary in a switchover; retry shortly";
+
 fn unavailable(reason: &str) -> Resp {
+    let seconds = if reason == TAKING_OVER { HELD_RETRY_SECONDS } else { RETRY_SECONDS };
+    unavailable_for(reason, seconds)
+}
+
+fn unavailable_for(reason: &str, seconds: &'static str) -> Resp {
     let mut resp = error(StatusCode::SERVICE_UNAVAILABLE, reason);
-    resp.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static(RETRY_SECONDS));
+    resp.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static(seconds));
     resp
+}
+
+/// The answer to a device write while a switchover holds writes.
+fn held() -> Resp {
+    unavailable_for("a switchover is under way on this node; retry shortly", HELD_RETRY_SECONDS)
 }
 
 /// Reads and parses a JSON body of at most [`MAX_BODY`] bytes, within `timeout`.
@@ -136,6 +155,10 @@ pub async fn register(state: &AppState, req: Request<Incoming>, from: std::net::
         return error(StatusCode::INTERNAL_SERVER_ERROR, "no randomness for a token");
     }
     let token = hex::encode(raw);
+    let Some(_writing) = state.hold.enter().await else { return held() };
+    if let Some(reason) = refusal(state) {
+        return unavailable(reason);
+    }
     match state.writer.register(reg, token).await {
         Ok(done) => json(StatusCode::CREATED, &done),
         Err(e) => failure(&e),
@@ -161,6 +184,10 @@ pub async fn check_in(state: &AppState, req: Request<Incoming>, timeout: Duratio
         Ok(r) => r,
         Err(resp) => return resp,
     };
+    let Some(_writing) = state.hold.enter().await else { return held() };
+    if let Some(reason) = refusal(state) {
+        return unavailable(reason);
+    }
     match state.writer.check_in(&token, report).await {
         Ok(done) => json(StatusCode::OK, &done),
         Err(e) => failure(&e),

@@ -9,6 +9,7 @@
 pub mod client;
 mod device;
 mod guard;
+pub mod hold;
 mod status;
 pub mod tls;
 
@@ -48,6 +49,8 @@ pub struct AppState {
     pub enrollment_ok: std::sync::Mutex<Option<(String, [u8; 32])>>,
     /// Wrong enrollment secrets per source address.
     pub enrollment_guard: guard::EnrollmentGuard,
+    /// Device writes, held during a switchover.
+    pub hold: Arc<hold::WriteHold>,
 }
 
 /// Connections one client (an IPv4 address, an IPv6 /64) may hold open at once.

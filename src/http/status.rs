@@ -7,7 +7,11 @@
 //! primary) answers neither page with OK: both give 503 `MOBILEIRON-STATUS: ERROR (Mode:
 //! Stale)`, so any monitor written from the guide routes around it. A standby and a node
 //! with client connections disabled are healthy and say so: the standby is the guide's
-//! failover target, and a maintenance drain must not move traffic to it.
+//! failover target, and a maintenance drain must not move traffic to it. A primary that
+//! runs a switchover answers `/status/status.html` with 503 `MOBILEIRON-STATUS: ERROR
+//! (Switchover)` while its writes are held (the guide's load balancer fails over then),
+//! and once it has handed its role over it says standby at once, before its new primary
+//! can say primary.
 
 use hyper::StatusCode;
 use serde::Serialize;
@@ -31,9 +35,17 @@ fn is_stale(state: &AppState) -> bool {
     state.view.borrow().settings.stale.is_some()
 }
 
+/// The answer of `/status/status.html` while a switchover holds this primary's writes.
+const SWITCHOVER: &str = "MOBILEIRON-STATUS: ERROR (Switchover)";
+
 pub fn status_page(state: &AppState) -> Resp {
     if fault(state).is_some() {
         return text(StatusCode::SERVICE_UNAVAILABLE, "MOBILEIRON-STATUS: ERROR");
+    }
+    if state.hold.is_held() {
+        // A load balancer set up from the guide fails over now, while the standby still
+        // says Mode: Standby; its latch keeps traffic there after the standby took over.
+        return text(StatusCode::SERVICE_UNAVAILABLE, SWITCHOVER);
     }
     if is_stale(state) {
         return text(StatusCode::SERVICE_UNAVAILABLE, STALE);
@@ -59,7 +71,10 @@ pub fn ha_status_page(state: &AppState) -> Resp {
         return text(StatusCode::SERVICE_UNAVAILABLE, STALE);
     }
     let view = state.view.borrow();
-    let mode = ha_mode(view.settings.mode, view.settings.node_status);
+    let mode = match state.hold.handed_over() {
+        true => "Standby",
+        false => ha_mode(view.settings.mode, view.settings.node_status),
+    };
     text(StatusCode::OK, format!("MOBILEIRON-STATUS: OK (Mode: {mode})"))
 }
 

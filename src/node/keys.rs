@@ -1,6 +1,7 @@
 //! This node's SSH key (ed25519), made on first use and kept as
 //! `ssh_host_ed25519_key` (OpenSSH format, mode 0600) in the data directory. The same
-//! key identifies the node as an SSH server and authenticates it to its peers.
+//! key identifies the node as an SSH server and authenticates it to its peers, and signs
+//! what the node attests (a switchover's handover).
 
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
@@ -71,6 +72,20 @@ pub fn parse_public(line: &str) -> Result<PublicKey, String> {
     PublicKey::from_openssh(line.trim()).map_err(|e| format!("not an OpenSSH public key ({e})"))
 }
 
+/// Signs `text` with the node's key in `namespace`: an OpenSSH `SSHSIG` in PEM, which
+/// `ssh-keygen -Y verify -n NAMESPACE` checks too.
+pub fn sign(data_dir: &Path, namespace: &str, text: &str) -> Result<String, String> {
+    let key = host_key(data_dir).map_err(|e| e.to_string())?;
+    let signature = key.sign(namespace, HashAlg::Sha512, text.as_bytes()).map_err(|e| format!("cannot sign: {e}"))?;
+    signature.to_pem(LineEnding::LF).map_err(|e| format!("cannot encode a signature: {e}"))
+}
+
+/// Whether `signature` (PEM) is `key`'s signature of `text` in `namespace`.
+pub fn verify(key: &PublicKey, namespace: &str, text: &str, signature: &str) -> bool {
+    russh::keys::ssh_key::SshSig::from_pem(signature)
+        .is_ok_and(|sig| key.verify(namespace, text.as_bytes(), &sig).is_ok())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -89,5 +104,20 @@ mod tests {
         let mode = std::fs::metadata(dir.path().join(HOST_KEY)).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
         assert!(parse_public("ssh-ed25519 notbase64").is_err());
+    }
+
+    #[test]
+    fn a_signature_verifies_for_its_key_text_and_namespace_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let other = tempfile::tempdir().unwrap();
+        let key = host_key(dir.path()).unwrap();
+        let stranger = host_key(other.path()).unwrap();
+        let sig = sign(dir.path(), "coresh-test", "change 7").unwrap();
+        assert!(sig.starts_with("-----BEGIN SSH SIGNATURE-----"), "{sig}");
+        assert!(verify(key.public_key(), "coresh-test", "change 7", &sig));
+        assert!(!verify(key.public_key(), "coresh-test", "change 8", &sig));
+        assert!(!verify(key.public_key(), "other", "change 7", &sig));
+        assert!(!verify(stranger.public_key(), "coresh-test", "change 7", &sig));
+        assert!(!verify(key.public_key(), "coresh-test", "change 7", "not a signature"));
     }
 }

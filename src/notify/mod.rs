@@ -36,6 +36,9 @@ pub enum Event {
     Clock { peer: String, offset_ms: i64 },
     /// Synchronous replication lost its standby: writes no longer wait for it.
     Degraded { standby: String, reason: String },
+    /// A switchover this node ran as the old primary: `to` took over (`done`), or this
+    /// node handed over and could not learn whether `to` took over (not `done`).
+    Switchover { to: String, detail: String, done: bool },
     /// `notify test`.
     Test,
 }
@@ -54,6 +57,8 @@ impl Event {
             Event::SplitBrain { .. } => "split-brain",
             Event::Clock { .. } => "clock-offset",
             Event::Degraded { .. } => "degraded",
+            Event::Switchover { done: true, .. } => "switchover",
+            Event::Switchover { .. } => "switchover-in-doubt",
             Event::Test => "test",
         }
     }
@@ -135,6 +140,20 @@ impl Event {
                 ),
                 format!(
                     "Find out why {standby} does not confirm ('show failover' on both nodes). Replication returns to synchronous by itself, and the HA log says so, once {standby} has caught up."
+                ),
+            ),
+            Event::Switchover { to, detail, done: true } => (
+                format!("switchover: {to} is now primary; this node is its standby"),
+                detail.clone(),
+                format!(
+                    "Nothing, if you asked for it: devices and the load balancer now use {to}. To switch back, run 'failover switchover' again."
+                ),
+            ),
+            Event::Switchover { to, detail, .. } => (
+                format!("SWITCHOVER IN DOUBT: this node handed over to {to}, which did not confirm"),
+                format!("{detail}\nThis node stays a standby and takes no device writes."),
+                format!(
+                    "Look at {to}: if it is primary ('show failover' there), nothing is wrong. If it is down or still a standby, make one node primary with 'failover mode primary'."
                 ),
             ),
             Event::Test => (

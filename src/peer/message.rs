@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::hello::Hello;
 use crate::coredb::changelog::{Entry, Position};
+use crate::words::word_enum;
 
 /// A message of the protocol, with the longest encoding a node accepts of it.
 pub trait Message: Serialize + DeserializeOwned {
@@ -49,6 +50,17 @@ pub enum Request {
         #[serde(default)]
         synchronous: Option<u32>,
     },
+    /// The peer, a primary, hands its role to its standby (the one `to` names, when it
+    /// has several), or with `dry_run` says how it would; answered with a
+    /// [`SwitchoverReport`] once it is over.
+    Switchover {
+        dry_run: bool,
+        #[serde(default)]
+        to: Option<SwitchoverTo>,
+    },
+    /// One step of a handover the asker, a primary, runs with this node, its standby
+    /// (answered with a [`HandoverAnswer`]).
+    Handover(HandoverStep),
 }
 
 impl Message for Request {
@@ -107,6 +119,97 @@ pub struct Applied {
 
 impl Message for Applied {
     const MAX: usize = 256;
+}
+
+/// Which standby a switchover hands the role to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SwitchoverTo {
+    /// The standby with this node id (a standby asking for itself).
+    Node(String),
+    /// The standby this primary trusts under this `HOST[:PORT]`.
+    Host(String),
+}
+
+/// The steps of a handover, as the old primary asks them of its standby.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "step", rename_all = "kebab-case")]
+pub enum HandoverStep {
+    /// Apply every change up to `seq` (the asker takes no more writes), check that the
+    /// content checksum there is `checksum`, and sign the handover to `to_epoch`; stay
+    /// ready to take over for `ttl_ms`, no longer.
+    Prepare { id: String, seq: i64, checksum: String, from_epoch: u64, to_epoch: u64, ttl_ms: u32 },
+    /// Take over now: the asker has handed over and signed (`signature`, PEM).
+    Commit { id: String, signature: String },
+    /// Forget handover `id` unless it was committed; say which.
+    Abort { id: String },
+}
+
+/// What a standby answers a [`HandoverStep`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "answer", rename_all = "kebab-case")]
+pub enum HandoverAnswer {
+    /// Ready, with this node's signature of the handover (PEM).
+    Prepared { signature: String },
+    /// This node is the primary the handover made it.
+    Committed,
+    /// This node did not take over, and no longer will for this handover.
+    Aborted,
+    /// Not done, and why; nothing changed here.
+    Refused { why: String },
+}
+
+impl Message for HandoverAnswer {
+    const MAX: usize = 64 * 1024;
+}
+
+word_enum!(
+    /// How a switchover ended.
+    SwitchoverOutcome { /// A dry run: it would go ahead.
+    WouldSwitch = "would-switch", /// It would not (the detail says why).
+    WouldRefuse = "would-refuse", /// The standby is the primary now, the old primary its standby.
+    Switched = "switched", /// Refused before anything changed.
+    Refused = "refused", /// A step failed; the old primary took writes again and nothing changed.
+    Aborted = "aborted", /// The old primary handed over but could not learn whether the standby took over: it stays a standby.
+    InDoubt = "in-doubt" }
+);
+
+/// What a switchover did, step by step.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SwitchoverReport {
+    pub dry_run: bool,
+    pub outcome: SwitchoverOutcome,
+    /// What happened, or why not.
+    pub detail: String,
+    /// The old primary and the standby, as `HOSTNAME (ADDRESS)`.
+    pub from: String,
+    pub to: Option<String>,
+    pub from_epoch: u64,
+    pub to_epoch: Option<u64>,
+    /// The change the handover happened at, and the checksum both nodes proved there.
+    pub seq: Option<i64>,
+    pub checksum: Option<String>,
+    /// How far the standby was behind when it began.
+    pub lag_changes: Option<i64>,
+    pub lag_ms: Option<i64>,
+    /// How long device writes were refused on the old primary.
+    pub writes_held_ms: Option<u64>,
+    /// The longest they may be (writes resume when it passes).
+    pub bound_ms: u64,
+    /// From the request to the end.
+    pub took_ms: u64,
+    pub steps: Vec<SwitchoverStep>,
+}
+
+/// One step of a switchover: milliseconds since it began, and what.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SwitchoverStep {
+    pub at_ms: u64,
+    pub what: String,
+}
+
+impl Message for SwitchoverReport {
+    const MAX: usize = 1024 * 1024;
 }
 
 /// The stores a pull copies.

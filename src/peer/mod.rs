@@ -12,7 +12,9 @@ pub mod message;
 
 pub use frame::{Framed, Link, PeerError};
 pub use hello::Hello;
-use message::{ExecAnswer, ExecRequest, Positions, Request, TestBack};
+use message::{
+    ExecAnswer, ExecRequest, HandoverAnswer, HandoverStep, Positions, Request, SwitchoverReport, SwitchoverTo, TestBack,
+};
 
 use crate::coredb::changelog::Position;
 
@@ -79,6 +81,39 @@ impl<L: Link> Peer<L> {
         self.framed.recv().await
     }
 
+    /// Asks the peer, a primary, to hand its role to its standby `to` (or how it would).
+    pub async fn switchover(&mut self, dry_run: bool, to: Option<SwitchoverTo>) -> Result<SwitchoverReport, PeerError> {
+        self.framed.send(&Request::Switchover { dry_run, to }).await?;
+        self.framed.recv().await
+    }
+
+    /// One step of a handover with the peer, this node's standby.
+    pub async fn handover(&mut self, step: HandoverStep) -> Result<HandoverAnswer, PeerError> {
+        self.handover_send(step).await?;
+        self.handover_answer().await
+    }
+
+    /// Sends one step of a handover; an error means it never left this node.
+    pub async fn handover_send(&mut self, step: HandoverStep) -> Result<(), PeerError> {
+        self.framed.send(&Request::Handover(step)).await
+    }
+
+    /// The peer's answer to the step sent.
+    pub async fn handover_answer(&mut self) -> Result<HandoverAnswer, PeerError> {
+        self.framed.recv().await
+    }
+
+    /// Returns once the peer, which owes no answer now, breaks off: the connection ends
+    /// or fails, or a message comes that nothing asked for.
+    pub async fn broke_off(&mut self) -> PeerError {
+        match self.framed.recv::<HandoverAnswer>().await {
+            Ok(_) => {
+                PeerError::Protocol { target: self.target().to_string(), reason: "a message nothing asked for".into() }
+            }
+            Err(e) => e,
+        }
+    }
+
     /// Asks for a pull (`Changes` or `Snapshot`); what comes is read from the returned
     /// stream: each store's header, bytes and trailer, then the files.
     pub async fn pull(&mut self, request: &Request) -> Result<&mut Framed<L>, PeerError> {
@@ -135,6 +170,11 @@ impl<L: Link> Blocking<L> {
     /// See [`Peer::test_back`].
     pub fn test_back(&mut self) -> Result<TestBack, PeerError> {
         self.runtime.block_on(self.peer.test_back())
+    }
+
+    /// See [`Peer::switchover`].
+    pub fn switchover(&mut self, dry_run: bool, to: Option<SwitchoverTo>) -> Result<SwitchoverReport, PeerError> {
+        self.runtime.block_on(self.peer.switchover(dry_run, to))
     }
 
     /// Runs `work` with the peer on this runtime (a pull reads its stream so).

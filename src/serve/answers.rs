@@ -1,17 +1,20 @@
 //! The daemon's answers to its trusted peers: each [`Request`] that reaches the SSH
 //! server's replication channel (checked and audited there) is answered here, by the
 //! part of the node that owns it: pulls and positions by replication's sending side,
-//! streams by its feed (one per peer key: a newer one takes over, as after a follower
-//! reconnects before this node saw the old connection die), `exec` and `test-back` by
-//! the mate services.
+//! streams by its feed (registered live in `followers`), `exec` and `test-back` by the
+//! mate services, a switchover by this node's switchover runner and the steps of a
+//! handover by its standby side (`handover`).
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::watch;
 
+use super::followers::Followers;
+use super::handover::{Handovers, Here};
 use super::mate::{self, Guesses};
+use super::switchover::Switchovers;
+use crate::http::hold::WriteHold;
 use crate::node::view::NodeView;
 use crate::peer::hello::StatusPage;
 use crate::peer::message::Request;
@@ -36,8 +39,14 @@ pub struct Answers {
     pub gate: Gate,
     /// Turns true when the daemon shuts down.
     pub shutdown: watch::Receiver<bool>,
-    /// The stream of each peer key, to be told when a newer one takes over.
-    pub streams: Streams,
+    /// The streams this node feeds now.
+    pub followers: Arc<Followers>,
+    /// The handover this node, as a standby, is ready for.
+    pub handovers: Handovers,
+    /// What the HTTP side knows of a switchover (here: that this node is ready).
+    pub hold: Arc<WriteHold>,
+    /// Where a peer's switchover request goes (this node's switchover runner).
+    pub switchovers: Switchovers,
 }
 
 /// What a follower's stream says of it, written at most once a second while it lasts
@@ -118,23 +127,6 @@ async fn write_follower(data_dir: &std::path::Path, mut f: StreamFollower) {
     }
 }
 
-/// One stream per peer key.
-#[derive(Default)]
-pub struct Streams(Mutex<HashMap<String, watch::Sender<Option<String>>>>);
-
-impl Streams {
-    /// Registers a stream for `key`; an older one of the same key is told to stop.
-    fn start(&self, key: &str) -> watch::Receiver<Option<String>> {
-        let (tell, told) = watch::channel(None);
-        if let Ok(mut streams) = self.0.lock()
-            && let Some(old) = streams.insert(key.to_string(), tell)
-        {
-            let _ = old.send(Some("a newer stream of the same peer took over".into()));
-        }
-        told
-    }
-}
-
 impl Answers {
     /// The Atlas store, when a puller asks for it: sent, or why not.
     fn atlas(&self, asked: bool) -> Option<Result<(), String>> {
@@ -168,12 +160,13 @@ impl Respond for Answers {
                     out.send(&send::positions(&self.data_dir, first, last, &caller.peer).await).await
                 }
                 Request::Follow { since, synchronous } => {
+                    let record = Recording::start(&self.data_dir, caller, since.seq);
+                    let registered = self.followers.start(caller, record.latest.clone());
                     let wake = Wake {
                         commits: self.commits.clone(),
-                        stop: self.streams.start(&caller.fingerprint),
+                        stop: registered.stop.clone(),
                         shutdown: self.shutdown.clone(),
                     };
-                    let record = Recording::start(&self.data_dir, caller, since.seq);
                     let standby = record.name();
                     let timeout = synchronous.map(|ms| std::time::Duration::from_millis(u64::from(ms)));
                     self.gate.attach(&standby, timeout, since.seq);
@@ -186,8 +179,17 @@ impl Respond for Answers {
                         }
                     };
                     let fed = feed::feed(out, &self.data_dir, since, wake, &mut applied).await;
+                    drop(registered);
                     record.end().await;
                     fed
+                }
+                Request::Switchover { dry_run, to } => {
+                    let report = self.switchovers.ask(dry_run, format!("peer {}", caller.peer), to).await;
+                    out.send(&report).await
+                }
+                Request::Handover(step) => {
+                    let here = Here { hold: &self.hold, view: &self.view };
+                    out.send(&self.handovers.answer(&self.data_dir, caller, step, &here).await).await
                 }
                 Request::Exec(exec) => out.send(&mate::exec(&self.data_dir, exec, caller, &self.guesses).await).await,
                 Request::TestBack => out.send(&mate::test_back(&self.data_dir, caller, &self.hello()).await).await,

@@ -1,19 +1,23 @@
 //! `coresh serve`: turns a data directory into a running Core node. A few long-lived
 //! parts share one shutdown signal: the HTTP server, the SSH server (whose peers'
 //! requests the daemon answers: `answers` for replication, `mate` for what a node does
-//! for its mate), the `heartbeat`, the sync `scheduler`, the `stream` from its primary
-//! (continuous replication), the mail sender, the Core data
+//! for its mate, `handover` for its primary's switchover), the `heartbeat`, the sync
+//! `scheduler`, the `stream` from its primary (continuous replication) and the streams
+//! it feeds (`followers`), the `switchover` runner, the mail sender, the Core data
 //! writer thread and the node-view watcher; `logging` sets up where the daemon's log
 //! goes. SIGTERM or SIGINT stops accepting, lets requests in flight finish, commits what
 //! was queued and closes the databases.
 
 mod answers;
 mod commits;
+mod followers;
+mod handover;
 mod heartbeat;
 mod logging;
 mod mate;
 mod scheduler;
 mod stream;
+mod switchover;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -117,11 +121,13 @@ async fn serve(node: Node, options: ServeOptions) -> anyhow::Result<()> {
         data_dir = %node.data_dir.display(),
         "coresh node serving"
     );
+    let hold = Arc::new(crate::http::hold::WriteHold::default());
     let state = Arc::new(AppState {
         view: watcher.view.clone(),
         writer,
         enrollment_ok: Default::default(),
         enrollment_guard: Default::default(),
+        hold: hold.clone(),
     });
     let (stop, stopped) = watch::channel(false);
     let http =
@@ -131,6 +137,15 @@ async fn serve(node: Node, options: ServeOptions) -> anyhow::Result<()> {
         .context("starting the heartbeat")?;
     let streaming = stream::spawn(watcher.view.clone(), node.data_dir.clone(), commits.clone(), stopped.clone())
         .context("starting the stream")?;
+    let followers = Arc::new(followers::Followers::default());
+    let (switchovers, switchover_thread) = switchover::spawn(switchover::Parts {
+        view: watcher.view.clone(),
+        data_dir: node.data_dir.clone(),
+        hold: hold.clone(),
+        followers: followers.clone(),
+        stop: stopped.clone(),
+    })
+    .context("starting the switchover runner")?;
     let mailer = crate::notify::sender::spawn(node.data_dir.clone(), stopped).context("starting the mail sender")?;
     let ssh_config = Arc::new(russh::server::Config {
         keys: vec![host_key],
@@ -161,7 +176,10 @@ async fn serve(node: Node, options: ServeOptions) -> anyhow::Result<()> {
             commits: committed,
             gate,
             shutdown: stop.subscribe(),
-            streams: Default::default(),
+            followers,
+            handovers: Default::default(),
+            hold,
+            switchovers,
         }),
         gate: Arc::new(crate::ssh::login::Gate::new(node.data_dir.clone(), watcher.view.clone())),
         consoles: Arc::default(),
@@ -183,6 +201,7 @@ async fn serve(node: Node, options: ServeOptions) -> anyhow::Result<()> {
     let _ = tokio::task::spawn_blocking(move || heartbeat.join()).await;
     let _ = tokio::task::spawn_blocking(move || streaming.join()).await;
     let _ = tokio::task::spawn_blocking(move || mailer.join()).await;
+    let _ = tokio::task::spawn_blocking(move || switchover_thread.join()).await;
     // Last handle to the writer: it commits what is queued and ends.
     drop(state);
     let _ = tokio::task::spawn_blocking(move || writer_thread.join()).await;

@@ -20,7 +20,7 @@ use super::login::Gate;
 use super::peers::{Peers, trusted_in_store, trusted_now};
 use crate::node::view::NodeView;
 use crate::peer::hello::StatusPage;
-use crate::peer::message::Request;
+use crate::peer::message::{HandoverStep, Request};
 use crate::peer::{Framed, Link, PEER_USER, PeerError};
 use crate::store::Outcome;
 
@@ -138,6 +138,16 @@ async fn run(mut framed: Framed<ServerLink>, mut serve: PeerChannel) {
                 format!("peer {how}: changes after {} as they commit (key {print})", since.seq)
             }
             Request::TestBack | Request::Hello(_) => format!("peer test-back request (key {print})"),
+            Request::Switchover { dry_run: true, .. } => format!("peer switchover request, dry run (key {print})"),
+            Request::Switchover { dry_run: false, .. } => format!("peer switchover request (key {print})"),
+            Request::Handover(step) => {
+                let (what, id) = match step {
+                    HandoverStep::Prepare { id, .. } => ("prepare", id),
+                    HandoverStep::Commit { id, .. } => ("commit", id),
+                    HandoverStep::Abort { id } => ("abort", id),
+                };
+                format!("peer handover {id}: {what} (key {print})")
+            }
         };
         serve.gate.audit(PEER_USER, serve.caller.address, what, Outcome::Ok).await;
         let pull = matches!(request, Request::Changes { .. } | Request::Snapshot { .. });

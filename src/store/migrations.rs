@@ -6,7 +6,7 @@ use rusqlite::Connection;
 use super::StoreError;
 
 /// The schema version this coresh writes.
-pub const SCHEMA_VERSION: i64 = 8;
+pub const SCHEMA_VERSION: i64 = 9;
 
 /// Each step takes the schema from version `index` to `index + 1`.
 const STEPS: &[&str] = &[
@@ -154,6 +154,32 @@ const STEPS: &[&str] = &[
          standby    TEXT,
          reason     TEXT,
          updated_at TEXT NOT NULL
+     );",
+    // 9: switchovers: the handovers this node took part in (signed by both nodes) and
+    // the switchovers a shell asked this node's daemon to run.
+    "CREATE TABLE handovers (
+         id             TEXT PRIMARY KEY,
+         at             TEXT NOT NULL,
+         seq            INTEGER NOT NULL,
+         checksum       TEXT NOT NULL,
+         from_node      TEXT NOT NULL,
+         from_host      TEXT NOT NULL,
+         from_epoch     INTEGER NOT NULL,
+         to_node        TEXT NOT NULL,
+         to_host        TEXT NOT NULL,
+         to_epoch       INTEGER NOT NULL,
+         from_signature TEXT NOT NULL,
+         to_signature   TEXT NOT NULL
+     );
+     CREATE TABLE switchover_requests (
+         id          TEXT PRIMARY KEY,
+         asked_at    TEXT NOT NULL,
+         asked_by    TEXT NOT NULL,
+         dry_run     INTEGER NOT NULL,
+         to_host     TEXT,
+         taken_at    TEXT,
+         report      TEXT,
+         finished_at TEXT
      );",
 ];
 

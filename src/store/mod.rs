@@ -4,7 +4,8 @@
 //! module log and the peer status the heartbeat saw (`ha_log`), the notification
 //! outbox (`outbox`), console sessions and lockouts (`sessions`), trusted hosts
 //! ([`trusted`]), the replication chain this node is part of (`chain`) and how its
-//! stream from its primary stands (`stream`). Opened in
+//! stream from its primary stands (`stream`), the handovers of switchovers and the
+//! switchovers a shell asked its daemon for (`handover`). Opened in
 //! WAL mode with versioned `migrations`; a file that is not a coresh database, or comes
 //! from a newer coresh, is refused and left exactly as it is. [`StoreError`] is the
 //! error of both of the node's databases (the Core data's too, see `coredb`).
@@ -12,6 +13,7 @@
 mod audit;
 mod chain;
 mod ha_log;
+mod handover;
 mod history;
 mod migrations;
 mod outbox;
@@ -29,6 +31,10 @@ use rusqlite::{Connection, OpenFlags};
 pub use audit::{AuditEntry, Outcome, RETENTION, Retention};
 pub use chain::{ChainLink, Follower, MAX_LINKS};
 pub use ha_log::{HaLogEntry, PeerStatus};
+pub use handover::{
+    Handover, REQUEST_FRESH_SECONDS, SIGNATURE_NAMESPACE, SwitchoverRequest, record as record_handover,
+    statement as handover_statement,
+};
 pub use history::{HistoryEntry, SyncSummary, record as record_history};
 pub use migrations::{SCHEMA_VERSION, migrate_steps};
 pub use outbox::Mail;

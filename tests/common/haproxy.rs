@@ -186,15 +186,3 @@ pub fn from_client(front: SocketAddr, source: &str, token: &str) -> (Result<Stri
     let (_, checkin) = curl(&["-H", &auth, "-H", "Content-Type: application/json", "-d", r#"{"seq":1}"#, &url]);
     (served, checkin)
 }
-
-/// Retries `f` every 50 ms for up to 20 s.
-pub fn until(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while std::time::Instant::now() < deadline {
-        if f() {
-            return;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    panic!("never: {what}");
-}

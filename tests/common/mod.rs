@@ -1,7 +1,7 @@
 //! Test harness: a fresh node per test, the real `coresh` binary run in batch mode, the
 //! HA set-ups every fault test starts from (a pair, a standby that follows a primary),
 //! and readable failures. The daemon (`daemon`), the OpenSSH client (`ssh`), the
-//! pseudo-terminal (`pty`), HAProxy, SMTP, network namespaces (`lab`), a cuttable TCP
+//! pseudo-terminal (`pty`), counted device check-ins (`devices`), HAProxy, SMTP, network namespaces (`lab`), a cuttable TCP
 //! proxy and a hostile peer live in rooms of their own.
 #![allow(dead_code)]
 
@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 pub mod daemon;
+pub mod devices;
 pub mod haproxy;
 pub mod hostile;
 pub mod lab;
@@ -18,6 +19,18 @@ pub mod smtp;
 pub mod ssh;
 
 pub use daemon::Daemon;
+
+/// Retries `f` every 50 ms for up to 30 s; panics saying `what` never happened.
+pub fn until(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while std::time::Instant::now() < deadline {
+        if f() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!("never: {what}");
+}
 
 /// A port that was free a moment ago.
 pub fn free_port() -> u16 {
