@@ -424,6 +424,7 @@ fn help_in_batch_mode() {
         "failover",
         "logging",
         "notifications",
+        "replication",
         "sessions",
         "ssh",
         "sync",
@@ -434,7 +435,7 @@ fn help_in_batch_mode() {
     ]) {
         assert!(line.starts_with(&format!("  {word:<width$}  ")), "{line:?} in\n{}", run.stdout);
     }
-    assert_eq!(lines.len(), 13, "{}", run.stdout);
+    assert_eq!(lines.len(), 14, "{}", run.stdout);
     assert!(!run.stdout.contains("running-config"), "privileged words are not offered in user mode");
     let run = node.run(&["enable", "sh?"]);
     assert_eq!(run.stdout, "  show  Show running system information\n");

@@ -144,3 +144,44 @@ fn a_standby_that_wrote_on_its_own_is_brought_back_by_a_sync_that_keeps_its_writ
     assert_eq!(checkins(&da, 10..20).len(), 10);
     until("and it follows on", || b.checksum() == a.checksum());
 }
+
+#[test]
+fn show_replication_and_the_status_json_tell_the_lag_on_both_ends() {
+    let common::Pair { a, b, da } = common::synced_pair("200", "200");
+    let db = b.serve();
+    stream_from(&b, &da);
+    until("b streams", || b.failover_json()["replication_state"] == "streaming");
+    let acked = checkins(&da, 0..200);
+    assert_eq!(acked.len(), 200);
+    let shown = |node: &TestNode| -> serde_json::Value {
+        serde_json::from_str(&node.run(&["show replication | json"]).expect_code(0).stdout).unwrap()
+    };
+    until("the standby's last minute counts every change", || {
+        shown(&b)["last_minute"]["entries"].as_i64().is_some_and(|n| n >= 200)
+    });
+    let on_b = shown(&b);
+    let minute = &on_b["last_minute"];
+    let (p50, p99, max) =
+        (minute["p50_ms"].as_i64().unwrap(), minute["p99_ms"].as_i64().unwrap(), minute["max_ms"].as_i64().unwrap());
+    assert!(p50 <= p99 && p99 <= max, "{minute}");
+    assert_eq!(on_b["replication_state"], "streaming");
+    let on_a = shown(&a);
+    assert!(on_a["commits_last_minute"].as_i64().unwrap() >= 200, "{on_a}");
+    assert_eq!(on_a["stream_followers"].as_array().unwrap().len(), 1, "{on_a}");
+    let text = b.run(&["show replication"]).stdout;
+    assert!(text.contains("Last minute") && text.contains("commit to apply: p50"), "{text}");
+    // The standby's status JSON says the same, level at the primary's last change.
+    let head: i64 = rusqlite::Connection::open(a.data_dir().join("core.db"))
+        .unwrap()
+        .query_row("SELECT max(seq) FROM repl_log", [], |r| r.get(0))
+        .unwrap();
+    until("the status JSON is level", || {
+        let v: serde_json::Value = serde_json::from_str(&db.get("/status.json").body).unwrap();
+        v["replication_state"] == "streaming"
+            && v["lag_changes"] == 0
+            && v["lag_ms"] == 0
+            && v["last_applied_seq"].as_i64() == Some(head)
+    });
+    let v: serde_json::Value = serde_json::from_str(&da.get("/status.json").body).unwrap();
+    assert_eq!((v["replication_state"].as_str(), v["lag_changes"].is_null()), (Some("off"), true), "{v}");
+}

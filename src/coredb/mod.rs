@@ -140,6 +140,16 @@ impl CoreDb {
         changelog::head(&self.conn)
     }
 
+    /// The change-log entries committed at or after `at` (RFC 3339) and their changeset
+    /// bytes: this node's write rate (`show replication`).
+    pub fn log_since(&self, at: &str) -> Result<(i64, i64), StoreError> {
+        Ok(self.conn.query_row(
+            "SELECT count(*), coalesce(sum(length(changeset)), 0) FROM repl_log WHERE at >= ?1",
+            [at],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?)
+    }
+
     /// The connection, for replication's readers and appliers.
     pub(crate) fn connection(&mut self) -> &mut Connection {
         &mut self.conn

@@ -16,6 +16,7 @@ pub const FILES: &[(&str, &str)] = &[
     ("modes.grammar", include_str!("../../grammar/modes.grammar")),
     ("show.grammar", include_str!("../../grammar/show.grammar")),
     ("ha_status.grammar", include_str!("../../grammar/ha_status.grammar")),
+    ("replication.grammar", include_str!("../../grammar/replication.grammar")),
     ("switchover.grammar", include_str!("../../grammar/switchover.grammar")),
     ("failover.grammar", include_str!("../../grammar/failover.grammar")),
     ("sync.grammar", include_str!("../../grammar/sync.grammar")),

@@ -50,9 +50,14 @@ impl Readiness {
     /// What this node's data lacks, in a sentence about `primary`.
     pub fn describe(&self, s: &Settings, primary: &str) -> String {
         let bound = format!("{} {}", s.max_staleness.0, s.max_staleness.1);
+        // A stream records the last moment this node held every change of the primary.
+        let synced = match s.replication_mode {
+            super::ReplicationMode::Scheduled => format!("its last sync from {primary} started"),
+            _ => format!("it last held every change of {primary} (streaming, or its last sync)"),
+        };
         match self {
             Readiness::Ready { at, age_s } => format!(
-                "its last sync from {primary} started {} ({} ago): writes made on {primary} after that are not here",
+                "{synced} {} ({} ago): writes made on {primary} after that are not here",
                 at.format("%Y-%m-%d %H:%M:%S UTC"),
                 span(*age_s)
             ),
@@ -64,7 +69,7 @@ impl Readiness {
                 format!("it has never completed a sync from {primary}: it has none of its Core data")
             }
             Readiness::TooStale { at, age_s } => format!(
-                "its last sync from {primary} started {} ({} ago), longer ago than heartbeat max-staleness {bound}: \
+                "{synced} {} ({} ago), longer ago than heartbeat max-staleness {bound}: \
                  writes made on {primary} since then are not here",
                 at.format("%Y-%m-%d %H:%M:%S UTC"),
                 span(*age_s)

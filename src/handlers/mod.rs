@@ -11,6 +11,7 @@ mod ha;
 mod ha_status;
 mod mate;
 mod notify;
+mod replication;
 mod replication_view;
 mod running_config;
 mod show;
@@ -107,6 +108,7 @@ handlers! {
         ha_heartbeat_status_url, ha_replication_mode, ha_switchover_settle, ha_on_failure, ha_notify_email, ha_notify_on;
     ha_status: show_failover, show_failover_history, show_logging_ha, show_failover_divergence;
     switchover: failover_switchover, show_failover_handovers;
+    replication: show_replication;
     mate: failover_exec;
     notify: smtp_server, smtp_from, smtp_user, notify_test, show_notifications;
     show: show_version, show_clock, show_running_config, show_audit;

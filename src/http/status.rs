@@ -96,6 +96,14 @@ struct Status {
     client_connections: &'static str,
     time: String,
     last_sync: Option<SyncSummary>,
+    /// How this node replicates as a standby, and, while its stream from the primary
+    /// runs, its state, the changes it lacks, for how long it has lacked some (0 when
+    /// level) and the last change applied.
+    replication_mode: String,
+    replication_state: String,
+    lag_changes: Option<i64>,
+    lag_ms: Option<i64>,
+    last_applied_seq: Option<i64>,
 }
 
 pub fn status_json(state: &AppState) -> Resp {
@@ -103,6 +111,9 @@ pub fn status_json(state: &AppState) -> Resp {
     let view = state.view.borrow();
     let s = &view.settings;
     let on = |b: bool| if b { "enabled" } else { "disabled" };
+    // The stream counts while this node is a standby that streams.
+    let streams = s.mode == Mode::Secondary && s.replication_mode != crate::ha::ReplicationMode::Scheduled;
+    let stream = view.stream.as_ref().filter(|st| streams && st.state != crate::store::StreamState::Off);
     json(
         StatusCode::OK,
         &Status {
@@ -120,6 +131,16 @@ pub fn status_json(state: &AppState) -> Resp {
             client_connections: on(s.client_connections),
             time: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
             last_sync: view.last_sync.clone(),
+            replication_mode: s.replication_mode.to_string(),
+            replication_state: stream.map_or_else(|| "off".to_string(), |st| st.state.to_string()),
+            lag_changes: stream.map(|st| (st.peer_seq - st.applied_seq).max(0)),
+            lag_ms: stream.map(|st| {
+                st.behind_since
+                    .as_deref()
+                    .and_then(|t| t.parse::<chrono::DateTime<chrono::Utc>>().ok())
+                    .map_or(0, |t| (chrono::Utc::now() - t).num_milliseconds().max(0))
+            }),
+            last_applied_seq: stream.map(|st| st.applied_seq),
         },
     )
 }

@@ -1,4 +1,5 @@
-//! The daemon's live view of its node: HA settings, last sync, the enrollment secret,
+//! The daemon's live view of its node: HA settings, last sync, the stream from its
+//! primary, the enrollment secret,
 //! the trusted keys, the console's login policy and the replication chain, re-read
 //! whenever another process (a shell) commits to the databases (`PRAGMA data_version`),
 //! and published to the HTTP and SSH handlers through a watch channel. This is how
@@ -36,6 +37,8 @@ pub struct NodeView {
     /// The replication chain above and below this node, as its hello tells it.
     pub upstream: Vec<crate::store::ChainLink>,
     pub downstream: Vec<crate::store::ChainLink>,
+    /// How this node's stream from its primary last stood, if one ever ran.
+    pub stream: Option<crate::store::StreamStatus>,
     /// `None` while the databases read fine; otherwise why not.
     pub fault: Option<String>,
 }
@@ -50,6 +53,7 @@ fn read(store: &Store, core: &CoreDb, node_id: &str) -> Result<NodeView, StoreEr
         settings: Settings::from_map(&map)?,
         policy: super::policy::Policy::from_map(&map),
         last_sync: store.last_sync()?,
+        stream: store.stream_status()?,
         enrollment_hash: core.setting(ENROLLMENT_SECRET)?,
         node_id: node_id.to_string(),
         trusted_keys: store

@@ -7,6 +7,7 @@
 //! - [`feed`] and [`follow`]: a stream, both sides: each change-log entry sent as it is
 //!   committed, and applied by the follower batch by batch (`replication mode
 //!   continuous`);
+//! - [`lag`]: how far behind a stream runs, change by change, second by second;
 //! - [`gate`]: synchronous replication's gate: a write answered once the standby has it;
 //! - [`snapshot`]: a consistent copy of a node's Core data;
 //! - [`apply`]: verifying a staged snapshot and swapping it into the live database;
@@ -27,6 +28,7 @@ pub mod files;
 pub mod follow;
 pub mod gate;
 pub mod increment;
+pub mod lag;
 pub mod lock;
 pub mod pull;
 pub mod receive;

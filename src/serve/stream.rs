@@ -8,7 +8,9 @@
 //! were refused) and the stream starts again from where that left this node. Each
 //! decision goes to the HA log once; how the stream stands is written for `show
 //! failover` (`store::stream`), and while this node holds every change of the primary
-//! its data counts as synced now (the promotion rule's staleness).
+//! its data counts as synced now (the promotion rule's staleness). Each entry's time
+//! from the primary's commit to its apply here is measured (`replication::lag`) and
+//! written a second at a time.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -25,6 +27,7 @@ use crate::peer::Hello;
 use crate::peer::Peer;
 use crate::peer::message::Applied;
 use crate::replication::follow::{self, FollowError, Frame};
+use crate::replication::lag::Seconds;
 use crate::replication::pull::sync_from;
 use crate::store::{StreamState, StreamStatus, SyncKind, now_text};
 
@@ -139,6 +142,8 @@ struct Session<'a> {
     hello: Option<Hello>,
     /// The timeout this stream asked to be synchronous with.
     synchronous: Option<u32>,
+    /// Commit-to-apply times of this second's entries.
+    lag: Seconds,
 }
 
 impl<'a> Session<'a> {
@@ -168,6 +173,7 @@ impl<'a> Session<'a> {
             synced_at: None,
             hello: None,
             synchronous: None,
+            lag: Seconds::default(),
         };
         session.write();
         Ok(session)
@@ -277,6 +283,7 @@ impl<'a> Session<'a> {
         self.status.peer_seq = self.status.peer_seq.max(last);
         match follow::apply(&mut self.node, entries) {
             Ok(applied) => {
+                self.lag.record(entries, Utc::now().timestamp_millis());
                 self.status.applied_seq = applied.head.seq;
                 self.status.entries += i64::try_from(entries.len()).unwrap_or(i64::MAX);
                 let bytes: usize = entries.iter().map(|e| e.changeset.len()).sum();
@@ -366,6 +373,10 @@ impl<'a> Session<'a> {
         self.written = Instant::now();
         if let Err(e) = self.node.store.put_stream_status(&self.status) {
             tracing::warn!(subsystem = "stream", error = %e, "cannot record the stream's state");
+        }
+        let finished = self.lag.finished(Utc::now().timestamp_millis());
+        if let Err(e) = self.node.store.put_lag_seconds(&finished) {
+            tracing::warn!(subsystem = "stream", error = %e, "cannot record the stream's lag");
         }
     }
 }

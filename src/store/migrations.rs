@@ -156,7 +156,8 @@ const STEPS: &[&str] = &[
          updated_at TEXT NOT NULL
      );",
     // 9: switchovers: the handovers this node took part in (signed by both nodes) and
-    // the switchovers a shell asked this node's daemon to run.
+    // the switchovers a shell asked this node's daemon to run; and the stream's seconds
+    // (throughput and lag, for show replication).
     "CREATE TABLE handovers (
          id             TEXT PRIMARY KEY,
          at             TEXT NOT NULL,
@@ -170,6 +171,13 @@ const STEPS: &[&str] = &[
          to_epoch       INTEGER NOT NULL,
          from_signature TEXT NOT NULL,
          to_signature   TEXT NOT NULL
+     );
+     CREATE TABLE stream_seconds (
+         second    INTEGER PRIMARY KEY,
+         entries   INTEGER NOT NULL,
+         bytes     INTEGER NOT NULL,
+         max_ms    INTEGER NOT NULL,
+         histogram TEXT NOT NULL
      );
      CREATE TABLE switchover_requests (
          id          TEXT PRIMARY KEY,

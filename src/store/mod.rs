@@ -40,7 +40,7 @@ pub use migrations::{SCHEMA_VERSION, migrate_steps};
 pub use outbox::Mail;
 pub use sessions::{ConsoleSession, Lockout};
 pub use settings::{put as put_setting, read_all as settings_in};
-pub use stream::{FeedState, GateRecord, StreamFollower, StreamState, StreamStatus};
+pub use stream::{FeedState, GateRecord, LagSecond, StreamFollower, StreamState, StreamStatus};
 pub use sync_log::{Finished, SyncKind, SyncRecord, SyncResult};
 pub use trusted::TrustedHost;
 

@@ -3,7 +3,9 @@
 //! here and seen on the peer, since when this node is behind, when it last was level.
 //! And the other way, the streams this node feeds: each follower, what it last said it
 //! applied and when. The daemon writes them when a state changes and at most once a
-//! second otherwise; `show failover` reads them.
+//! second otherwise; `show failover` reads them. And each finished second of the stream
+//! (`stream_seconds`: entries, bytes, a commit-to-apply histogram), for
+//! `show replication`.
 
 use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
@@ -78,6 +80,23 @@ pub struct GateRecord {
     pub updated_at: String,
 }
 
+/// One second of this node's stream from its primary: what it applied and how long
+/// each change took from the primary's commit (`replication::lag`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LagSecond {
+    /// Unix time, seconds.
+    pub second: i64,
+    pub entries: i64,
+    pub bytes: i64,
+    /// The longest commit-to-apply time of the second, ms.
+    pub max_ms: i64,
+    /// Histogram bucket -> entries (`replication::lag::bucket`).
+    pub histogram: std::collections::BTreeMap<u16, u32>,
+}
+
+/// Seconds of the stream kept, for `show replication` and the benchmarks.
+const KEEP_SECONDS: i64 = 15 * 60;
+
 /// Followers whose stream ended longer ago than this are forgotten.
 const FORGET_FOLLOWERS_AFTER_HOURS: i64 = 24;
 
@@ -146,6 +165,41 @@ impl Store {
                 Ok(GateRecord { state: r.get(0)?, standby: r.get(1)?, reason: r.get(2)?, updated_at: r.get(3)? })
             })
             .optional()?)
+    }
+
+    /// Records finished seconds of the stream (and forgets those older than 15 minutes).
+    pub fn put_lag_seconds(&mut self, seconds: &[LagSecond]) -> Result<(), StoreError> {
+        let Some(last) = seconds.last() else { return Ok(()) };
+        self.durably(|tx| {
+            for s in seconds {
+                let histogram = serde_json::to_string(&s.histogram).unwrap_or_default();
+                tx.prepare_cached(
+                    "INSERT OR REPLACE INTO stream_seconds (second, entries, bytes, max_ms, histogram)
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                )?
+                .execute(params![s.second, s.entries, s.bytes, s.max_ms, histogram])?;
+            }
+            tx.execute("DELETE FROM stream_seconds WHERE second < ?1", [last.second - KEEP_SECONDS])?;
+            Ok(())
+        })
+    }
+
+    /// The recorded seconds of the stream from `since` (Unix seconds) on, oldest first.
+    pub fn lag_seconds(&self, since: i64) -> Result<Vec<LagSecond>, StoreError> {
+        let mut stmt = self.conn().prepare_cached(
+            "SELECT second, entries, bytes, max_ms, histogram FROM stream_seconds WHERE second >= ?1 ORDER BY second",
+        )?;
+        let rows = stmt.query_map([since], |r| {
+            let text: String = r.get(4)?;
+            Ok(LagSecond {
+                second: r.get(0)?,
+                entries: r.get(1)?,
+                bytes: r.get(2)?,
+                max_ms: r.get(3)?,
+                histogram: serde_json::from_str(&text).unwrap_or_default(),
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     /// Records how the stream stands.
