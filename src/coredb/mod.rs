@@ -104,7 +104,7 @@ impl CoreDb {
             .map_err(|e| E::from(StoreError::from(e)))?;
         let session = changelog::capture(&tx).map_err(E::from)?;
         let value = f(&Writes { tx: &tx })?;
-        changelog::record(&tx, session, &crate::store::now_text(), &self.origin).map_err(E::from)?;
+        changelog::record(&tx, session, &commit_time(), &self.origin).map_err(E::from)?;
         tx.commit().map_err(|e| E::from(StoreError::from(e)))?;
         Ok(value)
     }
@@ -280,4 +280,9 @@ impl Writes<'_> {
     pub(crate) fn tx(&self) -> &Transaction<'_> {
         self.tx
     }
+}
+/// When a change is committed, as its change-log entry records it: to the millisecond,
+/// so that a follower can measure its commit-to-apply lag (`replication::lag`).
+fn commit_time() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
