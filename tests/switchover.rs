@@ -282,3 +282,50 @@ fn haproxy_set_up_from_the_guide_follows_the_switchover() {
     assert_eq!(lb.served_by(), Ok(sid), "and stay there (the old primary is a healthy standby)");
     drop(b);
 }
+
+#[test]
+fn a_standby_that_freezes_after_it_prepared_leaves_exactly_one_primary() {
+    // The standby prepares, then freezes before the commit reaches it, and wakes after
+    // its readiness ran out: the old primary, which had handed over, asks it what it
+    // did, learns it did not take over, and takes its role back.
+    let Streaming { a, b, da, db } = streaming_pair(2000);
+    let agent = agent();
+    let pid = db.child.id().to_string();
+    let asked = {
+        let dir = a.data_dir().to_path_buf();
+        std::thread::spawn(move || {
+            let out = std::process::Command::new(common::binary())
+                .args(["--data-dir", dir.to_str().unwrap(), "-c", "enable", "-c", "failover switchover | json"])
+                .output()
+                .unwrap();
+            serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap_or_default()
+        })
+    };
+    until("the primary holds writes", || {
+        let page = agent.get(&format!("http://{}/status/status.html", da.addr)).call();
+        page.is_ok_and(|mut r| r.body_mut().read_to_string().unwrap_or_default().contains("Switchover"))
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    std::process::Command::new("kill").args(["-STOP", &pid]).status().unwrap();
+    // Past the commit's wait (settle 2 s + 5 s) and the standby's readiness (settle + 5 s).
+    std::thread::sleep(Duration::from_secs(9));
+    std::process::Command::new("kill").args(["-CONT", &pid]).status().unwrap();
+    let report = asked.join().unwrap();
+    let (on_a, on_b) = (a.failover_json(), b.failover_json());
+    let steps = report["steps"].to_string();
+    eprintln!("outcome {}: {}", report["outcome"], report["detail"]);
+    assert!(steps.contains("did not answer the commit"), "the resolution ran: {report}");
+    match report["outcome"].as_str() {
+        Some("aborted") => {
+            assert_eq!((on_a["mode"].as_str(), on_b["mode"].as_str()), (Some("primary"), Some("secondary")));
+            assert_eq!(check_in(&agent, da.addr, 1, 1), 200, "the old primary serves again");
+            assert!(handovers(&a).is_empty() && handovers(&b).is_empty());
+        }
+        Some("switched") => {
+            assert_eq!((on_a["mode"].as_str(), on_b["mode"].as_str()), (Some("secondary"), Some("primary")));
+            assert_eq!(check_in(&agent, db.addr, 1, 1), 200);
+            assert_eq!((handovers(&a).len(), handovers(&b).len()), (1, 1));
+        }
+        other => panic!("{other:?}: {report}"),
+    }
+}

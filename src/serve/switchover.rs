@@ -165,6 +165,8 @@ struct Run<'a> {
     node: Node,
     started: Instant,
     report: SwitchoverReport,
+    /// When device writes were held.
+    held_at: Option<Instant>,
 }
 
 /// The standby, as this node found it.
@@ -285,7 +287,7 @@ async fn run(parts: &Parts, dry_run: bool, asked_by: &str, to: Option<&Switchove
     report.from = settings.hostname.clone();
     report.from_epoch = settings.epoch;
     report.bound_ms = (Duration::from_millis(u64::from(settings.switchover_settle_ms)) + BOUND).as_millis() as u64;
-    let mut run = Run { parts, node, started: Instant::now(), report };
+    let mut run = Run { parts, node, started: Instant::now(), report, held_at: None };
     run.step(format!("asked by {asked_by}{}", if dry_run { " (dry run)" } else { "" }));
     let refuse = if dry_run { SwitchoverOutcome::WouldRefuse } else { SwitchoverOutcome::Refused };
     if let Err(why) = primary_now(&settings) {
@@ -373,6 +375,7 @@ async fn hand(
         );
     };
     let held_at = Instant::now();
+    run.held_at = Some(held_at);
     let settle = Duration::from_millis(u64::from(before.switchover_settle_ms));
     let deadline = held_at + settle + BOUND;
     run.report.bound_ms = (settle + BOUND).as_millis() as u64;
@@ -515,6 +518,9 @@ async fn back(mut run: Run<'_>, held: Held, before: &Settings, h: &Handover, why
     let mut view = run.parts.view.clone();
     let _ = view_shows(&mut view, |s| s.mode == Mode::Primary).await;
     drop(held);
+    if let Some(at) = run.held_at {
+        run.note_held(at);
+    }
     run.step("this node is the primary again");
     let held_ms = run.report.writes_held_ms.unwrap_or_default();
     run.end(
