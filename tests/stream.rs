@@ -185,3 +185,24 @@ fn show_replication_and_the_status_json_tell_the_lag_on_both_ends() {
     let v: serde_json::Value = serde_json::from_str(&da.get("/status.json").body).unwrap();
     assert_eq!((v["replication_state"].as_str(), v["lag_changes"].is_null()), (Some("off"), true), "{v}");
 }
+
+#[test]
+fn failover_sync_runs_beside_the_stream_in_either_streaming_mode() {
+    let common::Pair { a, b, da } = common::synced_pair("100", "100");
+    let _db = b.serve();
+    stream_from(&b, &da);
+    for (i, mode) in ["continuous", "synchronous timeout 1000"].iter().enumerate() {
+        b.ha(&[&format!("replication mode {mode}")]).expect_code(0);
+        until("b streams", || b.failover_json()["replication_state"] == "streaming");
+        let base = 20 * (i as u64 + 1);
+        assert_eq!(checkins(&da, base..base + 10).len(), 10);
+        // Run Sync Now, while the stream runs: the sync lock keeps them apart.
+        let run = b.run(&["enable", &format!("failover sync {}", da.ssh)]);
+        run.expect_code(0);
+        assert!(run.stdout.contains("completed"), "{mode}: {}", run.stdout);
+        assert_eq!(checkins(&da, base + 10..base + 20).len(), 10);
+        until("every write on the standby", || b.checksum() == a.checksum());
+        until("and the stream goes on", || b.failover_json()["replication_state"] == "streaming");
+    }
+    a.assert_same_rows(&b);
+}
