@@ -27,6 +27,8 @@
 //! - [`replication`]: the secondary's pull, the sender's side, snapshots, verification,
 //!   divergence, the sync lock.
 //! - [`notify`]: email notifications through a durable outbox.
+//! - [`quorum`]: the primary lease, decided by a consensus engine (openraft) and kept in
+//!   the system database.
 //! - [`lab`]: a pair (or pair and DR node) on this machine (`coresh lab up|down`).
 //! - [`load`]: the device check-in load driver (`coresh load`).
 //!
@@ -46,6 +48,7 @@ pub mod load;
 pub mod node;
 pub mod notify;
 pub mod peer;
+pub mod quorum;
 pub mod replication;
 pub mod report;
 pub mod secret;

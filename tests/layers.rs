@@ -13,7 +13,7 @@ const LAYERS: &[&[&str]] = &[
     &["replication", "report"],
     &["ssh", "http", "cli"],
     &["peer", "node", "notify", "load"],
-    &["coredb", "ha"],
+    &["coredb", "ha", "quorum"],
     &["store", "clients", "host", "secret", "session", "grammar", "lab"],
     &["words"],
 ];

@@ -73,6 +73,7 @@ pub fn run(options: ServeOptions) -> anyhow::Result<()> {
 }
 
 async fn serve(node: Node, options: ServeOptions) -> anyhow::Result<()> {
+    let signals = Signals::install();
     // What syncs and snapshots an earlier run cut short left on disk goes first.
     for path in crate::replication::lock::clear_leftovers(&node.data_dir) {
         tracing::info!(subsystem = "replication", path = %path.display(), "removed what an interrupted sync left");
@@ -193,7 +194,7 @@ async fn serve(node: Node, options: ServeOptions) -> anyhow::Result<()> {
         options.limits.login_grace,
         stop.subscribe(),
     ));
-    wait_for_signal().await;
+    signals.wait().await;
     let _ = stop.send(true);
     let _ = ssh.await;
     let _ = http.await;
@@ -210,18 +211,34 @@ async fn serve(node: Node, options: ServeOptions) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn wait_for_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot watch SIGTERM; stopping on SIGINT only");
-            let _ = tokio::signal::ctrl_c().await;
-            return;
+/// SIGTERM and SIGINT, watched from the start of the daemon: one that comes while it
+/// is still starting is a clean stop too, not the default action (death by signal).
+struct Signals {
+    term: Option<tokio::signal::unix::Signal>,
+    int: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    fn install() -> Signals {
+        use tokio::signal::unix::{SignalKind, signal};
+        let watch = |kind: SignalKind, name: &str| {
+            signal(kind).map_err(|e| tracing::error!(error = %e, "cannot watch {name}")).ok()
+        };
+        Signals { term: watch(SignalKind::terminate(), "SIGTERM"), int: watch(SignalKind::interrupt(), "SIGINT") }
+    }
+
+    async fn wait(mut self) {
+        async fn next(s: &mut Option<tokio::signal::unix::Signal>) {
+            match s {
+                Some(s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
         }
-    };
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
-        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: shutting down"),
+        tokio::select! {
+            () = next(&mut self.term) => tracing::info!("SIGTERM: shutting down"),
+            () = next(&mut self.int) => tracing::info!("SIGINT: shutting down"),
+        }
     }
 }

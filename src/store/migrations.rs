@@ -179,6 +179,14 @@ const STEPS: &[&str] = &[
          max_ms    INTEGER NOT NULL,
          histogram TEXT NOT NULL
      );
+     CREATE TABLE raft_log (
+         idx   INTEGER PRIMARY KEY,
+         entry TEXT NOT NULL
+     );
+     CREATE TABLE raft_meta (
+         key   TEXT PRIMARY KEY,
+         value TEXT NOT NULL
+     );
      CREATE TABLE switchover_requests (
          id          TEXT PRIMARY KEY,
          asked_at    TEXT NOT NULL,

@@ -1,0 +1,127 @@
+//! The quorum: which node may be primary, decided by a consensus engine (openraft, not
+//! one written here) among the primary, its secondary and a witness. The engine keeps
+//! one replicated record, the primary lease ([`Lease`]): who holds it, at which epoch,
+//! when its holder last renewed it and for how long. A node may act as primary only
+//! while it holds the lease: it takes it over (a promotion, at the next epoch) only when
+//! the engine commits that, which needs a majority of the three, and only once the
+//! holder's last renewal has expired by the holder's own account plus a margin for the
+//! two clocks ([`CLOCK_MARGIN_MS`]). The rules are [`Lease::apply`]: a pure function of
+//! the record and the request, so every node's copy agrees. `store` keeps the engine's
+//! log, vote and record in the system database.
+//!
+//! This is the engine's first slice: the record, its rules and its durable storage,
+//! proven with three engine instances. The transport over the trusted channel, the
+//! witness's configuration and the primary's fencing are to come (docs/architecture.md,
+//! "Quorum").
+
+pub mod store;
+
+use std::io::Cursor;
+
+use serde::{Deserialize, Serialize};
+
+openraft::declare_raft_types!(
+    /// The engine's types: requests change the lease; node ids are the nodes' ids as
+    /// numbers (the 16 hex digits of `node_id`).
+    pub TypeConfig:
+        D = LeaseRequest,
+        R = LeaseAnswer,
+);
+
+/// The engine, as this node runs it.
+pub type Raft = openraft::Raft<TypeConfig>;
+
+/// How much the clocks of two nodes may disagree (the guide requires NTP; the heartbeat
+/// reports the offset): a lease counts as expired for a taker only this much after its
+/// holder's own expiry.
+pub const CLOCK_MARGIN_MS: i64 = 500;
+
+/// The engine's number for node `id` (its 16 hex digits).
+pub fn engine_id(node_id: &str) -> Option<u64> {
+    u64::from_str_radix(node_id, 16).ok()
+}
+
+/// The primary lease, as the engine last committed it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lease {
+    /// The node id of the node that may be primary (none: nobody, e.g. before the first
+    /// primary took it).
+    pub holder: Option<String>,
+    /// The epoch of that primary.
+    pub epoch: u64,
+    /// The holder's clock at its last renewal, ms since the Unix epoch.
+    pub renewed_at_ms: i64,
+    /// How long a renewal lasts.
+    pub ttl_ms: u32,
+}
+
+/// A change to the lease, with the asker's clock.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "kebab-case")]
+pub enum LeaseRequest {
+    /// The holder keeps it.
+    Renew { node: String, epoch: u64, at_ms: i64 },
+    /// `node` becomes primary at `epoch` (one past the lease's), when the lease is free,
+    /// already `node`'s, or expired.
+    Acquire { node: String, epoch: u64, at_ms: i64, ttl_ms: u32 },
+    /// The holder hands it to `to` at `epoch` (a switchover).
+    Transfer { from: String, to: String, epoch: u64, at_ms: i64 },
+}
+
+/// What the engine answered a request, once committed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "answer", rename_all = "kebab-case")]
+pub enum LeaseAnswer {
+    /// Done: the lease as it is now.
+    Granted { lease: Lease },
+    /// Refused, why, and the lease as it stands.
+    Refused { lease: Lease, why: String },
+    /// A membership change or a blank entry (no request).
+    None,
+}
+
+impl Lease {
+    /// Whether the lease had expired at `at_ms` by a taker's clock.
+    pub fn expired_at(&self, at_ms: i64) -> bool {
+        at_ms > self.renewed_at_ms.saturating_add(i64::from(self.ttl_ms)).saturating_add(CLOCK_MARGIN_MS)
+    }
+
+    /// Applies `request`: the lease afterwards, and the answer.
+    pub fn apply(&mut self, request: &LeaseRequest) -> LeaseAnswer {
+        let refused = |lease: &Lease, why: String| LeaseAnswer::Refused { lease: lease.clone(), why };
+        match request {
+            LeaseRequest::Renew { node, epoch, at_ms } => {
+                if self.holder.as_deref() != Some(node) || self.epoch != *epoch {
+                    return refused(self, format!("{node} does not hold the lease at epoch {epoch}"));
+                }
+                self.renewed_at_ms = self.renewed_at_ms.max(*at_ms);
+            }
+            LeaseRequest::Acquire { node, epoch, at_ms, ttl_ms } => {
+                if *epoch != self.epoch + 1 {
+                    return refused(self, format!("epoch {epoch} is not the next one after {}", self.epoch));
+                }
+                let free = self.holder.is_none() || self.holder.as_deref() == Some(node) || self.expired_at(*at_ms);
+                if !free {
+                    let holder = self.holder.clone().unwrap_or_default();
+                    return refused(
+                        self,
+                        format!("{holder} holds the lease at epoch {} and renewed it in time", self.epoch),
+                    );
+                }
+                *self = Lease { holder: Some(node.clone()), epoch: *epoch, renewed_at_ms: *at_ms, ttl_ms: *ttl_ms };
+            }
+            LeaseRequest::Transfer { from, to, epoch, at_ms } => {
+                if self.holder.as_deref() != Some(from) || *epoch != self.epoch + 1 {
+                    return refused(self, format!("{from} does not hold the lease before epoch {epoch}"));
+                }
+                self.holder = Some(to.clone());
+                self.epoch = *epoch;
+                self.renewed_at_ms = *at_ms;
+            }
+        }
+        LeaseAnswer::Granted { lease: self.clone() }
+    }
+}
+
+#[cfg(test)]
+mod tests;
