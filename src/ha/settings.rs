@@ -39,12 +39,14 @@ pub const STATUS_URL: &str = "ha.heartbeat.status_url";
 pub const REPLICATION_MODE: &str = "ha.replication.mode";
 pub const SYNC_TIMEOUT: &str = "ha.replication.timeout_ms";
 pub const SWITCHOVER_SETTLE: &str = "ha.switchover.settle_ms";
+pub const WITNESS: &str = "ha.witness";
 
 word_enum!(
     /// The HA mode of a node.
     Mode { /// Serves traffic; never replicates from another node.
     Primary = "primary", /// Checks the primary and replicates from it.
-    Secondary = "secondary" }
+    Secondary = "secondary", /// Votes in the quorum of a pair; holds no Core data and serves no device.
+    Witness = "witness" }
 );
 word_enum!(
     /// State of a secondary.
@@ -156,6 +158,9 @@ pub struct Settings {
     /// OK) while the standby still says standby, before the standby takes over, so that
     /// a load balancer set up from the guide sees the primary fail and moves traffic.
     pub switchover_settle_ms: u32,
+    /// The quorum witness of this pair (`HOST[:PORT]`, a trusted host); `None`: no
+    /// quorum, the heartbeat decides (the guide).
+    pub witness: Option<HostPort>,
 }
 
 impl Default for Settings {
@@ -191,6 +196,7 @@ impl Default for Settings {
             replication_mode: ReplicationMode::Scheduled,
             sync_timeout_ms: 1000,
             switchover_settle_ms: 1000,
+            witness: None,
         }
     }
 }
@@ -233,6 +239,7 @@ impl Settings {
             (REPLICATION_MODE, Some(self.replication_mode.to_string())),
             (SYNC_TIMEOUT, Some(self.sync_timeout_ms.to_string())),
             (SWITCHOVER_SETTLE, Some(self.switchover_settle_ms.to_string())),
+            (WITNESS, self.witness.as_ref().map(HostPort::to_string)),
         ]
     }
 
@@ -294,6 +301,7 @@ impl Settings {
             switchover_settle_ms: parse(SWITCHOVER_SETTLE, get(SWITCHOVER_SETTLE), d.switchover_settle_ms, |t| {
                 t.parse().ok()
             })?,
+            witness: parse(WITNESS, get(WITNESS), None, |t| t.parse().ok().map(Some))?,
         })
     }
 
@@ -302,6 +310,7 @@ impl Settings {
         match self.mode {
             Mode::Primary => NodeStatus::Active,
             Mode::Secondary => self.node_status,
+            Mode::Witness => NodeStatus::Standby,
         }
     }
 
@@ -369,6 +378,7 @@ mod tests {
             replication_mode: ReplicationMode::Synchronous,
             sync_timeout_ms: 250,
             switchover_settle_ms: 300,
+            witness: Some("core-w:2222".parse().unwrap()),
             ..Settings::default()
         };
         let map: BTreeMap<String, String> =

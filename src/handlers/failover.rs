@@ -9,8 +9,20 @@ use crate::cli::Args;
 use crate::ha::{self, Mode, Readiness};
 use crate::report::{CmdError, Reply};
 
+/// A witness holds no Core data: it never becomes primary or secondary by the guide's
+/// commands.
+fn not_a_witness(s: &crate::ha::Settings) -> Result<(), CmdError> {
+    match s.mode {
+        Mode::Witness => Err(CmdError::Failed(
+            "This node is a quorum witness and holds no Core data; change its mode in (config-ha)# first".into(),
+        )),
+        _ => Ok(()),
+    }
+}
+
 pub fn failover_mode_primary(ctx: &mut Ctx, _: &Args) -> Result<Reply, CmdError> {
     let before = ctx.settings()?;
+    not_a_witness(&before)?;
     // What a secondary made primary by hand lacks of its primary's data: said, not refused.
     let lacks = match (&before.primary_host, before.mode) {
         (Some(host), Mode::Secondary) => {
@@ -35,6 +47,7 @@ pub fn failover_mode_primary(ctx: &mut Ctx, _: &Args) -> Result<Reply, CmdError>
 }
 
 pub fn failover_mode_secondary(ctx: &mut Ctx, _: &Args) -> Result<Reply, CmdError> {
+    not_a_witness(&ctx.settings()?)?;
     let cause = ctx.cause();
     let applied = ha::demote(&mut ctx.node.store, &cause)?;
     let reply = if applied.changed.is_empty() {

@@ -46,10 +46,18 @@ pub fn ha_mode(ctx: &mut Ctx, args: &Args) -> Result<Reply, CmdError> {
             // Saving the mode here, unlike `failover mode secondary`, restarts the scheduler.
             ha::restart_schedule(&mut ctx.node.store, &cause)?
         }
+        Mode::Witness => ctx.update(|s| {
+            s.mode = Mode::Witness;
+            s.node_status = NodeStatus::Standby;
+            s.witness = None;
+        })?,
     };
     let reply = match role {
         Mode::Primary => Reply::done().info(format!("This node is primary (epoch {}).", applied.now.epoch)),
         Mode::Secondary => Reply::done(),
+        Mode::Witness => {
+            Reply::done().info("This node is a quorum witness: it votes, holds no Core data and serves no device.")
+        }
     };
     with_schedule(ctx, reply)
 }
@@ -156,6 +164,17 @@ pub fn ha_replication_mode(ctx: &mut Ctx, args: &Args) -> Result<Reply, CmdError
     }
     let kind = choice(args, "kind")?;
     ctx.update(|s| s.replication_mode = kind)?;
+    Ok(Reply::done())
+}
+
+pub fn ha_witness(ctx: &mut Ctx, args: &Args) -> Result<Reply, CmdError> {
+    let witness = if args.has("no") { None } else { args.host("HOST").cloned() };
+    if witness.is_some() && ctx.settings()?.mode == Mode::Witness {
+        return Err(CmdError::Failed(
+            "This node is itself a witness; name the witness on the primary and the secondary".into(),
+        ));
+    }
+    ctx.update(|s| s.witness = witness)?;
     Ok(Reply::done())
 }
 

@@ -10,6 +10,7 @@ use chrono::Utc;
 use serde::Serialize;
 use tabled::Tabled;
 
+use super::quorum_view::QuorumView;
 use super::replication_view::Replication;
 use super::show::last;
 use super::{Ctx, next_sync_text};
@@ -57,6 +58,9 @@ struct Failover {
     /// How this node replicates, and its streams both ways.
     #[serde(flatten)]
     replication: Replication,
+    /// The witness and the quorum's engine, when one is configured.
+    #[serde(flatten)]
+    quorum: QuorumView,
 }
 
 /// One node of the chain as `show failover` draws it.
@@ -194,6 +198,7 @@ impl Text for Failover {
             }
         }
         rows.extend(self.replication.rows());
+        rows.extend(self.quorum.rows(Utc::now()));
         for mismatch in &self.version_mismatches {
             rows.push(("WARNING", format!("{mismatch}; replication stops until then")));
         }
@@ -254,6 +259,7 @@ pub fn show_failover(ctx: &mut Ctx, _: &Args) -> Result<Reply, CmdError> {
         peers,
         last_failover,
         replication: Replication::default(),
+        quorum: QuorumView::of(&s, &ctx.node.data_dir),
     };
     let head = ctx.node.core()?.log_head()?.seq;
     let store = &ctx.node.store;

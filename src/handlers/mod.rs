@@ -11,6 +11,7 @@ mod ha;
 mod ha_status;
 mod mate;
 mod notify;
+mod quorum_view;
 mod replication;
 mod replication_view;
 mod running_config;
@@ -105,7 +106,7 @@ handlers! {
     failover: failover_mode_primary, failover_mode_secondary, failover_client_connection;
     ha: ha_service, ha_mode, ha_node_status, ha_primary_host, ha_sync_start_time, ha_sync_run_every,
         ha_heartbeat_interval, ha_heartbeat_failures, ha_heartbeat_recheck, ha_heartbeat_max_staleness,
-        ha_heartbeat_status_url, ha_replication_mode, ha_switchover_settle, ha_on_failure, ha_notify_email, ha_notify_on;
+        ha_heartbeat_status_url, ha_replication_mode, ha_witness, ha_switchover_settle, ha_on_failure, ha_notify_email, ha_notify_on;
     ha_status: show_failover, show_failover_history, show_logging_ha, show_failover_divergence;
     switchover: failover_switchover, show_failover_handovers;
     replication: show_replication;

@@ -59,6 +59,10 @@ pub fn running_config(
         Some(h) => format!("primary-host {h}"),
         None => "no primary-host".into(),
     });
+    ha.push(match &s.witness {
+        Some(h) => format!("witness {h}"),
+        None => "no witness".into(),
+    });
     ha.extend([
         format!("sync start-time {:02}:{:02}", s.start_time.0, s.start_time.1),
         format!("sync run-every {} {}", s.run_every.0, s.run_every.1),

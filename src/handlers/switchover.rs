@@ -59,6 +59,9 @@ pub fn failover_switchover(ctx: &mut Ctx, args: &Args) -> Result<Reply, CmdError
     let to = args.host("HOST").map(ToString::to_string);
     let settings = ctx.settings()?;
     let report = match settings.mode {
+        Mode::Witness => {
+            return Err(CmdError::Failed("This node is a quorum witness: run the switchover on the pair".into()));
+        }
         Mode::Primary => ask_own_daemon(ctx, dry_run, to.as_deref())?,
         Mode::Secondary if to.is_some() => {
             return Err(CmdError::Failed(

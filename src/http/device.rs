@@ -29,7 +29,9 @@ pub const HELD_RETRY_SECONDS: &str = "2";
 fn refusal(state: &AppState) -> Option<&'static str> {
     let view = state.view.borrow();
     let s = &view.settings;
-    if !s.client_connections {
+    if s.mode == Mode::Witness {
+        Some("this node is a quorum witness; it serves no device")
+    } else if !s.client_connections {
         Some("client connections are disabled on this node")
     } else if s.mode == Mode::Secondary && s.node_status == NodeStatus::Standby && state.hold.taking_over_soon() {
         Some(TAKING_OVER)

@@ -38,9 +38,19 @@ fn is_stale(state: &AppState) -> bool {
 /// The answer of `/status/status.html` while a switchover holds this primary's writes.
 const SWITCHOVER: &str = "MOBILEIRON-STATUS: ERROR (Switchover)";
 
+/// The answer of a quorum witness on both pages: no load balancer may send devices there.
+const WITNESS: &str = "MOBILEIRON-STATUS: ERROR (Mode: Witness)";
+
+fn is_witness(state: &AppState) -> bool {
+    state.view.borrow().settings.mode == Mode::Witness
+}
+
 pub fn status_page(state: &AppState) -> Resp {
     if fault(state).is_some() {
         return text(StatusCode::SERVICE_UNAVAILABLE, "MOBILEIRON-STATUS: ERROR");
+    }
+    if is_witness(state) {
+        return text(StatusCode::SERVICE_UNAVAILABLE, WITNESS);
     }
     if state.hold.is_held() {
         // A load balancer set up from the guide fails over now, while the standby still
@@ -65,6 +75,9 @@ fn ha_mode(mode: Mode, status: NodeStatus) -> &'static str {
 pub fn ha_status_page(state: &AppState) -> Resp {
     if fault(state).is_some() {
         return text(StatusCode::SERVICE_UNAVAILABLE, "MOBILEIRON-STATUS: ERROR");
+    }
+    if is_witness(state) {
+        return text(StatusCode::SERVICE_UNAVAILABLE, WITNESS);
     }
     if is_stale(state) {
         // A newer primary exists: a load balancer must not send devices here.

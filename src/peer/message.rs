@@ -61,6 +61,64 @@ pub enum Request {
     /// One step of a handover the asker, a primary, runs with this node, its standby
     /// (answered with a [`HandoverAnswer`]).
     Handover(HandoverStep),
+    /// A call of the quorum's consensus engine to this node's (answered with a
+    /// [`RaftReply`]). Carried as JSON text inside the request: openraft's messages
+    /// hold maps keyed by node number, which serde cannot read back through an
+    /// internally tagged enum.
+    Raft {
+        #[serde(with = "json_text")]
+        call: Box<RaftCall>,
+    },
+}
+
+/// A value as a JSON string inside a message (see [`Request::Raft`]).
+mod json_text {
+    use serde::de::{DeserializeOwned, Error};
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<T: Serialize, S: Serializer>(value: &T, s: S) -> Result<S::Ok, S::Error> {
+        serde_json::to_string(value).map_err(serde::ser::Error::custom)?.serialize(s)
+    }
+
+    pub fn deserialize<'de, T: DeserializeOwned, D: Deserializer<'de>>(d: D) -> Result<T, D::Error> {
+        let text = String::deserialize(d)?;
+        serde_json::from_str(&text).map_err(D::Error::custom)
+    }
+}
+
+/// A call between the consensus engines of a pair and its witness (openraft's RPCs).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RaftCall {
+    AppendEntries(openraft::raft::AppendEntriesRequest<crate::quorum::TypeConfig>),
+    Vote(openraft::raft::VoteRequest<u64>),
+    InstallSnapshot(openraft::raft::InstallSnapshotRequest<crate::quorum::TypeConfig>),
+}
+
+impl PartialEq for RaftCall {
+    /// Calls compare by their JSON (openraft's requests have no equality of their own).
+    fn eq(&self, other: &Self) -> bool {
+        serde_json::to_string(self).ok() == serde_json::to_string(other).ok()
+    }
+}
+
+impl Eq for RaftCall {}
+
+/// What this node's engine answered a [`RaftCall`].
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RaftReply {
+    AppendEntries(openraft::raft::AppendEntriesResponse<u64>),
+    Vote(openraft::raft::VoteResponse<u64>),
+    InstallSnapshot(openraft::raft::InstallSnapshotResponse<u64>),
+    /// The engine could not answer (none runs here, or it failed), and why.
+    Failed {
+        why: String,
+    },
+}
+
+impl Message for RaftReply {
+    const MAX: usize = 1024 * 1024;
 }
 
 impl Message for Request {

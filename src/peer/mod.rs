@@ -13,7 +13,8 @@ pub mod message;
 pub use frame::{Framed, Link, PeerError};
 pub use hello::Hello;
 use message::{
-    ExecAnswer, ExecRequest, HandoverAnswer, HandoverStep, Positions, Request, SwitchoverReport, SwitchoverTo, TestBack,
+    ExecAnswer, ExecRequest, HandoverAnswer, HandoverStep, Positions, RaftCall, RaftReply, Request, SwitchoverReport,
+    SwitchoverTo, TestBack,
 };
 
 use crate::coredb::changelog::Position;
@@ -100,6 +101,12 @@ impl<L: Link> Peer<L> {
 
     /// The peer's answer to the step sent.
     pub async fn handover_answer(&mut self) -> Result<HandoverAnswer, PeerError> {
+        self.framed.recv().await
+    }
+
+    /// A call of this node's consensus engine to the peer's.
+    pub async fn raft(&mut self, call: RaftCall) -> Result<RaftReply, PeerError> {
+        self.framed.send(&Request::Raft { call: Box::new(call) }).await?;
         self.framed.recv().await
     }
 

@@ -36,6 +36,53 @@ pub type Raft = openraft::Raft<TypeConfig>;
 /// holder's own expiry.
 pub const CLOCK_MARGIN_MS: i64 = 500;
 
+/// The engine's timing: a leader's heartbeat every 200 ms, an election after 0.8 to
+/// 1.6 s without one.
+pub fn config() -> std::sync::Arc<openraft::Config> {
+    let c = openraft::Config {
+        cluster_name: "coresh-quorum".into(),
+        heartbeat_interval: 200,
+        election_timeout_min: 800,
+        election_timeout_max: 1600,
+        ..Default::default()
+    };
+    // The values above are valid (min < max, heartbeat below both).
+    std::sync::Arc::new(c.validate().unwrap_or_default())
+}
+
+/// How one voter was last reached from this node.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VoterLink {
+    /// The trusted host that answered as that voter, and its host name.
+    pub address: Option<String>,
+    #[serde(default)]
+    pub hostname: Option<String>,
+    pub checked_at: String,
+    /// When a call last got an answer.
+    pub ok_at: Option<String>,
+    /// Why the last call failed, when it did.
+    pub error: Option<String>,
+    /// When a call of that voter last reached this node (a follower hears its leader).
+    #[serde(default)]
+    pub heard_at: Option<String>,
+}
+
+/// The engine as this node's daemon last saw it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuorumStatus {
+    /// This node's engine id.
+    pub id: u64,
+    /// `leader`, `follower`, `candidate` or `learner`.
+    pub state: String,
+    pub term: u64,
+    pub leader: Option<u64>,
+    pub voters: Vec<u64>,
+    /// Each other voter, by engine id.
+    pub links: std::collections::BTreeMap<u64, VoterLink>,
+    pub lease: Lease,
+    pub updated_at: String,
+}
+
 /// The engine's number for node `id` (its 16 hex digits).
 pub fn engine_id(node_id: &str) -> Option<u64> {
     u64::from_str_radix(node_id, 16).ok()

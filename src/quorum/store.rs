@@ -77,6 +77,20 @@ impl Storage {
     pub fn machine(&self) -> Result<Machine, Error> {
         Ok(self.meta("machine")?.unwrap_or_default())
     }
+
+    /// Records how the engine stands (not for the engine: for `show failover`).
+    pub fn put_status(&self, status: &super::QuorumStatus) -> Result<(), Error> {
+        let text = serde_json::to_string(status).map_err(|e| io("status", e))?;
+        self.with(|s| {
+            s.conn().execute("INSERT OR REPLACE INTO raft_meta (key, value) VALUES ('status', ?1)", [&text])?;
+            Ok(())
+        })
+    }
+
+    /// How the engine last stood, if it ever ran here.
+    pub fn status(&self) -> Result<Option<super::QuorumStatus>, Error> {
+        self.meta("status")
+    }
 }
 
 impl RaftLogReader<TypeConfig> for Storage {

@@ -45,6 +45,8 @@ pub struct Answers {
     pub handovers: Handovers,
     /// What the HTTP side knows of a switchover (here: that this node is ready).
     pub hold: Arc<WriteHold>,
+    /// This node's consensus engine, when it runs one.
+    pub quorum: super::quorum::Quorum,
     /// Where a peer's switchover request goes (this node's switchover runner).
     pub switchovers: Switchovers,
 }
@@ -191,6 +193,7 @@ impl Respond for Answers {
                     let here = Here { hold: &self.hold, view: &self.view };
                     out.send(&self.handovers.answer(&self.data_dir, caller, step, &here).await).await
                 }
+                Request::Raft { call } => out.send(&self.quorum.answer(*call).await).await,
                 Request::Exec(exec) => out.send(&mate::exec(&self.data_dir, exec, caller, &self.guesses).await).await,
                 Request::TestBack => out.send(&mate::test_back(&self.data_dir, caller, &self.hello()).await).await,
                 Request::Hello(_) => {

@@ -15,6 +15,7 @@ mod handover;
 mod heartbeat;
 mod logging;
 mod mate;
+mod quorum;
 mod scheduler;
 mod stream;
 mod switchover;
@@ -139,6 +140,9 @@ async fn serve(node: Node, options: ServeOptions) -> anyhow::Result<()> {
     let streaming = stream::spawn(watcher.view.clone(), node.data_dir.clone(), commits.clone(), stopped.clone())
         .context("starting the stream")?;
     let followers = Arc::new(followers::Followers::default());
+    let quorum = quorum::Quorum::default();
+    let engine =
+        tokio::spawn(quorum::run(quorum.clone(), watcher.view.clone(), node.data_dir.clone(), stopped.clone()));
     let (switchovers, switchover_thread) = switchover::spawn(switchover::Parts {
         view: watcher.view.clone(),
         data_dir: node.data_dir.clone(),
@@ -180,6 +184,7 @@ async fn serve(node: Node, options: ServeOptions) -> anyhow::Result<()> {
             followers,
             handovers: Default::default(),
             hold,
+            quorum: quorum.clone(),
             switchovers,
         }),
         gate: Arc::new(crate::ssh::login::Gate::new(node.data_dir.clone(), watcher.view.clone())),
@@ -198,6 +203,7 @@ async fn serve(node: Node, options: ServeOptions) -> anyhow::Result<()> {
     let _ = stop.send(true);
     let _ = ssh.await;
     let _ = http.await;
+    let _ = engine.await;
     let _ = schedule.await;
     let _ = tokio::task::spawn_blocking(move || heartbeat.join()).await;
     let _ = tokio::task::spawn_blocking(move || streaming.join()).await;

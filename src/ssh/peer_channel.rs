@@ -140,6 +140,7 @@ async fn run(mut framed: Framed<ServerLink>, mut serve: PeerChannel) {
             Request::TestBack | Request::Hello(_) => format!("peer test-back request (key {print})"),
             Request::Switchover { dry_run: true, .. } => format!("peer switchover request, dry run (key {print})"),
             Request::Switchover { dry_run: false, .. } => format!("peer switchover request (key {print})"),
+            Request::Raft { .. } => format!("peer quorum call (key {print})"),
             Request::Handover(step) => {
                 let (what, id) = match step {
                     HandoverStep::Prepare { id, .. } => ("prepare", id),
