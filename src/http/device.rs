@@ -59,9 +59,14 @@ fn unavailable_for(reason: &str, seconds: &'static str) -> Resp {
     resp
 }
 
-/// The answer to a device write while a switchover holds writes.
-fn held() -> Resp {
-    unavailable_for("a switchover is under way on this node; retry shortly", HELD_RETRY_SECONDS)
+/// The answer to a device write while a switchover holds writes, or the node is fenced.
+fn held(state: &AppState) -> Resp {
+    match state.hold.fenced() {
+        Some(_) => {
+            unavailable_for("this primary has fenced itself: it does not hold the quorum's lease", HELD_RETRY_SECONDS)
+        }
+        None => unavailable_for("a switchover is under way on this node; retry shortly", HELD_RETRY_SECONDS),
+    }
 }
 
 /// Reads and parses a JSON body of at most [`MAX_BODY`] bytes, within `timeout`.
@@ -157,7 +162,7 @@ pub async fn register(state: &AppState, req: Request<Incoming>, from: std::net::
         return error(StatusCode::INTERNAL_SERVER_ERROR, "no randomness for a token");
     }
     let token = hex::encode(raw);
-    let Some(_writing) = state.hold.enter().await else { return held() };
+    let Some(_writing) = state.hold.enter().await else { return held(state) };
     if let Some(reason) = refusal(state) {
         return unavailable(reason);
     }
@@ -186,7 +191,7 @@ pub async fn check_in(state: &AppState, req: Request<Incoming>, timeout: Duratio
         Ok(r) => r,
         Err(resp) => return resp,
     };
-    let Some(_writing) = state.hold.enter().await else { return held() };
+    let Some(_writing) = state.hold.enter().await else { return held(state) };
     if let Some(reason) = refusal(state) {
         return unavailable(reason);
     }

@@ -1,4 +1,5 @@
-//! What the HTTP side knows of a switchover under way. On the old primary, the hold
+//! What the HTTP side knows of a switchover under way, and whether a primary has fenced
+//! itself for want of the quorum's lease (device API 503, both status pages not OK). On the old primary, the hold
 //! on device writes: while it is on, the device API answers 503 with `Retry-After` and
 //! `/status/status.html` reports the switchover (not OK); putting it on waits for the
 //! writes already under way (their answers included, which may wait for a synchronous
@@ -25,16 +26,40 @@ pub struct WriteHold {
     ready_until: std::sync::Mutex<Option<std::time::Instant>>,
     /// Each device write holds it shared while it runs; the hold takes it alone.
     writes: RwLock<()>,
+    /// Why this primary has fenced itself (it could not renew the quorum's lease).
+    fenced: std::sync::Mutex<Option<String>>,
 }
 
 /// A device write under way: the hold waits for it.
 pub struct Writing<'a>(#[allow(dead_code)] RwLockReadGuard<'a, ()>);
 
 impl WriteHold {
-    /// Lets a device write start, unless writes are held.
+    /// Lets a device write start, unless writes are held or this node is fenced.
     pub async fn enter(&self) -> Option<Writing<'_>> {
         let guard = self.writes.read().await;
-        (!self.held.load(Ordering::SeqCst)).then_some(Writing(guard))
+        (!self.held.load(Ordering::SeqCst) && self.fenced().is_none()).then_some(Writing(guard))
+    }
+
+    /// Fences this primary (`Some(why)`) or lifts it (`None`); a fence waits for the
+    /// device writes under way, so none is answered after it. Says whether it changed.
+    pub async fn fence(&self, why: Option<String>) -> bool {
+        let (changed, on) = {
+            let Ok(mut fenced) = self.fenced.lock() else { return false };
+            let changed = fenced.is_some() != why.is_some();
+            let on = why.is_some();
+            *fenced = why;
+            (changed, on)
+        };
+        // No write starts once the fence is on; those under way finish first.
+        if changed && on {
+            drop(self.writes.write().await);
+        }
+        changed
+    }
+
+    /// Why this primary is fenced, while it is.
+    pub fn fenced(&self) -> Option<String> {
+        self.fenced.lock().ok().and_then(|f| f.clone())
     }
 
     /// Holds device writes once those under way are done, waiting for them `within`

@@ -38,6 +38,9 @@ fn is_stale(state: &AppState) -> bool {
 /// The answer of `/status/status.html` while a switchover holds this primary's writes.
 const SWITCHOVER: &str = "MOBILEIRON-STATUS: ERROR (Switchover)";
 
+/// The answer of a primary fenced for want of the quorum's lease, on both pages.
+const FENCED: &str = "MOBILEIRON-STATUS: ERROR (Mode: Fenced)";
+
 /// The answer of a quorum witness on both pages: no load balancer may send devices there.
 const WITNESS: &str = "MOBILEIRON-STATUS: ERROR (Mode: Witness)";
 
@@ -51,6 +54,9 @@ pub fn status_page(state: &AppState) -> Resp {
     }
     if is_witness(state) {
         return text(StatusCode::SERVICE_UNAVAILABLE, WITNESS);
+    }
+    if state.hold.fenced().is_some() {
+        return text(StatusCode::SERVICE_UNAVAILABLE, FENCED);
     }
     if state.hold.is_held() {
         // A load balancer set up from the guide fails over now, while the standby still
@@ -78,6 +84,9 @@ pub fn ha_status_page(state: &AppState) -> Resp {
     }
     if is_witness(state) {
         return text(StatusCode::SERVICE_UNAVAILABLE, WITNESS);
+    }
+    if state.hold.fenced().is_some() {
+        return text(StatusCode::SERVICE_UNAVAILABLE, FENCED);
     }
     if is_stale(state) {
         // A newer primary exists: a load balancer must not send devices here.

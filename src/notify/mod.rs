@@ -39,6 +39,8 @@ pub enum Event {
     /// A switchover this node ran as the old primary: `to` took over (`done`), or this
     /// node handed over and could not learn whether `to` took over (not `done`).
     Switchover { to: String, detail: String, done: bool },
+    /// This primary fenced itself: it could not renew the quorum's lease.
+    Fenced { reason: String },
     /// `notify test`.
     Test,
 }
@@ -59,6 +61,7 @@ impl Event {
             Event::Degraded { .. } => "degraded",
             Event::Switchover { done: true, .. } => "switchover",
             Event::Switchover { .. } => "switchover-in-doubt",
+            Event::Fenced { .. } => "fenced",
             Event::Test => "test",
         }
     }
@@ -155,6 +158,11 @@ impl Event {
                 format!(
                     "Look at {to}: if it is primary ('show failover' there), nothing is wrong. If it is down or still a standby, make one node primary with 'failover mode primary'."
                 ),
+            ),
+            Event::Fenced { reason } => (
+                "FENCED: this primary takes no device writes (no quorum lease)".to_string(),
+                reason.clone(),
+                "It resumes by itself once it renews the lease; if its secondary took the lease, it is a stale primary now: recover it with 'failover mode secondary'. 'show failover' on all three nodes shows the quorum.".to_string(),
             ),
             Event::Test => (
                 "test notification".to_string(),

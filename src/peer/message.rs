@@ -93,6 +93,8 @@ pub enum RaftCall {
     AppendEntries(openraft::raft::AppendEntriesRequest<crate::quorum::TypeConfig>),
     Vote(openraft::raft::VoteRequest<u64>),
     InstallSnapshot(openraft::raft::InstallSnapshotRequest<crate::quorum::TypeConfig>),
+    /// A change of the lease for the engine's leader to commit (a non-leader forwards it).
+    ClientWrite(crate::quorum::LeaseRequest),
 }
 
 impl PartialEq for RaftCall {
@@ -111,6 +113,7 @@ pub enum RaftReply {
     AppendEntries(openraft::raft::AppendEntriesResponse<u64>),
     Vote(openraft::raft::VoteResponse<u64>),
     InstallSnapshot(openraft::raft::InstallSnapshotResponse<u64>),
+    ClientWrite(crate::quorum::LeaseAnswer),
     /// The engine could not answer (none runs here, or it failed), and why.
     Failed {
         why: String,

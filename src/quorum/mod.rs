@@ -9,9 +9,9 @@
 //! the record and the request, so every node's copy agrees. `store` keeps the engine's
 //! log, vote and record in the system database.
 //!
-//! This is the engine's first slice: the record, its rules and its durable storage,
-//! proven with three engine instances. The transport over the trusted channel, the
-//! witness's configuration and the primary's fencing are to come (docs/architecture.md,
+//! The daemon runs the engine (`serve::quorum`): its transport, the lease kept by the
+//! primary, fencing, promotion through the lease. Still to come: `failover mode primary`
+//! through it, the synchronous standby in the record (docs/architecture.md,
 //! "Quorum").
 
 pub mod store;
@@ -35,6 +35,13 @@ pub type Raft = openraft::Raft<TypeConfig>;
 /// reports the offset): a lease counts as expired for a taker only this much after its
 /// holder's own expiry.
 pub const CLOCK_MARGIN_MS: i64 = 500;
+/// How long a renewal of the lease lasts.
+pub const LEASE_TTL_MS: u32 = 3000;
+/// How often the primary renews it.
+pub const RENEW_EVERY_MS: u64 = 1000;
+/// The primary fences itself when its last granted renewal was sent this long ago: the
+/// lease time less a safety margin, so it has stopped before any taker may start.
+pub const FENCE_AFTER_MS: u64 = LEASE_TTL_MS as u64 - 1000;
 
 /// The engine's timing: a leader's heartbeat every 200 ms, an election after 0.8 to
 /// 1.6 s without one.
@@ -80,6 +87,9 @@ pub struct QuorumStatus {
     /// Each other voter, by engine id.
     pub links: std::collections::BTreeMap<u64, VoterLink>,
     pub lease: Lease,
+    /// Why this node, a primary, has fenced itself (no lease), while it has.
+    #[serde(default)]
+    pub fenced: Option<String>,
     pub updated_at: String,
 }
 
@@ -108,10 +118,10 @@ pub struct Lease {
 pub enum LeaseRequest {
     /// The holder keeps it.
     Renew { node: String, epoch: u64, at_ms: i64 },
-    /// `node` becomes primary at `epoch` (one past the lease's), when the lease is free,
-    /// already `node`'s, or expired.
+    /// `node` becomes primary at `epoch`: when the lease is free or already `node`'s, at
+    /// its epoch or later; when another's, at a later epoch once it expired.
     Acquire { node: String, epoch: u64, at_ms: i64, ttl_ms: u32 },
-    /// The holder hands it to `to` at `epoch` (a switchover).
+    /// The holder hands it to `to` at `epoch`, past the lease's (a switchover).
     Transfer { from: String, to: String, epoch: u64, at_ms: i64 },
 }
 
@@ -144,11 +154,13 @@ impl Lease {
                 self.renewed_at_ms = self.renewed_at_ms.max(*at_ms);
             }
             LeaseRequest::Acquire { node, epoch, at_ms, ttl_ms } => {
-                if *epoch != self.epoch + 1 {
-                    return refused(self, format!("epoch {epoch} is not the next one after {}", self.epoch));
+                // Free or already the asker's: at its epoch or a later one. Another's: at a
+                // later epoch, once expired.
+                let own = self.holder.is_none() || self.holder.as_deref() == Some(node);
+                if *epoch < self.epoch || (!own && *epoch == self.epoch) {
+                    return refused(self, format!("epoch {epoch} is not past epoch {} of the lease", self.epoch));
                 }
-                let free = self.holder.is_none() || self.holder.as_deref() == Some(node) || self.expired_at(*at_ms);
-                if !free {
+                if !own && !self.expired_at(*at_ms) {
                     let holder = self.holder.clone().unwrap_or_default();
                     return refused(
                         self,
@@ -158,7 +170,7 @@ impl Lease {
                 *self = Lease { holder: Some(node.clone()), epoch: *epoch, renewed_at_ms: *at_ms, ttl_ms: *ttl_ms };
             }
             LeaseRequest::Transfer { from, to, epoch, at_ms } => {
-                if self.holder.as_deref() != Some(from) || *epoch != self.epoch + 1 {
+                if self.holder.as_deref() != Some(from) || *epoch <= self.epoch {
                     return refused(self, format!("{from} does not hold the lease before epoch {epoch}"));
                 }
                 self.holder = Some(to.clone());

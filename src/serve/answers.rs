@@ -190,7 +190,7 @@ impl Respond for Answers {
                     out.send(&report).await
                 }
                 Request::Handover(step) => {
-                    let here = Here { hold: &self.hold, view: &self.view };
+                    let here = Here { hold: &self.hold, view: &self.view, quorum: &self.quorum };
                     out.send(&self.handovers.answer(&self.data_dir, caller, step, &here).await).await
                 }
                 Request::Raft { call } => out.send(&self.quorum.answer(*call).await).await,

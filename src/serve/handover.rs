@@ -39,6 +39,8 @@ const VIEW_WAIT: Duration = Duration::from_secs(5);
 /// What of this daemon a handover's answers touch.
 pub struct Here<'a> {
     pub hold: &'a WriteHold,
+    /// The quorum's engine: with a witness, the lease moves with the role.
+    pub quorum: &'a super::quorum::Quorum,
     pub view: &'a tokio::sync::watch::Receiver<std::sync::Arc<crate::node::view::NodeView>>,
 }
 
@@ -55,7 +57,7 @@ impl Handovers {
     /// A commit is answered once this daemon's live view has the node as primary, so
     /// that when the switchover says it is done, the new primary takes writes.
     pub async fn answer(&self, data_dir: &Path, caller: &Caller, step: HandoverStep, at: &Here<'_>) -> HandoverAnswer {
-        let answer = self.step(data_dir, caller, step).await;
+        let answer = self.step(data_dir, caller, step, at.quorum).await;
         let ready = self.0.lock().await.as_ref().map(|r| r.until);
         at.hold.ready(ready);
         if answer == HandoverAnswer::Committed {
@@ -72,7 +74,13 @@ impl Handovers {
         answer
     }
 
-    async fn step(&self, data_dir: &Path, caller: &Caller, step: HandoverStep) -> HandoverAnswer {
+    async fn step(
+        &self,
+        data_dir: &Path,
+        caller: &Caller,
+        step: HandoverStep,
+        quorum: &super::quorum::Quorum,
+    ) -> HandoverAnswer {
         match step {
             HandoverStep::Prepare { id, seq, checksum, from_epoch, to_epoch, ttl_ms } => {
                 let ttl = Duration::from_millis(u64::from(ttl_ms)).min(MAX_TTL);
@@ -99,7 +107,7 @@ impl Handovers {
                 if Instant::now() > r.until {
                     return refused(format!("handover {id} was ready too long ago"));
                 }
-                commit(data_dir.to_path_buf(), r, signature).await
+                commit(data_dir.to_path_buf(), r, signature, quorum).await
             }
             HandoverStep::Abort { id } => {
                 let mut ready = self.0.lock().await;
@@ -214,12 +222,27 @@ pub fn verify(key: &PublicKey, statement: &str, signature: &str) -> bool {
 
 /// Takes over: the primary's signature checked, nothing applied since the prepare,
 /// then primary at the agreed epoch with the handover recorded.
-async fn commit(data_dir: PathBuf, ready: Ready, signature: String) -> HandoverAnswer {
+async fn commit(data_dir: PathBuf, ready: Ready, signature: String, quorum: &super::quorum::Quorum) -> HandoverAnswer {
     let Ready { mut handover, primary, .. } = ready;
     if !verify(&primary, &handover.statement(), &signature) {
         return refused("the primary's signature of the handover does not verify");
     }
     handover.from_signature = signature;
+    // With a witness, the quorum's lease moves first: without it this node could not
+    // serve, and refused, nothing changed.
+    if quorum.formed() {
+        let transfer = crate::quorum::LeaseRequest::Transfer {
+            from: handover.from_node.clone(),
+            to: handover.to_node.clone(),
+            epoch: handover.to_epoch,
+            at_ms: chrono::Utc::now().timestamp_millis(),
+        };
+        match quorum.write(transfer).await {
+            Ok(crate::quorum::LeaseAnswer::Granted { .. }) => {}
+            Ok(other) => return refused(format!("the quorum did not move the primary lease: {other:?}")),
+            Err(e) => return refused(format!("the quorum did not move the primary lease: {e}")),
+        }
+    }
     let done = blocking(move || {
         let core = CoreDb::open(&data_dir).map_err(|e| e.to_string())?;
         let head = core.log_head().map_err(|e| e.to_string())?;

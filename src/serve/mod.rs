@@ -135,14 +135,19 @@ async fn serve(node: Node, options: ServeOptions) -> anyhow::Result<()> {
     let http =
         tokio::spawn(crate::http::serve(listener, state.clone(), tls, options.limits.http_timeout, stopped.clone()));
     let schedule = tokio::spawn(scheduler::run(watcher.view.clone(), node.data_dir.clone(), stopped.clone()));
-    let heartbeat = heartbeat::spawn(watcher.view.clone(), node.data_dir.clone(), stopped.clone())
+    let quorum = quorum::Quorum::default();
+    let heartbeat = heartbeat::spawn(watcher.view.clone(), node.data_dir.clone(), stopped.clone(), quorum.clone())
         .context("starting the heartbeat")?;
     let streaming = stream::spawn(watcher.view.clone(), node.data_dir.clone(), commits.clone(), stopped.clone())
         .context("starting the stream")?;
     let followers = Arc::new(followers::Followers::default());
-    let quorum = quorum::Quorum::default();
-    let engine =
-        tokio::spawn(quorum::run(quorum.clone(), watcher.view.clone(), node.data_dir.clone(), stopped.clone()));
+    let engine = tokio::spawn(quorum::run(
+        quorum.clone(),
+        hold.clone(),
+        watcher.view.clone(),
+        node.data_dir.clone(),
+        stopped.clone(),
+    ));
     let (switchovers, switchover_thread) = switchover::spawn(switchover::Parts {
         view: watcher.view.clone(),
         data_dir: node.data_dir.clone(),

@@ -6,14 +6,15 @@
 //! them the engine's voters. What the engine and each voter's link look like is written
 //! for `show failover` about once a second (`quorum::QuorumStatus`).
 //!
-//! Not yet here: renewing the lease, fencing and promotion through it.
+//! On the primary it keeps the lease and fences the node without it (`keep_lease`); the
+//! heartbeat asks it for the lease before a promotion, a switchover moves it.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, Unreachable};
+use openraft::error::{ClientWriteError, InstallSnapshotError, NetworkError, RPCError, RaftError, Unreachable};
 use openraft::network::RPCOption;
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse, VoteRequest,
@@ -25,11 +26,15 @@ use tokio::sync::watch;
 
 use crate::ha::{Mode, Settings};
 use crate::host::HostPort;
+use crate::http::hold::WriteHold;
 use crate::node::view::NodeView;
 use crate::peer::message::{RaftCall, RaftReply};
 use crate::peer::{Hello, Peer};
 use crate::quorum::store::Storage;
-use crate::quorum::{QuorumStatus, Raft, TypeConfig, VoterLink, engine_id};
+use crate::quorum::{
+    FENCE_AFTER_MS, LEASE_TTL_MS, LeaseAnswer, LeaseRequest, QuorumStatus, RENEW_EVERY_MS, Raft, TypeConfig, VoterLink,
+    engine_id,
+};
 use crate::ssh::client::SshLink;
 
 /// How long one call may take.
@@ -48,11 +53,39 @@ pub struct Quorum {
     raft: Arc<Mutex<Option<Raft>>>,
     /// Each other voter's link, both ways.
     links: Links,
+    /// The transport, to forward a lease request to the leader.
+    net: Arc<Mutex<Option<Network>>>,
 }
 
 impl Quorum {
     fn raft(&self) -> Option<Raft> {
         self.raft.lock().ok().and_then(|r| r.clone())
+    }
+
+    /// Whether the quorum decides: the engine runs with its three voters.
+    pub fn formed(&self) -> bool {
+        self.raft().is_some_and(|r| r.metrics().borrow().membership_config.membership().voter_ids().count() >= 3)
+    }
+
+    /// Has the engine commit `request` (through its leader, wherever it is) and says
+    /// what it answered; an error when no leader answers in time.
+    pub async fn write(&self, request: LeaseRequest) -> Result<LeaseAnswer, String> {
+        let raft = self.raft().ok_or("no quorum engine runs on this node")?;
+        let asked = tokio::time::timeout(CALL_TIMEOUT, raft.client_write(request.clone())).await;
+        let leader = match asked {
+            Ok(Ok(done)) => return Ok(done.data),
+            Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f)))) => f.leader_id,
+            Ok(Err(e)) => return Err(e.to_string()),
+            Err(_) => return Err(format!("the quorum did not commit within {} s", CALL_TIMEOUT.as_secs())),
+        };
+        let leader = leader.ok_or("the quorum has no leader (fewer than two of three voters reach each other)")?;
+        let net = self.net.lock().ok().and_then(|n| n.clone()).ok_or("no transport")?;
+        let mut link = Link { net, target: leader, peer: None };
+        match link.call(RaftCall::ClientWrite(request)).await? {
+            RaftReply::ClientWrite(answer) => Ok(answer),
+            RaftReply::Failed { why } => Err(format!("the leader {leader:016x}: {why}")),
+            other => Err(format!("the leader answered {other:?}")),
+        }
     }
 
     /// Answers another voter's call.
@@ -62,6 +95,7 @@ impl Quorum {
         };
         let failed = |e: &dyn std::fmt::Display| RaftReply::Failed { why: e.to_string() };
         let caller = match &call {
+            RaftCall::ClientWrite(_) => None,
             RaftCall::AppendEntries(rpc) => rpc.vote.leader_id().voted_for(),
             RaftCall::Vote(rpc) => rpc.vote.leader_id().voted_for(),
             RaftCall::InstallSnapshot(rpc) => rpc.vote.leader_id().voted_for(),
@@ -70,6 +104,10 @@ impl Quorum {
             links.entry(caller).or_default().heard_at = Some(crate::store::now_text());
         }
         match call {
+            RaftCall::ClientWrite(request) => match raft.client_write(request).await {
+                Ok(done) => RaftReply::ClientWrite(done.data),
+                Err(e) => failed(&e),
+            },
             RaftCall::AppendEntries(rpc) => {
                 raft.append_entries(rpc).await.map_or_else(|e| failed(&e), RaftReply::AppendEntries)
             }
@@ -229,6 +267,7 @@ impl RaftNetwork<TypeConfig> for Link {
 /// Starts the engine when the settings want it, and keeps its status written.
 pub async fn run(
     quorum: Quorum,
+    hold: Arc<WriteHold>,
     mut view: watch::Receiver<Arc<NodeView>>,
     data_dir: PathBuf,
     mut stop: watch::Receiver<bool>,
@@ -236,7 +275,7 @@ pub async fn run(
     loop {
         let settings = view.borrow_and_update().settings.clone();
         if wanted(&settings) && quorum.raft().is_none() {
-            match start(&quorum, &view, &data_dir).await {
+            match start(&quorum, &hold, &view, &data_dir).await {
                 Ok(()) => tracing::info!(subsystem = "quorum", "consensus engine started"),
                 Err(e) => tracing::error!(subsystem = "quorum", error = %e, "cannot start the consensus engine"),
             }
@@ -255,6 +294,7 @@ pub async fn run(
 
 async fn start(
     quorum: &Quorum,
+    hold: &Arc<WriteHold>,
     view: &watch::Receiver<Arc<NodeView>>,
     data_dir: &std::path::Path,
 ) -> Result<(), String> {
@@ -278,7 +318,11 @@ async fn start(
     if let Ok(mut r) = quorum.raft.lock() {
         *r = Some(raft.clone());
     }
-    tokio::spawn(report(raft.clone(), storage, links, view.clone()));
+    if let Ok(mut n) = quorum.net.lock() {
+        *n = Some(net.clone());
+    }
+    tokio::spawn(report(raft.clone(), storage, links, view.clone(), hold.clone()));
+    tokio::spawn(keep_lease(quorum.clone(), hold.clone(), view.clone(), data_dir.to_path_buf(), node_id.clone()));
     if settings.mode == Mode::Secondary {
         tokio::spawn(form(raft, net, settings, id));
     }
@@ -318,7 +362,13 @@ async fn form(raft: Raft, net: Network, settings: Settings, own: u64) {
 }
 
 /// Writes what the engine and the links look like, about once a second.
-async fn report(raft: Raft, storage: Storage, links: Links, view: watch::Receiver<Arc<NodeView>>) {
+async fn report(
+    raft: Raft,
+    storage: Storage,
+    links: Links,
+    view: watch::Receiver<Arc<NodeView>>,
+    hold: Arc<WriteHold>,
+) {
     let mut written = Instant::now() - REPORT_EVERY;
     loop {
         if view.has_changed().is_err() {
@@ -336,10 +386,97 @@ async fn report(raft: Raft, storage: Storage, links: Links, view: watch::Receive
             voters: m.membership_config.membership().voter_ids().collect(),
             links: links.lock().map(|l| l.clone()).unwrap_or_default(),
             lease,
+            fenced: hold.fenced(),
             updated_at: crate::store::now_text(),
         };
         if let Err(e) = storage.put_status(&status) {
             tracing::warn!(subsystem = "quorum", error = %e, "cannot record the quorum's state");
+        }
+    }
+}
+
+/// On the primary, while the quorum decides: renews the lease every
+/// [`RENEW_EVERY_MS`] (takes it first, at its own epoch), and fences this node once its
+/// last granted renewal was sent [`FENCE_AFTER_MS`] ago or the quorum gave the lease to
+/// another; lifts the fence once it holds the lease again. Each change of the fence goes
+/// to the HA log, and a fence to a mail.
+async fn keep_lease(
+    quorum: Quorum,
+    hold: Arc<WriteHold>,
+    mut view: watch::Receiver<Arc<NodeView>>,
+    data_dir: PathBuf,
+    node_id: String,
+) {
+    let mut granted_at: Option<Instant> = None;
+    loop {
+        tokio::time::sleep(Duration::from_millis(RENEW_EVERY_MS)).await;
+        if view.has_changed().is_err() {
+            return;
+        }
+        let s = view.borrow_and_update().settings.clone();
+        // A switchover under way here moves the lease itself (the standby's commit).
+        if hold.is_held() || hold.handed_over() {
+            continue;
+        }
+        if !(s.mode == Mode::Primary && s.witness.is_some() && quorum.formed()) {
+            granted_at = None;
+            fence(&hold, &data_dir, &node_id, None).await;
+            continue;
+        }
+        let sent = Instant::now();
+        let at_ms = chrono::Utc::now().timestamp_millis();
+        let held = Storage::open(&data_dir).ok().and_then(|st| st.machine().ok()).map(|m| m.lease);
+        let ours = held.is_some_and(|l| l.holder.as_deref() == Some(node_id.as_str()) && l.epoch == s.epoch);
+        let request = match ours {
+            true => LeaseRequest::Renew { node: node_id.clone(), epoch: s.epoch, at_ms },
+            false => LeaseRequest::Acquire { node: node_id.clone(), epoch: s.epoch, at_ms, ttl_ms: LEASE_TTL_MS },
+        };
+        let too_old = |at: Option<Instant>| at.is_none_or(|t| t.elapsed() >= Duration::from_millis(FENCE_AFTER_MS));
+        // The fence's deadline does not wait for a slow answer.
+        let deadline = granted_at.map_or_else(Instant::now, |t| t + Duration::from_millis(FENCE_AFTER_MS));
+        let answer = tokio::select! {
+            answer = quorum.write(request) => answer,
+            () = tokio::time::sleep_until(deadline.into()), if !too_old(granted_at) => {
+                fence(&hold, &data_dir, &node_id, Some(format!(
+                    "this primary has not renewed the quorum's lease within {FENCE_AFTER_MS} ms"
+                ))).await;
+                continue;
+            }
+        };
+        let why = match answer {
+            Ok(LeaseAnswer::Granted { .. }) => {
+                granted_at = Some(sent);
+                None
+            }
+            // Another holds it: fenced at once.
+            Ok(LeaseAnswer::Refused { lease, why }) => Some(format!(
+                "the quorum refused this primary the lease ({why}); {} holds it at epoch {}",
+                lease.holder.unwrap_or_else(|| "nobody".into()),
+                lease.epoch
+            )),
+            Ok(LeaseAnswer::None) => None,
+            // No answer: fenced once the last granted renewal is too old.
+            Err(e) => too_old(granted_at)
+                .then(|| format!("this primary could not renew the quorum's lease for {FENCE_AFTER_MS} ms: {e}")),
+        };
+        fence(&hold, &data_dir, &node_id, why).await;
+    }
+}
+
+/// Puts the fence on (`Some(why)`) or off, saying so when it changes.
+async fn fence(hold: &WriteHold, data_dir: &std::path::Path, node_id: &str, why: Option<String>) {
+    let text = why.clone();
+    if !hold.fence(why).await {
+        return;
+    }
+    let Ok(mut store) = crate::store::Store::open(data_dir) else { return };
+    match text {
+        Some(reason) => {
+            let _ = store.ha_log("error", &format!("FENCED: {reason}; this primary takes no device writes"));
+            crate::notify::raise_or_log(&mut store, node_id, &crate::notify::Event::Fenced { reason });
+        }
+        None => {
+            let _ = store.ha_log("info", "this primary holds the quorum's lease: it takes device writes");
         }
     }
 }

@@ -156,7 +156,11 @@ async fn act(
         raise_or_log(&mut node.store, &node.id, &event);
         return;
     }
-    if let Some(refusal) = refusal(node, host, primary_node, upstream, settings).await {
+    let refused = match refusal(node, host, primary_node, upstream, settings).await {
+        Some(why) => Some(why),
+        None => state.quorum_refusal(&node.id, settings).await,
+    };
+    if let Some(refusal) = refused {
         if state.refused.as_ref() != Some(&refusal) {
             let text = format!("FAILOVER REFUSED: {why}; this node stays standby: {refusal}");
             log(node, "error", &text);

@@ -27,6 +27,7 @@ pub fn spawn(
     view: watch::Receiver<Arc<NodeView>>,
     data_dir: PathBuf,
     stop: watch::Receiver<bool>,
+    quorum: super::quorum::Quorum,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
     std::thread::Builder::new().name("heartbeat".into()).spawn(move || {
         let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
@@ -36,7 +37,7 @@ pub fn spawn(
                 return;
             }
         };
-        runtime.block_on(run(view, data_dir, stop));
+        runtime.block_on(run(view, data_dir, stop, quorum));
     })
 }
 
@@ -60,7 +61,12 @@ fn role(s: &Settings) -> Role {
     }
 }
 
-async fn run(mut view: watch::Receiver<Arc<NodeView>>, data_dir: PathBuf, mut stop: watch::Receiver<bool>) {
+async fn run(
+    mut view: watch::Receiver<Arc<NodeView>>,
+    data_dir: PathBuf,
+    mut stop: watch::Receiver<bool>,
+    quorum: super::quorum::Quorum,
+) {
     let mut node = match Node::open(&data_dir) {
         Ok(n) => n,
         Err(e) => {
@@ -75,7 +81,7 @@ async fn run(mut view: watch::Receiver<Arc<NodeView>>, data_dir: PathBuf, mut st
             return;
         }
     };
-    let mut state = State::default();
+    let mut state = State { quorum: quorum.clone(), ..State::default() };
     let mut next = Instant::now();
     loop {
         let settings = view.borrow_and_update().settings.clone();
@@ -93,7 +99,7 @@ async fn run(mut view: watch::Receiver<Arc<NodeView>>, data_dir: PathBuf, mut st
                 }
                 Role::Idle => log(&mut node, "info", "heartbeat stopped"),
             }
-            state = State { role: current.clone(), ..State::default() };
+            state = State { role: current.clone(), quorum: quorum.clone(), ..State::default() };
         }
         let wait = if Instant::now() < next {
             next - Instant::now()
@@ -132,6 +138,33 @@ struct State {
     alarm: Option<String>,
     /// Why the last due failure action was refused (said once per reason).
     refused: Option<String>,
+    /// The quorum's engine: with a witness, a promotion needs its lease.
+    quorum: super::quorum::Quorum,
+}
+
+impl State {
+    /// Why the quorum does not let this node promote itself, when a witness is set and
+    /// the quorum is formed: it asks for the lease at the next epoch, which the engine
+    /// grants only once the primary's renewals have expired.
+    async fn quorum_refusal(&self, node_id: &str, s: &crate::ha::Settings) -> Option<String> {
+        if s.witness.is_none() || !self.quorum.formed() {
+            return None;
+        }
+        let request = crate::quorum::LeaseRequest::Acquire {
+            node: node_id.to_string(),
+            epoch: s.highest_epoch() + 1,
+            at_ms: chrono::Utc::now().timestamp_millis(),
+            ttl_ms: crate::quorum::LEASE_TTL_MS,
+        };
+        match self.quorum.write(request).await {
+            Ok(crate::quorum::LeaseAnswer::Granted { .. }) => None,
+            Ok(crate::quorum::LeaseAnswer::Refused { why, .. }) => {
+                Some(format!("the quorum did not grant this node the primary lease: {why}"))
+            }
+            Ok(crate::quorum::LeaseAnswer::None) => Some("the quorum gave no answer".into()),
+            Err(e) => Some(format!("the quorum could not decide: {e}")),
+        }
+    }
 }
 
 /// Writes to the HA module log and to the daemon's log.
