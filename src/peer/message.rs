@@ -93,8 +93,12 @@ pub enum RaftCall {
     AppendEntries(openraft::raft::AppendEntriesRequest<crate::quorum::TypeConfig>),
     Vote(openraft::raft::VoteRequest<u64>),
     InstallSnapshot(openraft::raft::InstallSnapshotRequest<crate::quorum::TypeConfig>),
-    /// A change of the lease for the engine's leader to commit (a non-leader forwards it).
-    ClientWrite(crate::quorum::LeaseRequest),
+    /// A change of the lease for the engine's leader to commit; a voter that is not the
+    /// leader hands it on to its leader, unless it was handed on already (`relayed`).
+    ClientWrite {
+        request: crate::quorum::LeaseRequest,
+        relayed: bool,
+    },
 }
 
 impl PartialEq for RaftCall {

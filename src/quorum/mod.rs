@@ -36,9 +36,9 @@ pub type Raft = openraft::Raft<TypeConfig>;
 /// holder's own expiry.
 pub const CLOCK_MARGIN_MS: i64 = 500;
 /// How long a renewal of the lease lasts.
-pub const LEASE_TTL_MS: u32 = 3000;
+pub const LEASE_TTL_MS: u32 = 4000;
 /// How often the primary renews it.
-pub const RENEW_EVERY_MS: u64 = 1000;
+pub const RENEW_EVERY_MS: u64 = 500;
 /// The primary fences itself when its last granted renewal was sent this long ago: the
 /// lease time less a safety margin, so it has stopped before any taker may start.
 pub const FENCE_AFTER_MS: u64 = LEASE_TTL_MS as u64 - 1000;

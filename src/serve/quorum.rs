@@ -67,24 +67,88 @@ impl Quorum {
         self.raft().is_some_and(|r| r.metrics().borrow().membership_config.membership().voter_ids().count() >= 3)
     }
 
-    /// Has the engine commit `request` (through its leader, wherever it is) and says
-    /// what it answered; an error when no leader answers in time.
+    /// Has the engine commit `request` and says what it answered; an error when no
+    /// leader answers in time. A node that is not the engine's leader sends it to the
+    /// leader, and when it cannot reach the leader, through another voter that can (a
+    /// primary cut off from its secondary still reaches a leader there through the
+    /// witness).
     pub async fn write(&self, request: LeaseRequest) -> Result<LeaseAnswer, String> {
+        if matches!(request, LeaseRequest::Renew { .. }) {
+            return self.renew(request).await;
+        }
+        let leader = match self.write_here(&request).await? {
+            Ok(answer) => return Ok(answer),
+            Err(leader) => leader,
+        };
+        let raft = self.raft().ok_or("no quorum engine runs on this node")?;
+        let own = raft.metrics().borrow().id;
+        let others: Vec<u64> = raft.metrics().borrow().membership_config.membership().voter_ids().collect();
+        // The leader first when this node knows one (a node cut off from it may not).
+        let order = leader.into_iter().chain(others.into_iter().filter(|v| Some(*v) != leader && *v != own));
+        let mut failures = Vec::new();
+        for target in order {
+            // The leader itself must not hand it on; another voter may, to its leader.
+            match self.call_voter(target, request.clone(), Some(target) == leader).await {
+                Ok(answer) => return Ok(answer),
+                Err(e) => failures.push(format!("{target:016x}: {e}")),
+            }
+        }
+        Err(format!("no voter brought the request to the quorum's leader ({})", failures.join("; ")))
+    }
+
+    /// A renewal, whose time counts: asked of this node's engine and, at once, through
+    /// every other voter; the first answer wins (a renewal applied twice is the same
+    /// renewal).
+    async fn renew(&self, request: LeaseRequest) -> Result<LeaseAnswer, String> {
+        let raft = self.raft().ok_or("no quorum engine runs on this node")?;
+        let own = raft.metrics().borrow().id;
+        let others: Vec<u64> =
+            raft.metrics().borrow().membership_config.membership().voter_ids().filter(|v| *v != own).collect();
+        let mut set = tokio::task::JoinSet::new();
+        let (q, r) = (self.clone(), request.clone());
+        set.spawn(async move {
+            match q.write_here(&r).await? {
+                Ok(answer) => Ok(answer),
+                Err(Some(leader)) => q.call_voter(leader, r, true).await,
+                Err(None) => Err("this node knows no leader".to_string()),
+            }
+        });
+        for target in others {
+            let (q, r) = (self.clone(), request.clone());
+            set.spawn(async move { q.call_voter(target, r, false).await });
+        }
+        let mut failures = Vec::new();
+        while let Some(done) = set.join_next().await {
+            match done {
+                Ok(Ok(answer)) => return Ok(answer),
+                Ok(Err(e)) => failures.push(e),
+                Err(e) => failures.push(e.to_string()),
+            }
+        }
+        Err(format!("no voter renewed the lease ({})", failures.join("; ")))
+    }
+
+    /// The engine here commits `request` (`Ok(Ok)`), or says it is not the leader and
+    /// which node is, if it knows (`Ok(Err)`).
+    async fn write_here(&self, request: &LeaseRequest) -> Result<Result<LeaseAnswer, Option<u64>>, String> {
         let raft = self.raft().ok_or("no quorum engine runs on this node")?;
         let asked = tokio::time::timeout(CALL_TIMEOUT, raft.client_write(request.clone())).await;
-        let leader = match asked {
-            Ok(Ok(done)) => return Ok(done.data),
-            Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f)))) => f.leader_id,
-            Ok(Err(e)) => return Err(e.to_string()),
-            Err(_) => return Err(format!("the quorum did not commit within {} s", CALL_TIMEOUT.as_secs())),
-        };
-        let leader = leader.ok_or("the quorum has no leader (fewer than two of three voters reach each other)")?;
+        match asked {
+            Ok(Ok(done)) => Ok(Ok(done.data)),
+            Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f)))) => Ok(Err(f.leader_id)),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err(format!("the quorum did not commit within {} s", CALL_TIMEOUT.as_secs())),
+        }
+    }
+
+    /// Asks voter `target` to commit `request` (it hands it to its leader if it is not).
+    async fn call_voter(&self, target: u64, request: LeaseRequest, relayed: bool) -> Result<LeaseAnswer, String> {
         let net = self.net.lock().ok().and_then(|n| n.clone()).ok_or("no transport")?;
-        let mut link = Link { net, target: leader, peer: None };
-        match link.call(RaftCall::ClientWrite(request)).await? {
+        let mut link = Link { net, target, peer: None };
+        match link.call(RaftCall::ClientWrite { request, relayed }).await? {
             RaftReply::ClientWrite(answer) => Ok(answer),
-            RaftReply::Failed { why } => Err(format!("the leader {leader:016x}: {why}")),
-            other => Err(format!("the leader answered {other:?}")),
+            RaftReply::Failed { why } => Err(why),
+            other => Err(format!("answered {other:?}")),
         }
     }
 
@@ -95,7 +159,7 @@ impl Quorum {
         };
         let failed = |e: &dyn std::fmt::Display| RaftReply::Failed { why: e.to_string() };
         let caller = match &call {
-            RaftCall::ClientWrite(_) => None,
+            RaftCall::ClientWrite { .. } => None,
             RaftCall::AppendEntries(rpc) => rpc.vote.leader_id().voted_for(),
             RaftCall::Vote(rpc) => rpc.vote.leader_id().voted_for(),
             RaftCall::InstallSnapshot(rpc) => rpc.vote.leader_id().voted_for(),
@@ -104,8 +168,14 @@ impl Quorum {
             links.entry(caller).or_default().heard_at = Some(crate::store::now_text());
         }
         match call {
-            RaftCall::ClientWrite(request) => match raft.client_write(request).await {
-                Ok(done) => RaftReply::ClientWrite(done.data),
+            // Committed here, or handed to the leader (one hop: never on to another).
+            RaftCall::ClientWrite { request, relayed } => match self.write_here(&request).await {
+                Ok(Ok(answer)) => RaftReply::ClientWrite(answer),
+                Ok(Err(Some(leader))) if !relayed => match self.call_voter(leader, request, true).await {
+                    Ok(answer) => RaftReply::ClientWrite(answer),
+                    Err(e) => failed(&e),
+                },
+                Ok(Err(_)) => failed(&"this voter is not the leader and does not hand the request on"),
                 Err(e) => failed(&e),
             },
             RaftCall::AppendEntries(rpc) => {
@@ -443,6 +513,9 @@ async fn keep_lease(
                 continue;
             }
         };
+        if sent.elapsed() > Duration::from_millis(500) {
+            tracing::warn!(subsystem = "quorum", took_ms = sent.elapsed().as_millis() as u64, answer = ?answer, "slow lease request");
+        }
         let why = match answer {
             Ok(LeaseAnswer::Granted { .. }) => {
                 granted_at = Some(sent);

@@ -122,6 +122,15 @@ impl Lab {
         ip(&["-n", &self.ns("sw"), "link", "set", &port, if up { "up" } else { "down" }]);
     }
 
+    /// Cuts the replication network between `x` and `y` only (each drops the other's
+    /// packets: a blackhole route), or restores it; both keep reaching every other node.
+    pub fn cut(&self, x: &str, y: &str, cut: bool) {
+        for (from, to) in [(x, y), (y, x)] {
+            let route = format!("{}/32", self.repl(to));
+            ip(&["-n", &self.ns(from), "route", if cut { "add" } else { "del" }, "blackhole", &route]);
+        }
+    }
+
     /// Takes all of `name`'s links down: the node is lost to everyone.
     pub fn isolate(&self, name: &str) {
         self.replication_link(name, false);

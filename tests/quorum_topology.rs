@@ -1,0 +1,123 @@
+//! The quorum with each node on a network host of its own (network namespaces,
+//! `common::lab`): a primary, its secondary and a witness. A cut between the primary and
+//! the secondary while both reach the witness promotes nobody; the primary's site cut
+//! off from both others fences it within the bound and the secondary takes over, and a
+//! client checking in on both nodes throughout never has a check-in accepted by both at
+//! overlapping times. Needs root.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::lab::Lab;
+use common::{Daemon, TestNode, generate, until};
+
+struct Sites {
+    da: Daemon,
+    db: Daemon,
+    dw: Daemon,
+    a: TestNode,
+    b: TestNode,
+    w: TestNode,
+    lab: Lab,
+}
+
+fn sites() -> Sites {
+    let lab = Lab::new(&["a", "b", "w"]);
+    let (a, b, w) = (lab.node("a"), lab.node("b"), lab.node("w"));
+    generate(&a, "50", "50");
+    w.ha(&["mode witness"]).expect_code(0);
+    for (x, nx) in [("a", &a), ("b", &b), ("w", &w)] {
+        for (y, ny) in [("a", &a), ("b", &b), ("w", &w)] {
+            if x != y {
+                nx.trust(&lab.peer(y), &ny.local_key()).expect_code(0);
+            }
+        }
+    }
+    let da = lab.serve("a", &a);
+    let db = lab.serve("b", &b);
+    let dw = lab.serve("w", &w);
+    b.follow(&lab.peer("a"), "promote");
+    b.run(&["enable", &format!("failover sync {}", lab.peer("a"))]).expect_code(0);
+    let witness = format!("witness {}", lab.peer("w"));
+    a.ha(&[&witness, "service enable"]).expect_code(0);
+    b.ha(&[&witness]).expect_code(0);
+    let a_id = node_id(&a);
+    until("the primary holds the lease", || {
+        a.failover_json()["quorum"]["lease"]["holder"].as_str() == Some(a_id.as_str())
+    });
+    Sites { da, db, dw, a, b, w, lab }
+}
+
+fn node_id(node: &TestNode) -> String {
+    let v: serde_json::Value = serde_json::from_str(&node.run(&["show version | json"]).stdout).unwrap();
+    v["node_id"].as_str().unwrap().to_string()
+}
+
+fn checkin(d: &Daemon, device: u64, seq: u64) -> u16 {
+    let token = coresh::coredb::generate::token_for(42, device);
+    d.post("/api/v1/devices/checkin", Some(&token), &format!(r#"{{"seq":{seq}}}"#)).status
+}
+
+#[test]
+fn a_cut_between_the_sites_promotes_nobody_while_both_reach_the_witness() {
+    let Sites { da, db: _db, dw: _dw, a, b, w: _w, lab } = sites();
+    lab.cut("a", "b", true);
+    // Long past the heartbeat's three failures (1 s apart) and the lease time.
+    std::thread::sleep(Duration::from_secs(8));
+    let log = b.ha_log();
+    assert!(log.contains("FAILOVER REFUSED") && log.contains("the quorum"), "{log}");
+    assert_eq!(b.failover_json()["mode"], "secondary", "{}\n{}", a.ha_log(), log);
+    // The primary may fence for a moment while the engine's requests find their way to
+    // its leader through the witness (seen in about one run in five; a known issue):
+    // it is never replaced and takes writes again.
+    let fences = a.ha_log().matches("FENCED").count();
+    eprintln!("the primary fenced itself {fences} times during the cut");
+    until("the primary takes writes", || checkin(&da, 2, 2) == 200);
+    lab.cut("a", "b", false);
+}
+
+#[test]
+fn the_primary_cut_off_fences_itself_before_the_secondary_takes_over() {
+    let Sites { da, db, dw: _dw, a: _a, b, w: _w, lab } = sites();
+    // A client on the client network checks in on both nodes throughout; each accepted
+    // check-in is kept with the node and the moment it was answered.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let client = {
+        let (stop, pa, pb) = (stop.clone(), da.addr, db.addr);
+        std::thread::spawn(move || {
+            let agent = common::devices::agent();
+            let started = Instant::now();
+            let mut accepted: Vec<(char, Duration, Duration)> = Vec::new();
+            let mut k = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                for (name, d) in [('a', pa), ('b', pb)] {
+                    let sent = started.elapsed();
+                    if common::devices::check_in(&agent, d, k % 50, k) == 200 {
+                        accepted.push((name, sent, started.elapsed()));
+                    }
+                    k += 1;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            accepted
+        })
+    };
+    std::thread::sleep(Duration::from_millis(500));
+    // The primary's replication link goes: it reaches neither the secondary nor the
+    // witness, while its devices still reach it.
+    lab.replication_link("a", false);
+    until("the primary fences itself", || da.get("/hastatus.html").body == "MOBILEIRON-STATUS: ERROR (Mode: Fenced)");
+    until("the secondary takes over", || b.failover_json()["mode"] == "primary");
+    until("the new primary takes writes", || checkin(&db, 49, 1_000_000) == 200);
+    std::thread::sleep(Duration::from_millis(500));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let accepted = client.join().unwrap();
+    let last_a = accepted.iter().filter(|c| c.0 == 'a').map(|c| c.2).max().expect("a took writes first");
+    let first_b = accepted.iter().filter(|c| c.0 == 'b').map(|c| c.1).min().expect("b took writes after");
+    eprintln!(
+        "the old primary's last accepted check-in answered at {last_a:?}; the new one's first sent at {first_b:?}"
+    );
+    assert!(last_a < first_b, "both accepted check-ins at overlapping times: a until {last_a:?}, b from {first_b:?}");
+    lab.replication_link("a", true);
+}
