@@ -15,46 +15,18 @@ Usage: benches/failover.py [RUNS]   (builds the release binary first)
 import json
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from pair import BIN, build, get, key, port, shell, wait  # noqa: E402
 
 RUNS = int(sys.argv[1]) if len(sys.argv) > 1 else 20
 BOUND = 1.0 + (3 - 1) * 1.0
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
-BIN = os.path.join(ROOT, "target", "release", "coresh")
-
-
-def port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
-
-
-def shell(node, *lines):
-    args = [BIN, "--data-dir", node]
-    for line in lines:
-        args += ["-c", line]
-    return subprocess.run(args, check=True, capture_output=True, text=True).stdout
-
-
-def key(node):
-    return json.loads(shell(node, "show ssh local-key | json"))["public_key"]
-
-
-def get(url):
-    try:
-        with urllib.request.urlopen(url, timeout=1) as r:
-            return r.read().decode()
-    except Exception as e:  # noqa: BLE001 - any failure is "not yet"
-        return str(e)
+build()
 
 
 def serve(node, http, ssh):
@@ -62,15 +34,6 @@ def serve(node, http, ssh):
         [BIN, "--data-dir", node, "serve", "--http-listen", f"127.0.0.1:{http}", "--ssh-listen", f"127.0.0.1:{ssh}",
          "--log-level", "warn"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-
-def wait(what, f, timeout=30):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if f():
-            return
-        time.sleep(0.02)
-    raise SystemExit(f"never: {what}")
 
 
 def main():
@@ -88,6 +51,10 @@ def main():
     try:
         for run in range(RUNS):
             da = serve(a, a_http, a_ssh)
+            # A standby promotes itself only with recent data of its primary (heartbeat
+            # max-staleness): it syncs first.
+            wait("the primary listening", lambda: "MOBILEIRON" in get(f"http://127.0.0.1:{a_http}/status/status.html"))
+            shell(b, "enable", f"failover sync 127.0.0.1:{a_ssh}")
             wait("the standby", lambda: "Mode: Standby" in get(f"http://127.0.0.1:{b_http}/hastatus.html"))
             since = time.time()
             # The heartbeat has reached the primary since it (re)started.
@@ -101,7 +68,10 @@ def main():
             killed = time.monotonic()
             os.kill(da.pid, signal.SIGKILL)
             da.wait()
+            end = time.monotonic() + 60
             while "Mode: Primary" not in get(f"http://127.0.0.1:{b_http}/hastatus.html"):
+                if time.monotonic() > end:
+                    raise SystemExit("the standby never promoted: " + shell(b, "show logging high-availability last 5"))
                 time.sleep(0.005)
             took = time.monotonic() - killed
             times.append(took)

@@ -45,16 +45,6 @@ fn three(on_failure: &str) -> Three {
     Three { da, db, dw, a, b, w }
 }
 
-fn node_id(node: &TestNode) -> String {
-    let v: serde_json::Value = serde_json::from_str(&node.run(&["show version | json"]).stdout).unwrap();
-    v["node_id"].as_str().unwrap().to_string()
-}
-
-fn checkin(d: &Daemon, device: u64, seq: u64) -> u16 {
-    let token = coresh::coredb::generate::token_for(42, device);
-    d.post("/api/v1/devices/checkin", Some(&token), &format!(r#"{{"seq":{seq}}}"#)).status
-}
-
 #[test]
 fn a_pair_and_its_witness_form_one_engine_and_go_on_without_the_witness() {
     let Three { da, db, dw, a, b, w } = three("keep-standby");
@@ -82,6 +72,9 @@ fn a_pair_and_its_witness_form_one_engine_and_go_on_without_the_witness() {
     // A witness serves no device and no load balancer sends one there.
     assert_eq!(dw.get("/hastatus.html").body, "MOBILEIRON-STATUS: ERROR (Mode: Witness)");
     assert_eq!(dw.get("/status/status.html").status, 503);
+    let itself = w.ha(&["witness 192.0.2.1:22"]);
+    assert_eq!(itself.code, 1);
+    assert!(itself.stderr.contains("itself a witness"), "{}", itself.stderr);
     let run = w.run(&["enable", "failover mode primary"]);
     assert_eq!(run.code, 1);
     assert!(run.stderr.contains("quorum witness"), "{}", run.stderr);
@@ -94,16 +87,16 @@ fn a_pair_and_its_witness_form_one_engine_and_go_on_without_the_witness() {
         qa["leader"].as_u64().is_some_and(|l| l != w_id) && qa["leader"] == qb["leader"]
     });
     until("the witness is shown unreachable", || b.run(&["show failover"]).stdout.contains("UNREACHABLE"));
-    assert_eq!(checkin(&da, 1, 1), 200, "the primary keeps its lease with the secondary's vote");
+    assert_eq!(da.check_in(1, 1), 200, "the primary keeps its lease with the secondary's vote");
     drop(db);
 }
 
 #[test]
 fn the_primary_holds_the_lease_and_fences_itself_when_it_loses_the_quorum() {
     let Three { da, db, dw, a, b: _b, w } = three("keep-standby");
-    let a_id = node_id(&a);
+    let a_id = a.node_id();
     until("the primary holds the lease", || quorum(&a)["lease"]["holder"].as_str() == Some(a_id.as_str()));
-    assert_eq!(checkin(&da, 1, 1), 200);
+    assert_eq!(da.check_in(1, 1), 200);
     // Alone, it cannot renew: within the bound it stops taking writes and says why.
     let w_ssh = dw.ssh.to_string();
     drop(dw);
@@ -112,30 +105,30 @@ fn the_primary_holds_the_lease_and_fences_itself_when_it_loses_the_quorum() {
     until("the primary fences itself", || da.get("/hastatus.html").body == "MOBILEIRON-STATUS: ERROR (Mode: Fenced)");
     eprintln!("fenced {:?} after losing both voters", cut.elapsed());
     assert_eq!(da.get("/status/status.html").status, 503);
-    assert_eq!(checkin(&da, 2, 2), 503, "no write while fenced");
+    assert_eq!(da.check_in(2, 2), 503, "no write while fenced");
     until("show failover says so", || quorum(&a)["fenced"].is_string());
     assert!(a.ha_log().contains("FENCED"), "{}", a.ha_log());
     // One voter back: two of three, it renews and takes writes again.
     let _dw = w.daemon().ssh(&w_ssh).start();
-    until("the primary takes writes again", || checkin(&da, 3, 3) == 200);
+    until("the primary takes writes again", || da.check_in(3, 3) == 200);
     assert!(a.ha_log().contains("holds the quorum's lease"), "{}", a.ha_log());
 }
 
 #[test]
 fn a_dead_primary_is_replaced_through_the_quorum_at_the_next_epoch() {
     let Three { da, db, dw, a, b, w: _w } = three("promote");
-    let a_id = node_id(&a);
+    let a_id = a.node_id();
     until("the primary holds the lease", || quorum(&a)["lease"]["holder"].as_str() == Some(a_id.as_str()));
     let epoch = a.failover_json()["epoch"].as_u64().unwrap();
     da.kill_9();
     until("the secondary promotes through the quorum", || b.failover_json()["mode"] == "primary");
-    let b_id = node_id(&b);
+    let b_id = b.node_id();
     assert_eq!(b.failover_json()["epoch"].as_u64(), Some(epoch + 1));
     until("it holds the lease at its epoch", || {
         let l = quorum(&b)["lease"].clone();
         l["holder"].as_str() == Some(b_id.as_str()) && l["epoch"].as_u64() == Some(epoch + 1)
     });
-    assert_eq!(checkin(&db, 1, 1), 200);
+    assert_eq!(db.check_in(1, 1), 200);
     let log = b.ha_log();
     assert!(log.contains("FAILOVER"), "{log}");
     drop(dw);
@@ -146,7 +139,7 @@ fn a_switchover_moves_the_lease_with_the_role() {
     let Three { da, db, dw: _dw, a, b, w: _w } = three("keep-standby");
     b.ha(&["replication mode continuous"]).expect_code(0);
     a.ha(&["switchover settle 0"]).expect_code(0);
-    let a_id = node_id(&a);
+    let a_id = a.node_id();
     until("the primary holds the lease", || quorum(&a)["lease"]["holder"].as_str() == Some(a_id.as_str()));
     until("b streams", || b.failover_json()["replication_state"] == "streaming");
     until("a sees its follower", || a.failover_json()["stream_followers"].as_array().is_some_and(|f| !f.is_empty()));
@@ -154,15 +147,15 @@ fn a_switchover_moves_the_lease_with_the_role() {
     run.expect_code(0);
     let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
     let epoch = report["to_epoch"].as_u64().unwrap();
-    let b_id = node_id(&b);
+    let b_id = b.node_id();
     let lease = quorum(&b)["lease"].clone();
     until("the lease is b's at the new epoch", || {
         let l = quorum(&b)["lease"].clone();
         l["holder"].as_str() == Some(b_id.as_str()) && l["epoch"].as_u64() == Some(epoch)
     });
-    assert_eq!(checkin(&db, 1, 1), 200, "the new primary takes writes at once: {lease}");
-    assert_eq!(checkin(&da, 2, 2), 503);
+    assert_eq!(db.check_in(1, 1), 200, "the new primary takes writes at once: {lease}");
+    assert_eq!(da.check_in(2, 2), 503);
     std::thread::sleep(std::time::Duration::from_millis(2500));
-    assert_eq!(checkin(&db, 3, 3), 200, "and keeps them: it renews its lease");
+    assert_eq!(db.check_in(3, 3), 200, "and keeps them: it renews its lease");
     assert!(!b.ha_log().contains("FENCED") && !a.ha_log().contains("FENCED"), "{}{}", a.ha_log(), b.ha_log());
 }

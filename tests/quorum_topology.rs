@@ -42,21 +42,11 @@ fn sites() -> Sites {
     let witness = format!("witness {}", lab.peer("w"));
     a.ha(&[&witness, "service enable"]).expect_code(0);
     b.ha(&[&witness]).expect_code(0);
-    let a_id = node_id(&a);
+    let a_id = a.node_id();
     until("the primary holds the lease", || {
         a.failover_json()["quorum"]["lease"]["holder"].as_str() == Some(a_id.as_str())
     });
     Sites { da, db, dw, a, b, w, lab }
-}
-
-fn node_id(node: &TestNode) -> String {
-    let v: serde_json::Value = serde_json::from_str(&node.run(&["show version | json"]).stdout).unwrap();
-    v["node_id"].as_str().unwrap().to_string()
-}
-
-fn checkin(d: &Daemon, device: u64, seq: u64) -> u16 {
-    let token = coresh::coredb::generate::token_for(42, device);
-    d.post("/api/v1/devices/checkin", Some(&token), &format!(r#"{{"seq":{seq}}}"#)).status
 }
 
 #[test]
@@ -73,7 +63,7 @@ fn a_cut_between_the_sites_promotes_nobody_while_both_reach_the_witness() {
     // it is never replaced and takes writes again.
     let fences = a.ha_log().matches("FENCED").count();
     eprintln!("the primary fenced itself {fences} times during the cut");
-    until("the primary takes writes", || checkin(&da, 2, 2) == 200);
+    until("the primary takes writes", || da.check_in(2, 2) == 200);
     lab.cut("a", "b", false);
 }
 
@@ -109,7 +99,7 @@ fn the_primary_cut_off_fences_itself_before_the_secondary_takes_over() {
     lab.replication_link("a", false);
     until("the primary fences itself", || da.get("/hastatus.html").body == "MOBILEIRON-STATUS: ERROR (Mode: Fenced)");
     until("the secondary takes over", || b.failover_json()["mode"] == "primary");
-    until("the new primary takes writes", || checkin(&db, 49, 1_000_000) == 200);
+    until("the new primary takes writes", || db.check_in(49, 1_000_000) == 200);
     std::thread::sleep(Duration::from_millis(500));
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let accepted = client.join().unwrap();

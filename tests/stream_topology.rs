@@ -36,11 +36,6 @@ fn streaming(mode: &str) -> Pair {
     Pair { da, db, a, b, lab }
 }
 
-fn checkin(d: &Daemon, device: u64, seq: u64) -> u16 {
-    let token = coresh::coredb::generate::token_for(42, device);
-    d.post("/api/v1/devices/checkin", Some(&token), &format!(r#"{{"seq":{seq}}}"#)).status
-}
-
 fn gate(node: &TestNode) -> String {
     node.failover_json()["synchronous"]["state"].as_str().unwrap_or("none").to_string()
 }
@@ -49,7 +44,7 @@ fn gate(node: &TestNode) -> String {
 fn a_continuous_stream_takes_up_again_after_a_partition() {
     let Pair { da, db: _db, a, b, lab } = streaming("continuous");
     for i in 0..20 {
-        assert_eq!(checkin(&da, i, i), 200);
+        assert_eq!(da.check_in(i, i), 200);
     }
     common::until("level", || b.checksum() == a.checksum());
     // Cut for longer than the stream's silence limit (10 s): the standby gives the
@@ -58,7 +53,7 @@ fn a_continuous_stream_takes_up_again_after_a_partition() {
     let cut = Instant::now();
     let mut k = 100;
     while cut.elapsed() < Duration::from_secs(12) {
-        assert_eq!(checkin(&da, k % 100, k), 200, "the primary serves through the partition");
+        assert_eq!(da.check_in(k % 100, k), 200, "the primary serves through the partition");
         k += 1;
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -79,24 +74,24 @@ fn a_continuous_stream_takes_up_again_after_a_partition() {
 fn a_partitioned_synchronous_standby_costs_at_most_the_timeout_and_synchronous_comes_back() {
     let Pair { da, db: _db, a, b, lab } = streaming("synchronous timeout 500");
     common::until("synchronous", || gate(&a) == "synchronous");
-    assert_eq!(checkin(&da, 1, 1), 200);
+    assert_eq!(da.check_in(1, 1), 200);
     // The standby is cut off (no RST: the packets just stop): the next write waits for
     // the timeout and is answered; the primary degrades and says so.
     lab.replication_link("b", false);
     let started = Instant::now();
-    assert_eq!(checkin(&da, 2, 2), 200, "the primary keeps serving");
+    assert_eq!(da.check_in(2, 2), 200, "the primary keeps serving");
     let waited = started.elapsed();
     assert!(waited >= Duration::from_millis(400), "answered after {waited:?}: before the standby could confirm");
     common::until("degraded", || gate(&a) == "degraded");
     for i in 3..30 {
-        assert_eq!(checkin(&da, i, i), 200);
+        assert_eq!(da.check_in(i, i), 200);
     }
     assert!(a.ha_log().contains("SYNCHRONOUS REPLICATION DEGRADED"), "{}", a.ha_log());
     // Healed: the standby catches up, and writes wait for it again.
     lab.replication_link("b", true);
     common::until("synchronous again", || gate(&a) == "synchronous");
     common::until("every write on the standby", || b.checksum() == a.checksum());
-    assert_eq!(checkin(&da, 40, 40), 200);
+    assert_eq!(da.check_in(40, 40), 200);
     common::until("the last write too", || b.checksum() == a.checksum());
     a.assert_same_rows(&b);
 }

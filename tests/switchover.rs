@@ -55,6 +55,21 @@ fn switchover(node: &TestNode, dry_run: bool) -> (common::Run, serde_json::Value
     (run, report)
 }
 
+/// Starts `failover switchover | json` on `node` and returns once its daemon `d` holds
+/// device writes (its status page says so); the thread gives the report.
+fn switchover_once_writes_are_held(node: &TestNode, d: &Daemon) -> std::thread::JoinHandle<serde_json::Value> {
+    let dir = node.data_dir().to_path_buf();
+    let asked = std::thread::spawn(move || {
+        let out = std::process::Command::new(common::binary())
+            .args(["--data-dir", dir.to_str().unwrap(), "-c", "enable", "-c", "failover switchover | json"])
+            .output()
+            .unwrap();
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap_or_default()
+    });
+    until("the primary holds writes", || d.get("/status/status.html").body.contains("Switchover"));
+    asked
+}
+
 fn handovers(node: &TestNode) -> Vec<serde_json::Value> {
     serde_json::from_str(&node.run(&["show failover handovers | json"]).stdout).unwrap()
 }
@@ -161,6 +176,17 @@ fn a_switchover_under_load_loses_nothing_and_never_shows_two_primaries() {
 fn from_the_standby_and_back_again_at_a_new_epoch_each_time() {
     let Streaming { a, b, da, db } = streaming_pair(0);
     let epoch = a.failover_json()["epoch"].as_u64().unwrap();
+    assert!(a.run(&["show failover handovers"]).stdout.contains("No switchover has handed"));
+    // Naming the standby: on the primary, a trusted standby that streams, or refused.
+    let named = a.run(&["enable", &format!("failover switchover to {} dry-run | json", db.ssh)]);
+    named.expect_code(0);
+    assert!(named.stdout.contains("would-switch"), "{}", named.stdout);
+    let unknown = a.run(&["enable", "failover switchover to 192.0.2.1:22 dry-run | json"]);
+    assert_eq!(unknown.code, 1, "{}", unknown.stdout);
+    assert!(unknown.stdout.contains("would-refuse"), "{}", unknown.stdout);
+    let on_standby = b.run(&["enable", "failover switchover to 192.0.2.1:22"]);
+    assert_eq!(on_standby.code, 1);
+    assert!(on_standby.stderr.contains("'to HOST' is for the primary"), "{}", on_standby.stderr);
     // From the standby: it asks its primary.
     let run = b.run(&["enable", "failover switchover"]);
     run.expect_code(0);
@@ -206,20 +232,7 @@ fn a_standby_that_freezes_or_dies_midway_leaves_the_old_primary_serving() {
 
     // Killed once it is ready, while the primary holds writes for the load balancer to
     // notice: the old primary takes writes again and nothing changed.
-    let asked = {
-        let dir = a.data_dir().to_path_buf();
-        std::thread::spawn(move || {
-            let out = std::process::Command::new(common::binary())
-                .args(["--data-dir", dir.to_str().unwrap(), "-c", "enable", "-c", "failover switchover | json"])
-                .output()
-                .unwrap();
-            serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap_or_default()
-        })
-    };
-    until("the primary holds writes", || {
-        let page = agent.get(&format!("http://{}/status/status.html", da.addr)).call();
-        page.is_ok_and(|mut r| r.body_mut().read_to_string().unwrap_or_default().contains("Switchover"))
-    });
+    let asked = switchover_once_writes_are_held(&a, &da);
     assert_eq!(check_in(&agent, da.addr, 2, 2), 503, "writes are held");
     db.kill_9();
     let report = asked.join().unwrap();
@@ -291,20 +304,7 @@ fn a_standby_that_freezes_after_it_prepared_leaves_exactly_one_primary() {
     let Streaming { a, b, da, db } = streaming_pair(2000);
     let agent = agent();
     let pid = db.child.id().to_string();
-    let asked = {
-        let dir = a.data_dir().to_path_buf();
-        std::thread::spawn(move || {
-            let out = std::process::Command::new(common::binary())
-                .args(["--data-dir", dir.to_str().unwrap(), "-c", "enable", "-c", "failover switchover | json"])
-                .output()
-                .unwrap();
-            serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap_or_default()
-        })
-    };
-    until("the primary holds writes", || {
-        let page = agent.get(&format!("http://{}/status/status.html", da.addr)).call();
-        page.is_ok_and(|mut r| r.body_mut().read_to_string().unwrap_or_default().contains("Switchover"))
-    });
+    let asked = switchover_once_writes_are_held(&a, &da);
     std::thread::sleep(Duration::from_millis(200));
     std::process::Command::new("kill").args(["-STOP", &pid]).status().unwrap();
     // Past the commit's wait (settle 2 s + 5 s) and the standby's readiness (settle + 5 s).

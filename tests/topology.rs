@@ -84,11 +84,6 @@ fn reaches_its_primary(node: &TestNode) -> bool {
     node.failover_json()["peers"].as_array().is_some_and(|p| p.iter().any(|p| p["reachable"] == true))
 }
 
-fn checkin(d: &Daemon, device: u64, seq: u64) -> u16 {
-    let token = coresh::coredb::generate::token_for(42, device);
-    d.post("/api/v1/devices/checkin", Some(&token), &format!(r#"{{"seq":{seq}}}"#)).status
-}
-
 fn ha_mode(d: &Daemon) -> String {
     d.get("/hastatus.html").body
 }
@@ -97,19 +92,19 @@ fn ha_mode(d: &Daemon) -> String {
 fn two_cores_across_two_data_centres() {
     let TwoCores { da, db, a, b, lab } = two_cores();
     // Devices check in on the primary; one check-in never reaches the secondary.
-    assert_eq!(checkin(&da, 1, 1), 200);
+    assert_eq!(da.check_in(1, 1), 200);
     assert!(sync(&lab, &b, "a").stdout.contains("completed: changes"));
-    assert_eq!(checkin(&da, 2, 1), 200);
+    assert_eq!(da.check_in(2, 1), 200);
 
     // The primary's host dies.
     da.kill_9();
     db.eventually("the secondary takes over", |d| ha_mode(d) == "MOBILEIRON-STATUS: OK (Mode: Primary)");
-    assert_eq!(checkin(&db, 3, 1), 200, "device traffic continues on the new primary");
+    assert_eq!(db.check_in(3, 1), 200, "device traffic continues on the new primary");
 
     // The old primary returns, learns of the newer one, and stops claiming the role.
     let da = lab.serve("a", &a);
     da.eventually("the old primary reports itself stale", |d| ha_mode(d) == "MOBILEIRON-STATUS: ERROR (Mode: Stale)");
-    assert_eq!(checkin(&da, 4, 1), 503);
+    assert_eq!(da.check_in(4, 1), 503);
 
     // Manual recovery; the one check-in the secondary never got is kept, not lost.
     a.run(&["enable", "failover mode secondary"]).expect_code(0);
@@ -123,7 +118,7 @@ fn two_cores_across_two_data_centres() {
 fn three_cores_the_dr_node_follows_the_main_site_secondary() {
     let ThreeCores { da, db, dc, a, b, c, lab } = three_cores();
     dc.eventually("the DR node's heartbeat reaches the main-site secondary", |_| reaches_its_primary(&c));
-    assert_eq!(checkin(&da, 1, 1), 200);
+    assert_eq!(da.check_in(1, 1), 200);
     assert!(sync(&lab, &b, "a").stdout.contains("completed: changes"));
     let run = sync(&lab, &c, "b");
     assert!(run.stdout.contains("completed: changes"), "{}", run.stdout);
@@ -136,7 +131,7 @@ fn three_cores_the_dr_node_follows_the_main_site_secondary() {
     let log = c.ha_log();
     assert!(log.contains(&format!("FAILOVER: primary {}", lab.peer("b"))), "{log}");
     c.assert_same_rows(&a);
-    assert_eq!(checkin(&dc, 2, 1), 200, "devices check in at the DR site");
+    assert_eq!(dc.check_in(2, 1), 200, "devices check in at the DR site");
     drop((da, db));
 }
 
@@ -147,7 +142,7 @@ fn a_partition_between_the_cores_then_manual_recovery() {
     lab.replication_link("a", false);
     db.eventually("the secondary promotes", |d| ha_mode(d) == "MOBILEIRON-STATUS: OK (Mode: Primary)");
     assert_eq!(ha_mode(&da), "MOBILEIRON-STATUS: OK (Mode: Primary)", "the old primary cannot know yet");
-    assert_eq!(checkin(&da, 1, 1), 200, "a device still reaching the old primary");
+    assert_eq!(da.check_in(1, 1), 200, "a device still reaching the old primary");
 
     // The link returns: the old primary sees the newer epoch and steps aside.
     lab.replication_link("a", true);
@@ -236,7 +231,7 @@ fn a_cut_of_the_replication_link_alone_does_not_promote_with_an_independent_stat
     let log = b.ha_log();
     assert!(!log.contains("FAILOVER"), "{log}");
     assert_eq!(ha_mode(&db), "MOBILEIRON-STATUS: OK (Mode: Standby)");
-    assert_eq!(checkin(&da, 1, 1), 200, "devices stay on the one primary");
+    assert_eq!(da.check_in(1, 1), 200, "devices stay on the one primary");
 
     // With the replication link back, nothing needs recovering.
     let answered = |b: &TestNode| b.ha_log().matches(": ok (").count();
@@ -272,7 +267,7 @@ fn a_dr_node_that_loses_only_the_secondary_stays_standby() {
     std::thread::sleep(Duration::from_secs(3));
     assert_eq!(ha_mode(&dc), "MOBILEIRON-STATUS: OK (Mode: Standby)");
     assert!(!c.ha_log().contains("FAILOVER:"), "{}", c.ha_log());
-    assert_eq!(checkin(&da, 1, 1), 200);
+    assert_eq!(da.check_in(1, 1), 200);
 
     // Then the primary's site goes too: now the DR node takes over.
     lab.isolate("a");

@@ -147,7 +147,7 @@ async fn prepare(data_dir: &Path, caller: &Caller, asked: Asked, until: Instant)
     let hello = caller.hello.clone().ok_or("the primary sent no hello")?;
     let (dir, key) = (data_dir.to_path_buf(), caller.key.clone());
     let to_epoch = asked.to_epoch;
-    let (hostname, node_id, to_host) = blocking(move || {
+    let (hostname, node_id) = blocking(move || {
         let node = crate::node::Node::open(&dir).map_err(|e| e.to_string())?;
         let s = node.settings().map_err(|e| e.to_string())?;
         if !(s.enabled && s.mode == Mode::Secondary && s.node_status == NodeStatus::Standby) {
@@ -161,7 +161,7 @@ async fn prepare(data_dir: &Path, caller: &Caller, asked: Asked, until: Instant)
         if to_epoch <= s.highest_epoch() {
             return Err(format!("epoch {to_epoch} is not past epoch {}, the highest seen here", s.highest_epoch()));
         }
-        Ok((s.hostname.clone(), node.id.clone(), s.hostname))
+        Ok((s.hostname, node.id.clone()))
     })
     .await?;
     let core_dir = data_dir.to_path_buf();
@@ -201,7 +201,7 @@ async fn prepare(data_dir: &Path, caller: &Caller, asked: Asked, until: Instant)
         from_host: hello.hostname.clone(),
         from_epoch: asked.from_epoch,
         to_node: node_id,
-        to_host,
+        to_host: hostname,
         to_epoch: asked.to_epoch,
         from_signature: String::new(),
         to_signature: String::new(),

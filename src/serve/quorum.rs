@@ -391,8 +391,15 @@ async fn start(
     if let Ok(mut n) = quorum.net.lock() {
         *n = Some(net.clone());
     }
-    tokio::spawn(report(raft.clone(), storage, links, view.clone(), hold.clone()));
-    tokio::spawn(keep_lease(quorum.clone(), hold.clone(), view.clone(), data_dir.to_path_buf(), node_id.clone()));
+    tokio::spawn(report(raft.clone(), storage.clone(), links, view.clone(), hold.clone()));
+    tokio::spawn(keep_lease(
+        quorum.clone(),
+        hold.clone(),
+        view.clone(),
+        data_dir.to_path_buf(),
+        node_id.clone(),
+        storage,
+    ));
     if settings.mode == Mode::Secondary {
         tokio::spawn(form(raft, net, settings, id));
     }
@@ -476,6 +483,7 @@ async fn keep_lease(
     mut view: watch::Receiver<Arc<NodeView>>,
     data_dir: PathBuf,
     node_id: String,
+    storage: Storage,
 ) {
     let mut granted_at: Option<Instant> = None;
     loop {
@@ -495,7 +503,7 @@ async fn keep_lease(
         }
         let sent = Instant::now();
         let at_ms = chrono::Utc::now().timestamp_millis();
-        let held = Storage::open(&data_dir).ok().and_then(|st| st.machine().ok()).map(|m| m.lease);
+        let held = storage.machine().ok().map(|m| m.lease);
         let ours = held.is_some_and(|l| l.holder.as_deref() == Some(node_id.as_str()) && l.epoch == s.epoch);
         let request = match ours {
             true => LeaseRequest::Renew { node: node_id.clone(), epoch: s.epoch, at_ms },

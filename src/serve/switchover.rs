@@ -120,8 +120,16 @@ pub fn spawn(parts: Parts) -> std::io::Result<(Switchovers, std::thread::JoinHan
 }
 
 async fn serve(mut parts: Parts, mut asked: mpsc::Receiver<Ask>) {
+    // One connection for the shells' requests, kept for the daemon's life.
+    let mut store = match crate::store::Store::open(&parts.data_dir) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(subsystem = "switchover", error = %e, "cannot open the system database; no switchover runs");
+            return;
+        }
+    };
     loop {
-        take_local(&parts).await;
+        take_local(&parts, &mut store).await;
         tokio::select! {
             Some((dry_run, by, to, reply)) = asked.recv() => {
                 let _ = reply.send(run(&parts, dry_run, &by, to.as_ref()).await);
@@ -136,10 +144,10 @@ async fn serve(mut parts: Parts, mut asked: mpsc::Receiver<Ask>) {
 }
 
 /// Runs the requests shells on this node left in the system database.
-async fn take_local(parts: &Parts) {
+async fn take_local(parts: &Parts, store: &mut crate::store::Store) {
     loop {
         let stale = serde_json::to_string(&unrun(false, "asked while no daemon ran here; not run")).unwrap_or_default();
-        let taken = crate::store::Store::open(&parts.data_dir).and_then(|mut s| s.take_switchover(&stale));
+        let taken = store.take_switchover(&stale);
         let request = match taken {
             Ok(Some(r)) => r,
             Ok(None) => return,
@@ -151,8 +159,7 @@ async fn take_local(parts: &Parts) {
         let to = request.to_host.clone().map(SwitchoverTo::Host);
         let report = run(parts, request.dry_run, &request.asked_by, to.as_ref()).await;
         let text = serde_json::to_string(&report).unwrap_or_default();
-        let finished =
-            crate::store::Store::open(&parts.data_dir).and_then(|mut s| s.finish_switchover(&request.id, &text));
+        let finished = store.finish_switchover(&request.id, &text);
         if let Err(e) = finished {
             tracing::error!(subsystem = "switchover", error = %e, "cannot write a switchover's report");
         }

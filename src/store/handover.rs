@@ -162,6 +162,16 @@ impl Store {
     /// Takes the oldest request no daemon took yet. Requests asked longer than
     /// [`REQUEST_FRESH_SECONDS`] ago are closed unrun, with `stale` as their report.
     pub fn take_switchover(&mut self, stale: &str) -> Result<Option<SwitchoverRequest>, StoreError> {
+        // The daemon asks at every change of the system database: a read first, and a
+        // durable transaction only when there is a request to take.
+        let waiting: bool = self.conn().query_row(
+            "SELECT EXISTS (SELECT 1 FROM switchover_requests WHERE taken_at IS NULL)",
+            [],
+            |r| r.get(0),
+        )?;
+        if !waiting {
+            return Ok(None);
+        }
         let cutoff = (chrono::Utc::now() - chrono::Duration::seconds(REQUEST_FRESH_SECONDS))
             .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         self.durably(|tx| {

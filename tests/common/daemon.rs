@@ -135,6 +135,12 @@ impl Daemon {
         Self::answer(Self::agent().get(&self.url(path)).call())
     }
 
+    /// A check-in of generated device `device` carrying `seq`: its HTTP status.
+    pub fn check_in(&self, device: u64, seq: u64) -> u16 {
+        let token = coresh::coredb::generate::token_for(42, device);
+        self.post("/api/v1/devices/checkin", Some(&token), &format!(r#"{{"seq":{seq}}}"#)).status
+    }
+
     pub fn post(&self, path: &str, token: Option<&str>, body: &str) -> Http {
         let mut req = Self::agent().post(&self.url(path)).header("content-type", "application/json");
         if let Some(t) = token {

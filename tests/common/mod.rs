@@ -157,6 +157,12 @@ impl TestNode {
         serde_json::from_str(&run.stdout).expect("json")
     }
 
+    /// This node's id, as `show version` gives it.
+    pub fn node_id(&self) -> String {
+        let v: serde_json::Value = serde_json::from_str(&self.run(&["show version | json"]).stdout).expect("json");
+        v["node_id"].as_str().expect("node_id").to_string()
+    }
+
     /// The HA module log (`show logging high-availability`, the last 2000 entries).
     pub fn ha_log(&self) -> String {
         self.run(&["show logging high-availability last 2000"]).expect_code(0).stdout.clone()
