@@ -52,6 +52,9 @@ fn sites() -> Sites {
 #[test]
 fn a_cut_between_the_sites_promotes_nobody_while_both_reach_the_witness() {
     let Sites { da, db: _db, dw: _dw, a, b, w: _w, lab } = sites();
+    let leader = a.failover_json()["quorum"]["leader"].as_u64().map(|l| format!("{l:016x}"));
+    let who = if leader.as_deref() == Some(a.node_id().as_str()) { "the primary" } else { "another voter" };
+    eprintln!("the quorum's leader at the cut: {who}");
     lab.cut("a", "b", true);
     // Long past the heartbeat's three failures (1 s apart) and the lease time.
     std::thread::sleep(Duration::from_secs(8));

@@ -1,44 +1,37 @@
 //! The daemon's consensus engine (`quorum`): it runs on a witness, and on a primary or
 //! secondary with `witness HOST`. Its calls to the other voters go over the trusted
-//! channel (`Request::Raft`), each to the trusted host whose hello names the voter's
-//! node id; the others' calls reach it through `serve::answers`. The secondary forms
-//! the quorum: once its primary and its witness are reachable it makes the three of
-//! them the engine's voters. What the engine and each voter's link look like is written
-//! for `show failover` about once a second (`quorum::QuorumStatus`).
+//! channel (`transport`); the others' calls reach it through `serve::answers`
+//! ([`Quorum::answer`]). The secondary forms the quorum: once its primary and its
+//! witness are reachable it makes the three of them the engine's voters. What the
+//! engine and each voter's link look like is written for `show failover` about once a
+//! second (`quorum::QuorumStatus`). A lease request ([`Quorum::write`]) is committed
+//! here when this node leads, else handed to the leader, directly or through another
+//! voter.
 //!
-//! On the primary it keeps the lease and fences the node without it (`keep_lease`); the
+//! On the primary it keeps the lease and fences the node without it (`lease`); the
 //! heartbeat asks it for the lease before a promotion, a switchover moves it.
+
+mod lease;
+mod transport;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use openraft::error::{ClientWriteError, InstallSnapshotError, NetworkError, RPCError, RaftError, Unreachable};
-use openraft::network::RPCOption;
-use openraft::raft::{
-    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse, VoteRequest,
-    VoteResponse,
-};
-use openraft::{BasicNode, RaftNetwork, RaftNetworkFactory};
-use russh::keys::PrivateKey;
+use openraft::BasicNode;
+use openraft::error::{ClientWriteError, RaftError};
 use tokio::sync::watch;
 
 use crate::ha::{Mode, Settings};
-use crate::host::HostPort;
 use crate::http::hold::WriteHold;
 use crate::node::view::NodeView;
 use crate::peer::message::{RaftCall, RaftReply};
 use crate::peer::{Hello, Peer};
 use crate::quorum::store::Storage;
-use crate::quorum::{
-    FENCE_AFTER_MS, LEASE_TTL_MS, LeaseAnswer, LeaseRequest, QuorumStatus, RENEW_EVERY_MS, Raft, TypeConfig, VoterLink,
-    engine_id,
-};
-use crate::ssh::client::SshLink;
+use crate::quorum::{LeaseAnswer, LeaseRequest, QuorumStatus, Raft, engine_id};
+use transport::{CALL_TIMEOUT, Dialer, Links, Network, trusted};
 
-/// How long one call may take.
-const CALL_TIMEOUT: Duration = Duration::from_secs(2);
 /// How often the status is written.
 const REPORT_EVERY: Duration = Duration::from_secs(1);
 
@@ -98,7 +91,7 @@ impl Quorum {
 
     /// A renewal, whose time counts: asked of this node's engine and, at once, through
     /// every other voter; the first answer wins (a renewal applied twice is the same
-    /// renewal).
+    /// renewal). The calls still under way then run to their end (each is bounded).
     async fn renew(&self, request: LeaseRequest) -> Result<LeaseAnswer, String> {
         let raft = self.raft().ok_or("no quorum engine runs on this node")?;
         let own = raft.metrics().borrow().id;
@@ -120,7 +113,11 @@ impl Quorum {
         let mut failures = Vec::new();
         while let Some(done) = set.join_next().await {
             match done {
-                Ok(Ok(answer)) => return Ok(answer),
+                Ok(Ok(answer)) => {
+                    // The others finish on their own, keeping their connections usable.
+                    set.detach_all();
+                    return Ok(answer);
+                }
                 Ok(Err(e)) => failures.push(e),
                 Err(e) => failures.push(e.to_string()),
             }
@@ -144,12 +141,7 @@ impl Quorum {
     /// Asks voter `target` to commit `request` (it hands it to its leader if it is not).
     async fn call_voter(&self, target: u64, request: LeaseRequest, relayed: bool) -> Result<LeaseAnswer, String> {
         let net = self.net.lock().ok().and_then(|n| n.clone()).ok_or("no transport")?;
-        let mut link = Link { net, target, peer: None };
-        match link.call(RaftCall::ClientWrite { request, relayed }).await? {
-            RaftReply::ClientWrite(answer) => Ok(answer),
-            RaftReply::Failed { why } => Err(why),
-            other => Err(format!("answered {other:?}")),
-        }
+        net.client_write(target, request, relayed).await
     }
 
     /// Answers another voter's call.
@@ -185,151 +177,6 @@ impl Quorum {
             RaftCall::InstallSnapshot(rpc) => {
                 raft.install_snapshot(rpc).await.map_or_else(|e| failed(&e), RaftReply::InstallSnapshot)
             }
-        }
-    }
-}
-
-/// How each voter's link last went, by engine id.
-type Links = Arc<Mutex<BTreeMap<u64, VoterLink>>>;
-
-/// The engine's transport: the trusted channel.
-#[derive(Clone)]
-struct Network {
-    data_dir: PathBuf,
-    key: Arc<PrivateKey>,
-    ours: Hello,
-    links: Links,
-}
-
-/// One voter, as this node reaches it.
-struct Link {
-    net: Network,
-    target: u64,
-    peer: Option<Peer<SshLink>>,
-}
-
-impl RaftNetworkFactory<TypeConfig> for Network {
-    type Network = Link;
-
-    async fn new_client(&mut self, target: u64, _node: &BasicNode) -> Link {
-        Link { net: self.clone(), target, peer: None }
-    }
-}
-
-/// The trusted hosts of the node in `dir`, with their keys.
-fn trusted(dir: &std::path::Path) -> Vec<(HostPort, russh::keys::PublicKey)> {
-    let Ok(store) = crate::store::Store::open(dir) else { return Vec::new() };
-    store
-        .trusted_hosts()
-        .unwrap_or_default()
-        .iter()
-        .filter_map(|t| Some((t.host.parse().ok()?, crate::node::keys::parse_public(&t.key).ok()?)))
-        .collect()
-}
-
-impl Link {
-    fn note(&self, address: Option<String>, error: Option<String>) {
-        if let Ok(mut links) = self.net.links.lock() {
-            let link = links.entry(self.target).or_default();
-            link.checked_at = crate::store::now_text();
-            match error {
-                None => {
-                    link.address = address.or(link.address.take());
-                    link.ok_at = Some(link.checked_at.clone());
-                    link.error = None;
-                }
-                Some(e) => link.error = Some(e),
-            }
-        }
-    }
-
-    /// The voter's trusted host, found by the node id its hello says.
-    async fn reach(&mut self) -> Result<&mut Peer<SshLink>, String> {
-        if self.peer.is_none() {
-            let want = format!("{:016x}", self.target);
-            let mut failures = Vec::new();
-            for (host, key) in trusted(&self.net.data_dir) {
-                match Peer::connect(&host, &self.net.key, &key, &self.net.ours).await {
-                    Ok(peer) if peer.hello().node_id == want => {
-                        self.note(Some(host.to_string()), None);
-                        if let Ok(mut links) = self.net.links.lock() {
-                            links.entry(self.target).or_default().hostname = Some(peer.hello().hostname.clone());
-                        }
-                        self.peer = Some(peer);
-                        break;
-                    }
-                    Ok(peer) => peer.close().await,
-                    Err(e) => failures.push(format!("{host}: {e}")),
-                }
-            }
-            if self.peer.is_none() {
-                let why = format!("no trusted host answers as node {want} ({})", failures.join("; "));
-                self.note(None, Some(why.clone()));
-                return Err(why);
-            }
-        }
-        self.peer.as_mut().ok_or_else(|| "not connected".to_string())
-    }
-
-    async fn call(&mut self, call: RaftCall) -> Result<RaftReply, String> {
-        let peer = self.reach().await?;
-        let reply = tokio::time::timeout(CALL_TIMEOUT, peer.raft(call)).await;
-        match reply {
-            Ok(Ok(reply)) => {
-                self.note(None, None);
-                Ok(reply)
-            }
-            Ok(Err(e)) => self.broken(e.to_string()),
-            Err(_) => self.broken(format!("no answer within {} s", CALL_TIMEOUT.as_secs())),
-        }
-    }
-
-    fn broken<T>(&mut self, why: String) -> Result<T, String> {
-        self.peer = None;
-        self.note(None, Some(why.clone()));
-        Err(why)
-    }
-}
-
-fn unreachable<E: std::error::Error>(why: String) -> RPCError<u64, BasicNode, E> {
-    RPCError::Unreachable(Unreachable::new(&std::io::Error::other(why)))
-}
-
-fn refused<E: std::error::Error>(why: String) -> RPCError<u64, BasicNode, E> {
-    RPCError::Network(NetworkError::new(&std::io::Error::other(why)))
-}
-
-impl RaftNetwork<TypeConfig> for Link {
-    async fn append_entries(
-        &mut self,
-        rpc: AppendEntriesRequest<TypeConfig>,
-        _option: RPCOption,
-    ) -> Result<AppendEntriesResponse<u64>, RPCError<u64, BasicNode, RaftError<u64>>> {
-        match self.call(RaftCall::AppendEntries(rpc)).await.map_err(unreachable)? {
-            RaftReply::AppendEntries(r) => Ok(r),
-            other => Err(refused(format!("{other:?}"))),
-        }
-    }
-
-    async fn install_snapshot(
-        &mut self,
-        rpc: InstallSnapshotRequest<TypeConfig>,
-        _option: RPCOption,
-    ) -> Result<InstallSnapshotResponse<u64>, RPCError<u64, BasicNode, RaftError<u64, InstallSnapshotError>>> {
-        match self.call(RaftCall::InstallSnapshot(rpc)).await.map_err(unreachable)? {
-            RaftReply::InstallSnapshot(r) => Ok(r),
-            other => Err(refused(format!("{other:?}"))),
-        }
-    }
-
-    async fn vote(
-        &mut self,
-        rpc: VoteRequest<u64>,
-        _option: RPCOption,
-    ) -> Result<VoteResponse<u64>, RPCError<u64, BasicNode, RaftError<u64>>> {
-        match self.call(RaftCall::Vote(rpc)).await.map_err(unreachable)? {
-            RaftReply::Vote(r) => Ok(r),
-            other => Err(refused(format!("{other:?}"))),
         }
     }
 }
@@ -375,12 +222,12 @@ async fn start(
     let id = engine_id(&node_id).ok_or_else(|| format!("node id {node_id} is not 16 hex digits"))?;
     let key = crate::node::keys::host_key(data_dir).map_err(|e| e.to_string())?;
     let links = quorum.links.clone();
-    let net = Network {
+    let net = Network::new(Dialer {
         data_dir: data_dir.to_path_buf(),
         key: Arc::new(key),
         ours: Hello::of(&settings, &node_id),
         links: links.clone(),
-    };
+    });
     let storage = Storage::open(data_dir).map_err(|e| e.to_string())?;
     let raft = Raft::new(id, crate::quorum::config(), net.clone(), storage.clone(), storage.clone())
         .await
@@ -392,7 +239,7 @@ async fn start(
         *n = Some(net.clone());
     }
     tokio::spawn(report(raft.clone(), storage.clone(), links, view.clone(), hold.clone()));
-    tokio::spawn(keep_lease(
+    tokio::spawn(lease::keep_lease(
         quorum.clone(),
         hold.clone(),
         view.clone(),
@@ -416,9 +263,9 @@ async fn form(raft: Raft, net: Network, settings: Settings, own: u64) {
         }
         let mut members = BTreeMap::from([(own, BasicNode::new(""))]);
         for host in [&primary, &witness] {
-            let key = trusted(&net.data_dir).into_iter().find(|(h, _)| h == host).map(|(_, k)| k);
+            let key = trusted(&net.dial.data_dir).into_iter().find(|(h, _)| h == host).map(|(_, k)| k);
             let Some(key) = key else { break };
-            if let Ok(peer) = Peer::connect(host, &net.key, &key, &net.ours).await {
+            if let Ok(peer) = Peer::connect(host, &net.dial.key, &key, &net.dial.ours).await {
                 if let Some(id) = engine_id(&peer.hello().node_id) {
                     members.insert(id, BasicNode::new(host.to_string()));
                 }
@@ -468,96 +315,6 @@ async fn report(
         };
         if let Err(e) = storage.put_status(&status) {
             tracing::warn!(subsystem = "quorum", error = %e, "cannot record the quorum's state");
-        }
-    }
-}
-
-/// On the primary, while the quorum decides: renews the lease every
-/// [`RENEW_EVERY_MS`] (takes it first, at its own epoch), and fences this node once its
-/// last granted renewal was sent [`FENCE_AFTER_MS`] ago or the quorum gave the lease to
-/// another; lifts the fence once it holds the lease again. Each change of the fence goes
-/// to the HA log, and a fence to a mail.
-async fn keep_lease(
-    quorum: Quorum,
-    hold: Arc<WriteHold>,
-    mut view: watch::Receiver<Arc<NodeView>>,
-    data_dir: PathBuf,
-    node_id: String,
-    storage: Storage,
-) {
-    let mut granted_at: Option<Instant> = None;
-    loop {
-        tokio::time::sleep(Duration::from_millis(RENEW_EVERY_MS)).await;
-        if view.has_changed().is_err() {
-            return;
-        }
-        let s = view.borrow_and_update().settings.clone();
-        // A switchover under way here moves the lease itself (the standby's commit).
-        if hold.is_held() || hold.handed_over() {
-            continue;
-        }
-        if !(s.mode == Mode::Primary && s.witness.is_some() && quorum.formed()) {
-            granted_at = None;
-            fence(&hold, &data_dir, &node_id, None).await;
-            continue;
-        }
-        let sent = Instant::now();
-        let at_ms = chrono::Utc::now().timestamp_millis();
-        let held = storage.machine().ok().map(|m| m.lease);
-        let ours = held.is_some_and(|l| l.holder.as_deref() == Some(node_id.as_str()) && l.epoch == s.epoch);
-        let request = match ours {
-            true => LeaseRequest::Renew { node: node_id.clone(), epoch: s.epoch, at_ms },
-            false => LeaseRequest::Acquire { node: node_id.clone(), epoch: s.epoch, at_ms, ttl_ms: LEASE_TTL_MS },
-        };
-        let too_old = |at: Option<Instant>| at.is_none_or(|t| t.elapsed() >= Duration::from_millis(FENCE_AFTER_MS));
-        // The fence's deadline does not wait for a slow answer.
-        let deadline = granted_at.map_or_else(Instant::now, |t| t + Duration::from_millis(FENCE_AFTER_MS));
-        let answer = tokio::select! {
-            answer = quorum.write(request) => answer,
-            () = tokio::time::sleep_until(deadline.into()), if !too_old(granted_at) => {
-                fence(&hold, &data_dir, &node_id, Some(format!(
-                    "this primary has not renewed the quorum's lease within {FENCE_AFTER_MS} ms"
-                ))).await;
-                continue;
-            }
-        };
-        if sent.elapsed() > Duration::from_millis(500) {
-            tracing::warn!(subsystem = "quorum", took_ms = sent.elapsed().as_millis() as u64, answer = ?answer, "slow lease request");
-        }
-        let why = match answer {
-            Ok(LeaseAnswer::Granted { .. }) => {
-                granted_at = Some(sent);
-                None
-            }
-            // Another holds it: fenced at once.
-            Ok(LeaseAnswer::Refused { lease, why }) => Some(format!(
-                "the quorum refused this primary the lease ({why}); {} holds it at epoch {}",
-                lease.holder.unwrap_or_else(|| "nobody".into()),
-                lease.epoch
-            )),
-            Ok(LeaseAnswer::None) => None,
-            // No answer: fenced once the last granted renewal is too old.
-            Err(e) => too_old(granted_at)
-                .then(|| format!("this primary could not renew the quorum's lease for {FENCE_AFTER_MS} ms: {e}")),
-        };
-        fence(&hold, &data_dir, &node_id, why).await;
-    }
-}
-
-/// Puts the fence on (`Some(why)`) or off, saying so when it changes.
-async fn fence(hold: &WriteHold, data_dir: &std::path::Path, node_id: &str, why: Option<String>) {
-    let text = why.clone();
-    if !hold.fence(why).await {
-        return;
-    }
-    let Ok(mut store) = crate::store::Store::open(data_dir) else { return };
-    match text {
-        Some(reason) => {
-            let _ = store.ha_log("error", &format!("FENCED: {reason}; this primary takes no device writes"));
-            crate::notify::raise_or_log(&mut store, node_id, &crate::notify::Event::Fenced { reason });
-        }
-        None => {
-            let _ = store.ha_log("info", "this primary holds the quorum's lease: it takes device writes");
         }
     }
 }
