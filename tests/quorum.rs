@@ -159,3 +159,59 @@ fn a_switchover_moves_the_lease_with_the_role() {
     assert_eq!(db.check_in(3, 3), 200, "and keeps them: it renews its lease");
     assert!(!b.ha_log().contains("FENCED") && !a.ha_log().contains("FENCED"), "{}{}", a.ha_log(), b.ha_log());
 }
+
+#[test]
+fn a_promotion_by_hand_needs_the_quorums_grant() {
+    let Three { da, db: _db, dw: _dw, a, b, w: _w } = three("keep-standby");
+    let a_id = a.node_id();
+    until("the primary holds the lease", || quorum(&a)["lease"]["holder"].as_str() == Some(a_id.as_str()));
+    let epoch = a.failover_json()["epoch"].as_u64().unwrap();
+    // The primary renews its lease: the secondary is refused, with the reason.
+    let run = b.run(&["enable", "failover mode primary"]);
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    assert!(run.stderr.contains("% The quorum refused") && run.stderr.contains("renewed it in time"), "{}", run.stderr);
+    assert_eq!(b.failover_json()["mode"], "secondary");
+    assert_eq!(da.check_in(1, 1), 200);
+    // The primary dies: once its lease ran out, the quorum grants the next epoch.
+    da.kill_9();
+    let b_id = b.node_id();
+    until("the quorum grants the promotion", || b.run(&["enable", "failover mode primary"]).code == 0);
+    let f = b.failover_json();
+    assert_eq!((f["mode"].as_str(), f["epoch"].as_u64()), (Some("primary"), Some(epoch + 1)));
+    until("it holds the lease", || quorum(&b)["lease"]["holder"].as_str() == Some(b_id.as_str()));
+}
+
+#[test]
+fn with_the_witness_gone_a_dead_primary_is_replaced_only_by_force() {
+    let Three { da, db, dw, a, b, w } = three("promote");
+    let a_id = a.node_id();
+    until("the primary holds the lease", || quorum(&a)["lease"]["holder"].as_str() == Some(a_id.as_str()));
+    // The witness goes: the pair sees each other and nothing changes.
+    let w_id = quorum(&w)["id"].as_u64().unwrap();
+    drop(dw);
+    until("a leader among the two", || quorum(&b)["leader"].as_u64().is_some_and(|l| l != w_id));
+    std::thread::sleep(std::time::Duration::from_secs(5));
+    assert_eq!(da.check_in(1, 1), 200, "the primary keeps its lease");
+    assert_eq!(b.failover_json()["mode"], "secondary");
+    // Then the primary dies too: one voter of three decides nothing, so the secondary
+    // does not promote itself (docs/architecture.md, "Quorum").
+    da.kill_9();
+    until("the heartbeat's failover is refused", || b.ha_log().contains("FAILOVER REFUSED"));
+    std::thread::sleep(std::time::Duration::from_secs(6));
+    assert_eq!(b.failover_json()["mode"], "secondary", "{}", b.ha_log());
+    let run = b.run(&["enable", "failover mode primary"]);
+    assert_eq!(run.code, 1);
+    assert!(run.stderr.contains("% The quorum could not decide") && run.stderr.contains("force"), "{}", run.stderr);
+    // The operator forces it: primary, out of the quorum, taking writes and not fenced.
+    assert!(b.failover_json()["witness"].is_string(), "{}", b.failover_json());
+    let run = b.run(&["enable", "failover mode primary force"]);
+    run.expect_code(0);
+    assert!(run.stderr.contains("without the quorum") || run.stdout.contains("without the quorum"), "{run:?}");
+    let f = b.failover_json();
+    assert_eq!(f["mode"], "primary");
+    assert!(f["witness"].is_null(), "{f}");
+    assert!(!b.run(&["enable", "show running-config"]).stdout.contains("witness "));
+    until("the forced primary takes writes", || db.check_in(2, 2) == 200);
+    std::thread::sleep(std::time::Duration::from_secs(5));
+    assert_eq!(db.check_in(3, 3), 200, "it is not fenced: {}", b.ha_log());
+}

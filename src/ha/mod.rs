@@ -123,9 +123,15 @@ fn apply(
 /// it synced from, any peer's), saved durably before the daemon takes a write; the role
 /// lock is held meanwhile, so no sync swaps data in under a new primary.
 pub fn promote(store: &mut Store, cause: &Cause) -> Result<Applied, StoreError> {
+    promote_and(store, cause, |_| {})
+}
+
+/// [`promote`], with `also` changing the settings in the same transaction.
+pub fn promote_and(store: &mut Store, cause: &Cause, also: impl FnOnce(&mut Settings)) -> Result<Applied, StoreError> {
     let dir = store.path().parent().map(std::path::Path::to_path_buf).unwrap_or_default();
     let _fence = RoleLock::take(&dir).map_err(|e| StoreError::Commit(format!("cannot take the role lock: {e}")))?;
     update(store, cause, |s| {
+        also(s);
         if s.mode != Mode::Primary {
             s.mode = Mode::Primary;
             s.node_status = NodeStatus::Active;
