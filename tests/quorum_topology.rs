@@ -3,7 +3,11 @@
 //! the secondary while both reach the witness promotes nobody; the primary's site cut
 //! off from both others fences it within the bound and the secondary takes over, and a
 //! client checking in on both nodes throughout never has a check-in accepted by both at
-//! overlapping times. Needs root.
+//! overlapping times. With synchronous replication, the lease names the standby that
+//! has every acknowledged write: a primary cut off while synchronous refuses what its
+//! standby did not confirm, so the standby takes over with every write the primary
+//! acknowledged; a primary that degraded first (it answered writes its standby lacks)
+//! keeps the standby from being granted the lease at all. Needs root.
 
 mod common;
 
@@ -113,4 +117,87 @@ fn the_primary_cut_off_fences_itself_before_the_secondary_takes_over() {
     );
     assert!(last_a < first_b, "both accepted check-ins at overlapping times: a until {last_a:?}, b from {first_b:?}");
     lab.replication_link("a", true);
+}
+
+fn lease(node: &TestNode) -> serde_json::Value {
+    node.failover_json()["quorum"]["lease"].clone()
+}
+
+/// `sites()` with `b` a synchronous standby (500 ms) that the lease names.
+fn synchronous_sites() -> Sites {
+    let sites = sites();
+    sites.b.ha(&["replication mode synchronous timeout 500"]).expect_code(0);
+    let b_id = sites.b.node_id();
+    until("the lease names the synchronous standby", || {
+        lease(&sites.a)["synchronous"]["standby"].as_str() == Some(b_id.as_str())
+    });
+    sites
+}
+
+#[test]
+fn a_primary_cut_off_while_synchronous_loses_no_acknowledged_write_to_the_takeover() {
+    let Sites { da, db, dw: _dw, a: _a, b, w: _w, lab } = synchronous_sites();
+    // A client checks in on the primary throughout; every answer is kept by status.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let client = {
+        let (stop, pa) = (stop.clone(), da.addr);
+        std::thread::spawn(move || {
+            let agent = common::devices::agent();
+            let mut answers: Vec<(u64, u16)> = Vec::new();
+            let mut seq = 10_000;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                answers.push((seq, common::devices::check_in(&agent, pa, seq % 50, seq)));
+                seq += 1;
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            answers
+        })
+    };
+    std::thread::sleep(Duration::from_millis(500));
+    lab.replication_link("a", false);
+    until("the secondary takes over", || b.failover_json()["mode"] == "primary");
+    until("the new primary takes writes", || db.check_in(49, 1_000_000) == 200);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let answers = client.join().unwrap();
+    let acked: Vec<u64> = answers.iter().filter(|a| a.1 == 200).map(|a| a.0).collect();
+    let refused = answers.iter().filter(|a| a.1 == 503).count();
+    let on_b = common::devices::check_in_seqs(&b);
+    let lost: Vec<&u64> = acked.iter().filter(|s| !on_b.contains(s)).collect();
+    eprintln!("the old primary acknowledged {} check-ins and refused {refused}; lost: {}", acked.len(), lost.len());
+    assert!(!acked.is_empty());
+    assert!(lost.is_empty(), "acknowledged by the old primary, missing on the new one: {lost:?}");
+    lab.replication_link("a", true);
+}
+
+#[test]
+fn a_primary_that_degraded_keeps_its_standby_from_taking_over() {
+    let Sites { da, db: _db, dw: _dw, a, b, w: _w, lab } = synchronous_sites();
+    // The standby is cut off, the witness still reached: the lease says degraded before
+    // the primary answers a write without the standby.
+    lab.cut("a", "b", true);
+    let started = Instant::now();
+    assert_eq!(da.check_in(1, 20_000), 200, "answered once the degradation is recorded");
+    eprintln!("the first write after the cut was answered in {:?}", started.elapsed());
+    until("the lease says degraded", || {
+        let l = lease(&a);
+        l["synchronous"].is_object() && l["synchronous"]["standby"].is_null()
+    });
+    let acked: Vec<u64> = (20_001..20_020).filter(|&seq| da.check_in(seq % 50, seq) == 200).collect();
+    assert_eq!(acked.len(), 19, "a degraded primary answers at once");
+    // Then the primary's site is cut off from the witness too: it fences, and the
+    // standby, which lacks those writes, is not granted the lease.
+    lab.replication_link("a", false);
+    until("the primary fences itself", || da.get("/hastatus.html").body == "MOBILEIRON-STATUS: ERROR (Mode: Fenced)");
+    until("the secondary's failover is refused", || b.ha_log().contains("no standby confirmed"));
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(b.failover_json()["mode"], "secondary", "{}", b.ha_log());
+    let shown = b.run(&["show failover"]).stdout;
+    assert!(shown.contains("DEGRADED"), "{shown}");
+    // Healed: the primary takes writes again and the standby gets every one.
+    lab.replication_link("a", true);
+    lab.cut("a", "b", false);
+    until("the primary takes writes again", || da.check_in(2, 20_100) == 200);
+    until("the standby has every write", || b.checksum() == a.checksum());
+    let on_b = common::devices::check_in_seqs(&b);
+    assert!(acked.iter().chain([20_000, 20_100].iter()).all(|s| on_b.contains(s)));
 }

@@ -85,6 +85,10 @@ pub enum DeviceError {
     /// A field is missing or out of bounds.
     #[error("{0}")]
     Invalid(String),
+    /// Committed here, but the synchronous standby did not confirm it and writes may not
+    /// go on without it: not acknowledged (the device sends it again).
+    #[error("the write was not confirmed by the synchronous standby: {0}")]
+    Unconfirmed(String),
     /// The Core data failed.
     #[error(transparent)]
     Store(#[from] StoreError),

@@ -33,7 +33,7 @@ type Reply = oneshot::Sender<Result<Done, DeviceError>>;
 /// What follows each commit: told the change number the batch made (`None` when it
 /// changed nothing), it sends `answers` (the batch's replies) when they may go.
 pub trait AfterCommit: Send {
-    fn committed(&self, seq: Option<i64>, answers: Box<dyn FnOnce() + Send>);
+    fn committed(&self, seq: Option<i64>, answers: Answers);
 }
 
 /// A handle to the writer thread; cheap to clone.
@@ -97,6 +97,11 @@ impl Writer {
     }
 }
 
+/// A batch's answers: `Ok` sends each its outcome; `Err(why)` answers each write that
+/// was not confirmed (a synchronous standby never had it) with
+/// [`DeviceError::Unconfirmed`] instead.
+pub type Answers = Box<dyn FnOnce(Result<(), String>) + Send>;
+
 /// How often the checkpointer copies the WAL back into the database file.
 const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
 
@@ -152,8 +157,12 @@ fn run(
                     batch.drain(..).map(|(_, reply)| reply).zip(outcomes).collect();
                 after.committed(
                     made,
-                    Box::new(move || {
+                    Box::new(move |confirmed: Result<(), String>| {
                         for (reply, outcome) in replies {
+                            let outcome = match (&confirmed, outcome) {
+                                (Err(why), Ok(_)) => Err(DeviceError::Unconfirmed(why.clone())),
+                                (_, outcome) => outcome,
+                            };
                             let _ = reply.send(outcome);
                         }
                     }),

@@ -1,6 +1,7 @@
 //! The quorum part of `show failover`: the witness this node names, and the consensus
 //! engine as the daemon last wrote it (its state, term and leader, each other voter and
-//! whether it answers, the primary lease). From `quorum::store`.
+//! whether it answers, the primary lease and which standby it lets take over). From
+//! `quorum::store`.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -63,7 +64,12 @@ impl QuorumView {
         }
         let lease = &q.lease;
         let holder = lease.holder.clone().unwrap_or_else(|| "nobody".into());
-        rows.push(("Lease", format!("held by {holder} at epoch {}", lease.epoch)));
+        let synchronous = match lease.synchronous.as_ref().map(|s| s.standby.as_deref()) {
+            None => String::new(),
+            Some(Some(standby)) => format!("; synchronous: only {standby} may take over"),
+            Some(None) => "; synchronous replication DEGRADED: no standby may take over without force".into(),
+        };
+        rows.push(("Lease", format!("held by {holder} at epoch {}{synchronous}", lease.epoch)));
         rows
     }
 }

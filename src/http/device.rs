@@ -95,6 +95,7 @@ fn failure(e: &DeviceError) -> Resp {
         DeviceError::Enrolled(_) => StatusCode::CONFLICT,
         DeviceError::NoSuchDevice(_) => StatusCode::NOT_FOUND,
         DeviceError::Invalid(_) => StatusCode::BAD_REQUEST,
+        DeviceError::Unconfirmed(_) => StatusCode::SERVICE_UNAVAILABLE,
         DeviceError::Store(err) => {
             tracing::error!(subsystem = "device-api", error = %err, "device request failed");
             StatusCode::INTERNAL_SERVER_ERROR

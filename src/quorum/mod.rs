@@ -9,10 +9,16 @@
 //! the record and the request, so every node's copy agrees. `store` keeps the engine's
 //! log, vote and record in the system database.
 //!
+//! The record also says what the holder's synchronous replication guarantees
+//! ([`Synchronous`]): while a synchronous standby confirms every write, only that
+//! standby may take the lease over; once the holder answers writes without it
+//! (degraded), nobody may, until it is synchronous again. The holder records a
+//! degradation before it answers the first write its standby has not confirmed, so a
+//! write it acknowledged is never lost by a takeover the engine grants.
+//!
 //! The daemon runs the engine (`serve::quorum`): its transport, the lease kept by the
-//! primary, fencing, promotion through the lease. Still to come: `failover mode primary`
-//! through it, the synchronous standby in the record (docs/architecture.md,
-//! "Quorum").
+//! primary, fencing, promotion through the lease; `failover mode primary` asks for it
+//! too (docs/architecture.md, "Quorum").
 
 pub mod store;
 
@@ -110,6 +116,18 @@ pub struct Lease {
     pub renewed_at_ms: i64,
     /// How long a renewal lasts.
     pub ttl_ms: u32,
+    /// The holder's synchronous replication (none: not synchronous, and any standby
+    /// may take over once the lease expired, losing what it lacks).
+    #[serde(default)]
+    pub synchronous: Option<Synchronous>,
+}
+
+/// What the holder's synchronous replication guarantees of its standbys.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Synchronous {
+    /// The node id of the standby that has every write the holder acknowledged; none:
+    /// the holder acknowledges writes no standby confirmed (degraded).
+    pub standby: Option<String>,
 }
 
 /// A change to the lease, with the asker's clock.
@@ -123,6 +141,8 @@ pub enum LeaseRequest {
     Acquire { node: String, epoch: u64, at_ms: i64, ttl_ms: u32 },
     /// The holder hands it to `to` at `epoch`, past the lease's (a switchover).
     Transfer { from: String, to: String, epoch: u64, at_ms: i64 },
+    /// The holder says what its synchronous replication guarantees now.
+    Synchronous { node: String, epoch: u64, synchronous: Option<Synchronous> },
 }
 
 /// What the engine answered a request, once committed.
@@ -160,14 +180,38 @@ impl Lease {
                 if *epoch < self.epoch || (!own && *epoch == self.epoch) {
                     return refused(self, format!("epoch {epoch} is not past epoch {} of the lease", self.epoch));
                 }
+                let holder = self.holder.clone().unwrap_or_default();
                 if !own && !self.expired_at(*at_ms) {
-                    let holder = self.holder.clone().unwrap_or_default();
                     return refused(
                         self,
                         format!("{holder} holds the lease at epoch {} and renewed it in time", self.epoch),
                     );
                 }
-                *self = Lease { holder: Some(node.clone()), epoch: *epoch, renewed_at_ms: *at_ms, ttl_ms: *ttl_ms };
+                match self.synchronous.as_ref().map(|s| s.standby.as_deref()) {
+                    Some(Some(standby)) if !own && standby != node => {
+                        return refused(
+                            self,
+                            format!("{holder} acknowledged writes that only its synchronous standby {standby} has"),
+                        );
+                    }
+                    Some(None) if !own => {
+                        return refused(
+                            self,
+                            format!(
+                                "{holder} acknowledged writes that no standby confirmed (its synchronous \
+                                 replication was degraded)"
+                            ),
+                        );
+                    }
+                    _ => {}
+                }
+                *self = Lease {
+                    holder: Some(node.clone()),
+                    epoch: *epoch,
+                    renewed_at_ms: *at_ms,
+                    ttl_ms: *ttl_ms,
+                    synchronous: None,
+                };
             }
             LeaseRequest::Transfer { from, to, epoch, at_ms } => {
                 if self.holder.as_deref() != Some(from) || *epoch <= self.epoch {
@@ -176,6 +220,13 @@ impl Lease {
                 self.holder = Some(to.clone());
                 self.epoch = *epoch;
                 self.renewed_at_ms = *at_ms;
+                self.synchronous = None;
+            }
+            LeaseRequest::Synchronous { node, epoch, synchronous } => {
+                if self.holder.as_deref() != Some(node) || self.epoch != *epoch {
+                    return refused(self, format!("{node} does not hold the lease at epoch {epoch}"));
+                }
+                self.synchronous = synchronous.clone();
             }
         }
         LeaseAnswer::Granted { lease: self.clone() }

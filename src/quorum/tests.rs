@@ -122,6 +122,32 @@ fn lease_rules() {
     assert_eq!((lease.holder.as_deref(), lease.epoch), (Some("a"), 3));
 }
 
+#[test]
+fn a_synchronous_holder_is_replaced_only_by_its_synchronous_standby() {
+    let mut lease = Lease::default();
+    let acquire = |node: &str, epoch, at_ms| LeaseRequest::Acquire { node: node.into(), epoch, at_ms, ttl_ms: 1000 };
+    let sync = |node: &str, standby: Option<&str>| LeaseRequest::Synchronous {
+        node: node.into(),
+        epoch: 1,
+        synchronous: Some(super::Synchronous { standby: standby.map(str::to_string) }),
+    };
+    assert!(matches!(lease.apply(&acquire("a", 1, 0)), LeaseAnswer::Granted { .. }));
+    assert!(matches!(lease.apply(&sync("b", Some("b"))), LeaseAnswer::Refused { .. }), "only the holder says");
+    assert!(matches!(lease.apply(&sync("a", Some("b"))), LeaseAnswer::Granted { .. }));
+    assert!(matches!(lease.apply(&acquire("c", 2, 9000)), LeaseAnswer::Refused { .. }), "c is not synchronous");
+    assert!(matches!(lease.apply(&sync("a", None)), LeaseAnswer::Granted { .. }), "degraded");
+    match lease.apply(&acquire("b", 2, 9000)) {
+        LeaseAnswer::Refused { why, .. } => assert!(why.contains("no standby confirmed"), "{why}"),
+        other => panic!("granted while degraded: {other:?}"),
+    }
+    assert!(matches!(lease.apply(&sync("a", Some("b"))), LeaseAnswer::Granted { .. }), "synchronous again");
+    assert!(matches!(lease.apply(&acquire("b", 2, 9000)), LeaseAnswer::Granted { .. }));
+    assert_eq!(lease.synchronous, None, "the new holder says its own");
+    let off = LeaseRequest::Synchronous { node: "b".into(), epoch: 2, synchronous: None };
+    assert!(matches!(lease.apply(&off), LeaseAnswer::Granted { .. }));
+    assert!(matches!(lease.apply(&acquire("a", 3, 20_000)), LeaseAnswer::Granted { .. }), "not synchronous: anyone");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_instances_agree_on_the_lease_and_keep_it_across_a_restart() {
     let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();

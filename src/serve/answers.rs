@@ -171,7 +171,8 @@ impl Respond for Answers {
                     };
                     let standby = record.name();
                     let timeout = synchronous.map(|ms| std::time::Duration::from_millis(u64::from(ms)));
-                    self.gate.attach(&standby, timeout, since.seq);
+                    let node = caller.hello.as_ref().map(|h| h.node_id.clone());
+                    self.gate.attach(&standby, node.as_deref(), timeout, since.seq);
                     let (seen, gate) = (record.latest.clone(), self.gate.clone());
                     let mut applied = move |seq: i64| {
                         gate.applied(&standby, seq);

@@ -96,7 +96,11 @@ async fn serve(node: Node, options: ServeOptions) -> anyhow::Result<()> {
     // answers wait at the gate while a standby is synchronous.
     let (commits, committed) = watch::channel(0u64);
     let commits = Arc::new(commits);
-    let gate = commits::gate(node.data_dir.clone(), node.id.clone()).context("starting the synchronous gate")?;
+    // With a quorum, the gate degrades only once the lease records it (`serve::quorum`).
+    let quorum = quorum::Quorum::default();
+    let permit = quorum::degrade_permit(quorum.clone(), watcher.view.clone(), tokio::runtime::Handle::current());
+    let gate =
+        commits::gate(node.data_dir.clone(), node.id.clone(), permit).context("starting the synchronous gate")?;
     let after = Box::new(commits::Commits { wake: commits.clone(), gate: gate.clone() });
     let (writer, writer_thread) =
         Writer::spawn(core, checkpoints, atlas, after).context("starting the Core data writer")?;
@@ -135,7 +139,6 @@ async fn serve(node: Node, options: ServeOptions) -> anyhow::Result<()> {
     let http =
         tokio::spawn(crate::http::serve(listener, state.clone(), tls, options.limits.http_timeout, stopped.clone()));
     let schedule = tokio::spawn(scheduler::run(watcher.view.clone(), node.data_dir.clone(), stopped.clone()));
-    let quorum = quorum::Quorum::default();
     let heartbeat = heartbeat::spawn(watcher.view.clone(), node.data_dir.clone(), stopped.clone(), quorum.clone())
         .context("starting the heartbeat")?;
     let streaming = stream::spawn(watcher.view.clone(), node.data_dir.clone(), commits.clone(), stopped.clone())
@@ -144,6 +147,7 @@ async fn serve(node: Node, options: ServeOptions) -> anyhow::Result<()> {
     let engine = tokio::spawn(quorum::run(
         quorum.clone(),
         hold.clone(),
+        gate.clone(),
         watcher.view.clone(),
         node.data_dir.clone(),
         stopped.clone(),

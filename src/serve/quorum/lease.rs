@@ -2,6 +2,10 @@
 //! [`RENEW_EVERY_MS`], and the node fenced (`WriteHold::fence`) once its last granted
 //! renewal is [`FENCE_AFTER_MS`] old or the quorum gave the lease to another. Each change
 //! of the fence goes to the HA log, and a fence to a mail.
+//!
+//! What the synchronous gate guarantees goes into the lease too (`quorum::Synchronous`):
+//! the gate may degrade only once the lease says so ([`degrade_permit`]); its other
+//! changes (synchronous again, off) are written after a renewal (`record_synchronous`).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -14,7 +18,71 @@ use crate::ha::Mode;
 use crate::http::hold::WriteHold;
 use crate::node::view::NodeView;
 use crate::quorum::store::Storage;
-use crate::quorum::{FENCE_AFTER_MS, LEASE_TTL_MS, LeaseAnswer, LeaseRequest, RENEW_EVERY_MS};
+use crate::quorum::{FENCE_AFTER_MS, LEASE_TTL_MS, Lease, LeaseAnswer, LeaseRequest, RENEW_EVERY_MS, Synchronous};
+use crate::replication::gate::{Gate, Permit};
+
+/// How long the gate's permit may take: the quorum write, and waiting for another such
+/// write of this node.
+const PERMIT_WITHIN: Duration = Duration::from_secs(2);
+
+/// The synchronous gate's permit to degrade: on a primary whose quorum decides, the
+/// lease must first say that it answers writes no standby confirmed (so no standby is
+/// granted the lease without `force`). Without a quorum, always. Runs on the gate's
+/// own thread, driving the daemon's runtime (`runtime`).
+pub fn degrade_permit(quorum: Quorum, view: watch::Receiver<Arc<NodeView>>, runtime: tokio::runtime::Handle) -> Permit {
+    Arc::new(move |_standby| {
+        let (s, node) = {
+            let v = view.borrow();
+            (v.settings.clone(), v.node_id.clone())
+        };
+        if s.witness.is_none() || !quorum.formed() {
+            return Ok(());
+        }
+        let degraded = Some(Synchronous { standby: None });
+        let request = LeaseRequest::Synchronous { node, epoch: s.epoch, synchronous: degraded };
+        let recorded = runtime.block_on(async {
+            tokio::time::timeout(PERMIT_WITHIN, async {
+                let _order = quorum.sync_record.lock().await;
+                quorum.write(request).await
+            })
+            .await
+        });
+        match recorded {
+            Ok(Ok(LeaseAnswer::Granted { .. })) => Ok(()),
+            Ok(Ok(LeaseAnswer::Refused { why, .. })) => Err(format!("the quorum refused to record it ({why})")),
+            Ok(Ok(LeaseAnswer::None)) => Err("the quorum gave no answer".into()),
+            Ok(Err(e)) => Err(format!("the quorum could not record it ({e})")),
+            Err(_) => Err(format!("the quorum did not record it within {} s", PERMIT_WITHIN.as_secs())),
+        }
+    })
+}
+
+/// What the gate guarantees, as the lease says it.
+fn guaranteed(gate: &Gate) -> Option<Synchronous> {
+    let state = gate.state();
+    match state.state {
+        "synchronous" => Some(Synchronous { standby: state.standby_node }),
+        "degraded" => Some(Synchronous { standby: None }),
+        _ => None,
+    }
+}
+
+/// Writes what the gate guarantees into the lease `held` by `node` at `epoch`, when it
+/// says otherwise (read again under the order lock: a degradation may have come first).
+async fn record_synchronous(quorum: &Quorum, gate: &Gate, held: &Lease, node: &str, epoch: u64) {
+    if guaranteed(gate) == held.synchronous {
+        return;
+    }
+    let _order = quorum.sync_record.lock().await;
+    let synchronous = guaranteed(gate);
+    let request = LeaseRequest::Synchronous { node: node.to_string(), epoch, synchronous };
+    match quorum.write(request).await {
+        Ok(LeaseAnswer::Granted { .. }) => {}
+        other => {
+            tracing::warn!(subsystem = "quorum", answer = ?other, "cannot record the synchronous standby in the lease")
+        }
+    }
+}
 
 /// On the primary, while the quorum decides: renews the lease every
 /// [`RENEW_EVERY_MS`] (takes it first, at its own epoch), and fences this node once its
@@ -24,14 +92,22 @@ use crate::quorum::{FENCE_AFTER_MS, LEASE_TTL_MS, LeaseAnswer, LeaseRequest, REN
 pub(super) async fn keep_lease(
     quorum: Quorum,
     hold: Arc<WriteHold>,
+    gate: Gate,
     mut view: watch::Receiver<Arc<NodeView>>,
     data_dir: PathBuf,
     node_id: String,
     storage: Storage,
 ) {
     let mut granted_at: Option<Instant> = None;
+    let mut recording: Option<tokio::task::JoinHandle<()>> = None;
+    let fence_after = Duration::from_millis(FENCE_AFTER_MS);
+    let not_renewed = format!("this primary has not renewed the quorum's lease within {FENCE_AFTER_MS} ms");
     loop {
-        tokio::time::sleep(Duration::from_millis(RENEW_EVERY_MS)).await;
+        // The next renewal, or the fence's deadline when that comes first: a slow
+        // answer and this wait together never put the fence off.
+        let next = Instant::now() + Duration::from_millis(RENEW_EVERY_MS);
+        let deadline = granted_at.map(|t| t + fence_after);
+        tokio::time::sleep_until(deadline.filter(|d| *d > Instant::now()).map_or(next, |d| d.min(next)).into()).await;
         if view.has_changed().is_err() {
             return;
         }
@@ -45,6 +121,9 @@ pub(super) async fn keep_lease(
             fence(&hold, &data_dir, &node_id, None).await;
             continue;
         }
+        if granted_at.is_some_and(|t| t.elapsed() >= fence_after) {
+            fence(&hold, &data_dir, &node_id, Some(not_renewed.clone())).await;
+        }
         let sent = Instant::now();
         let at_ms = chrono::Utc::now().timestamp_millis();
         let held = storage.machine().ok().map(|m| m.lease);
@@ -53,15 +132,13 @@ pub(super) async fn keep_lease(
             true => LeaseRequest::Renew { node: node_id.clone(), epoch: s.epoch, at_ms },
             false => LeaseRequest::Acquire { node: node_id.clone(), epoch: s.epoch, at_ms, ttl_ms: LEASE_TTL_MS },
         };
-        let too_old = |at: Option<Instant>| at.is_none_or(|t| t.elapsed() >= Duration::from_millis(FENCE_AFTER_MS));
+        let too_old = |at: Option<Instant>| at.is_none_or(|t| t.elapsed() >= fence_after);
         // The fence's deadline does not wait for a slow answer.
-        let deadline = granted_at.map_or_else(Instant::now, |t| t + Duration::from_millis(FENCE_AFTER_MS));
+        let deadline = granted_at.map_or_else(Instant::now, |t| t + fence_after);
         let answer = tokio::select! {
             answer = quorum.write(request) => answer,
             () = tokio::time::sleep_until(deadline.into()), if !too_old(granted_at) => {
-                fence(&hold, &data_dir, &node_id, Some(format!(
-                    "this primary has not renewed the quorum's lease within {FENCE_AFTER_MS} ms"
-                ))).await;
+                fence(&hold, &data_dir, &node_id, Some(not_renewed.clone())).await;
                 continue;
             }
         };
@@ -69,8 +146,13 @@ pub(super) async fn keep_lease(
             tracing::warn!(subsystem = "quorum", took_ms = sent.elapsed().as_millis() as u64, answer = ?answer, "slow lease request");
         }
         let why = match answer {
-            Ok(LeaseAnswer::Granted { .. }) => {
+            Ok(LeaseAnswer::Granted { lease }) => {
                 granted_at = Some(sent);
+                // Beside the renewals, never delaying one; one at a time.
+                if recording.as_ref().is_none_or(tokio::task::JoinHandle::is_finished) {
+                    let (q, g, n, epoch) = (quorum.clone(), gate.clone(), node_id.clone(), s.epoch);
+                    recording = Some(tokio::spawn(async move { record_synchronous(&q, &g, &lease, &n, epoch).await }));
+                }
                 None
             }
             // Another holds it: fenced at once.

@@ -29,7 +29,9 @@ use crate::node::view::NodeView;
 use crate::peer::message::{RaftCall, RaftReply};
 use crate::peer::{Hello, Peer};
 use crate::quorum::store::Storage;
-use crate::quorum::{LeaseAnswer, LeaseRequest, QuorumStatus, Raft, engine_id};
+use crate::quorum::{Lease, LeaseAnswer, LeaseRequest, QuorumStatus, Raft, engine_id};
+use crate::replication::gate::Gate;
+pub use lease::degrade_permit;
 use transport::{CALL_TIMEOUT, Dialer, Links, Network, trusted};
 
 /// How often the status is written.
@@ -48,6 +50,12 @@ pub struct Quorum {
     links: Links,
     /// The transport, to forward a lease request to the leader.
     net: Arc<Mutex<Option<Network>>>,
+    /// Held while this node writes what its synchronous replication guarantees into the
+    /// lease, so that such writes land in the order the gate changed.
+    sync_record: Arc<tokio::sync::Mutex<()>>,
+    /// The lease as the last answer to this node's request gave it, and when: newer than
+    /// this node's own copy when it is cut off from the engine's leader.
+    answered: Arc<Mutex<Option<(Instant, Lease)>>>,
 }
 
 impl Quorum {
@@ -66,8 +74,34 @@ impl Quorum {
     /// primary cut off from its secondary still reaches a leader there through the
     /// witness).
     pub async fn write(&self, request: LeaseRequest) -> Result<LeaseAnswer, String> {
-        if matches!(request, LeaseRequest::Renew { .. }) {
-            return self.renew(request).await;
+        let answer = self.write_anyhow(request).await;
+        if let (Ok(LeaseAnswer::Granted { lease } | LeaseAnswer::Refused { lease, .. }), Ok(mut seen)) =
+            (&answer, self.answered.lock())
+        {
+            *seen = Some((Instant::now(), lease.clone()));
+        }
+        answer
+    }
+
+    /// The lease as this node's engine has it, or as a recent answer gave it when this
+    /// node does not lead the engine (its copy may lag then).
+    fn lease(&self, raft: &Raft, storage: &Storage) -> Lease {
+        let own = storage.machine().map(|m| m.lease).unwrap_or_default();
+        let metrics = raft.metrics().borrow().clone();
+        if metrics.current_leader == Some(metrics.id) {
+            return own;
+        }
+        match self.answered.lock().ok().and_then(|a| a.clone()) {
+            Some((at, lease)) if at.elapsed() < REPORT_EVERY * 2 => lease,
+            _ => own,
+        }
+    }
+
+    async fn write_anyhow(&self, request: LeaseRequest) -> Result<LeaseAnswer, String> {
+        // Renewals and what the holder's synchronous replication guarantees are the same
+        // when committed twice, and their time counts: sent every way at once.
+        if matches!(request, LeaseRequest::Renew { .. } | LeaseRequest::Synchronous { .. }) {
+            return self.hedged(request).await;
         }
         let leader = match self.write_here(&request).await? {
             Ok(answer) => return Ok(answer),
@@ -89,10 +123,10 @@ impl Quorum {
         Err(format!("no voter brought the request to the quorum's leader ({})", failures.join("; ")))
     }
 
-    /// A renewal, whose time counts: asked of this node's engine and, at once, through
-    /// every other voter; the first answer wins (a renewal applied twice is the same
-    /// renewal). The calls still under way then run to their end (each is bounded).
-    async fn renew(&self, request: LeaseRequest) -> Result<LeaseAnswer, String> {
+    /// A request that is the same applied twice, and whose time counts: asked of this
+    /// node's engine and, at once, through every other voter; the first answer wins. The
+    /// calls still under way then run to their end (each is bounded).
+    async fn hedged(&self, request: LeaseRequest) -> Result<LeaseAnswer, String> {
         let raft = self.raft().ok_or("no quorum engine runs on this node")?;
         let own = raft.metrics().borrow().id;
         let others: Vec<u64> =
@@ -122,7 +156,7 @@ impl Quorum {
                 Err(e) => failures.push(e.to_string()),
             }
         }
-        Err(format!("no voter renewed the lease ({})", failures.join("; ")))
+        Err(format!("no voter brought the request to the quorum's leader ({})", failures.join("; ")))
     }
 
     /// The engine here commits `request` (`Ok(Ok)`), or says it is not the leader and
@@ -185,6 +219,7 @@ impl Quorum {
 pub async fn run(
     quorum: Quorum,
     hold: Arc<WriteHold>,
+    gate: Gate,
     mut view: watch::Receiver<Arc<NodeView>>,
     data_dir: PathBuf,
     mut stop: watch::Receiver<bool>,
@@ -192,7 +227,7 @@ pub async fn run(
     loop {
         let settings = view.borrow_and_update().settings.clone();
         if wanted(&settings) && quorum.raft().is_none() {
-            match start(&quorum, &hold, &view, &data_dir).await {
+            match start(&quorum, &hold, &gate, &view, &data_dir).await {
                 Ok(()) => tracing::info!(subsystem = "quorum", "consensus engine started"),
                 Err(e) => tracing::error!(subsystem = "quorum", error = %e, "cannot start the consensus engine"),
             }
@@ -212,6 +247,7 @@ pub async fn run(
 async fn start(
     quorum: &Quorum,
     hold: &Arc<WriteHold>,
+    gate: &Gate,
     view: &watch::Receiver<Arc<NodeView>>,
     data_dir: &std::path::Path,
 ) -> Result<(), String> {
@@ -238,10 +274,11 @@ async fn start(
     if let Ok(mut n) = quorum.net.lock() {
         *n = Some(net.clone());
     }
-    tokio::spawn(report(raft.clone(), storage.clone(), links, view.clone(), hold.clone()));
+    tokio::spawn(report(quorum.clone(), raft.clone(), storage.clone(), links, view.clone(), hold.clone()));
     tokio::spawn(lease::keep_lease(
         quorum.clone(),
         hold.clone(),
+        gate.clone(),
         view.clone(),
         data_dir.to_path_buf(),
         node_id.clone(),
@@ -287,6 +324,7 @@ async fn form(raft: Raft, net: Network, settings: Settings, own: u64) {
 
 /// Writes what the engine and the links look like, about once a second.
 async fn report(
+    quorum: Quorum,
     raft: Raft,
     storage: Storage,
     links: Links,
@@ -301,7 +339,7 @@ async fn report(
         tokio::time::sleep(REPORT_EVERY.saturating_sub(written.elapsed())).await;
         written = Instant::now();
         let m = raft.metrics().borrow().clone();
-        let lease = storage.machine().map(|m| m.lease).unwrap_or_default();
+        let lease = quorum.lease(&raft, &storage);
         let status = QuorumStatus {
             id: m.id,
             state: format!("{:?}", m.state).to_lowercase(),
