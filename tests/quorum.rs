@@ -120,8 +120,16 @@ fn a_dead_primary_is_replaced_through_the_quorum_at_the_next_epoch() {
     let a_id = a.node_id();
     until("the primary holds the lease", || quorum(&a)["lease"]["holder"].as_str() == Some(a_id.as_str()));
     let epoch = a.failover_json()["epoch"].as_u64().unwrap();
+    let killed = std::time::Instant::now();
     da.kill_9();
     until("the secondary promotes through the quorum", || b.failover_json()["mode"] == "primary");
+    // The heartbeat's bound (`follow`: a failure noticed within the 1 s interval, then 3
+    // failures 1 s apart, each with its 0.8 s timeout) plus the lease's (4 s, and the
+    // 0.5 s clock margin, from a renewal at most 0.5 s before the kill).
+    let took = killed.elapsed();
+    let bound = std::time::Duration::from_millis(1000 + 3 * 1800 + 4000 + 500 + 500);
+    eprintln!("promoted {took:?} after the kill (bound {bound:?})");
+    assert!(took <= bound, "promoted {took:?} after the kill, past the bound {bound:?}");
     let b_id = b.node_id();
     assert_eq!(b.failover_json()["epoch"].as_u64(), Some(epoch + 1));
     until("it holds the lease at its epoch", || {

@@ -7,7 +7,8 @@
 //! has every acknowledged write: a primary cut off while synchronous refuses what its
 //! standby did not confirm, so the standby takes over with every write the primary
 //! acknowledged; a primary that degraded first (it answered writes its standby lacks)
-//! keeps the standby from being granted the lease at all. Needs root.
+//! keeps the standby from being granted the lease at all. A flapping link changes no
+//! term; three real failures of one site change it once. Needs root.
 
 mod common;
 
@@ -200,4 +201,64 @@ fn a_primary_that_degraded_keeps_its_standby_from_taking_over() {
     until("the standby has every write", || b.checksum() == a.checksum());
     let on_b = common::devices::check_in_seqs(&b);
     assert!(acked.iter().chain([20_000, 20_100].iter()).all(|s| on_b.contains(s)));
+}
+
+/// The lease's epoch as the witness has it.
+fn lease_epoch(w: &TestNode) -> u64 {
+    lease(w)["epoch"].as_u64().unwrap_or(u64::MAX)
+}
+
+#[test]
+fn a_flapping_link_between_the_sites_changes_no_term() {
+    let Sites { da, db: _db, dw: _dw, a, b, w, lab } = sites();
+    let epoch = lease_epoch(&w);
+    // The link between the sites flaps, both keep reaching the witness; then the
+    // primary's whole site flaps, each time for less than the lease.
+    for _ in 0..8 {
+        lab.cut("a", "b", true);
+        std::thread::sleep(Duration::from_millis(1000));
+        lab.cut("a", "b", false);
+        std::thread::sleep(Duration::from_millis(1000));
+    }
+    for _ in 0..5 {
+        lab.replication_link("a", false);
+        std::thread::sleep(Duration::from_millis(1500));
+        lab.replication_link("a", true);
+        std::thread::sleep(Duration::from_millis(1500));
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    let promotions = b.ha_log().matches("FAILOVER:").count();
+    let fences = a.ha_log().matches("FENCED").count();
+    eprintln!(
+        "flapping: {promotions} promotions, {fences} fences of the primary, lease epoch {epoch} -> {}",
+        lease_epoch(&w)
+    );
+    assert_eq!(promotions, 0, "{}", b.ha_log());
+    assert_eq!(lease_epoch(&w), epoch, "no term changed");
+    assert_eq!(b.failover_json()["mode"], "secondary");
+    until("the primary takes writes", || da.check_in(1, 1) == 200);
+}
+
+#[test]
+fn repeated_failures_of_one_site_change_the_term_once() {
+    let Sites { da, db, dw: _dw, a, b, w, lab } = sites();
+    let epoch = lease_epoch(&w);
+    // The primary's site is cut off three times, each long enough to be a real failure:
+    // the first replaces the primary; the others cut off a node that no longer is one.
+    for round in 0..3 {
+        lab.replication_link("a", false);
+        if round == 0 {
+            until("the secondary takes over", || b.failover_json()["mode"] == "primary");
+        }
+        std::thread::sleep(Duration::from_secs(6));
+        lab.replication_link("a", true);
+        std::thread::sleep(Duration::from_secs(4));
+    }
+    let promotions = b.ha_log().matches("FAILOVER:").count();
+    eprintln!("three cuts: {promotions} promotion(s), lease epoch {epoch} -> {}", lease_epoch(&w));
+    assert_eq!(promotions, 1, "{}", b.ha_log());
+    assert_eq!(lease_epoch(&w), epoch + 1, "one term change");
+    assert_eq!(b.failover_json()["mode"], "primary");
+    assert_eq!(db.check_in(1, 1), 200);
+    assert_ne!(da.check_in(2, 2), 200, "the old primary takes no writes: {}", a.ha_log());
 }

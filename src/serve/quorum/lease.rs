@@ -21,6 +21,9 @@ use crate::quorum::store::Storage;
 use crate::quorum::{FENCE_AFTER_MS, LEASE_TTL_MS, Lease, LeaseAnswer, LeaseRequest, RENEW_EVERY_MS, Synchronous};
 use crate::replication::gate::{Gate, Permit};
 
+/// How many lease requests may be unanswered at once.
+const IN_FLIGHT: usize = 4;
+
 /// How long the gate's permit may take: the quorum write, and waiting for another such
 /// write of this node.
 const PERMIT_WITHIN: Duration = Duration::from_secs(2);
@@ -84,11 +87,13 @@ async fn record_synchronous(quorum: &Quorum, gate: &Gate, held: &Lease, node: &s
     }
 }
 
-/// On the primary, while the quorum decides: renews the lease every
-/// [`RENEW_EVERY_MS`] (takes it first, at its own epoch), and fences this node once its
-/// last granted renewal was sent [`FENCE_AFTER_MS`] ago or the quorum gave the lease to
-/// another; lifts the fence once it holds the lease again. Each change of the fence goes
-/// to the HA log, and a fence to a mail.
+/// On the primary, while the quorum decides: sends a renewal of the lease every
+/// [`RENEW_EVERY_MS`] (takes it first, at its own epoch) without waiting for the earlier
+/// ones to be answered (up to [`IN_FLIGHT`] at once: one that hangs on a link a cut left
+/// dead does not hold the next back), and fences this node once its last granted
+/// renewal was sent [`FENCE_AFTER_MS`] ago or the quorum gave the lease to another;
+/// lifts the fence once it holds the lease again. Each change of the fence goes to the
+/// HA log, and a fence to a mail.
 pub(super) async fn keep_lease(
     quorum: Quorum,
     hold: Arc<WriteHold>,
@@ -98,31 +103,86 @@ pub(super) async fn keep_lease(
     node_id: String,
     storage: Storage,
 ) {
+    let fence_after = Duration::from_millis(FENCE_AFTER_MS);
+    let every = Duration::from_millis(RENEW_EVERY_MS);
+    let not_renewed = format!("this primary has not renewed the quorum's lease within {FENCE_AFTER_MS} ms");
+    let (answers, mut answered) = tokio::sync::mpsc::channel::<(Instant, Result<LeaseAnswer, String>)>(IN_FLIGHT);
+    let mut in_flight = 0usize;
     let mut granted_at: Option<Instant> = None;
     let mut recording: Option<tokio::task::JoinHandle<()>> = None;
-    let fence_after = Duration::from_millis(FENCE_AFTER_MS);
-    let not_renewed = format!("this primary has not renewed the quorum's lease within {FENCE_AFTER_MS} ms");
+    let mut next = Instant::now() + every;
     loop {
-        // The next renewal, or the fence's deadline when that comes first: a slow
-        // answer and this wait together never put the fence off.
-        let next = Instant::now() + Duration::from_millis(RENEW_EVERY_MS);
-        let deadline = granted_at.map(|t| t + fence_after);
-        tokio::time::sleep_until(deadline.filter(|d| *d > Instant::now()).map_or(next, |d| d.min(next)).into()).await;
+        // The next renewal, an answer, or the fence's deadline, whichever comes first.
+        let deadline = granted_at.map(|t| t + fence_after).filter(|d| *d > Instant::now());
+        let wake = deadline.map_or(next, |d| d.min(next));
+        let answer = tokio::select! {
+            Some(answer) = answered.recv() => Some(answer),
+            () = tokio::time::sleep_until(wake.into()) => None,
+        };
         if view.has_changed().is_err() {
             return;
         }
         let s = view.borrow_and_update().settings.clone();
-        // A switchover under way here moves the lease itself (the standby's commit).
-        if hold.is_held() || hold.handed_over() {
+        let keeps = s.mode == Mode::Primary && s.witness.is_some() && quorum.formed();
+        if let Some((sent, answer)) = answer {
+            in_flight = in_flight.saturating_sub(1);
+            // Late answers mean nothing once this node stopped keeping the lease, or while a
+            // switchover moves it.
+            if !keeps || hold.is_held() || hold.handed_over() {
+                continue;
+            }
+            if sent.elapsed() > every {
+                tracing::warn!(subsystem = "quorum", took_ms = sent.elapsed().as_millis() as u64, answer = ?answer, "slow lease request");
+            }
+            let why = match answer {
+                Ok(LeaseAnswer::Granted { lease }) => {
+                    granted_at = granted_at.max(Some(sent));
+                    // Beside the renewals, never delaying one; one at a time.
+                    if recording.as_ref().is_none_or(tokio::task::JoinHandle::is_finished) {
+                        let (q, g, n, epoch) = (quorum.clone(), gate.clone(), node_id.clone(), s.epoch);
+                        recording =
+                            Some(tokio::spawn(async move { record_synchronous(&q, &g, &lease, &n, epoch).await }));
+                    }
+                    granted_at.filter(|t| t.elapsed() >= fence_after).map(|_| not_renewed.clone())
+                }
+                // Another holds it: fenced at once.
+                Ok(LeaseAnswer::Refused { lease, why }) => Some(format!(
+                    "the quorum refused this primary the lease ({why}); {} holds it at epoch {}",
+                    lease.holder.unwrap_or_else(|| "nobody".into()),
+                    lease.epoch
+                )),
+                Ok(LeaseAnswer::None) => continue,
+                // No answer: fenced once the last granted renewal is too old.
+                Err(e) => match granted_at.is_none_or(|t| t.elapsed() >= fence_after) {
+                    true => {
+                        Some(format!("this primary could not renew the quorum's lease for {FENCE_AFTER_MS} ms: {e}"))
+                    }
+                    false => continue,
+                },
+            };
+            fence(&hold, &data_dir, &node_id, why).await;
             continue;
         }
-        if !(s.mode == Mode::Primary && s.witness.is_some() && quorum.formed()) {
+        // A switchover under way here moves the lease itself (the standby's commit).
+        if hold.is_held() || hold.handed_over() {
+            next = Instant::now() + every;
+            continue;
+        }
+        if !keeps {
             granted_at = None;
             fence(&hold, &data_dir, &node_id, None).await;
+            next = Instant::now() + every;
             continue;
         }
         if granted_at.is_some_and(|t| t.elapsed() >= fence_after) {
             fence(&hold, &data_dir, &node_id, Some(not_renewed.clone())).await;
+        }
+        if Instant::now() < next {
+            continue;
+        }
+        next = Instant::now() + every;
+        if in_flight >= IN_FLIGHT {
+            continue;
         }
         let sent = Instant::now();
         let at_ms = chrono::Utc::now().timestamp_millis();
@@ -132,41 +192,11 @@ pub(super) async fn keep_lease(
             true => LeaseRequest::Renew { node: node_id.clone(), epoch: s.epoch, at_ms },
             false => LeaseRequest::Acquire { node: node_id.clone(), epoch: s.epoch, at_ms, ttl_ms: LEASE_TTL_MS },
         };
-        let too_old = |at: Option<Instant>| at.is_none_or(|t| t.elapsed() >= fence_after);
-        // The fence's deadline does not wait for a slow answer.
-        let deadline = granted_at.map_or_else(Instant::now, |t| t + fence_after);
-        let answer = tokio::select! {
-            answer = quorum.write(request) => answer,
-            () = tokio::time::sleep_until(deadline.into()), if !too_old(granted_at) => {
-                fence(&hold, &data_dir, &node_id, Some(not_renewed.clone())).await;
-                continue;
-            }
-        };
-        if sent.elapsed() > Duration::from_millis(500) {
-            tracing::warn!(subsystem = "quorum", took_ms = sent.elapsed().as_millis() as u64, answer = ?answer, "slow lease request");
-        }
-        let why = match answer {
-            Ok(LeaseAnswer::Granted { lease }) => {
-                granted_at = Some(sent);
-                // Beside the renewals, never delaying one; one at a time.
-                if recording.as_ref().is_none_or(tokio::task::JoinHandle::is_finished) {
-                    let (q, g, n, epoch) = (quorum.clone(), gate.clone(), node_id.clone(), s.epoch);
-                    recording = Some(tokio::spawn(async move { record_synchronous(&q, &g, &lease, &n, epoch).await }));
-                }
-                None
-            }
-            // Another holds it: fenced at once.
-            Ok(LeaseAnswer::Refused { lease, why }) => Some(format!(
-                "the quorum refused this primary the lease ({why}); {} holds it at epoch {}",
-                lease.holder.unwrap_or_else(|| "nobody".into()),
-                lease.epoch
-            )),
-            Ok(LeaseAnswer::None) => None,
-            // No answer: fenced once the last granted renewal is too old.
-            Err(e) => too_old(granted_at)
-                .then(|| format!("this primary could not renew the quorum's lease for {FENCE_AFTER_MS} ms: {e}")),
-        };
-        fence(&hold, &data_dir, &node_id, why).await;
+        in_flight += 1;
+        let (q, tell) = (quorum.clone(), answers.clone());
+        tokio::spawn(async move {
+            let _ = tell.send((sent, q.write(request).await)).await;
+        });
     }
 }
 

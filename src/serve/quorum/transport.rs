@@ -5,7 +5,8 @@
 //! connection stays open for the next call. Lease requests handed to another voter
 //! (`Network::client_write`) keep one connection per voter too. A call that was
 //! abandoned half-way (its task cancelled) leaves its connection unusable, so the next
-//! call on that link opens a fresh one. Each link's last outcome is kept for
+//! call on that link opens a fresh one; a request that finds its voter's connection
+//! busy goes on a fresh one of its own. Each link's last outcome is kept for
 //! `show failover` (`Links`).
 
 use std::collections::BTreeMap;
@@ -76,10 +77,20 @@ impl Network {
                 .or_insert_with(|| Arc::new(tokio::sync::Mutex::new(Link::new(&self.dial, target))))
                 .clone()
         };
-        // Another request to that voter may be under way; it ends within its bound.
-        let mut link = tokio::time::timeout(CALL_TIMEOUT, link.lock())
-            .await
-            .map_err(|_| format!("an earlier request to {target:016x} is still unanswered"))?;
+        // Another request to that voter may be under way, and hang on a connection that a
+        // healed cut left dead: this one goes on a fresh connection of its own then.
+        let mut spare;
+        let mut kept;
+        let link: &mut Link = match link.try_lock() {
+            Ok(guard) => {
+                kept = guard;
+                &mut kept
+            }
+            Err(_) => {
+                spare = Link::new(&self.dial, target);
+                &mut spare
+            }
+        };
         match link.call(RaftCall::ClientWrite { request, relayed }).await? {
             RaftReply::ClientWrite(answer) => Ok(answer),
             RaftReply::Failed { why } => Err(why),
