@@ -12,6 +12,7 @@ import subprocess
 import tempfile
 import threading
 import time
+import urllib.error
 import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -42,9 +43,12 @@ def key(node):
 
 
 def get(url):
+    """The body `url` answers, whatever its status; the error's text when none came."""
     try:
         with urllib.request.urlopen(url, timeout=1) as r:
             return r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.read().decode(errors="replace")
     except Exception as e:  # noqa: BLE001 - any failure is "not yet"
         return str(e)
 
