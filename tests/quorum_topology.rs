@@ -8,7 +8,9 @@
 //! standby did not confirm, so the standby takes over with every write the primary
 //! acknowledged; a primary that degraded first (it answered writes its standby lacks)
 //! keeps the standby from being granted the lease at all. A flapping link changes no
-//! term; three real failures of one site change it once. Needs root.
+//! term; three real failures of one site change it once. With the witness's site gone,
+//! the pair goes on until the link between its sites breaks too; then nobody takes
+//! writes until it is back. Needs root.
 
 mod common;
 
@@ -261,4 +263,37 @@ fn repeated_failures_of_one_site_change_the_term_once() {
     assert_eq!(b.failover_json()["mode"], "primary");
     assert_eq!(db.check_in(1, 1), 200);
     assert_ne!(da.check_in(2, 2), 200, "the old primary takes no writes: {}", a.ha_log());
+}
+
+#[test]
+fn with_the_witness_cut_off_a_cut_between_the_sites_leaves_nobody_writable() {
+    let Sites { da, db, dw: _dw, a, b, w: _w, lab } = sites();
+    // The witness's site goes: the pair, two of three, goes on.
+    lab.isolate("w");
+    std::thread::sleep(Duration::from_secs(5));
+    assert_eq!(da.check_in(1, 1), 200, "the primary keeps its lease: {}", a.ha_log());
+    assert_eq!(b.failover_json()["mode"], "secondary");
+    // Then the link between the sites breaks: each side is one voter of three. As the
+    // operator guide says, the primary fences itself and the secondary is granted
+    // nothing: no node takes writes until a voter comes back.
+    lab.cut("a", "b", true);
+    until("the primary fences itself", || da.get("/hastatus.html").body == "MOBILEIRON-STATUS: ERROR (Mode: Fenced)");
+    until("the secondary's failover is refused", || b.ha_log().contains("FAILOVER REFUSED"));
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(b.failover_json()["mode"], "secondary", "{}", b.ha_log());
+    assert_eq!(da.check_in(2, 2), 503);
+    assert_ne!(db.check_in(3, 3), 200);
+    // The link back: two of three again. The old lease ran out long ago, so whichever
+    // asks first holds it (the primary renewing, or the secondary's failover): one node
+    // takes writes, never both.
+    lab.cut("a", "b", false);
+    let mut seq = 10;
+    until("one node takes writes again", || {
+        seq += 2;
+        da.check_in(4, seq) == 200 || db.check_in(5, seq + 1) == 200
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    let (on_a, on_b) = (da.check_in(6, 1000), db.check_in(7, 1001));
+    eprintln!("healed: a answers {on_a}, b answers {on_b}; b is {}", b.failover_json()["mode"]);
+    assert!((on_a == 200) != (on_b == 200), "exactly one node takes writes: a {on_a}, b {on_b}");
 }
