@@ -15,6 +15,9 @@ pub struct Session {
     pub source: String,
     /// Lines per screen before `--More--`; 0 turns paging off.
     pub term_length: u32,
+    /// Characters per line as `terminal width` set it (0: not set). Output is not
+    /// wrapped; automation (netmiko) sets it and `show terminal` shows it.
+    pub term_width: u32,
     /// The SSH console session this is (`show sessions`); `None` on the local console
     /// or in a batch run. Over SSH, `enable` needs an enable secret.
     pub remote: Option<i64>,
@@ -31,6 +34,7 @@ impl Session {
             user: user.into(),
             source: source.into(),
             term_length: 0,
+            term_width: 0,
             remote: None,
             readonly: false,
         }

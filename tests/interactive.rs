@@ -267,3 +267,36 @@ fn a_user_password_on_a_terminal_is_asked_twice_and_never_echoed() {
     let rest = p.exp_eof().unwrap();
     assert!(!rest.contains("kept-secret-9") && !rest.contains("first-try-1"), "password echoed: {rest:?}");
 }
+
+#[test]
+fn a_vt100_terminal_gets_the_ios_line_editor_and_no_escape_codes() {
+    let node = TestNode::new();
+    let mut p = spawn(&node, "vt100");
+    let mut seen = p.exp_string("core>").unwrap();
+    // Help at once: the `?` stays on the input line, then the line is redrawn as typed.
+    type_keys(&mut p, "show ?");
+    seen += &p.exp_regex("version +Software and node version").unwrap().0;
+    seen += &p.exp_string("core>show ").unwrap();
+    // TAB completes a unique word; an edit inside the line moves with backspaces.
+    type_keys(&mut p, "vers\t");
+    seen += &p.exp_string("version ").unwrap();
+    type_keys(&mut p, "\x1b[D\x1b[D"); // two left arrows: the cursor before "n "
+    type_keys(&mut p, "\x01"); // Ctrl-A: to the start
+    type_keys(&mut p, "\x05"); // Ctrl-E: to the end
+    p.send_line("").unwrap();
+    seen += &p.exp_string("Software").unwrap();
+    seen += &p.exp_string("core>").unwrap();
+    // History: the up arrow brings the line back.
+    type_keys(&mut p, "\x1b[A");
+    p.send_line("").unwrap();
+    seen += &p.exp_string("Software").unwrap();
+    seen += &p.exp_string("core>").unwrap();
+    // Ctrl-C drops the line.
+    type_keys(&mut p, "show bogus\x03");
+    seen += &p.exp_string("^C").unwrap();
+    p.send_line("exit").unwrap();
+    seen += &p.exp_eof().unwrap();
+    assert!(!seen.contains("Invalid input"), "the dropped line ran: {seen:?}");
+    assert!(seen.starts_with("show ?\r\n  clock"), "the ? stays on the input line: {seen:?}");
+    assert!(!seen.contains('\x1b'), "escape codes on a vt100 terminal: {seen:?}");
+}

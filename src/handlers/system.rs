@@ -1,10 +1,18 @@
 //! Global configuration of the node itself: `hostname`, `enable secret` and
-//! `audit retention`.
+//! `audit retention`; `write memory`, which has nothing to save.
 
 use super::Ctx;
 use crate::cli::Args;
 use crate::report::{CmdError, Reply};
 use crate::store::{RETENTION, Retention};
+
+/// `write memory` (what automation sends to save, netmiko's `save_config`): every
+/// setting is saved as it is made, so there is nothing left to write.
+pub fn write_memory(_: &mut Ctx, _: &Args) -> Result<Reply, CmdError> {
+    Ok(Reply::done().info(
+        "[OK] Nothing to save: every setting is saved as it is made (a durable transaction in the system database).",
+    ))
+}
 
 pub fn hostname(ctx: &mut Ctx, args: &Args) -> Result<Reply, CmdError> {
     let name = args.text("NAME").unwrap_or_default().to_string();

@@ -13,6 +13,7 @@ pub mod modes;
 mod nested;
 mod output;
 mod pager;
+mod plain;
 mod redact;
 
 use std::io::Write;

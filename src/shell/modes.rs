@@ -21,6 +21,7 @@ pub const BUILTINS: &[(&str, Handler)] = &[
     ("end", end),
     ("do_exec", do_exec),
     ("terminal_length", terminal_length),
+    ("terminal_width", terminal_width),
     ("show_terminal", show_terminal),
 ];
 
@@ -90,6 +91,11 @@ pub fn terminal_length(ctx: &mut Ctx, args: &Args) -> Result<Reply, CmdError> {
     Ok(Reply::done())
 }
 
+pub fn terminal_width(ctx: &mut Ctx, args: &Args) -> Result<Reply, CmdError> {
+    ctx.session.term_width = args.int("WIDTH").and_then(|n| u32::try_from(n).ok()).unwrap_or(0);
+    Ok(Reply::done())
+}
+
 /// `show terminal`: the session's line, as IOS shows it.
 #[derive(Serialize)]
 struct Line {
@@ -100,6 +106,8 @@ struct Line {
     rows: Option<u32>,
     /// Lines per screen before `--More--` (0: no paging).
     length: u32,
+    /// As `terminal width` set it (0: not set).
+    width: u32,
     user: String,
     source: String,
     /// The SSH console session, if this is one.
@@ -125,6 +133,7 @@ impl Text for Line {
             ("Type", self.kind.clone().unwrap_or_else(|| "-".into())),
             ("Size", size),
             ("Length", length),
+            ("Width", if self.width == 0 { "not set".into() } else { format!("{} characters", self.width) }),
         ])
     }
 }
@@ -136,6 +145,7 @@ pub fn show_terminal(ctx: &mut Ctx, _: &Args) -> Result<Reply, CmdError> {
         columns: size.map(|s| s.0),
         rows: size.map(|s| s.1),
         length: ctx.session.term_length,
+        width: ctx.session.term_width,
         user: ctx.session.user.clone(),
         source: ctx.session.source.clone(),
         ssh_session: ctx.session.remote,
