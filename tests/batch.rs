@@ -596,3 +596,24 @@ fn shell_options_do_not_go_with_a_subcommand() {
     run.expect_code(1);
     assert_eq!(run.stderr, "% -c, --echo, --keep-going and --secret-file are for the shell, not for a subcommand\n");
 }
+
+#[test]
+fn the_prompt_shows_the_role_when_asked() {
+    let node = TestNode::new();
+    let echo = |lines: &[&str]| node.run_with(lines, &["--echo"], &[]).stdout;
+    // Off by default: the guide's plain prompt.
+    assert!(echo(&["show clock"]).starts_with("core>show clock"));
+    node.run(&["enable", "configure terminal", "prompt hostname mode state"]).expect_code(0);
+    let seen = echo(&["show clock", "enable", "configure terminal", "high-availability", "mode secondary"]);
+    assert!(seen.contains("core/pri/act>show clock"), "{seen}");
+    assert!(seen.contains("core/pri/act(config-ha)#mode secondary"), "{seen}");
+    // A standby secondary; the mode alone; and back to the default.
+    assert!(echo(&["show clock"]).starts_with("core/sec/stby>"), "{}", echo(&["show clock"]));
+    node.run(&["enable", "configure terminal", "prompt hostname mode"]).expect_code(0);
+    assert!(echo(&["show clock"]).starts_with("core/sec>"));
+    let config = node.run(&["enable", "show running-config"]).stdout;
+    assert!(config.contains("\nprompt hostname mode\n"), "{config}");
+    node.run(&["enable", "configure terminal", "no prompt"]).expect_code(0);
+    assert!(echo(&["show clock"]).starts_with("core>"));
+    assert!(node.run(&["enable", "show running-config"]).stdout.contains("\nprompt hostname\n"));
+}

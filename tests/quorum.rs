@@ -107,6 +107,9 @@ fn the_primary_holds_the_lease_and_fences_itself_when_it_loses_the_quorum() {
     assert_eq!(da.get("/status/status.html").status, 503);
     assert_eq!(da.check_in(2, 2), 503, "no write while fenced");
     until("show failover says so", || quorum(&a)["fenced"].is_string());
+    a.run(&["enable", "configure terminal", "prompt hostname mode state"]).expect_code(0);
+    let echoed = a.run_with(&["show clock"], &["--echo"], &[]).stdout;
+    assert!(echoed.starts_with("core/pri/fenced>"), "the prompt says so too: {echoed}");
     assert!(a.ha_log().contains("FENCED"), "{}", a.ha_log());
     // One voter back: two of three, it renews and takes writes again.
     let _dw = w.daemon().ssh(&w_ssh).start();

@@ -40,6 +40,44 @@ pub const REPLICATION_MODE: &str = "ha.replication.mode";
 pub const SYNC_TIMEOUT: &str = "ha.replication.timeout_ms";
 pub const SWITCHOVER_SETTLE: &str = "ha.switchover.settle_ms";
 pub const WITNESS: &str = "ha.witness";
+pub const PROMPT: &str = "system.prompt";
+
+/// What the prompt shows after the host name (`prompt hostname [mode] [state]`), as
+/// the ASA's `prompt hostname priority state`: `core-a/pri/act#`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PromptParts {
+    pub mode: bool,
+    pub state: bool,
+}
+
+impl PromptParts {
+    /// As the command says it: `hostname`, then `mode` and `state` when shown.
+    pub fn text(&self) -> String {
+        let mut t = String::from("hostname");
+        for (on, word) in [(self.mode, " mode"), (self.state, " state")] {
+            if on {
+                t.push_str(word);
+            }
+        }
+        t
+    }
+
+    fn parse(text: &str) -> Option<PromptParts> {
+        let mut words = text.split_whitespace();
+        if words.next() != Some("hostname") {
+            return None;
+        }
+        let mut parts = PromptParts::default();
+        for word in words {
+            match word {
+                "mode" => parts.mode = true,
+                "state" => parts.state = true,
+                _ => return None,
+            }
+        }
+        Some(parts)
+    }
+}
 
 word_enum!(
     /// The HA mode of a node.
@@ -161,6 +199,8 @@ pub struct Settings {
     /// The quorum witness of this pair (`HOST[:PORT]`, a trusted host); `None`: no
     /// quorum, the heartbeat decides (the guide).
     pub witness: Option<HostPort>,
+    /// What the prompt shows besides the host name.
+    pub prompt: PromptParts,
 }
 
 impl Default for Settings {
@@ -197,6 +237,7 @@ impl Default for Settings {
             sync_timeout_ms: 1000,
             switchover_settle_ms: 1000,
             witness: None,
+            prompt: PromptParts::default(),
         }
     }
 }
@@ -240,6 +281,7 @@ impl Settings {
             (SYNC_TIMEOUT, Some(self.sync_timeout_ms.to_string())),
             (SWITCHOVER_SETTLE, Some(self.switchover_settle_ms.to_string())),
             (WITNESS, self.witness.as_ref().map(HostPort::to_string)),
+            (PROMPT, Some(self.prompt.text())),
         ]
     }
 
@@ -302,7 +344,31 @@ impl Settings {
                 t.parse().ok()
             })?,
             witness: parse(WITNESS, get(WITNESS), None, |t| t.parse().ok().map(Some))?,
+            prompt: parse(PROMPT, get(PROMPT), d.prompt, PromptParts::parse)?,
         })
+    }
+
+    /// What `prompt hostname mode state` shows after the host name: `/pri`, `/sec` or
+    /// `/wit`, then `/act`, `/stby`, `/stale` or `/fenced` (`fenced`: a primary that
+    /// fenced itself for want of the quorum's lease).
+    pub fn prompt_role(&self, fenced: bool) -> String {
+        let mut role = String::new();
+        if self.prompt.mode {
+            role.push_str(match self.mode {
+                Mode::Primary => "/pri",
+                Mode::Secondary => "/sec",
+                Mode::Witness => "/wit",
+            });
+        }
+        if self.prompt.state {
+            role.push_str(match (&self.stale, fenced, self.state()) {
+                (Some(_), _, _) => "/stale",
+                (None, true, _) => "/fenced",
+                (None, false, NodeStatus::Active) => "/act",
+                (None, false, NodeStatus::Standby) => "/stby",
+            });
+        }
+        role
     }
 
     /// The node state derived from mode and node status (table 1 of the guide).
@@ -379,6 +445,7 @@ mod tests {
             sync_timeout_ms: 250,
             switchover_settle_ms: 300,
             witness: Some("core-w:2222".parse().unwrap()),
+            prompt: PromptParts { mode: true, state: false },
             ..Settings::default()
         };
         let map: BTreeMap<String, String> =

@@ -36,7 +36,7 @@ pub fn running_config(
     users: &[LocalUser],
     enrollment: Option<&str>,
 ) -> RunningConfig {
-    let mut global = vec![format!("hostname {}", s.hostname)];
+    let mut global = vec![format!("hostname {}", s.hostname), format!("prompt {}", s.prompt.text())];
     if let Some(hash) = &s.enable_secret {
         global.push(format!("enable secret hashed {hash}"));
     }

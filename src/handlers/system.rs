@@ -1,4 +1,4 @@
-//! Global configuration of the node itself: `hostname`, `enable secret` and
+//! Global configuration of the node itself: `hostname`, `prompt`, `enable secret` and
 //! `audit retention`; `write memory`, which has nothing to save.
 
 use super::Ctx;
@@ -12,6 +12,16 @@ pub fn write_memory(_: &mut Ctx, _: &Args) -> Result<Reply, CmdError> {
     Ok(Reply::done().info(
         "[OK] Nothing to save: every setting is saved as it is made (a durable transaction in the system database).",
     ))
+}
+
+/// `prompt hostname [mode] [state]`, `no prompt`: what the prompt shows.
+pub fn prompt(ctx: &mut Ctx, args: &Args) -> Result<Reply, CmdError> {
+    let parts = match args.has("no") {
+        true => crate::ha::PromptParts::default(),
+        false => crate::ha::PromptParts { mode: args.has("mode"), state: args.has("state") },
+    };
+    ctx.update(|s| s.prompt = parts)?;
+    Ok(Reply::done())
 }
 
 pub fn hostname(ctx: &mut Ctx, args: &Args) -> Result<Reply, CmdError> {

@@ -129,9 +129,17 @@ impl Shell {
 
     /// The prompt of the current mode: `HOST>`, `HOST#`, `HOST(config)#`, ...
     pub fn prompt(&self) -> String {
-        let host = self.node.settings().map(|s| s.hostname).unwrap_or_else(|_| "core".into());
         let suffix = self.grammar.mode(&self.session.mode).map_or(">", |m| m.prompt.as_str());
-        format!("{host}{suffix}")
+        let Ok(s) = self.node.settings() else { return format!("core{suffix}") };
+        // Whether this primary fenced itself is the daemon's to say (the quorum's report).
+        let fenced = s.prompt.state
+            && s.mode == crate::ha::Mode::Primary
+            && s.witness.is_some()
+            && crate::quorum::store::Storage::open(&self.node.data_dir)
+                .ok()
+                .and_then(|q| q.status().ok().flatten())
+                .is_some_and(|q| q.fenced.is_some());
+        format!("{}{}{suffix}", s.hostname, s.prompt_role(fenced))
     }
 
     fn matcher(&self) -> Matcher<'static> {
