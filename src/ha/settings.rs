@@ -41,6 +41,7 @@ pub const SYNC_TIMEOUT: &str = "ha.replication.timeout_ms";
 pub const SWITCHOVER_SETTLE: &str = "ha.switchover.settle_ms";
 pub const WITNESS: &str = "ha.witness";
 pub const PROMPT: &str = "system.prompt";
+pub const METRICS_ALLOW: &str = "system.metrics_allow";
 
 /// What the prompt shows after the host name (`prompt hostname [mode] [state]`), as
 /// the ASA's `prompt hostname priority state`: `core-a/pri/act#`.
@@ -201,6 +202,8 @@ pub struct Settings {
     pub witness: Option<HostPort>,
     /// What the prompt shows besides the host name.
     pub prompt: PromptParts,
+    /// Who may read `/metrics` besides this node itself (loopback always may).
+    pub metrics_allow: Vec<ipnet::IpNet>,
 }
 
 impl Default for Settings {
@@ -238,6 +241,7 @@ impl Default for Settings {
             switchover_settle_ms: 1000,
             witness: None,
             prompt: PromptParts::default(),
+            metrics_allow: Vec::new(),
         }
     }
 }
@@ -282,6 +286,7 @@ impl Settings {
             (SWITCHOVER_SETTLE, Some(self.switchover_settle_ms.to_string())),
             (WITNESS, self.witness.as_ref().map(HostPort::to_string)),
             (PROMPT, Some(self.prompt.text())),
+            (METRICS_ALLOW, Some(self.metrics_allow.iter().map(ToString::to_string).collect::<Vec<_>>().join(" "))),
         ]
     }
 
@@ -345,6 +350,9 @@ impl Settings {
             })?,
             witness: parse(WITNESS, get(WITNESS), None, |t| t.parse().ok().map(Some))?,
             prompt: parse(PROMPT, get(PROMPT), d.prompt, PromptParts::parse)?,
+            metrics_allow: parse(METRICS_ALLOW, get(METRICS_ALLOW), Vec::new(), |t| {
+                t.split_whitespace().map(|n| n.parse().ok()).collect()
+            })?,
         })
     }
 
@@ -446,6 +454,7 @@ mod tests {
             switchover_settle_ms: 300,
             witness: Some("core-w:2222".parse().unwrap()),
             prompt: PromptParts { mode: true, state: false },
+            metrics_allow: vec!["192.0.2.0/24".parse().unwrap(), "2001:db8::7/128".parse().unwrap()],
             ..Settings::default()
         };
         let map: BTreeMap<String, String> =

@@ -115,7 +115,7 @@ handlers! {
     show: show_version, show_clock, show_running_config, show_audit;
     support: show_tech_support;
     sync: failover_sync, show_sync_history;
-    system: hostname, prompt, enable_secret, audit_retention, write_memory;
+    system: hostname, prompt, enable_secret, audit_retention, write_memory, metrics_allow;
     trust: show_ssh_local_key, show_trusted_hosts, ha_trusted_host, failover_test_connection;
     users: username, show_users;
     validate: failover_validate;

@@ -44,6 +44,7 @@ pub fn running_config(
         global.push(format!("enrollment-secret hashed {hash}"));
     }
     global.push(format!("atlas {}", if s.atlas { "enable" } else { "disable" }));
+    global.extend(s.metrics_allow.iter().map(|n| format!("metrics allow {n}")));
     global.extend(owned);
     for user in users {
         if let Some(hash) = &user.password_hash {

@@ -1,5 +1,6 @@
-//! Global configuration of the node itself: `hostname`, `prompt`, `enable secret` and
-//! `audit retention`; `write memory`, which has nothing to save.
+//! Global configuration of the node itself: `hostname`, `prompt`, `enable secret`,
+//! `audit retention` and who may read the metrics (`metrics allow`); `write memory`,
+//! which has nothing to save.
 
 use super::Ctx;
 use crate::cli::Args;
@@ -21,6 +22,26 @@ pub fn prompt(ctx: &mut Ctx, args: &Args) -> Result<Reply, CmdError> {
         false => crate::ha::PromptParts { mode: args.has("mode"), state: args.has("state") },
     };
     ctx.update(|s| s.prompt = parts)?;
+    Ok(Reply::done())
+}
+
+/// `[no] metrics allow PREFIX`: an address stands for itself alone (/32, /128).
+pub fn metrics_allow(ctx: &mut Ctx, args: &Args) -> Result<Reply, CmdError> {
+    let text = args.text("PREFIX").unwrap_or_default();
+    let net: ipnet::IpNet = match text.parse::<std::net::IpAddr>() {
+        Ok(ip) => ip.into(),
+        Err(_) => text.parse().map_err(|_| {
+            CmdError::Failed(format!("'{text}' is not an address or network (ADDRESS or ADDRESS/LENGTH)"))
+        })?,
+    };
+    let net = net.trunc();
+    let remove = args.has("no");
+    ctx.update(|s| {
+        s.metrics_allow.retain(|n| *n != net);
+        if !remove {
+            s.metrics_allow.push(net);
+        }
+    })?;
     Ok(Reply::done())
 }
 

@@ -10,6 +10,7 @@ pub mod client;
 mod device;
 mod guard;
 pub mod hold;
+pub mod metrics;
 mod status;
 pub mod tls;
 
@@ -51,6 +52,8 @@ pub struct AppState {
     pub enrollment_guard: guard::EnrollmentGuard,
     /// Device writes, held during a switchover.
     pub hold: Arc<hold::WriteHold>,
+    /// What the daemon counts for `/metrics`.
+    pub metrics: Arc<metrics::Counters>,
 }
 
 /// Connections one client (an IPv4 address, an IPv6 /64) may hold open at once.
@@ -148,8 +151,13 @@ async fn route(state: &AppState, req: Request<Incoming>, peer: std::net::SocketA
         (Method::GET | Method::HEAD, "/status/status.html") => status::status_page(state),
         (Method::GET | Method::HEAD, "/hastatus.html") => status::ha_status_page(state),
         (Method::GET | Method::HEAD, "/status.json") => status::status_json(state),
+        (Method::GET | Method::HEAD, "/metrics") => metrics::metrics(state, peer.ip()),
         (Method::POST, "/api/v1/devices/register") => device::register(state, req, peer.ip(), timeout).await,
-        (Method::POST, "/api/v1/devices/checkin") => device::check_in(state, req, timeout).await,
+        (Method::POST, "/api/v1/devices/checkin") => {
+            let answer = device::check_in(state, req, timeout).await;
+            state.metrics.check_in(answer.status());
+            answer
+        }
         (_, "/status/status.html" | "/hastatus.html" | "/status.json") => {
             error(StatusCode::METHOD_NOT_ALLOWED, "use GET")
         }

@@ -128,14 +128,39 @@ struct Status {
     last_applied_seq: Option<i64>,
 }
 
+/// How far this standby's stream from its primary is behind, while it streams.
+pub struct Lag {
+    pub state: String,
+    /// Changes it lacks.
+    pub changes: i64,
+    /// For how long it has lacked some (0 when level).
+    pub ms: i64,
+    pub applied_seq: i64,
+}
+
+/// The lag of `view`'s stream: only while this node is a standby that streams.
+pub fn stream_lag(view: &crate::node::view::NodeView) -> Option<Lag> {
+    let s = &view.settings;
+    let streams = s.mode == Mode::Secondary && s.replication_mode != crate::ha::ReplicationMode::Scheduled;
+    let st = view.stream.as_ref().filter(|st| streams && st.state != crate::store::StreamState::Off)?;
+    Some(Lag {
+        state: st.state.to_string(),
+        changes: (st.peer_seq - st.applied_seq).max(0),
+        ms: st
+            .behind_since
+            .as_deref()
+            .and_then(|t| t.parse::<chrono::DateTime<chrono::Utc>>().ok())
+            .map_or(0, |t| (chrono::Utc::now() - t).num_milliseconds().max(0)),
+        applied_seq: st.applied_seq,
+    })
+}
+
 pub fn status_json(state: &AppState) -> Resp {
     let fault = fault(state);
     let view = state.view.borrow();
     let s = &view.settings;
     let on = |b: bool| if b { "enabled" } else { "disabled" };
-    // The stream counts while this node is a standby that streams.
-    let streams = s.mode == Mode::Secondary && s.replication_mode != crate::ha::ReplicationMode::Scheduled;
-    let stream = view.stream.as_ref().filter(|st| streams && st.state != crate::store::StreamState::Off);
+    let lag = stream_lag(&view);
     json(
         StatusCode::OK,
         &Status {
@@ -154,15 +179,10 @@ pub fn status_json(state: &AppState) -> Resp {
             time: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
             last_sync: view.last_sync.clone(),
             replication_mode: s.replication_mode.to_string(),
-            replication_state: stream.map_or_else(|| "off".to_string(), |st| st.state.to_string()),
-            lag_changes: stream.map(|st| (st.peer_seq - st.applied_seq).max(0)),
-            lag_ms: stream.map(|st| {
-                st.behind_since
-                    .as_deref()
-                    .and_then(|t| t.parse::<chrono::DateTime<chrono::Utc>>().ok())
-                    .map_or(0, |t| (chrono::Utc::now() - t).num_milliseconds().max(0))
-            }),
-            last_applied_seq: stream.map(|st| st.applied_seq),
+            replication_state: lag.as_ref().map_or_else(|| "off".to_string(), |l| l.state.clone()),
+            lag_changes: lag.as_ref().map(|l| l.changes),
+            lag_ms: lag.as_ref().map(|l| l.ms),
+            last_applied_seq: lag.as_ref().map(|l| l.applied_seq),
         },
     )
 }

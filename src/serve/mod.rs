@@ -128,19 +128,22 @@ async fn serve(node: Node, options: ServeOptions) -> anyhow::Result<()> {
         "coresh node serving"
     );
     let hold = Arc::new(crate::http::hold::WriteHold::default());
+    let counters = Arc::new(crate::http::metrics::Counters::default());
     let state = Arc::new(AppState {
         view: watcher.view.clone(),
         writer,
         enrollment_ok: Default::default(),
         enrollment_guard: Default::default(),
         hold: hold.clone(),
+        metrics: counters.clone(),
     });
     let (stop, stopped) = watch::channel(false);
     let http =
         tokio::spawn(crate::http::serve(listener, state.clone(), tls, options.limits.http_timeout, stopped.clone()));
     let schedule = tokio::spawn(scheduler::run(watcher.view.clone(), node.data_dir.clone(), stopped.clone()));
-    let heartbeat = heartbeat::spawn(watcher.view.clone(), node.data_dir.clone(), stopped.clone(), quorum.clone())
-        .context("starting the heartbeat")?;
+    let heartbeat =
+        heartbeat::spawn(watcher.view.clone(), node.data_dir.clone(), stopped.clone(), quorum.clone(), counters)
+            .context("starting the heartbeat")?;
     let streaming = stream::spawn(watcher.view.clone(), node.data_dir.clone(), commits.clone(), stopped.clone())
         .context("starting the stream")?;
     let followers = Arc::new(followers::Followers::default());

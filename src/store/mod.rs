@@ -12,6 +12,7 @@
 
 mod audit;
 mod chain;
+mod counts;
 mod ha_log;
 mod handover;
 mod history;
@@ -30,6 +31,7 @@ use rusqlite::{Connection, OpenFlags};
 
 pub use audit::{AuditEntry, Outcome, RETENTION, Retention};
 pub use chain::{ChainLink, Follower, MAX_LINKS};
+pub use counts::Counts;
 pub use ha_log::{HaLogEntry, PeerStatus};
 pub use handover::{
     Handover, REQUEST_FRESH_SECONDS, SIGNATURE_NAMESPACE, SwitchoverRequest, record as record_handover,

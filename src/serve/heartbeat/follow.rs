@@ -47,6 +47,7 @@ pub async fn follow(
     };
     let alarm = heard.hello.as_ref().and_then(|h| version_mismatch(&reported_version(), &h.hostname, &h.version));
     let probe = Probe { ssh: heard.signal, page, alarm };
+    state.counters.heartbeat(probe.alive());
     let verdict = state.monitor.observe(&probe, settings);
     let mut seen = PeerStatus {
         host: host.clone(),

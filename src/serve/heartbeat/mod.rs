@@ -28,6 +28,7 @@ pub fn spawn(
     data_dir: PathBuf,
     stop: watch::Receiver<bool>,
     quorum: super::quorum::Quorum,
+    counters: Arc<crate::http::metrics::Counters>,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
     std::thread::Builder::new().name("heartbeat".into()).spawn(move || {
         let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
@@ -37,7 +38,7 @@ pub fn spawn(
                 return;
             }
         };
-        runtime.block_on(run(view, data_dir, stop, quorum));
+        runtime.block_on(run(view, data_dir, stop, quorum, counters));
     })
 }
 
@@ -66,6 +67,7 @@ async fn run(
     data_dir: PathBuf,
     mut stop: watch::Receiver<bool>,
     quorum: super::quorum::Quorum,
+    counters: Arc<crate::http::metrics::Counters>,
 ) {
     let mut node = match Node::open(&data_dir) {
         Ok(n) => n,
@@ -81,7 +83,7 @@ async fn run(
             return;
         }
     };
-    let mut state = State { quorum: quorum.clone(), ..State::default() };
+    let mut state = State { quorum: quorum.clone(), counters: counters.clone(), ..State::default() };
     let mut next = Instant::now();
     loop {
         let settings = view.borrow_and_update().settings.clone();
@@ -99,7 +101,8 @@ async fn run(
                 }
                 Role::Idle => log(&mut node, "info", "heartbeat stopped"),
             }
-            state = State { role: current.clone(), quorum: quorum.clone(), ..State::default() };
+            state =
+                State { role: current.clone(), quorum: quorum.clone(), counters: counters.clone(), ..State::default() };
         }
         let wait = if Instant::now() < next {
             next - Instant::now()
@@ -140,6 +143,8 @@ struct State {
     refused: Option<String>,
     /// The quorum's engine: with a witness, a promotion needs its lease.
     quorum: super::quorum::Quorum,
+    /// Where each probe's outcome is counted (`/metrics`).
+    counters: Arc<crate::http::metrics::Counters>,
 }
 
 impl State {
