@@ -101,7 +101,7 @@ fn the_metrics_pass_promtool_and_a_real_prometheus_scrapes_them() {
         .collect();
     seen.sort();
     assert_eq!(seen, ["primary", "secondary"], "{modes}");
-    let accepted = query("coresh_check_ins_total{result=\"accepted\"}");
+    let accepted = query(&format!("coresh_check_ins_total{{result=\"accepted\",instance=\"{}\"}}", da.addr));
     assert_eq!(accepted["data"]["result"][0]["value"][1], "2", "{accepted}");
     let _ = server.kill();
     let _ = server.wait();

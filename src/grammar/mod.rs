@@ -27,6 +27,7 @@ pub const FILES: &[(&str, &str)] = &[
     ("core.grammar", include_str!("../../grammar/core.grammar")),
     ("trust.grammar", include_str!("../../grammar/trust.grammar")),
     ("notify.grammar", include_str!("../../grammar/notify.grammar")),
+    ("logging.grammar", include_str!("../../grammar/logging.grammar")),
     ("users.grammar", include_str!("../../grammar/users.grammar")),
     ("console.grammar", include_str!("../../grammar/console.grammar")),
     ("support.grammar", include_str!("../../grammar/support.grammar")),

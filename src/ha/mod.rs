@@ -20,7 +20,7 @@ pub use fence::RoleLock;
 pub use handover::{hand_over, take_back, take_over};
 pub use readiness::{Readiness, span};
 pub use schedule::{next_sync, schedule_anchor};
-pub use settings::{Mode, NodeStatus, OnFailure, PromptParts, ReplicationMode, Settings, Unit};
+pub use settings::{LogHost, Mode, NodeStatus, OnFailure, PromptParts, ReplicationMode, Settings, Unit};
 
 /// Who or what caused a change, and why.
 #[derive(Debug, Clone)]

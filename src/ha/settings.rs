@@ -42,6 +42,33 @@ pub const SWITCHOVER_SETTLE: &str = "ha.switchover.settle_ms";
 pub const WITNESS: &str = "ha.witness";
 pub const PROMPT: &str = "system.prompt";
 pub const METRICS_ALLOW: &str = "system.metrics_allow";
+pub const LOGGING_HOSTS: &str = "system.logging_hosts";
+
+/// A syslog server the HA log and the audit log go to (`logging host`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogHost {
+    pub host: HostPort,
+    /// TCP (kept connection, nothing lost within the backlog's bound) or UDP.
+    pub tcp: bool,
+}
+
+impl LogHost {
+    /// The port, 514 unless given.
+    pub fn port(&self) -> u16 {
+        self.host.port.unwrap_or(514)
+    }
+
+    /// `HOST:PORT/udp|tcp`: how it is stored, and its cursor's name.
+    pub fn target(&self) -> String {
+        let host = HostPort { host: self.host.host.clone(), port: Some(self.port()) };
+        format!("{host}/{}", if self.tcp { "tcp" } else { "udp" })
+    }
+
+    fn parse(text: &str) -> Option<LogHost> {
+        let (host, transport) = text.rsplit_once('/')?;
+        Some(LogHost { host: host.parse().ok()?, tcp: transport == "tcp" })
+    }
+}
 
 /// What the prompt shows after the host name (`prompt hostname [mode] [state]`), as
 /// the ASA's `prompt hostname priority state`: `core-a/pri/act#`.
@@ -204,6 +231,8 @@ pub struct Settings {
     pub prompt: PromptParts,
     /// Who may read `/metrics` besides this node itself (loopback always may).
     pub metrics_allow: Vec<ipnet::IpNet>,
+    /// Where the HA log and the audit log go, as syslog.
+    pub logging_hosts: Vec<LogHost>,
 }
 
 impl Default for Settings {
@@ -242,6 +271,7 @@ impl Default for Settings {
             witness: None,
             prompt: PromptParts::default(),
             metrics_allow: Vec::new(),
+            logging_hosts: Vec::new(),
         }
     }
 }
@@ -287,6 +317,7 @@ impl Settings {
             (WITNESS, self.witness.as_ref().map(HostPort::to_string)),
             (PROMPT, Some(self.prompt.text())),
             (METRICS_ALLOW, Some(self.metrics_allow.iter().map(ToString::to_string).collect::<Vec<_>>().join(" "))),
+            (LOGGING_HOSTS, Some(self.logging_hosts.iter().map(LogHost::target).collect::<Vec<_>>().join(" "))),
         ]
     }
 
@@ -352,6 +383,9 @@ impl Settings {
             prompt: parse(PROMPT, get(PROMPT), d.prompt, PromptParts::parse)?,
             metrics_allow: parse(METRICS_ALLOW, get(METRICS_ALLOW), Vec::new(), |t| {
                 t.split_whitespace().map(|n| n.parse().ok()).collect()
+            })?,
+            logging_hosts: parse(LOGGING_HOSTS, get(LOGGING_HOSTS), Vec::new(), |t| {
+                t.split_whitespace().map(LogHost::parse).collect()
             })?,
         })
     }
@@ -455,6 +489,10 @@ mod tests {
             witness: Some("core-w:2222".parse().unwrap()),
             prompt: PromptParts { mode: true, state: false },
             metrics_allow: vec!["192.0.2.0/24".parse().unwrap(), "2001:db8::7/128".parse().unwrap()],
+            logging_hosts: vec![
+                LogHost { host: "logs.example.com:6514".parse().unwrap(), tcp: true },
+                LogHost { host: "[2001:db8::1]:514".parse().unwrap(), tcp: false },
+            ],
             ..Settings::default()
         };
         let map: BTreeMap<String, String> =

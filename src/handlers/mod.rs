@@ -9,6 +9,7 @@ mod core;
 mod failover;
 mod ha;
 mod ha_status;
+mod logging;
 mod mate;
 mod notify;
 mod quorum_view;
@@ -110,6 +111,7 @@ handlers! {
     ha_status: show_failover, show_failover_history, show_logging_ha, show_failover_divergence;
     switchover: failover_switchover, show_failover_handovers;
     replication: show_replication;
+    logging: logging_host, show_logging_hosts;
     mate: failover_exec;
     notify: smtp_server, smtp_from, smtp_user, notify_test, show_notifications;
     show: show_version, show_clock, show_running_config, show_audit;

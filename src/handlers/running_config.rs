@@ -45,6 +45,11 @@ pub fn running_config(
     }
     global.push(format!("atlas {}", if s.atlas { "enable" } else { "disable" }));
     global.extend(s.metrics_allow.iter().map(|n| format!("metrics allow {n}")));
+    global.extend(
+        s.logging_hosts
+            .iter()
+            .map(|h| format!("logging host {} port {} {}", h.host.host, h.port(), if h.tcp { "tcp" } else { "udp" })),
+    );
     global.extend(owned);
     for user in users {
         if let Some(hash) = &user.password_hash {

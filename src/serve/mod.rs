@@ -19,6 +19,7 @@ mod quorum;
 mod scheduler;
 mod stream;
 mod switchover;
+mod syslog;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -141,6 +142,7 @@ async fn serve(node: Node, options: ServeOptions) -> anyhow::Result<()> {
     let http =
         tokio::spawn(crate::http::serve(listener, state.clone(), tls, options.limits.http_timeout, stopped.clone()));
     let schedule = tokio::spawn(scheduler::run(watcher.view.clone(), node.data_dir.clone(), stopped.clone()));
+    let syslog = tokio::spawn(syslog::run(watcher.view.clone(), node.data_dir.clone(), stopped.clone()));
     let heartbeat =
         heartbeat::spawn(watcher.view.clone(), node.data_dir.clone(), stopped.clone(), quorum.clone(), counters)
             .context("starting the heartbeat")?;
@@ -217,6 +219,7 @@ async fn serve(node: Node, options: ServeOptions) -> anyhow::Result<()> {
     let _ = http.await;
     let _ = engine.await;
     let _ = schedule.await;
+    let _ = syslog.await;
     let _ = tokio::task::spawn_blocking(move || heartbeat.join()).await;
     let _ = tokio::task::spawn_blocking(move || streaming.join()).await;
     let _ = tokio::task::spawn_blocking(move || mailer.join()).await;

@@ -6,7 +6,7 @@ use rusqlite::Connection;
 use super::StoreError;
 
 /// The schema version this coresh writes.
-pub const SCHEMA_VERSION: i64 = 9;
+pub const SCHEMA_VERSION: i64 = 10;
 
 /// Each step takes the schema from version `index` to `index + 1`.
 const STEPS: &[&str] = &[
@@ -196,6 +196,16 @@ const STEPS: &[&str] = &[
          taken_at    TEXT,
          report      TEXT,
          finished_at TEXT
+     );",
+    // 10: how far each syslog server has been sent the HA log and the audit log.
+    "CREATE TABLE syslog_cursors (
+         target     TEXT PRIMARY KEY,
+         ha_log_id  INTEGER NOT NULL,
+         audit_id   INTEGER NOT NULL,
+         sent       INTEGER NOT NULL DEFAULT 0,
+         dropped    INTEGER NOT NULL DEFAULT 0,
+         error      TEXT,
+         updated_at TEXT NOT NULL
      );",
 ];
 

@@ -22,6 +22,7 @@ mod sessions;
 mod settings;
 mod stream;
 mod sync_log;
+mod syslog;
 pub mod trusted;
 
 use std::path::{Path, PathBuf};
@@ -44,6 +45,7 @@ pub use sessions::{ConsoleSession, Lockout};
 pub use settings::{put as put_setting, read_all as settings_in};
 pub use stream::{FeedState, GateRecord, LagSecond, StreamFollower, StreamState, StreamStatus};
 pub use sync_log::{Finished, SyncKind, SyncRecord, SyncResult};
+pub use syslog::{BACKLOG as SYSLOG_BACKLOG, LogLine, SyslogCursor};
 pub use trusted::TrustedHost;
 
 /// File name of the system database inside a data directory.
