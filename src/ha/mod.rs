@@ -11,6 +11,7 @@ pub mod heartbeat;
 mod readiness;
 mod schedule;
 mod settings;
+mod system_settings;
 
 use chrono::{DateTime, Utc};
 

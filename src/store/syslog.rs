@@ -39,27 +39,27 @@ pub struct LogLine {
     pub fields: Vec<(&'static str, String)>,
 }
 
+const COLUMNS: &str = "target, ha_log_id, audit_id, sent, dropped, error, updated_at";
+
+fn cursor(r: &rusqlite::Row) -> rusqlite::Result<SyslogCursor> {
+    Ok(SyslogCursor {
+        target: r.get(0)?,
+        ha_log_id: r.get(1)?,
+        audit_id: r.get(2)?,
+        sent: r.get(3)?,
+        dropped: r.get(4)?,
+        error: r.get(5)?,
+        updated_at: r.get(6)?,
+    })
+}
+
 impl Store {
     /// The cursor of `target`; a new one starts at the newest entries (history is not
     /// sent again).
     pub fn syslog_cursor(&self, target: &str) -> Result<SyslogCursor, StoreError> {
         let found = self
             .conn()
-            .query_row(
-                "SELECT target, ha_log_id, audit_id, sent, dropped, error, updated_at FROM syslog_cursors WHERE target = ?1",
-                [target],
-                |r| {
-                    Ok(SyslogCursor {
-                        target: r.get(0)?,
-                        ha_log_id: r.get(1)?,
-                        audit_id: r.get(2)?,
-                        sent: r.get(3)?,
-                        dropped: r.get(4)?,
-                        error: r.get(5)?,
-                        updated_at: r.get(6)?,
-                    })
-                },
-            )
+            .query_row(&format!("SELECT {COLUMNS} FROM syslog_cursors WHERE target = ?1"), [target], cursor)
             .optional()?;
         if let Some(c) = found {
             return Ok(c);
@@ -89,20 +89,8 @@ impl Store {
 
     /// Every cursor, by target.
     pub fn syslog_cursors(&self) -> Result<Vec<SyslogCursor>, StoreError> {
-        let mut stmt = self.conn().prepare_cached(
-            "SELECT target, ha_log_id, audit_id, sent, dropped, error, updated_at FROM syslog_cursors ORDER BY target",
-        )?;
-        let rows = stmt.query_map([], |r| {
-            Ok(SyslogCursor {
-                target: r.get(0)?,
-                ha_log_id: r.get(1)?,
-                audit_id: r.get(2)?,
-                sent: r.get(3)?,
-                dropped: r.get(4)?,
-                error: r.get(5)?,
-                updated_at: r.get(6)?,
-            })
-        })?;
+        let mut stmt = self.conn().prepare_cached(&format!("SELECT {COLUMNS} FROM syslog_cursors ORDER BY target"))?;
+        let rows = stmt.query_map([], cursor)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
