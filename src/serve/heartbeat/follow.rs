@@ -49,6 +49,10 @@ pub async fn follow(
     let probe = Probe { ssh: heard.signal, page, alarm };
     state.counters.heartbeat(probe.alive());
     let verdict = state.monitor.observe(&probe, settings);
+    if let Some(epoch) = state.granted_meanwhile(&node.id, settings) {
+        take_granted_role(node, state, &host, epoch);
+        return Monitor::next_probe(&verdict, settings);
+    }
     let mut seen = PeerStatus {
         host: host.clone(),
         role: "primary".into(),
@@ -138,6 +142,28 @@ fn alarm_once(node: &mut Node, state: &mut State, host: &str, alarm: Option<Stri
         None => log(node, "info", &format!("heartbeat towards {host}: the configuration error is gone")),
     }
     state.alarm = alarm;
+}
+
+/// Promotes this node at `epoch`, the lease's, which the quorum granted it although the
+/// request seemed to fail: the old primary cannot hold the role any more (it fenced
+/// itself and cannot renew), so keeping it standby would leave nobody taking writes.
+fn take_granted_role(node: &mut Node, state: &mut State, host: &str, epoch: u64) {
+    state.monitor.acted();
+    let why = format!(
+        "the quorum granted this node the primary lease at epoch {epoch} (a request of its own that seemed to \
+         fail was committed); {host} can no longer renew it"
+    );
+    let cause = Cause { actor: "heartbeat".into(), reason: format!("failover: {why}") };
+    // At the lease's epoch: the promotion takes one more than any epoch seen.
+    match ha::promote_and(&mut node.store, &cause, |s| s.epoch_seen = s.epoch_seen.max(epoch.saturating_sub(1))) {
+        Ok(applied) => {
+            let epoch = applied.now.epoch;
+            log(node, "error", &format!("FAILOVER: {why}; this node is now primary (epoch {epoch})"));
+            let event = Event::Failover { primary: host.into(), reason: why, promoted: true, epoch };
+            raise_or_log(&mut node.store, &node.id, &event);
+        }
+        Err(e) => log(node, "error", &format!("FAILOVER FAILED: {why}; promotion failed: {e}")),
+    }
 }
 
 /// The failure action, once the primary has failed enough probes in a row.

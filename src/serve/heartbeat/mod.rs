@@ -130,6 +130,10 @@ async fn run(
     }
 }
 
+/// How long a lease granted to this standby may stay unused before the standby takes
+/// the role it holds (`State::granted_meanwhile`).
+const GRANT_UNUSED_MS: i64 = 5000;
+
 /// The secondary's memory of its primary between probes.
 #[derive(Default)]
 struct State {
@@ -148,6 +152,21 @@ struct State {
 }
 
 impl State {
+    /// The epoch at which the quorum made this standby the lease's holder although no
+    /// promotion followed: a request that seemed to fail (it timed out) was committed
+    /// later. The primary cannot renew a lease another holds, so this node must take the
+    /// role the quorum gave it.
+    fn granted_meanwhile(&self, node_id: &str, s: &crate::ha::Settings) -> Option<u64> {
+        if s.witness.is_none() || !self.quorum.formed() {
+            return None;
+        }
+        let lease = self.quorum.lease_now()?;
+        // Granted a while ago and not used: not a switchover or promotion under way here,
+        // which take the role within moments of their grant.
+        let unused = chrono::Utc::now().timestamp_millis().saturating_sub(lease.renewed_at_ms) > GRANT_UNUSED_MS;
+        (lease.holder.as_deref() == Some(node_id) && lease.epoch > s.highest_epoch() && unused).then_some(lease.epoch)
+    }
+
     /// Why the quorum does not let this node promote itself, when a witness is set and
     /// the quorum is formed: it asks for the lease at the next epoch, which the engine
     /// grants only once the primary's renewals have expired.

@@ -56,6 +56,8 @@ pub struct Quorum {
     /// The lease as the last answer to this node's request gave it, and when: newer than
     /// this node's own copy when it is cut off from the engine's leader.
     answered: Arc<Mutex<Option<(Instant, Lease)>>>,
+    /// The engine's storage, once it runs.
+    storage: Arc<Mutex<Option<Storage>>>,
 }
 
 impl Quorum {
@@ -95,6 +97,13 @@ impl Quorum {
             Some((at, lease)) if at.elapsed() < REPORT_EVERY * 2 => lease,
             _ => own,
         }
+    }
+
+    /// The lease as this node knows it now (see [`Quorum::lease`]), while the engine runs.
+    pub fn lease_now(&self) -> Option<Lease> {
+        let raft = self.raft()?;
+        let storage = self.storage.lock().ok().and_then(|s| s.clone())?;
+        Some(self.lease(&raft, &storage))
     }
 
     async fn write_anyhow(&self, request: LeaseRequest) -> Result<LeaseAnswer, String> {
@@ -273,6 +282,9 @@ async fn start(
     }
     if let Ok(mut n) = quorum.net.lock() {
         *n = Some(net.clone());
+    }
+    if let Ok(mut st) = quorum.storage.lock() {
+        *st = Some(storage.clone());
     }
     tokio::spawn(report(quorum.clone(), raft.clone(), storage.clone(), links, view.clone(), hold.clone()));
     tokio::spawn(lease::keep_lease(
