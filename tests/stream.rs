@@ -196,8 +196,16 @@ fn failover_sync_runs_beside_the_stream_in_either_streaming_mode() {
         until("b streams", || b.failover_json()["replication_state"] == "streaming");
         let base = 20 * (i as u64 + 1);
         assert_eq!(checkins(&da, base..base + 10).len(), 10);
-        // Run Sync Now, while the stream runs: the sync lock keeps them apart.
-        let run = b.run(&["enable", &format!("failover sync {}", da.ssh)]);
+        // Run Sync Now, while the stream runs: the sync lock keeps them apart. Just after
+        // the mode changed, the stream's own catch-up may hold the lock: the sync is then
+        // refused, saying so, and asked again.
+        let mut run = b.run(&["enable", &format!("failover sync {}", da.ssh)]);
+        let mut tries = 0;
+        while run.code != 0 && run.stderr.contains("a sync is already running") && tries < 100 {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            run = b.run(&["enable", &format!("failover sync {}", da.ssh)]);
+            tries += 1;
+        }
         run.expect_code(0);
         assert!(run.stdout.contains("completed"), "{mode}: {}", run.stdout);
         assert_eq!(checkins(&da, base + 10..base + 20).len(), 10);
