@@ -119,3 +119,22 @@ fn the_logs_reach_rsyslog_over_tcp_and_udp_and_nothing_waits_lost_while_it_is_do
     b.run(&["enable", "configure terminal", &format!("no logging host 127.0.0.1 port {udp}")]).expect_code(0);
     assert!(!b.run(&["show logging hosts"]).stdout.contains(&format!("{udp}/udp")));
 }
+
+#[test]
+fn logging_hosts_are_listed_added_and_removed_with_what_they_say() {
+    let node = common::TestNode::new();
+    let shown = node.run(&["show logging hosts"]);
+    shown.expect_code(0);
+    assert!(shown.stdout.contains("No logging host: the logs stay on this node."), "{}", shown.stdout);
+    let gone = node.run(&["enable", "configure terminal", "no logging host 192.0.2.7"]);
+    gone.expect_code(0);
+    assert!(gone.stdout.contains("No logging host 192.0.2.7:514/udp; nothing changed."), "{}", gone.stdout);
+    // UDP and port 514 unless said; the same server named again replaces its entry.
+    node.run(&["enable", "configure terminal", "logging host 192.0.2.7"]).expect_code(0);
+    node.run(&["enable", "configure terminal", "logging host 192.0.2.7 tcp"]).expect_code(0);
+    let config = node.run(&["enable", "show running-config"]).stdout;
+    assert!(config.contains("logging host 192.0.2.7 port 514 tcp"), "{config}");
+    assert!(!config.contains("logging host 192.0.2.7 port 514 udp"), "{config}");
+    let bad = node.run(&["enable", "configure terminal", "logging host 192.0.2.7 port 0"]);
+    assert_eq!(bad.code, 2, "a port out of range is a syntax error: {}", bad.stderr);
+}

@@ -1,7 +1,8 @@
 //! `GET /metrics`: the node in the Prometheus text format, encoded by the `prometheus`
-//! crate. Each scrape builds its registry from the node's view (mode,
-//! state, epoch, stale, fenced, replication mode and lag, the last sync, counts over the
-//! system database) and from the daemon's own counters ([`Counters`]: check-ins by
+//! crate. Each scrape builds its registry from the node's view (mode, state, epoch,
+//! stale, fenced, replication mode and lag, the last sync), from counts it reads in the
+//! system database then (`Store::counts`, off the async threads), and from the daemon's
+//! own counters ([`Counters`]: check-ins by
 //! result, heartbeat probes by result), which count from the daemon's start.
 //!
 //! Who may scrape: this node itself (loopback) and the networks `metrics allow PREFIX`
@@ -133,7 +134,12 @@ impl Scrape {
 }
 
 /// The exposition of `view`, with the daemon's `counters` and whether it is `fenced`.
-pub fn exposition(view: &NodeView, counters: &Counters, fenced: bool) -> Result<String, prometheus::Error> {
+pub fn exposition(
+    view: &NodeView,
+    counts: &crate::store::Counts,
+    counters: &Counters,
+    fenced: bool,
+) -> Result<String, prometheus::Error> {
     let s = &view.settings;
     let r = Scrape(Registry::new());
     let node = IntGaugeVec::new(
@@ -175,7 +181,7 @@ pub fn exposition(view: &NodeView, counters: &Counters, fenced: bool) -> Result<
             }
         }
     }
-    let c = &view.counts;
+    let c = counts;
     r.counted("sync_history_runs", "Sync runs in the sync history, by result", "result", &c.syncs_by_result)?;
     r.counted("failover_history_events", "Entries of the failover history, by event", "event", &c.history_by_event)?;
     r.gauge("console_sessions", "SSH console sessions open now", c.console_sessions)?;
@@ -189,7 +195,7 @@ pub fn exposition(view: &NodeView, counters: &Counters, fenced: bool) -> Result<
 }
 
 /// `GET /metrics` from `peer`.
-pub fn metrics(state: &AppState, peer: IpAddr) -> Resp {
+pub async fn metrics(state: &AppState, peer: IpAddr) -> Resp {
     let view = state.view.borrow().clone();
     if !allowed(peer, &view.settings.metrics_allow) {
         return text(
@@ -197,7 +203,14 @@ pub fn metrics(state: &AppState, peer: IpAddr) -> Resp {
             format!("{peer} may not read the metrics: 'metrics allow PREFIX' names who may"),
         );
     }
-    match exposition(&view, &state.metrics, state.hold.fenced().is_some()) {
+    let dir = state.data_dir.clone();
+    let counts = tokio::task::spawn_blocking(move || crate::store::Store::open(&dir).and_then(|s| s.counts())).await;
+    let counts = match counts {
+        Ok(Ok(c)) => c,
+        Ok(Err(e)) => return text(StatusCode::SERVICE_UNAVAILABLE, format!("cannot read the system database: {e}")),
+        Err(e) => return text(StatusCode::INTERNAL_SERVER_ERROR, format!("cannot read the counts: {e}")),
+    };
+    match exposition(&view, &counts, &state.metrics, state.hold.fenced().is_some()) {
         Ok(body) => {
             let mut resp = text(StatusCode::OK, body);
             if let Ok(v) = hyper::header::HeaderValue::from_str(prometheus::TEXT_FORMAT) {

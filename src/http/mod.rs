@@ -54,6 +54,8 @@ pub struct AppState {
     pub hold: Arc<hold::WriteHold>,
     /// What the daemon counts for `/metrics`.
     pub metrics: Arc<metrics::Counters>,
+    /// The node's data directory: `/metrics` reads its counts there at each scrape.
+    pub data_dir: std::path::PathBuf,
 }
 
 /// Connections one client (an IPv4 address, an IPv6 /64) may hold open at once.
@@ -151,7 +153,7 @@ async fn route(state: &AppState, req: Request<Incoming>, peer: std::net::SocketA
         (Method::GET | Method::HEAD, "/status/status.html") => status::status_page(state),
         (Method::GET | Method::HEAD, "/hastatus.html") => status::ha_status_page(state),
         (Method::GET | Method::HEAD, "/status.json") => status::status_json(state),
-        (Method::GET | Method::HEAD, "/metrics") => metrics::metrics(state, peer.ip()),
+        (Method::GET | Method::HEAD, "/metrics") => metrics::metrics(state, peer.ip()).await,
         (Method::POST, "/api/v1/devices/register") => device::register(state, req, peer.ip(), timeout).await,
         (Method::POST, "/api/v1/devices/checkin") => {
             let answer = device::check_in(state, req, timeout).await;

@@ -39,8 +39,6 @@ pub struct NodeView {
     pub downstream: Vec<crate::store::ChainLink>,
     /// How this node's stream from its primary last stood, if one ever ran.
     pub stream: Option<crate::store::StreamStatus>,
-    /// Counts for `/metrics` (syncs, failover events, console sessions, mails waiting).
-    pub counts: crate::store::Counts,
     /// `None` while the databases read fine; otherwise why not.
     pub fault: Option<String>,
 }
@@ -56,7 +54,6 @@ fn read(store: &Store, core: &CoreDb, node_id: &str) -> Result<NodeView, StoreEr
         policy: super::policy::Policy::from_map(&map),
         last_sync: store.last_sync()?,
         stream: store.stream_status()?,
-        counts: store.counts()?,
         enrollment_hash: core.setting(ENROLLMENT_SECRET)?,
         node_id: node_id.to_string(),
         trusted_keys: store

@@ -137,6 +137,7 @@ async fn serve(node: Node, options: ServeOptions) -> anyhow::Result<()> {
         enrollment_guard: Default::default(),
         hold: hold.clone(),
         metrics: counters.clone(),
+        data_dir: node.data_dir.clone(),
     });
     let (stop, stopped) = watch::channel(false);
     let http =

@@ -1,4 +1,4 @@
-//! Counts over the system database for `/metrics`: the sync runs in the sync history by
+//! Counts over the system database for `/metrics`, read at each scrape: the sync runs in the sync history by
 //! result, the failover-history entries by event, the console sessions open now and the
 //! mails waiting in the outbox.
 

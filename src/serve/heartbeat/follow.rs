@@ -153,9 +153,15 @@ fn take_granted_role(node: &mut Node, state: &mut State, host: &str, epoch: u64)
         "the quorum granted this node the primary lease at epoch {epoch} (a request of its own that seemed to \
          fail was committed); {host} can no longer renew it"
     );
-    let cause = Cause { actor: "heartbeat".into(), reason: format!("failover: {why}") };
     // At the lease's epoch: the promotion takes one more than any epoch seen.
-    match ha::promote_and(&mut node.store, &cause, |s| s.epoch_seen = s.epoch_seen.max(epoch.saturating_sub(1))) {
+    promote(node, host, why, |s| s.epoch_seen = s.epoch_seen.max(epoch.saturating_sub(1)));
+}
+
+/// Makes this node primary because of `why` (`also` changes the settings in the same
+/// transaction), and says so: HA log and the failover event.
+fn promote(node: &mut Node, host: &str, why: String, also: impl FnOnce(&mut Settings)) {
+    let cause = Cause { actor: "heartbeat".into(), reason: format!("failover: {why}") };
+    match ha::promote_and(&mut node.store, &cause, also) {
         Ok(applied) => {
             let epoch = applied.now.epoch;
             log(node, "error", &format!("FAILOVER: {why}; this node is now primary (epoch {epoch})"));
@@ -202,16 +208,7 @@ async fn act(
         return;
     }
     state.monitor.acted();
-    let cause = Cause { actor: "heartbeat".into(), reason: format!("failover: {why}") };
-    match ha::promote(&mut node.store, &cause) {
-        Ok(applied) => {
-            let epoch = applied.now.epoch;
-            log(node, "error", &format!("FAILOVER: {why}; this node is now primary (epoch {epoch})"));
-            let event = Event::Failover { primary: host.into(), reason: why, promoted: true, epoch };
-            raise_or_log(&mut node.store, &node.id, &event);
-        }
-        Err(e) => log(node, "error", &format!("FAILOVER FAILED: {why}; promotion failed: {e}")),
-    }
+    promote(node, host, why, |_| {});
 }
 
 /// Why this node must not promote itself now, if it must not: its data is not recent
