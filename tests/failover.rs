@@ -11,9 +11,7 @@ use common::{Daemon, TestNode, generate, pair, sync};
 
 /// Waits until `b`'s heartbeat has reached its primary.
 fn wait_for_heartbeat(b: &TestNode, db: &Daemon) {
-    db.eventually("the heartbeat reaches the primary", |_| {
-        b.failover_json()["peers"].as_array().is_some_and(|p| p.iter().any(|p| p["reachable"] == true))
-    });
+    db.eventually("the heartbeat reaches the primary", |_| b.reaches_a_peer());
 }
 
 /// Pairs `b` with `a` (served by `da`), serves `b` as its standby secondary with a fast

@@ -30,7 +30,7 @@ fn alarm(node: &TestNode) -> String {
 }
 
 fn reaches_its_primary(node: &TestNode) -> bool {
-    node.failover_json()["peers"].as_array().is_some_and(|p| p.iter().any(|p| p["reachable"] == true))
+    node.reaches_a_peer()
 }
 
 fn checkin(d: &Daemon, device: u64) -> u16 {

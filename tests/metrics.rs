@@ -60,7 +60,7 @@ fn the_metrics_pass_promtool_and_a_real_prometheus_scrapes_them() {
     assert!(value(mb, "coresh_last_sync_duration_seconds").is_some(), "{mb}");
     assert_eq!(value(ma, "coresh_stale"), Some(0.0));
     assert_eq!(value(ma, "coresh_console_sessions"), Some(0.0));
-    assert!(value(ma, "coresh_outbox_waiting_mails").is_some());
+    assert!(value(ma, "coresh_outbox_waiting").is_some());
 
     // A real Prometheus scrapes both nodes, and its query API answers from what it got.
     let dir = tempfile::tempdir().unwrap();

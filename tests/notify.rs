@@ -45,13 +45,7 @@ fn a_failover_mail_waits_for_a_down_smtp_server_and_arrives_once() {
     common::sync(&b, &da).expect_code(0);
     let port = free_port();
     configure(&b, port);
-    b.follow(&da.ssh.to_string(), "promote");
-    let db = b.serve();
-    db.eventually("the heartbeat reaches the primary", |_| {
-        b.failover_json()["peers"].as_array().is_some_and(|p| p.iter().any(|p| p["reachable"] == true))
-    });
-    da.kill_9();
-    db.eventually("the secondary takes over", |d| d.get("/hastatus.html").body.contains("Mode: Primary"));
+    let db = common::take_over_from(&b, da);
 
     // No SMTP server yet: the mail waits in the outbox, with the error, across a restart.
     db.eventually("a delivery attempt failed", |_| {

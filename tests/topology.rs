@@ -81,7 +81,7 @@ fn sync(lab: &Lab, node: &TestNode, from: &str) -> common::Run {
 }
 
 fn reaches_its_primary(node: &TestNode) -> bool {
-    node.failover_json()["peers"].as_array().is_some_and(|p| p.iter().any(|p| p["reachable"] == true))
+    node.reaches_a_peer()
 }
 
 fn ha_mode(d: &Daemon) -> String {

@@ -28,6 +28,7 @@ pub const FILES: &[(&str, &str)] = &[
     ("trust.grammar", include_str!("../../grammar/trust.grammar")),
     ("notify.grammar", include_str!("../../grammar/notify.grammar")),
     ("logging.grammar", include_str!("../../grammar/logging.grammar")),
+    ("hooks.grammar", include_str!("../../grammar/hooks.grammar")),
     ("users.grammar", include_str!("../../grammar/users.grammar")),
     ("console.grammar", include_str!("../../grammar/console.grammar")),
     ("support.grammar", include_str!("../../grammar/support.grammar")),

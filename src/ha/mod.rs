@@ -8,6 +8,7 @@
 mod fence;
 mod handover;
 pub mod heartbeat;
+pub mod hooks;
 mod readiness;
 mod schedule;
 mod settings;
@@ -114,8 +115,21 @@ fn apply(
                 record_history(tx, &entry)?;
             }
         }
+        role_hooks(tx, &old, &new, cause)?;
         Ok(Applied { now: new, changed })
     }
+}
+
+/// Queues the hooks of the role changes a site acts on, in the change's transaction:
+/// `becomes-primary` when this node became primary, `stale` when it learned it is stale.
+fn role_hooks(tx: &rusqlite::Transaction, old: &Settings, new: &Settings, cause: &Cause) -> Result<(), StoreError> {
+    if old.mode != Mode::Primary && new.mode == Mode::Primary {
+        hooks::queue_in(tx, new, hooks::HookEvent::BecomesPrimary, &cause.reason)?;
+    }
+    if let (None, Some(why)) = (&old.stale, &new.stale) {
+        hooks::queue_in(tx, new, hooks::HookEvent::Stale, why)?;
+    }
+    Ok(())
 }
 
 /// Makes this node primary: the same transition whether an operator asked for it or a

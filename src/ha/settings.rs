@@ -43,7 +43,9 @@ pub const WITNESS: &str = "ha.witness";
 pub const PROMPT: &str = "system.prompt";
 pub const METRICS_ALLOW: &str = "system.metrics_allow";
 pub const LOGGING_HOSTS: &str = "system.logging_hosts";
+pub const EVENT_HOOKS: &str = "ha.event_hooks";
 
+pub use super::hooks::EventHook;
 pub use super::system_settings::{LogHost, PromptParts};
 
 word_enum!(
@@ -172,6 +174,8 @@ pub struct Settings {
     pub metrics_allow: Vec<ipnet::IpNet>,
     /// Where the HA log and the audit log go, as syslog.
     pub logging_hosts: Vec<LogHost>,
+    /// The event hooks, in the order they were added.
+    pub event_hooks: Vec<EventHook>,
 }
 
 impl Default for Settings {
@@ -211,6 +215,7 @@ impl Default for Settings {
             prompt: PromptParts::default(),
             metrics_allow: Vec::new(),
             logging_hosts: Vec::new(),
+            event_hooks: Vec::new(),
         }
     }
 }
@@ -257,6 +262,7 @@ impl Settings {
             (PROMPT, Some(self.prompt.text())),
             (METRICS_ALLOW, Some(self.metrics_allow.iter().map(ToString::to_string).collect::<Vec<_>>().join(" "))),
             (LOGGING_HOSTS, Some(self.logging_hosts.iter().map(LogHost::target).collect::<Vec<_>>().join(" "))),
+            (EVENT_HOOKS, Some(self.event_hooks.iter().map(EventHook::text).collect::<Vec<_>>().join("\n"))),
         ]
     }
 
@@ -325,6 +331,9 @@ impl Settings {
             })?,
             logging_hosts: parse(LOGGING_HOSTS, get(LOGGING_HOSTS), Vec::new(), |t| {
                 t.split_whitespace().map(LogHost::parse).collect()
+            })?,
+            event_hooks: parse(EVENT_HOOKS, get(EVENT_HOOKS), Vec::new(), |t| {
+                t.lines().filter(|l| !l.is_empty()).map(EventHook::parse).collect()
             })?,
         })
     }

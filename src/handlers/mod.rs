@@ -9,6 +9,7 @@ mod core;
 mod failover;
 mod ha;
 mod ha_status;
+mod hooks;
 mod logging;
 mod mate;
 mod notify;
@@ -111,6 +112,7 @@ handlers! {
     ha_status: show_failover, show_failover_history, show_logging_ha, show_failover_divergence;
     switchover: failover_switchover, show_failover_handovers;
     replication: show_replication;
+    hooks: event_hook, show_event_hooks;
     logging: logging_host, show_logging_hosts;
     mate: failover_exec;
     notify: smtp_server, smtp_from, smtp_user, notify_test, show_notifications;

@@ -10,7 +10,7 @@ use crate::cli::Args;
 use crate::notify::Event;
 use crate::notify::smtp::{self, Security, Smtp};
 use crate::report::{CmdError, Reply, Text, table};
-use crate::store::Mail;
+use crate::store::Delivery;
 
 pub fn smtp_server(ctx: &mut Ctx, args: &Args) -> Result<Reply, CmdError> {
     let server = match args.host("HOST") {
@@ -92,7 +92,7 @@ pub fn notify_test(ctx: &mut Ctx, _: &Args) -> Result<Reply, CmdError> {
     match sent {
         Ok(answer) => {
             let id = ctx.node.store.queue_mail(Event::Test.name(), &recipient, &subject, &body)?;
-            ctx.node.store.mail_sent(id, &answer)?;
+            ctx.node.store.delivered(id, &answer)?;
             Ok(Reply::show(TestSent { recipient, server, answer }))
         }
         Err(e) => Err(CmdError::Failed(format!("Test notification not sent: {e}"))),
@@ -105,6 +105,8 @@ struct MailRow<'a> {
     at: &'a str,
     #[tabled(rename = "Event")]
     event: &'a str,
+    #[tabled(rename = "Via")]
+    via: &'a str,
     #[tabled(rename = "To")]
     to: &'a str,
     #[tabled(rename = "Status")]
@@ -117,7 +119,7 @@ struct MailRow<'a> {
 
 #[derive(Serialize)]
 #[serde(transparent)]
-struct Outbox(Vec<Mail>);
+struct Outbox(Vec<Delivery>);
 
 impl Text for Outbox {
     fn text(&self) -> String {
@@ -130,6 +132,7 @@ impl Text for Outbox {
             .map(|m| MailRow {
                 at: &m.created_at,
                 event: &m.event,
+                via: m.channel.as_str(),
                 to: &m.recipient,
                 status: &m.status,
                 attempts: m.attempts,
@@ -141,5 +144,5 @@ impl Text for Outbox {
 }
 
 pub fn show_notifications(ctx: &mut Ctx, args: &Args) -> Result<Reply, CmdError> {
-    Ok(Reply::show(Outbox(ctx.node.store.mails(Some(last(args).unwrap_or(100)))?)))
+    Ok(Reply::show(Outbox(ctx.node.store.deliveries(Some(last(args).unwrap_or(100)))?)))
 }

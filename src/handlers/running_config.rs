@@ -95,6 +95,7 @@ pub fn running_config(
         format!("{}notify on sync-completion", no(s.notify_sync_completion)),
         format!("{}notify on failure", no(s.notify_failure)),
     ]);
+    ha.extend(s.event_hooks.iter().map(|h| format!("event-hook {}", h.text())));
     RunningConfig {
         sections: vec![Section { mode: "config", lines: global }, Section { mode: "config-ha", lines: ha }],
     }

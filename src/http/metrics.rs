@@ -186,7 +186,11 @@ pub fn exposition(
     r.counted("failover_history_events", "Entries of the failover history, by event", "event", &c.history_by_event)?;
     r.gauge("console_sessions", "SSH console sessions open now", c.console_sessions)?;
     let waiting = c.outbox_pending;
-    r.gauge("outbox_waiting_mails", "Mails waiting in the outbox (to send, or held for a digest)", waiting)?;
+    r.gauge(
+        "outbox_waiting",
+        "Mails and event-hook calls waiting in the outbox (to send, or held for a digest)",
+        waiting,
+    )?;
     r.add(counters.check_ins.clone())?;
     r.add(counters.heartbeats.clone())?;
     let mut out = Vec::new();

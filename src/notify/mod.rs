@@ -1,15 +1,19 @@
-//! Email notifications (guide step 6, Notification Settings). An HA event becomes a mail
-//! that says what happened, on which node, when, and what to do next; it is written to
-//! the durable outbox first (`store::outbox`), and the daemon's [`sender`] delivers it
-//! with retries, so a down or slow SMTP server never blocks HA work and no mail is lost.
-//! More than [`PER_HOUR`] of one kind of event in an hour are held back and rolled into
-//! one digest mail, so a flapping pair cannot flood anyone's mailbox.
+//! Email notifications (guide step 6, Notification Settings) and event hooks. An HA
+//! event becomes a mail that says what happened, on which node, when, and what to do
+//! next, and a call of each event hook that follows it (`ha::hooks`); both are written
+//! to the durable outbox first (`store::outbox`), in one transaction, and the daemon's
+//! [`sender`] delivers them with retries, so a down or slow SMTP server or webhook
+//! receiver never blocks HA work and nothing is lost. More than [`PER_HOUR`] of one kind
+//! of event in an hour are held back and rolled into one digest, so a flapping pair
+//! cannot flood anyone's mailbox or pager.
 
+pub mod hook;
 pub mod sender;
 pub mod smtp;
 
 use crate::ha::Settings;
-use crate::store::{Store, StoreError};
+use crate::ha::hooks::{self, HookEvent};
+use crate::store::{Channel, Delivery, NewDelivery, Store, StoreError, queue_delivery_in, queued_since, settings_in};
 
 /// Mails of one kind of event queued per hour at most; more are counted in the HA log.
 pub const PER_HOUR: u64 = 5;
@@ -64,6 +68,25 @@ impl Event {
             Event::Fenced { .. } => "fenced",
             Event::Test => "test",
         }
+    }
+
+    /// The hook event it is, and the reason a hook is given. `becomes-primary` and
+    /// `stale` are not here: they are queued with the role change itself.
+    fn hook(&self) -> Option<(HookEvent, String)> {
+        Some(match self {
+            Event::SyncCompleted { peer, detail } => {
+                (HookEvent::SyncCompleted, format!("sync from {peer} completed: {detail}"))
+            }
+            Event::SyncFailed { peer, reason } => (HookEvent::SyncFailed, format!("sync from {peer} failed: {reason}")),
+            Event::Failover { reason, .. } | Event::FailoverRefused { reason, .. } => {
+                (HookEvent::FailoverDetected, reason.clone())
+            }
+            Event::Degraded { standby, reason } => {
+                (HookEvent::Degraded, format!("writes no longer wait for {standby}: {reason}"))
+            }
+            Event::Fenced { reason } => (HookEvent::Fenced, reason.clone()),
+            _ => return None,
+        })
     }
 
     /// Whether the settings ask for this event's mail.
@@ -194,8 +217,17 @@ pub enum Raised {
     Held,
 }
 
-/// The digest mail of `held` mails of `event`.
-pub fn digest(event: &str, held: &[crate::store::Mail]) -> (String, String) {
+/// The digest of `held` entries of `event`: a mail, or a hook's call.
+pub fn digest(event: &str, held: &[Delivery]) -> (String, String) {
+    match held.first() {
+        Some(first) if first.channel != Channel::Mail => {
+            (format!("digest: {} {event}", held.len()), hooks::digest_body(held))
+        }
+        _ => digest_mail(event, held),
+    }
+}
+
+fn digest_mail(event: &str, held: &[Delivery]) -> (String, String) {
     let host = held
         .first()
         .and_then(|m| m.subject.strip_prefix("[coresh ").and_then(|r| r.split(']').next()))
@@ -215,24 +247,39 @@ pub fn digest(event: &str, held: &[crate::store::Mail]) -> (String, String) {
     (subject, body)
 }
 
-/// Turns `event` into a mail in the outbox (durably), when the settings ask for it and
-/// the hourly cap allows.
+/// Turns `event` into a mail in the outbox, when the settings ask for it and the hourly
+/// cap allows, and into a call of each hook that follows it: durably, in one
+/// transaction. What became of the mail is returned.
 pub fn raise(store: &mut Store, node_id: &str, event: &Event) -> Result<Raised, StoreError> {
-    let s = Settings::from_map(&store.settings()?)?;
-    let Some(recipient) = s.notify_email.clone() else { return Ok(Raised::NotWanted) };
-    if !event.wanted(&s) {
-        return Ok(Raised::NotWanted);
-    }
-    let hour_ago =
-        (chrono::Utc::now() - chrono::Duration::hours(1)).to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-    let (subject, body) = event.compose(&s, node_id);
-    if *event != Event::Test && store.mails_since(event.name(), &hour_ago)? >= PER_HOUR {
+    let raised = store.durably(|tx| {
+        let s = Settings::from_map(&settings_in(tx)?)?;
+        if let Some((hook, reason)) = event.hook() {
+            hooks::queue_in(tx, &s, hook, &reason)?;
+        }
+        let Some(recipient) = s.notify_email.clone() else { return Ok(Raised::NotWanted) };
+        if !event.wanted(&s) {
+            return Ok(Raised::NotWanted);
+        }
+        let hour_ago =
+            (chrono::Utc::now() - chrono::Duration::hours(1)).to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let (subject, body) = event.compose(&s, node_id);
+        let held =
+            *event != Event::Test && queued_since(tx, Channel::Mail, &recipient, event.name(), &hour_ago)? >= PER_HOUR;
+        let entry = NewDelivery {
+            channel: Channel::Mail,
+            event: event.name(),
+            recipient: &recipient,
+            subject: &subject,
+            body: &body,
+        };
+        let id = queue_delivery_in(tx, &entry, held)?;
+        Ok(if held { Raised::Held } else { Raised::Queued(id) })
+    })?;
+    if raised == Raised::Held {
         let text = format!("notification {} held for a digest: more than {PER_HOUR} this hour", event.name());
         let _ = store.ha_log("warning", &text);
-        store.hold_mail(event.name(), &recipient, &subject, &body)?;
-        return Ok(Raised::Held);
     }
-    Ok(Raised::Queued(store.queue_mail(event.name(), &recipient, &subject, &body)?))
+    Ok(raised)
 }
 
 /// Raises `event` where a failure to queue must not stop the HA work that raised it.

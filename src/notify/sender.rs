@@ -1,9 +1,10 @@
-//! The daemon's mail sender: takes due mails from the outbox one at a time, sends them,
-//! and records each attempt. A failed attempt is retried after a delay that doubles
+//! The daemon's outbox sender: takes due entries from the outbox one at a time (mails,
+//! and event hooks' webhook calls and commands), delivers them, and records each
+//! attempt. A failed attempt is retried after a delay that doubles
 //! (from [`FIRST_RETRY`] up to [`LAST_RETRY`]); after [`ATTEMPTS`] the mail is marked
-//! failed. Held notifications (past the hourly cap) go out as one digest per event once
-//! the oldest has waited [`DIGEST_AFTER`]. It runs on a thread of its own, so SMTP never
-//! holds up HA work.
+//! failed. Held notifications and hook calls (past the hourly cap) go out as one digest
+//! per event and recipient once the oldest has waited [`DIGEST_AFTER`]. It runs on a
+//! thread of its own, so SMTP, a webhook or a hook's program never holds up HA work.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -11,7 +12,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use super::smtp::{self, Smtp};
-use crate::store::{Mail, Store, now_millis};
+use crate::store::{Channel, Delivery, Store, now_millis};
 
 /// Delay before the first retry.
 pub const FIRST_RETRY: Duration = Duration::from_secs(2);
@@ -63,7 +64,7 @@ async fn run(data_dir: PathBuf, mut stop: watch::Receiver<bool>) {
             Ok(n) => tracing::info!(subsystem = "notify", digests = n, "held notifications rolled into digests"),
             Err(e) => tracing::warn!(subsystem = "notify", error = %e, "cannot roll the digests"),
         }
-        let due = store.next_due_mail(&now_millis());
+        let due = store.next_due(&now_millis());
         match due {
             Ok(Some(mail)) => {
                 deliver(&mut store, &data_dir, &mail).await;
@@ -79,19 +80,25 @@ async fn run(data_dir: PathBuf, mut stop: watch::Receiver<bool>) {
     }
 }
 
-async fn deliver(store: &mut Store, data_dir: &std::path::Path, mail: &Mail) {
-    let smtp = match store.settings() {
-        Ok(map) => Smtp::from_map(&map),
-        Err(e) => {
-            tracing::warn!(subsystem = "notify", error = %e, "cannot read the SMTP settings");
-            return;
+async fn deliver(store: &mut Store, data_dir: &std::path::Path, mail: &Delivery) {
+    let outcome = match mail.channel {
+        Channel::Mail => {
+            let smtp = match store.settings() {
+                Ok(map) => Smtp::from_map(&map),
+                Err(e) => {
+                    tracing::warn!(subsystem = "notify", error = %e, "cannot read the SMTP settings");
+                    return;
+                }
+            };
+            smtp::send(&smtp, data_dir, &mail.recipient, &mail.subject, &mail.body).await.map_err(|e| e.to_string())
         }
+        Channel::Webhook => super::hook::post(&mail.recipient, hook_event(mail), &mail.body).await,
+        Channel::Command => super::hook::run(&mail.recipient, hook_event(mail), &mail.body).await,
     };
-    let outcome = smtp::send(&smtp, data_dir, &mail.recipient, &mail.subject, &mail.body).await;
     let recorded = match outcome {
         Ok(answer) => {
-            tracing::info!(subsystem = "notify", id = mail.id, event = %mail.event, to = %mail.recipient, %answer, "mail sent");
-            store.mail_sent(mail.id, &answer)
+            tracing::info!(subsystem = "notify", id = mail.id, channel = mail.channel.as_str(), event = %mail.event, to = %mail.recipient, %answer, "delivered");
+            store.delivered(mail.id, &answer)
         }
         Err(e) => {
             let attempts = mail.attempts + 1;
@@ -100,12 +107,17 @@ async fn deliver(store: &mut Store, data_dir: &std::path::Path, mail: &Mail) {
                 let at = chrono::Utc::now() + chrono::Duration::from_std(delay).unwrap_or_default();
                 at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
             });
-            tracing::warn!(subsystem = "notify", id = mail.id, attempts, error = %e, retry = ?retry, "mail not sent");
-            store.mail_failed(mail.id, &e.to_string(), retry.as_deref())
+            tracing::warn!(subsystem = "notify", id = mail.id, channel = mail.channel.as_str(), attempts, error = %e, retry = ?retry, "not delivered");
+            store.delivery_failed(mail.id, &e, retry.as_deref())
         }
     };
     if let Err(e) = recorded {
         tracing::error!(subsystem = "notify", id = mail.id, error = %e, "cannot record the attempt");
         tokio::time::sleep(POLL).await;
     }
+}
+
+/// The event a hook's call is about: `becomes-primary` for its digest too.
+fn hook_event(d: &Delivery) -> &str {
+    d.event.strip_prefix("digest:").unwrap_or(&d.event)
 }

@@ -6,7 +6,7 @@ use rusqlite::Connection;
 use super::StoreError;
 
 /// The schema version this coresh writes.
-pub const SCHEMA_VERSION: i64 = 10;
+pub const SCHEMA_VERSION: i64 = 11;
 
 /// Each step takes the schema from version `index` to `index + 1`.
 const STEPS: &[&str] = &[
@@ -207,6 +207,9 @@ const STEPS: &[&str] = &[
          error      TEXT,
          updated_at TEXT NOT NULL
      );",
+    // 11: event hooks go through the outbox too: how each entry is delivered (`mail`,
+    // `webhook` to the URL in `recipient`, `command` run from the path there).
+    "ALTER TABLE outbox ADD COLUMN channel TEXT NOT NULL DEFAULT 'mail';",
 ];
 
 /// Brings a database at `from` up to [`SCHEMA_VERSION`], one transaction per step.

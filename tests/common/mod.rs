@@ -32,6 +32,19 @@ pub fn until(what: &str, mut f: impl FnMut() -> bool) {
     panic!("never: {what}");
 }
 
+/// [`until`], and when it never happens, the panic says `why()` too (a node's HA log,
+/// its quorum's view).
+pub fn until_else(what: &str, mut f: impl FnMut() -> bool, why: impl FnOnce() -> String) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while std::time::Instant::now() < deadline {
+        if f() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!("never: {what}\n{}", why());
+}
+
 /// A port that was free a moment ago.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
@@ -298,7 +311,24 @@ pub fn kill_9_during_syncs(node: &TestNode, from: &Daemon, delays_ms: &[u64], ol
     saw_old
 }
 
+/// `b`, a synced standby of `da`'s node, follows it with a fast heartbeat and
+/// `on-failure promote`, is served, and once its heartbeat answered, `da` is killed with
+/// SIGKILL: returns `b`'s daemon once it serves as primary.
+pub fn take_over_from(b: &TestNode, da: Daemon) -> Daemon {
+    b.follow(&da.ssh.to_string(), "promote");
+    let db = b.serve();
+    db.eventually("the heartbeat reaches the primary", |_| b.reaches_a_peer());
+    da.kill_9();
+    db.eventually("the secondary takes over", |d| d.get("/hastatus.html").body.contains("Mode: Primary"));
+    db
+}
+
 impl TestNode {
+    /// Whether this node's heartbeat has had an answer from a peer.
+    pub fn reaches_a_peer(&self) -> bool {
+        self.failover_json()["peers"].as_array().is_some_and(|p| p.iter().any(|p| p["reachable"] == true))
+    }
+
     /// Makes this node a standby secondary of `primary_host` with a fast heartbeat
     /// (interval 1 s, 3 failures, re-check 1 s) and `on_failure`, HA enabled.
     pub fn follow(&self, primary_host: &str, on_failure: &str) {
