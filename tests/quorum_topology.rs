@@ -199,7 +199,11 @@ fn a_primary_that_degraded_keeps_its_standby_from_taking_over() {
     // Healed: the primary takes writes again and the standby gets every one.
     lab.replication_link("a", true);
     lab.cut("a", "b", false);
-    until("the primary takes writes again", || da.check_in(2, 20_100) == 200);
+    common::until_else(
+        "the primary takes writes again",
+        || da.check_in(2, 20_100) == 200,
+        || format!("a: {}\n{}\nb: {}", a.failover_json()["quorum"], a.ha_log(), b.ha_log()),
+    );
     until("the standby has every write", || b.checksum() == a.checksum());
     let on_b = common::devices::check_in_seqs(&b);
     assert!(acked.iter().chain([20_000, 20_100].iter()).all(|s| on_b.contains(s)));
@@ -261,7 +265,9 @@ fn repeated_failures_of_one_site_change_the_term_once() {
     assert_eq!(promotions, 1, "{}", b.ha_log());
     assert_eq!(lease_epoch(&w), epoch + 1, "one term change");
     assert_eq!(b.failover_json()["mode"], "primary");
-    assert_eq!(db.check_in(1, 1), 200);
+    // A holder starved of CPU may fence for a moment and renew; the new primary takes
+    // writes, the old one none.
+    common::until_else("the new primary takes writes", || db.check_in(1, 1) == 200, || b.ha_log());
     assert_ne!(da.check_in(2, 2), 200, "the old primary takes no writes: {}", a.ha_log());
 }
 

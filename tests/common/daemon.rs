@@ -179,8 +179,17 @@ impl Daemon {
 }
 
 impl Drop for Daemon {
+    /// Kills it; when a test failed, prints the daemon's last log lines first, so the
+    /// failure says what the daemon was doing.
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if std::thread::panicking() {
+            let log = self.log.lock().map(|l| l.clone()).unwrap_or_default();
+            eprintln!("--- the daemon at {} (last {} lines of its log):", self.addr, log.len().min(80));
+            for line in &log[log.len().saturating_sub(80)..] {
+                eprintln!("{line}");
+            }
+        }
     }
 }
