@@ -54,6 +54,7 @@ pub mod report;
 pub mod secret;
 pub mod serve;
 pub mod session;
+pub mod shared;
 pub mod shell;
 pub mod ssh;
 pub mod store;

@@ -421,6 +421,7 @@ fn help_in_batch_mode() {
         "clock",
         "core",
         "devices",
+        "event-hooks",
         "failover",
         "logging",
         "notifications",
@@ -435,7 +436,7 @@ fn help_in_batch_mode() {
     ]) {
         assert!(line.starts_with(&format!("  {word:<width$}  ")), "{line:?} in\n{}", run.stdout);
     }
-    assert_eq!(lines.len(), 14, "{}", run.stdout);
+    assert_eq!(lines.len(), 15, "{}", run.stdout);
     assert!(!run.stdout.contains("running-config"), "privileged words are not offered in user mode");
     let run = node.run(&["enable", "sh?"]);
     assert_eq!(run.stdout, "  show  Show running system information\n");
@@ -444,7 +445,7 @@ fn help_in_batch_mode() {
     let run = node.run(&["enable", "show failover ?"]);
     assert_eq!(
         run.stdout,
-        "  divergence  Changes a full sync replaced, kept in files\n  handovers   Switchovers this node took part in, each signed by both nodes\n  history     Every mode and state change, with time, reason and cause\n  <cr>        \n"
+        "  config-diff  The settings the pair must agree on, side by side with the peer's\n  divergence   Changes a full sync replaced, kept in files\n  handovers    Switchovers this node took part in, each signed by both nodes\n  history      Every mode and state change, with time, reason and cause\n  <cr>         \n"
     );
     let run = node.run(&["enable", "configure terminal", "do show ?"]);
     assert!(run.stdout.contains("running-config"), "{}", run.stdout);

@@ -10,7 +10,7 @@ use std::path::Path;
 const LAYERS: &[&[&str]] = &[
     &["shell"],
     &["serve", "handlers"],
-    &["replication", "report"],
+    &["replication", "report", "shared"],
     &["ssh", "http", "cli"],
     &["peer", "node", "notify", "load"],
     &["coredb", "ha", "quorum"],

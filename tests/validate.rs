@@ -8,7 +8,8 @@ use common::smtp::{SmtpServer, configure};
 use common::{Daemon, TestNode, generate};
 
 /// A healthy pair: `a` primary with data, `b` its standby secondary with a fast
-/// heartbeat and SMTP on a real server; trust both ways at the daemons' real addresses.
+/// heartbeat and SMTP on a real server, both with the same shared settings; trust both
+/// ways at the daemons' real addresses.
 struct Pair {
     a: TestNode,
     b: TestNode,
@@ -26,6 +27,16 @@ fn pair() -> Pair {
     let port = free_port();
     let smtp = SmtpServer::start(mail.path(), port);
     configure(&b, port);
+    let smtp_server = format!("smtp server 127.0.0.1 port {port} tls none");
+    a.run(&["enable", "configure terminal", &smtp_server, "smtp from coresh@example.com"]).expect_code(0);
+    a.ha(&[
+        "notify email ops@example.com",
+        "heartbeat interval 1",
+        "heartbeat failures 3",
+        "heartbeat recheck-interval 1",
+        "on-failure keep-standby",
+    ])
+    .expect_code(0);
     let da = a.serve();
     let db = b.serve();
     b.trust(&da.ssh.to_string(), &a.local_key()).expect_code(0);
@@ -59,13 +70,14 @@ fn a_healthy_pair_passes_every_task_with_evidence() {
     let p = pair();
     let (text, v) = validate(&p);
     text.expect_code(0);
-    assert_eq!(verdicts(&v), [true; 6], "{}", text.stdout);
-    assert!(text.stdout.contains("All 6 tasks passed against"), "{}", text.stdout);
+    assert_eq!(verdicts(&v), [true; 7], "{}", text.stdout);
+    assert!(text.stdout.contains("All 7 tasks passed against"), "{}", text.stdout);
     assert!(evidence(&v, 0).contains("Test was successful"), "{v}");
     assert!(evidence(&v, 1).contains("core-a reached core-b"), "{v}");
     assert!(evidence(&v, 3).contains("devices 50 here, 50 on"), "{v}");
     assert!(evidence(&v, 4).contains("Test notification sent to ops@example.com"), "{v}");
     assert!(evidence(&v, 5).contains(": ok"), "{v}");
+    assert!(evidence(&v, 6).contains(&format!("all {} shared settings agree", coresh::shared::SHARED.len())), "{v}");
     p.smtp.wait_for("the test mails", |m| m.len() >= 2);
     p.b.assert_same_rows(&p.a);
 }
@@ -83,7 +95,7 @@ fn each_task_fails_for_its_own_reason() {
     p.b.ha(&["service disable"]).expect_code(0);
     let (text, v) = validate(&Pair { smtp: SmtpServer::start(p._mail.path(), free_port()), ..p });
     text.expect_code(1);
-    assert_eq!(verdicts(&v), [true, false, true, true, false, false], "{}", text.stdout);
+    assert_eq!(verdicts(&v), [true, false, true, true, false, false, true], "{}", text.stdout);
     assert!(evidence(&v, 1).contains("127.0.0.1:1"), "{v}");
     assert!(evidence(&v, 4).contains("Test notification not sent"), "{v}");
     assert!(evidence(&v, 5).contains("high availability is disabled here"), "{v}");

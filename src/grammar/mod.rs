@@ -22,6 +22,7 @@ pub const FILES: &[(&str, &str)] = &[
     ("sync.grammar", include_str!("../../grammar/sync.grammar")),
     ("mate.grammar", include_str!("../../grammar/mate.grammar")),
     ("validate.grammar", include_str!("../../grammar/validate.grammar")),
+    ("config_sync.grammar", include_str!("../../grammar/config_sync.grammar")),
     ("system.grammar", include_str!("../../grammar/system.grammar")),
     ("ha.grammar", include_str!("../../grammar/ha.grammar")),
     ("core.grammar", include_str!("../../grammar/core.grammar")),

@@ -5,6 +5,7 @@
 //! across the nodes: a promotion takes one more than the highest epoch this node has
 //! seen anywhere, under the role lock ([`fence`]) that keeps it apart from a sync's swap.
 
+pub mod config_lines;
 mod fence;
 mod handover;
 pub mod heartbeat;

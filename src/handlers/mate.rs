@@ -30,7 +30,7 @@ impl Text for MateOutput {
 }
 
 /// The peer `mate` stands for: a secondary's primary, else the only trusted host.
-fn the_mate(ctx: &Ctx) -> Result<HostPort, CmdError> {
+pub(super) fn the_mate(ctx: &Ctx) -> Result<HostPort, CmdError> {
     let settings = ctx.settings()?;
     if settings.mode == crate::ha::Mode::Secondary
         && let Some(primary) = settings.primary_host

@@ -4,6 +4,7 @@
 //! its table); a test checks that the two and the grammar agree. A command made of other
 //! commands runs them through the shell's pipeline with [`Ctx::run`].
 
+mod config_sync;
 mod console;
 mod core;
 mod failover;
@@ -103,6 +104,7 @@ macro_rules! handlers {
 }
 
 handlers! {
+    config_sync: show_failover_config_diff, failover_config_sync;
     console: exec_timeout, session_limit, login_block, login_delay, show_sessions, clear_lockout;
     core: show_core_summary, show_devices, enrollment_secret, device_enrollment, atlas;
     failover: failover_mode_primary, failover_mode_secondary, failover_client_connection;

@@ -79,10 +79,7 @@ pub(super) fn last(args: &Args) -> Option<u64> {
 pub fn show_running_config(ctx: &mut Ctx, _: &Args) -> Result<Reply, CmdError> {
     let settings = ctx.settings()?;
     let enrollment = ctx.node.core()?.setting(crate::coredb::ENROLLMENT_SECRET)?;
-    let map = ctx.node.store.settings()?;
-    let mut owned = crate::notify::smtp::Smtp::from_map(&map).config_lines();
-    owned.extend(crate::node::policy::Policy::from_map(&map).config_lines());
-    owned.push(format!("audit retention {}", crate::store::Retention::from_map(&map).text()));
+    let owned = crate::shared::owned_lines(&ctx.node.store.settings()?);
     let users = ctx.node.core()?.local_users()?;
     Ok(Reply::show(super::running_config(&settings, owned, &users, enrollment.as_deref())))
 }

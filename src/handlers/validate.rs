@@ -1,7 +1,8 @@
 //! `failover validate HOST`: the guide's test and validation plan (step 7, table 4), run
 //! from the secondary against its primary, each task with pass or fail and its evidence:
 //! connectivity both ways, a manual sync, the same device count and content checksum,
-//! a test notification, and heartbeat activity in the HA log.
+//! a test notification, and heartbeat activity in the HA log; beyond the guide, a sixth
+//! task: the settings the pair must agree on do (`config_sync`).
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -142,6 +143,28 @@ fn heartbeat(ctx: &Ctx, target: &HostPort) -> (bool, String) {
     (ok && recent, format!("{} {}", last.at, last.message))
 }
 
+/// Beyond the guide: the settings the pair must agree on, here against the primary's
+/// (`show failover config-diff`).
+fn agree(ctx: &Ctx, target: &HostPort) -> (bool, String) {
+    match super::config_sync::drift(ctx, target) {
+        Ok(drifts) => {
+            let differ: Vec<&str> = drifts.iter().filter(|d| !d.same).map(|d| d.setting).collect();
+            match differ.as_slice() {
+                [] => (true, format!("all {} shared settings agree", drifts.len())),
+                some => (
+                    false,
+                    format!(
+                        "{} differ: {}; 'show failover config-diff', 'failover config-sync'",
+                        some.len(),
+                        some.join(", ")
+                    ),
+                ),
+            }
+        }
+        Err(e) => (false, e.to_string()),
+    }
+}
+
 pub fn failover_validate(ctx: &mut Ctx, args: &Args) -> Result<Reply, CmdError> {
     ctx.not_for_a_mate()?;
     let target = args.host("HOST").cloned().ok_or_else(|| CmdError::Failed("missing HOST".into()))?;
@@ -172,6 +195,7 @@ pub fn failover_validate(ctx: &mut Ctx, args: &Args) -> Result<Reply, CmdError> 
     add(3, "Standby updated: same devices", compare(ctx, &target));
     add(4, "Test email notification", first_line(ctx.run("notify test")));
     add(5, "Heartbeat activity in the HA log", heartbeat(ctx, &target));
+    add(6, "Settings agree with the primary", agree(ctx, &target));
 
     let passed = tasks.iter().all(|t| t.passed);
     let failed = tasks.iter().filter(|t| !t.passed).count();

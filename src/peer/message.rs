@@ -40,6 +40,9 @@ pub enum Request {
     /// The peer connects back to the asker as its trusted-host entry names it
     /// (answered with [`TestBack`]).
     TestBack,
+    /// The peer's settings that a pair must agree on (answered with
+    /// [`SharedSettings`]).
+    SharedSettings,
     /// Every change-log entry after `since`, sent as the peer commits it, for as long as
     /// the connection lasts (answered with [`Feed`] messages; the asker says what it
     /// applied after each batch with [`Applied`]). The last request of a connection.
@@ -402,6 +405,28 @@ impl Message for ExecAnswer {
 /// The source a shell run for a mate records (`mate ADDRESS key FINGERPRINT`); such a
 /// shell may not reach on to another node.
 pub const MATE_SOURCE_PREFIX: &str = "mate ";
+
+/// One configuration line of a setting the pair must agree on, and the mode it is typed
+/// in (`config` or `config-ha`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SharedLine {
+    pub mode: String,
+    pub line: String,
+}
+
+/// The settings of a node that its pair must agree on, as configuration lines.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SharedSettings {
+    pub lines: Vec<SharedLine>,
+    /// Why the peer could not read its settings (then `lines` is empty).
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
+impl Message for SharedSettings {
+    /// A few hundred lines of at most a few kilobytes each.
+    const MAX: usize = 1024 * 1024;
+}
 
 /// How the peer's connection back to the asker went.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

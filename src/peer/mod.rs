@@ -13,8 +13,8 @@ pub mod message;
 pub use frame::{Framed, Link, PeerError};
 pub use hello::Hello;
 use message::{
-    ExecAnswer, ExecRequest, HandoverAnswer, HandoverStep, Positions, RaftCall, RaftReply, Request, SwitchoverReport,
-    SwitchoverTo, TestBack,
+    ExecAnswer, ExecRequest, HandoverAnswer, HandoverStep, Positions, RaftCall, RaftReply, Request, SharedSettings,
+    SwitchoverReport, SwitchoverTo, TestBack,
 };
 
 use crate::coredb::changelog::Position;
@@ -73,6 +73,12 @@ impl<L: Link> Peer<L> {
     /// Runs a line on the peer.
     pub async fn exec(&mut self, request: ExecRequest) -> Result<ExecAnswer, PeerError> {
         self.framed.send(&Request::Exec(request)).await?;
+        self.framed.recv().await
+    }
+
+    /// The peer's settings that the pair must agree on.
+    pub async fn shared_settings(&mut self) -> Result<SharedSettings, PeerError> {
+        self.framed.send(&Request::SharedSettings).await?;
         self.framed.recv().await
     }
 
@@ -172,6 +178,11 @@ impl<L: Link> Blocking<L> {
     /// See [`Peer::exec`].
     pub fn exec(&mut self, request: ExecRequest) -> Result<ExecAnswer, PeerError> {
         self.runtime.block_on(self.peer.exec(request))
+    }
+
+    /// See [`Peer::shared_settings`].
+    pub fn shared_settings(&mut self) -> Result<SharedSettings, PeerError> {
+        self.runtime.block_on(self.peer.shared_settings())
     }
 
     /// See [`Peer::test_back`].

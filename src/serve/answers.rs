@@ -2,8 +2,9 @@
 //! server's replication channel (checked and audited there) is answered here, by the
 //! part of the node that owns it: pulls and positions by replication's sending side,
 //! streams by its feed (registered live in `followers`), `exec` and `test-back` by the
-//! mate services, a switchover by this node's switchover runner and the steps of a
-//! handover by its standby side (`handover`).
+//! mate services, a switchover by this node's switchover runner, the steps of a
+//! handover by its standby side (`handover`), and the settings the pair must agree on
+//! by `shared`.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -197,10 +198,23 @@ impl Respond for Answers {
                 Request::Raft { call } => out.send(&self.quorum.answer(*call).await).await,
                 Request::Exec(exec) => out.send(&mate::exec(&self.data_dir, exec, caller, &self.guesses).await).await,
                 Request::TestBack => out.send(&mate::test_back(&self.data_dir, caller, &self.hello()).await).await,
+                Request::SharedSettings => out.send(&shared_settings(&self.data_dir).await).await,
                 Request::Hello(_) => {
                     Err(PeerError::Protocol { target: caller.peer.clone(), reason: "a second hello".into() })
                 }
             }
         })
+    }
+}
+
+/// This node's settings that the pair must agree on, read off the async threads.
+async fn shared_settings(data_dir: &std::path::Path) -> crate::peer::message::SharedSettings {
+    let dir = data_dir.to_path_buf();
+    let read =
+        tokio::task::spawn_blocking(move || crate::shared::of_this_node(&crate::store::Store::open(&dir)?)).await;
+    match read {
+        Ok(Ok(settings)) => settings,
+        Ok(Err(e)) => crate::peer::message::SharedSettings { lines: Vec::new(), error: Some(e.to_string()) },
+        Err(e) => crate::peer::message::SharedSettings { lines: Vec::new(), error: Some(e.to_string()) },
     }
 }

@@ -138,6 +138,7 @@ async fn run(mut framed: Framed<ServerLink>, mut serve: PeerChannel) {
                 format!("peer {how}: changes after {} as they commit (key {print})", since.seq)
             }
             Request::TestBack | Request::Hello(_) => format!("peer test-back request (key {print})"),
+            Request::SharedSettings => format!("peer shared-settings request (key {print})"),
             Request::Switchover { dry_run: true, .. } => format!("peer switchover request, dry run (key {print})"),
             Request::Switchover { dry_run: false, .. } => format!("peer switchover request (key {print})"),
             Request::Raft { .. } => format!("peer quorum call (key {print})"),
