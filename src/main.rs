@@ -180,6 +180,8 @@ enum Lab {
 enum Docs {
     /// The command reference (docs/commands.md), from the grammar.
     Commands,
+    /// The JSON output reference (docs/json.md), from the reply types.
+    Json,
 }
 
 fn main() -> ExitCode {
@@ -200,9 +202,12 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         anyhow::bail!("-c, --echo, --keep-going and --secret-file are for the shell, not for a subcommand");
     }
     match cli.command {
-        Some(Command::Docs { what: Docs::Commands }) => {
+        Some(Command::Docs { what }) => {
             let grammar = Grammar::builtin().map_err(|e| anyhow::anyhow!("{e}"))?;
-            print!("{}", commands_markdown(grammar));
+            match what {
+                Docs::Commands => print!("{}", commands_markdown(grammar)),
+                Docs::Json => print!("{}", coresh::shell::json_docs::json_markdown(grammar)),
+            }
             return Ok(0);
         }
         Some(Command::Serve { http_listen, ssh_listen, log_level, tls_cert, tls_key, http_timeout, login_grace }) => {

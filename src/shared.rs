@@ -84,7 +84,7 @@ pub fn of_this_node(store: &Store) -> Result<SharedSettings, StoreError> {
 }
 
 /// One shared setting on both nodes.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Drift {
     pub mode: &'static str,
     /// The words its command starts with (`heartbeat interval`, `event-hook`).
@@ -126,7 +126,7 @@ pub fn compare(here: &SharedSettings, peer: &SharedSettings) -> Vec<Drift> {
 }
 
 /// A configuration line to run, in its mode.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Step {
     pub mode: &'static str,
     pub line: String,

@@ -43,14 +43,14 @@ pub const SCHEMA: &str = "CREATE TABLE repl_log (
 const MIN_KEPT: i64 = 16 << 20;
 
 /// A point in the log: after entry `seq`, with the content checksum `checksum`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Position {
     pub seq: i64,
     pub checksum: String,
 }
 
 /// One entry of the log.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Entry {
     pub seq: i64,
     pub at: String,

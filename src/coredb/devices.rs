@@ -29,7 +29,7 @@ pub struct Registration {
 }
 
 /// The answer to a registration.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Registered {
     /// The device's id.
     pub device_id: i64,
@@ -52,7 +52,7 @@ pub struct CheckIn {
 }
 
 /// The answer to a check-in.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct CheckedIn {
     /// The device's id.
     pub device_id: i64,

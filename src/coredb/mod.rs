@@ -41,7 +41,7 @@ pub struct CoreDb {
 }
 
 /// Counts for `show core summary` (the guide's test plan compares device counts).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Summary {
     pub users: u64,
     pub devices: u64,
@@ -59,7 +59,7 @@ pub struct Summary {
 }
 
 /// One device as `show devices` lists it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Device {
     pub id: i64,
     pub uuid: String,

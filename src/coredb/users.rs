@@ -8,7 +8,7 @@ use super::{CoreDb, Writes};
 use crate::store::StoreError;
 
 /// One local user.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct LocalUser {
     pub name: String,
     /// Argon2 hash (PHC string), when a password is set.

@@ -120,7 +120,7 @@ impl EventHook {
 }
 
 /// The JSON a hook is given: a webhook's body, a command's standard input.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct HookPayload<'a> {
     /// Unique to this call: a receiver that gets it twice (a retry after an answer that
     /// was lost) acts once.

@@ -36,8 +36,8 @@ pub(super) fn drift(ctx: &Ctx, peer: &HostPort) -> Result<Vec<Drift>, CmdError> 
     Ok(compare(&of_this_node(&ctx.node.store)?, &theirs))
 }
 
-#[derive(Serialize)]
-struct ConfigDiff {
+#[derive(Serialize, schemars::JsonSchema)]
+pub(super) struct ConfigDiff {
     peer: String,
     /// How many settings differ.
     differ: usize,
@@ -99,8 +99,8 @@ pub fn show_failover_config_diff(ctx: &mut Ctx, args: &Args) -> Result<Reply, Cm
 }
 
 /// What `failover config-sync` did.
-#[derive(Serialize)]
-struct Synced {
+#[derive(Serialize, schemars::JsonSchema)]
+pub(super) struct Synced {
     primary: String,
     /// The lines run here, each with its error if it failed.
     applied: Vec<Applied>,
@@ -108,7 +108,7 @@ struct Synced {
     not_copied: Vec<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 struct Applied {
     #[serde(flatten)]
     step: Step,

@@ -48,8 +48,8 @@ pub fn login_delay(ctx: &mut Ctx, args: &Args) -> Result<Reply, CmdError> {
 }
 
 /// `show sessions`: the consoles open now, the policy, and the lockouts in force.
-#[derive(Serialize)]
-struct Sessions {
+#[derive(Serialize, schemars::JsonSchema)]
+pub(super) struct Sessions {
     /// This session's id, when it is an SSH console.
     current: Option<i64>,
     sessions: Vec<ConsoleSession>,

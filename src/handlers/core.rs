@@ -52,9 +52,9 @@ struct DeviceRow<'a> {
     enrollment: &'a str,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 #[serde(transparent)]
-struct Devices(Vec<Device>);
+pub(super) struct Devices(Vec<Device>);
 
 impl Text for Devices {
     fn text(&self) -> String {

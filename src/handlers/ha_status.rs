@@ -23,8 +23,8 @@ use crate::report::{CmdError, Reply, Text, fields, table};
 use crate::store::{ChainLink, HaLogEntry, HistoryEntry, PeerStatus, SyncSummary};
 
 /// `show failover`.
-#[derive(Serialize)]
-struct Failover {
+#[derive(Serialize, schemars::JsonSchema)]
+pub(super) struct Failover {
     hostname: String,
     high_availability: &'static str,
     mode: String,
@@ -64,7 +64,7 @@ struct Failover {
 }
 
 /// One node of the chain as `show failover` draws it.
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 struct ChainNode {
     hostname: String,
     node_id: String,
@@ -278,9 +278,9 @@ struct LogRow<'a> {
 }
 
 /// `show logging high-availability`.
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 #[serde(transparent)]
-struct HaLog(Vec<HaLogEntry>);
+pub(super) struct HaLog(Vec<HaLogEntry>);
 
 impl Text for HaLog {
     fn text(&self) -> String {
@@ -317,9 +317,9 @@ struct KeptRow<'a> {
 }
 
 /// `show failover divergence`.
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 #[serde(transparent)]
-struct Divergence(Vec<Kept>);
+pub(super) struct Divergence(Vec<Kept>);
 
 impl Text for Divergence {
     fn text(&self) -> String {
@@ -366,9 +366,9 @@ struct HistoryRow<'a> {
     reason: &'a str,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 #[serde(transparent)]
-struct History(Vec<HistoryEntry>);
+pub(super) struct History(Vec<HistoryEntry>);
 
 impl Text for History {
     fn text(&self) -> String {

@@ -62,7 +62,7 @@ pub fn event_hook(ctx: &mut Ctx, args: &Args) -> Result<Reply, CmdError> {
 }
 
 /// One hook as `show event-hooks` shows it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 struct Hook {
     event: HookEvent,
     /// `webhook` or `command`.
@@ -88,9 +88,9 @@ struct Row<'a> {
     error: &'a str,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 #[serde(transparent)]
-struct Hooks(Vec<Hook>);
+pub(super) struct Hooks(Vec<Hook>);
 
 impl Text for Hooks {
     fn text(&self) -> String {

@@ -49,7 +49,7 @@ pub fn logging_host(ctx: &mut Ctx, args: &Args) -> Result<Reply, CmdError> {
 }
 
 /// One server as `show logging hosts` shows it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 struct Server {
     target: String,
     sent: i64,
@@ -74,9 +74,9 @@ struct Row {
     error: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 #[serde(transparent)]
-struct Servers(Vec<Server>);
+pub(super) struct Servers(Vec<Server>);
 
 impl Text for Servers {
     fn text(&self) -> String {

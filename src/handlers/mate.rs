@@ -15,8 +15,8 @@ use crate::peer::message::{ExecAnswer, ExecRequest};
 use crate::report::{CmdError, Reply, Text};
 
 /// What the mate printed.
-#[derive(Serialize)]
-struct MateOutput {
+#[derive(Serialize, schemars::JsonSchema)]
+pub(super) struct MateOutput {
     mate: String,
     code: i32,
     stdout: String,

@@ -127,6 +127,44 @@ handlers! {
     validate: failover_validate;
 }
 
+/// What each command that prints a report prints with `| json`: its handler's name and
+/// the JSON Schema of its reply, from the reply's own type (docs/json.md is made from
+/// these, and a test checks real output against them).
+pub fn json_shapes() -> Vec<(&'static str, schemars::Schema)> {
+    use schemars::schema_for;
+    vec![
+        ("show_failover_config_diff", schema_for!(config_sync::ConfigDiff)),
+        ("failover_config_sync", schema_for!(config_sync::Synced)),
+        ("show_sessions", schema_for!(console::Sessions)),
+        ("show_core_summary", schema_for!(crate::coredb::Summary)),
+        ("show_devices", schema_for!(core::Devices)),
+        ("show_failover", schema_for!(ha_status::Failover)),
+        ("show_logging_ha", schema_for!(ha_status::HaLog)),
+        ("show_failover_divergence", schema_for!(ha_status::Divergence)),
+        ("show_failover_history", schema_for!(ha_status::History)),
+        ("show_event_hooks", schema_for!(hooks::Hooks)),
+        ("show_logging_hosts", schema_for!(logging::Servers)),
+        ("failover_exec", schema_for!(mate::MateOutput)),
+        ("notify_test", schema_for!(notify::TestSent)),
+        ("show_notifications", schema_for!(notify::Outbox)),
+        ("show_replication", schema_for!(replication::Shown)),
+        ("show_version", schema_for!(show::Version)),
+        ("show_clock", schema_for!(show::Clock)),
+        ("show_running_config", schema_for!(running_config::RunningConfig)),
+        ("show_audit", schema_for!(show::Audit)),
+        ("show_tech_support", schema_for!(support::TechSupport)),
+        ("failover_switchover", schema_for!(crate::peer::message::SwitchoverReport)),
+        ("show_failover_handovers", schema_for!(switchover::Handovers)),
+        ("failover_sync", schema_for!(crate::replication::pull::SyncReport)),
+        ("show_sync_history", schema_for!(sync::History)),
+        ("show_ssh_local_key", schema_for!(trust::LocalKey)),
+        ("show_trusted_hosts", schema_for!(trust::TrustedList)),
+        ("failover_test_connection", schema_for!(trust::TestResult)),
+        ("show_users", schema_for!(users::Users)),
+        ("failover_validate", schema_for!(validate::Validation)),
+    ]
+}
+
 /// The handler called `name`.
 pub fn lookup(name: &str) -> Option<Handler> {
     HANDLERS.iter().find(|(_, n, _)| *n == name).map(|(_, _, h)| *h)

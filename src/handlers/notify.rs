@@ -58,8 +58,8 @@ pub fn smtp_user(ctx: &mut Ctx, args: &Args) -> Result<Reply, CmdError> {
 }
 
 /// What `notify test` did.
-#[derive(Serialize)]
-struct TestSent {
+#[derive(Serialize, schemars::JsonSchema)]
+pub(super) struct TestSent {
     recipient: String,
     server: String,
     answer: String,
@@ -117,9 +117,9 @@ struct MailRow<'a> {
     last: &'a str,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 #[serde(transparent)]
-struct Outbox(Vec<Delivery>);
+pub(super) struct Outbox(Vec<Delivery>);
 
 impl Text for Outbox {
     fn text(&self) -> String {

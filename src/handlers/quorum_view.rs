@@ -14,7 +14,7 @@ use crate::quorum::store::Storage;
 const REPORT_STALE_MS: i64 = 5000;
 
 /// The witness and the engine.
-#[derive(Debug, Default, Serialize)]
+#[derive(Debug, Default, Serialize, schemars::JsonSchema)]
 pub struct QuorumView {
     witness: Option<String>,
     quorum: Option<QuorumStatus>,

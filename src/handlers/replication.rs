@@ -16,8 +16,8 @@ use crate::report::{CmdError, Reply, Text, fields};
 /// The window `show replication` sums.
 const WINDOW_SECONDS: i64 = 60;
 
-#[derive(Serialize)]
-struct Shown {
+#[derive(Serialize, schemars::JsonSchema)]
+pub(super) struct Shown {
     #[serde(flatten)]
     now: Replication,
     /// The stream from the primary over the last minute (none when nothing was applied).

@@ -15,7 +15,7 @@ use crate::store::{FeedState, GateRecord, Store, StreamFollower, StreamState, St
 const REPORT_STALE_MS: i64 = 5000;
 
 /// How this node replicates, and its streams both ways.
-#[derive(Debug, Default, Serialize)]
+#[derive(Debug, Default, Serialize, schemars::JsonSchema)]
 pub struct Replication {
     replication_mode: String,
     /// The stream from the primary: `off`, `connecting`, `streaming`, `syncing`,
@@ -36,7 +36,7 @@ pub struct Replication {
 }
 
 /// A follower of this node's stream.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 struct FollowerLag {
     #[serde(flatten)]
     follower: StreamFollower,

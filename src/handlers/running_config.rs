@@ -8,7 +8,7 @@ use crate::ha::Settings;
 use crate::report::Text;
 
 /// The configuration of one mode.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Section {
     /// Mode the lines belong to.
     pub mode: &'static str,
@@ -17,7 +17,7 @@ pub struct Section {
 }
 
 /// The whole running configuration.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct RunningConfig {
     /// Global configuration first, then each sub-mode.
     pub sections: Vec<Section>,

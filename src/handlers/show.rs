@@ -14,8 +14,8 @@ use crate::store::{AuditEntry, SCHEMA_VERSION, Store};
 /// How many audit entries `show audit` prints unless told otherwise.
 const AUDIT_DEFAULT: u64 = 100;
 
-#[derive(Serialize)]
-struct Version {
+#[derive(Serialize, schemars::JsonSchema)]
+pub(super) struct Version {
     software: String,
     version: &'static str,
     schema_version: i64,
@@ -50,8 +50,8 @@ pub fn show_version(ctx: &mut Ctx, _: &Args) -> Result<Reply, CmdError> {
     }))
 }
 
-#[derive(Serialize)]
-struct Clock {
+#[derive(Serialize, schemars::JsonSchema)]
+pub(super) struct Clock {
     utc: String,
     unix_ms: i64,
 }
@@ -100,9 +100,9 @@ struct AuditRow<'a> {
     outcome: &'a str,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 #[serde(transparent)]
-struct Audit(Vec<AuditEntry>);
+pub(super) struct Audit(Vec<AuditEntry>);
 
 impl Text for Audit {
     fn text(&self) -> String {

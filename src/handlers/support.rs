@@ -35,7 +35,7 @@ const SECTIONS: &[&str] = &[
 const DATABASES: &[&str] = &["system.db", "core.db", "atlas.db"];
 
 /// One section: a command and what it printed (or why it failed).
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 struct Section {
     command: String,
     #[serde(skip)]
@@ -46,7 +46,7 @@ struct Section {
 }
 
 /// `PRAGMA quick_check` of one database file.
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 struct Integrity {
     file: String,
     bytes: u64,
@@ -54,8 +54,8 @@ struct Integrity {
     quick_check: String,
 }
 
-#[derive(Serialize)]
-struct TechSupport {
+#[derive(Serialize, schemars::JsonSchema)]
+pub(super) struct TechSupport {
     hostname: String,
     generated_at: String,
     sections: Vec<Section>,

@@ -147,7 +147,7 @@ struct Row {
 
 /// A handover as `show failover handovers` lists it: each signature checked against
 /// the keys this node knows (its own and its trusted hosts').
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 struct Checked {
     #[serde(flatten)]
     handover: Handover,
@@ -155,9 +155,9 @@ struct Checked {
     to_signed_by: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 #[serde(transparent)]
-struct Handovers(Vec<Checked>);
+pub(super) struct Handovers(Vec<Checked>);
 
 impl Text for Handovers {
     fn text(&self) -> String {

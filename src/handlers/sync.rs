@@ -67,9 +67,9 @@ struct Row<'a> {
     detail: &'a str,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 #[serde(transparent)]
-struct History(Vec<SyncRecord>);
+pub(super) struct History(Vec<SyncRecord>);
 
 impl Text for History {
     fn text(&self) -> String {

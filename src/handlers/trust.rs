@@ -18,8 +18,8 @@ fn key_error(e: impl std::fmt::Display) -> CmdError {
     CmdError::Failed(e.to_string())
 }
 
-#[derive(Serialize)]
-struct LocalKey {
+#[derive(Serialize, schemars::JsonSchema)]
+pub(super) struct LocalKey {
     public_key: String,
     fingerprint: String,
 }
@@ -35,7 +35,7 @@ pub fn show_ssh_local_key(ctx: &mut Ctx, _: &Args) -> Result<Reply, CmdError> {
     Ok(Reply::show(LocalKey { public_key: openssh_line(key.public_key()), fingerprint: fingerprint(key.public_key()) }))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 struct Trusted {
     host: String,
     fingerprint: String,
@@ -53,9 +53,9 @@ struct TrustedRow<'a> {
     added_at: &'a str,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 #[serde(transparent)]
-struct TrustedList(Vec<Trusted>);
+pub(super) struct TrustedList(Vec<Trusted>);
 
 impl Text for TrustedList {
     fn text(&self) -> String {
@@ -106,8 +106,8 @@ pub fn ha_trusted_host(ctx: &mut Ctx, args: &Args) -> Result<Reply, CmdError> {
     Ok(Reply::done().info(format!("{host} trusted with key {}.", fingerprint(&key))))
 }
 
-#[derive(Serialize)]
-struct TestResult {
+#[derive(Serialize, schemars::JsonSchema)]
+pub(super) struct TestResult {
     result: &'static str,
     peer: String,
     peer_node_id: String,

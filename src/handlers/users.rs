@@ -54,10 +54,10 @@ struct Row {
 }
 
 /// `show users`; JSON gives hashes no more than the table does.
-#[derive(Serialize)]
-struct Users(Vec<Shown>);
+#[derive(Serialize, schemars::JsonSchema)]
+pub(super) struct Users(Vec<Shown>);
 
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 struct Shown {
     name: String,
     password: bool,

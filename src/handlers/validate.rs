@@ -17,7 +17,7 @@ use crate::peer::Blocking;
 use crate::report::{CmdError, Reply, Text, table};
 
 /// One task of the plan.
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 struct Task {
     /// The task's number in the guide's table 4.
     number: u8,
@@ -26,8 +26,8 @@ struct Task {
     evidence: String,
 }
 
-#[derive(Serialize)]
-struct Validation {
+#[derive(Serialize, schemars::JsonSchema)]
+pub(super) struct Validation {
     peer: String,
     passed: bool,
     tasks: Vec<Task>,

@@ -14,7 +14,7 @@ pub const WITHIN: &str = "login.within_s";
 pub const DELAY: &str = "login.delay_s";
 
 /// How the console treats its users.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Policy {
     /// Seconds without input before a shell session is closed; 0 never.
     pub exec_timeout_s: u64,
@@ -27,7 +27,7 @@ pub struct Policy {
 }
 
 /// `login block-for SECONDS attempts TRIES within SECONDS`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Block {
     pub for_s: u64,
     pub attempts: u32,

@@ -9,7 +9,7 @@ use crate::ha::{Mode, NodeStatus, Settings};
 use crate::store::ChainLink;
 
 /// A node introducing itself to a peer.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Hello {
     /// Always `coresh`.
     pub software: String,
@@ -46,7 +46,7 @@ pub struct Hello {
 }
 
 /// A daemon's status pages, as it advertises them to peers.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct StatusPage {
     pub port: u16,
     /// Served over TLS.

@@ -243,7 +243,7 @@ word_enum!(
 );
 
 /// What a switchover did, step by step.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct SwitchoverReport {
     pub dry_run: bool,
     pub outcome: SwitchoverOutcome,
@@ -270,7 +270,7 @@ pub struct SwitchoverReport {
 }
 
 /// One step of a switchover: milliseconds since it began, and what.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct SwitchoverStep {
     pub at_ms: u64,
     pub what: String,
@@ -389,7 +389,7 @@ pub struct ExecRequest {
 }
 
 /// What the peer's shell did with an [`ExecRequest`].
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ExecAnswer {
     /// The shell's exit status (0 ok, 1 failed, 2 syntax, 3 denied).
     pub code: i32,
@@ -429,7 +429,7 @@ impl Message for SharedSettings {
 }
 
 /// How the peer's connection back to the asker went.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct TestBack {
     pub ok: bool,
     /// What was reached, or why not.

@@ -64,7 +64,7 @@ pub fn config() -> std::sync::Arc<openraft::Config> {
 }
 
 /// How one voter was last reached from this node.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct VoterLink {
     /// The trusted host that answered as that voter, and its host name.
     pub address: Option<String>,
@@ -81,7 +81,7 @@ pub struct VoterLink {
 }
 
 /// The engine as this node's daemon last saw it.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct QuorumStatus {
     /// This node's engine id.
     pub id: u64,
@@ -105,7 +105,7 @@ pub fn engine_id(node_id: &str) -> Option<u64> {
 }
 
 /// The primary lease, as the engine last committed it.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Lease {
     /// The node id of the node that may be primary (none: nobody, e.g. before the first
     /// primary took it).
@@ -123,7 +123,7 @@ pub struct Lease {
 }
 
 /// What the holder's synchronous replication guarantees of its standbys.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Synchronous {
     /// The node id of the standby that has every write the holder acknowledged; none:
     /// the holder acknowledges writes no standby confirmed (degraded).
@@ -131,7 +131,7 @@ pub struct Synchronous {
 }
 
 /// A change to the lease, with the asker's clock.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "op", rename_all = "kebab-case")]
 pub enum LeaseRequest {
     /// The holder keeps it.
@@ -146,7 +146,7 @@ pub enum LeaseRequest {
 }
 
 /// What the engine answered a request, once committed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "answer", rename_all = "kebab-case")]
 pub enum LeaseAnswer {
     /// Done: the lease as it is now.

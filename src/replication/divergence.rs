@@ -62,7 +62,7 @@ pub fn fork(ours: &[Position], theirs: &Positions) -> Option<Position> {
 }
 
 /// What was kept.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Kept {
     /// The file, under the data directory.
     pub file: String,
@@ -78,7 +78,7 @@ pub struct Kept {
 }
 
 /// Rows one table gained, changed and lost in kept changes.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct TableCount {
     pub table: String,
     pub inserted: u64,
@@ -87,14 +87,14 @@ pub struct TableCount {
 }
 
 /// One kept change-log entry, decoded.
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize, Deserialize, schemars::JsonSchema)]
 struct KeptEntry {
     seq: i64,
     at: String,
     changes: Vec<KeptChange>,
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize, Deserialize, schemars::JsonSchema)]
 struct KeptChange {
     table: String,
     op: String,
@@ -105,7 +105,7 @@ struct KeptChange {
 }
 
 /// The file's form.
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize, Deserialize, schemars::JsonSchema)]
 struct KeptFile {
     #[serde(flatten)]
     summary: Kept,

@@ -63,7 +63,7 @@ pub enum GateEvent {
 }
 
 /// How the gate stands, as `show failover` reports it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct GateState {
     /// `off`, `synchronous` or `degraded`.
     pub state: &'static str,

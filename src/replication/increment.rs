@@ -23,7 +23,7 @@ use crate::store::StoreError;
 const MAX_HEADER: u64 = 4096;
 
 /// An entry's header line in a changes file.
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize, Deserialize, schemars::JsonSchema)]
 struct Framed {
     #[serde(flatten)]
     entry: Entry,

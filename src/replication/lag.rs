@@ -71,7 +71,7 @@ impl Seconds {
 }
 
 /// Throughput and lag over a run of seconds.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct LagSummary {
     /// Seconds with at least one entry applied.
     pub seconds: i64,

@@ -30,7 +30,7 @@ use crate::ssh::client::SshLink;
 use crate::store::{Finished, SyncKind};
 
 /// What a finished sync did.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct SyncReport {
     pub peer: String,
     pub peer_hostname: String,

@@ -9,6 +9,7 @@
 mod batch;
 mod consoles;
 mod interactive;
+pub mod json_docs;
 pub mod modes;
 mod nested;
 mod output;

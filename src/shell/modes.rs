@@ -97,8 +97,8 @@ pub fn terminal_width(ctx: &mut Ctx, args: &Args) -> Result<Reply, CmdError> {
 }
 
 /// `show terminal`: the session's line, as IOS shows it.
-#[derive(Serialize)]
-struct Line {
+#[derive(Serialize, schemars::JsonSchema)]
+pub(super) struct Line {
     /// `TERM`, if set.
     kind: Option<String>,
     /// Columns and rows, when output goes to a terminal.

@@ -19,7 +19,7 @@ pub const PRUNE_EVERY: i64 = 100;
 const FIELD_CHARS: [usize; 5] = [64, 160, 32, 4200, 16];
 
 /// How long the audit log keeps its entries.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Retention {
     /// Entries younger than this many days.
@@ -69,7 +69,7 @@ fn bounded(text: &str, max: usize) -> String {
 }
 
 /// How a command ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Outcome {
     /// It ran and succeeded.
@@ -95,7 +95,7 @@ impl Outcome {
 }
 
 /// One audited command.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct AuditEntry {
     /// When it ran (RFC 3339, UTC).
     pub at: String,

@@ -15,7 +15,7 @@ pub const MAX_LINKS: usize = 8;
 const FORGET_AFTER_HOURS: i64 = 24;
 
 /// One node of the chain, as a neighbour reported it.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ChainLink {
     pub hostname: String,
     pub node_id: String,
@@ -38,7 +38,7 @@ pub struct ChainLink {
 }
 
 /// A node that follows this one (its heartbeat or syncs come here).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Follower {
     pub node_id: String,
     pub hostname: String,

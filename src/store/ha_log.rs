@@ -13,7 +13,7 @@ use super::{Store, StoreError, now_millis};
 const KEPT: i64 = 20_000;
 
 /// One line of the HA module log.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct HaLogEntry {
     /// When (RFC 3339, UTC, milliseconds).
     pub at: String,
@@ -23,7 +23,7 @@ pub struct HaLogEntry {
 }
 
 /// What the heartbeat last saw of a peer.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct PeerStatus {
     /// The peer as configured (`HOST[:PORT]`).
     pub host: String,

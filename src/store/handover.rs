@@ -10,7 +10,7 @@ use serde::Serialize;
 use super::{Store, StoreError, now_text};
 
 /// One handover of the primary role from one node to another, at one change.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Handover {
     /// Chosen by the node handing over.
     pub id: String,

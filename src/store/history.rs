@@ -7,7 +7,7 @@ use serde::Serialize;
 use super::{Store, StoreError, SyncKind, SyncResult};
 
 /// One change of HA mode or state.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct HistoryEntry {
     /// When it happened (RFC 3339, UTC).
     pub at: String,
@@ -24,7 +24,7 @@ pub struct HistoryEntry {
 }
 
 /// The end of the last sync run, as recorded by replication.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct SyncSummary {
     /// When it started.
     pub started_at: String,

@@ -12,7 +12,7 @@ use serde::Serialize;
 use super::{Store, StoreError, now_millis};
 
 /// How an entry is delivered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Channel {
     /// A mail to the address in `recipient`, through the SMTP server.
@@ -38,7 +38,7 @@ impl Channel {
 }
 
 /// One entry of the outbox.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Delivery {
     pub id: i64,
     pub created_at: String,
@@ -109,7 +109,7 @@ pub fn queued_since(
 }
 
 /// What the outbox holds for one event hook (a channel, a recipient and an event).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct HookTally {
     pub sent: u64,
     /// Pending or held for a digest.

@@ -9,7 +9,7 @@ use serde::Serialize;
 use super::{Store, StoreError, now_text};
 
 /// One console session open now.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct ConsoleSession {
     pub id: i64,
     pub user: String,
@@ -23,7 +23,7 @@ pub struct ConsoleSession {
 }
 
 /// An address locked out after failed logins.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Lockout {
     pub address: String,
     pub locked_at: String,

@@ -24,7 +24,7 @@ word_enum!(
 );
 
 /// The stream's last reported state.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct StreamStatus {
     /// The primary followed (`HOST[:PORT]`).
     pub peer: String,
@@ -55,7 +55,7 @@ word_enum!(
 );
 
 /// A follower of this node's change log, as its stream last stood.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct StreamFollower {
     pub node_id: String,
     pub hostname: String,
@@ -70,7 +70,7 @@ pub struct StreamFollower {
 }
 
 /// How this primary's synchronous gate last stood (written when it changes).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct GateRecord {
     /// `off`, `synchronous` or `degraded`.
     pub state: String,

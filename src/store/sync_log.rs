@@ -24,7 +24,7 @@ word_enum!(
 );
 
 /// One sync run.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct SyncRecord {
     pub id: i64,
     pub started_at: String,

@@ -12,7 +12,7 @@ use super::{Store, StoreError, now_text};
 pub const BACKLOG: i64 = 10_000;
 
 /// How far one server has been sent.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct SyslogCursor {
     /// `HOST:PORT/udp|tcp`.
     pub target: String,

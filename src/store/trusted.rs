@@ -7,7 +7,7 @@ use serde::Serialize;
 use super::{Store, StoreError, now_text};
 
 /// One trusted peer.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct TrustedHost {
     /// `HOST` or `HOST:PORT`, as added.
     pub host: String,
