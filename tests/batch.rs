@@ -288,7 +288,16 @@ fn enable_secret_without_a_line_needs_a_terminal() {
 #[test]
 fn running_config_round_trips_through_config_mode() {
     let a = TestNode::new();
-    a.run(&["enable", "configure terminal", "hostname core-a", "enable secret s3cr3t"]).expect_code(0);
+    a.run(&[
+        "enable",
+        "configure terminal",
+        "hostname core-a",
+        "enable secret s3cr3t",
+        "prompt hostname mode state",
+        "logging host 10.0.0.9 tcp",
+        "metrics allow 10.0.0.0/24",
+    ])
+    .expect_code(0);
     let env = [("CORESH_ENABLE_SECRET", "s3cr3t")];
     a.run_with(
         &[
@@ -304,6 +313,8 @@ fn running_config_round_trips_through_config_mode() {
             "on-failure keep-standby",
             "notify email ha@example.org",
             "notify on sync-completion",
+            "event-hook becomes-primary webhook https://dns.example.com/flip?zone=core",
+            "event-hook fenced command /bin/true",
         ],
         &[],
         &env,
@@ -319,6 +330,7 @@ fn running_config_round_trips_through_config_mode() {
     again.expect_code(0);
     assert_eq!(again.stdout, config.stdout);
     assert!(again.stdout.contains("hostname core-a"));
+    assert!(again.stdout.contains(" event-hook fenced command /bin/true\n"), "{}", again.stdout);
 }
 
 #[test]
