@@ -1,19 +1,23 @@
 #!/usr/bin/env bash
 # Startup benchmark (issue: the shell): `coresh -c 'show failover'` on a node with
 # 10,000 failover-history rows, against `sqlite3 <db> 'select 1'` on the same database
-# in the same run. Prints both medians and their ratio (goal: at most 2x).
-# Needs hyperfine and sqlite3 (Debian packages; installed here when missing).
+# in the same run. Prints both medians and their ratio (goal: at most 1.5x), the page
+# faults of one start (perf stat, 100 runs) and the binary's dynamic relocations.
+# BASELINE=/path/to/another/coresh measures that binary too, in the same run, on the
+# same data directory (e.g. a release build of the commit before a change).
+# Needs hyperfine, sqlite3 and perf (Debian packages; installed here when missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
 command -v hyperfine >/dev/null || need+=(hyperfine)
 command -v sqlite3 >/dev/null || need+=(sqlite3)
+command -v perf >/dev/null || need+=(linux-perf)
 if [ ${#need[@]} -gt 0 ]; then
     apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 
-cargo build --release --quiet
+[ -n "${NO_BUILD:-}" ] || cargo build --release --quiet
 bin=target/release/coresh
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -30,16 +34,38 @@ sqlite3 "$db" "
          'bench', 'bench@batch' FROM n;"
 rows=$(sqlite3 "$db" 'SELECT count(*) FROM failover_history')
 
+baseline=()
+if [ -n "${BASELINE:-}" ]; then
+    baseline=(-n baseline "$BASELINE -c 'show failover'")
+fi
 hyperfine --warmup 5 --runs 200 -N --export-json "$work/result.json" \
     -n coresh "$bin -c 'show failover'" \
+    "${baseline[@]}" \
     -n sqlite3 "sqlite3 $db 'select 1'" >/dev/null
 
-python3 - "$work/result.json" "$rows" <<'PY'
+faults() {
+    perf stat -r 100 -x, -e page-faults "$@" 2>&1 >/dev/null | awk -F, '/page-faults/ {print $1}'
+}
+relocs() {
+    readelf -rW "$1" | grep -c 'R_X86_64' || true
+}
+{
+    echo "coresh $(faults "$bin" -c 'show failover') $(relocs "$bin")"
+    if [ -n "${BASELINE:-}" ]; then
+        echo "baseline $(faults "$BASELINE" -c 'show failover') $(relocs "$BASELINE")"
+    fi
+    echo "sqlite3 $(faults sqlite3 "$db" 'select 1') -"
+} > "$work/faults.txt"
+
+python3 - "$work/result.json" "$rows" "$work/faults.txt" <<'PY'
 import json, sys
 results = {r["command"]: r for r in json.load(open(sys.argv[1]))["results"]}
-c, s = results["coresh"]["median"], results["sqlite3"]["median"]
+extra = {l.split()[0]: l.split()[1:] for l in open(sys.argv[3])}
+s = results["sqlite3"]["median"]
 print(f"history rows: {sys.argv[2]}")
-print(f"coresh -c 'show failover': median {c*1000:.2f} ms")
-print(f"sqlite3 db 'select 1':     median {s*1000:.2f} ms")
-print(f"ratio: {c/s:.2f}x")
+for name in ["coresh", "baseline", "sqlite3"]:
+    if name in results:
+        m = results[name]["median"]
+        faults, relocs = extra[name]
+        print(f"{name:9} median {m*1000:.2f} ms  ratio {m/s:.2f}x  page faults {faults}  dynamic relocations {relocs}")
 PY

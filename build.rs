@@ -1,0 +1,34 @@
+//! Parses `grammar/*.grammar` at compile time with the shell's own nom parser and model
+//! (src/grammar/{model,parse}.rs): a grammar error fails the build, and the binary gets
+//! the command tree as code ($OUT_DIR/grammar.rs, see src/grammar/emit.rs), so a start
+//! parses nothing.
+
+#[path = "src/grammar/emit.rs"]
+mod emit;
+#[allow(dead_code)]
+#[path = "src/grammar/model.rs"]
+mod model;
+#[allow(dead_code)]
+#[path = "src/grammar/parse.rs"]
+mod parse;
+
+use model::*;
+
+fn main() {
+    println!("cargo::rerun-if-changed=grammar");
+    for file in ["model.rs", "parse.rs", "emit.rs", "mod.rs"] {
+        println!("cargo::rerun-if-changed=src/grammar/{file}");
+    }
+    let grammar = match Grammar::from_sources(FILES) {
+        Ok(g) => g,
+        Err(e) => {
+            println!("cargo::error={e}");
+            std::process::exit(1);
+        }
+    };
+    let out = std::path::PathBuf::from(std::env::var_os("OUT_DIR").unwrap_or_default()).join("grammar.rs");
+    if let Err(e) = std::fs::write(&out, emit::rust(&grammar)) {
+        println!("cargo::error=cannot write {}: {e}", out.display());
+        std::process::exit(1);
+    }
+}
