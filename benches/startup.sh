@@ -18,7 +18,7 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 
 [ -n "${NO_BUILD:-}" ] || cargo build --release --quiet
-bin=target/release/coresh
+bin=${BIN:-target/release/coresh}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 export CORESH_DATA_DIR="$work/node"
