@@ -16,7 +16,7 @@ use model::*;
 
 fn main() {
     println!("cargo::rerun-if-changed=grammar");
-    for file in ["model.rs", "parse.rs", "emit.rs", "mod.rs"] {
+    for file in ["model.rs", "parse.rs", "emit.rs"] {
         println!("cargo::rerun-if-changed=src/grammar/{file}");
     }
     let grammar = match Grammar::from_sources(FILES) {

@@ -1,7 +1,7 @@
 //! Event hooks against a real HTTP receiver (Python's http.server on loopback, logging
 //! every request it gets and the answer it gave) and a real program: a failover's
 //! `becomes-primary` and `failover-detected` calls wait in the outbox while the receiver
-//! is down (and across a daemon restart), are retried past a 503, and are accepted
+//! is down (and across a kill -9 of the daemon), are retried past a 503, and are accepted
 //! exactly once each; the command gets the same JSON and its environment; a flapping
 //! event is capped and the rest rolled into one digest call.
 
@@ -110,8 +110,8 @@ fn a_failover_calls_its_webhooks_and_its_command_once_each_through_the_outbox() 
     let shown = b.run(&["show event-hooks"]).stdout;
     assert!(shown.contains("Connection refused"), "{shown}");
     until("the command ran", || std::fs::read_to_string(&out).is_ok_and(|t| t.lines().count() == 1));
-    let status = db.stop();
-    assert!(status.success());
+    // A crash with the calls waiting loses none of them.
+    db.kill_9();
     let db = b.serve();
 
     // Up, answering 503 once: retried, and then accepted once each.
@@ -208,4 +208,19 @@ fn event_hooks_refuse_what_they_cannot_call_and_are_removed_by_no() {
     );
     node.ha(&["no event-hook fenced"]).expect_code(0);
     assert_eq!(node.run(&["show event-hooks"]).stdout.trim(), "No event hooks.");
+    let none = node.ha(&["no event-hook stale webhook http://x.example.com/"]);
+    none.expect_code(0);
+    assert!(none.stdout.contains("No such event hook; nothing changed."), "{}", none.stdout);
+    let secret = node.ha(&["event-hook stale webhook https://ops:pw@hooks.example.com/"]);
+    secret.expect_code(1);
+    assert!(secret.stderr.contains("a webhook URL carries no user name, password or #fragment"), "{}", secret.stderr);
+    // At most 32: the 33rd is refused and nothing is lost.
+    let many: Vec<String> =
+        (0..32).map(|n| format!("event-hook degraded webhook http://hooks.example.com/{n}")).collect();
+    node.ha(&many.iter().map(String::as_str).collect::<Vec<_>>()).expect_code(0);
+    let full = node.ha(&["event-hook degraded webhook http://hooks.example.com/32"]);
+    full.expect_code(1);
+    assert!(full.stderr.contains("% At most 32 event hooks; remove one first"), "{}", full.stderr);
+    let hooks: Value = serde_json::from_str(&node.run(&["show event-hooks | json"]).stdout).unwrap();
+    assert_eq!(hooks.as_array().unwrap().len(), 32);
 }

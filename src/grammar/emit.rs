@@ -83,7 +83,6 @@ fn command(c: &CommandDef) -> String {
 pub fn rust(g: &Grammar) -> String {
     let mut out = String::from(
         "/// The grammar of `grammar/`, as build.rs parsed it.\n\
-         #[allow(clippy::too_many_lines)]\n\
          fn built() -> Grammar {\n    use std::collections::BTreeMap;\n    fn s(text: &str) -> String {\n        text.to_string()\n    }\n",
     );
     let list = |items: Vec<String>| format!("vec![\n        {},\n    ]", items.join(",\n        "));

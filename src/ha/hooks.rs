@@ -10,13 +10,11 @@ use std::fmt;
 
 use serde::Serialize;
 
-use crate::store::{Channel, NewDelivery, StoreError, queue_delivery_in, queued_since, settings_in};
+pub use crate::store::PER_HOUR;
+use crate::store::{Channel, NewDelivery, StoreError, queue_capped_in};
 use crate::words::word_enum;
 
 use super::Settings;
-
-/// Calls of one hook for one event queued per hour at most; more wait for the digest.
-pub const PER_HOUR: u64 = 5;
 
 /// Longest webhook URL or command path accepted.
 pub const MAX_TARGET: usize = 1024;
@@ -138,11 +136,12 @@ pub struct HookPayload<'a> {
 }
 
 /// Queues a call of every hook that follows `event`, in the caller's transaction, with
-/// `settings` as they are after the event. Returns how many were queued (held ones
-/// included).
+/// `settings` as they are after the event on node `node_id`. Returns how many were
+/// queued (held ones included).
 pub fn queue_in(
     tx: &rusqlite::Connection,
     settings: &Settings,
+    node_id: &str,
     event: HookEvent,
     reason: &str,
 ) -> Result<usize, StoreError> {
@@ -150,9 +149,7 @@ pub fn queue_in(
     if hooks.is_empty() {
         return Ok(0);
     }
-    let node_id = settings_in(tx)?.get("node.id").cloned().unwrap_or_default();
     let now = chrono::Utc::now();
-    let hour_ago = (now - chrono::Duration::hours(1)).to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     for hook in &hooks {
         let mut id = [0u8; 8];
         getrandom::fill(&mut id).map_err(|e| StoreError::Commit(format!("no randomness for a hook's id: {e}")))?;
@@ -160,7 +157,7 @@ pub fn queue_in(
             id: hex::encode(id),
             event,
             node: &settings.hostname,
-            node_id: &node_id,
+            node_id,
             mode: settings.mode.as_str(),
             epoch: settings.epoch,
             reason,
@@ -168,10 +165,9 @@ pub fn queue_in(
         };
         let body = serde_json::to_string(&payload).map_err(|e| StoreError::Commit(e.to_string()))?;
         let (channel, recipient) = hook.target.channel();
-        let held = queued_since(tx, channel, recipient, event.as_str(), &hour_ago)? >= PER_HOUR;
         let subject = format!("{event} on {}", settings.hostname);
         let entry = NewDelivery { channel, event: event.as_str(), recipient, subject: &subject, body: &body };
-        queue_delivery_in(tx, &entry, held)?;
+        queue_capped_in(tx, &entry)?;
     }
     Ok(hooks.len())
 }

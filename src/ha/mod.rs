@@ -23,7 +23,7 @@ pub use fence::RoleLock;
 pub use handover::{hand_over, take_back, take_over};
 pub use readiness::{Readiness, span};
 pub use schedule::{next_sync, schedule_anchor};
-pub use settings::{LogHost, Mode, NodeStatus, OnFailure, PromptParts, ReplicationMode, Settings, Unit};
+pub use settings::{LogHost, Mode, NODE_ID, NodeStatus, OnFailure, PromptParts, ReplicationMode, Settings, Unit};
 
 /// Who or what caused a change, and why.
 #[derive(Debug, Clone)]
@@ -83,7 +83,8 @@ fn apply(
     edit: impl FnOnce(&mut Settings),
 ) -> Result<Applied, StoreError> {
     {
-        let old = Settings::from_map(&crate::store::settings_in(tx)?)?;
+        let map = crate::store::settings_in(tx)?;
+        let old = Settings::from_map(&map)?;
         let mut new = old.clone();
         edit(&mut new);
         let before = old.to_pairs();
@@ -116,19 +117,26 @@ fn apply(
                 record_history(tx, &entry)?;
             }
         }
-        role_hooks(tx, &old, &new, cause)?;
+        let node_id = map.get(settings::NODE_ID).map_or("", String::as_str);
+        role_hooks(tx, &old, &new, node_id, cause)?;
         Ok(Applied { now: new, changed })
     }
 }
 
 /// Queues the hooks of the role changes a site acts on, in the change's transaction:
 /// `becomes-primary` when this node became primary, `stale` when it learned it is stale.
-fn role_hooks(tx: &rusqlite::Transaction, old: &Settings, new: &Settings, cause: &Cause) -> Result<(), StoreError> {
+fn role_hooks(
+    tx: &rusqlite::Transaction,
+    old: &Settings,
+    new: &Settings,
+    node_id: &str,
+    cause: &Cause,
+) -> Result<(), StoreError> {
     if old.mode != Mode::Primary && new.mode == Mode::Primary {
-        hooks::queue_in(tx, new, hooks::HookEvent::BecomesPrimary, &cause.reason)?;
+        hooks::queue_in(tx, new, node_id, hooks::HookEvent::BecomesPrimary, &cause.reason)?;
     }
     if let (None, Some(why)) = (&old.stale, &new.stale) {
-        hooks::queue_in(tx, new, hooks::HookEvent::Stale, why)?;
+        hooks::queue_in(tx, new, node_id, hooks::HookEvent::Stale, why)?;
     }
     Ok(())
 }

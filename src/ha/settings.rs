@@ -44,6 +44,8 @@ pub const PROMPT: &str = "system.prompt";
 pub const METRICS_ALLOW: &str = "system.metrics_allow";
 pub const LOGGING_HOSTS: &str = "system.logging_hosts";
 pub const EVENT_HOOKS: &str = "ha.event_hooks";
+/// The node id, made when the data directory is first used (`node`).
+pub const NODE_ID: &str = "node.id";
 
 pub use super::hooks::EventHook;
 pub use super::system_settings::{LogHost, PromptParts};

@@ -18,11 +18,7 @@ use crate::shared::{Drift, Step, compare, of_this_node, plan};
 
 /// The peer's shared settings.
 fn peer_settings(ctx: &Ctx, peer: &HostPort) -> Result<SharedSettings, CmdError> {
-    let asked = Blocking::trusted(ctx.node, peer).and_then(|mut p| {
-        let answer = p.shared_settings();
-        p.close();
-        answer
-    });
+    let asked = Blocking::trusted(ctx.node, peer).and_then(|p| p.once(Blocking::shared_settings));
     let theirs = asked.map_err(|e| CmdError::Failed(format!("Cannot ask {peer} for its settings: {e}")))?;
     match theirs.error {
         Some(e) => Err(CmdError::Failed(format!("{peer} could not read its settings: {e}"))),

@@ -80,11 +80,8 @@ fn ask_once(
 ) -> Option<Result<(), CmdError>> {
     for host in s.primary_host.iter().chain(s.witness.iter()) {
         let call = RaftCall::ClientWrite { request: request.clone(), relayed: false };
-        let answered = Blocking::trusted(ctx.node, host).and_then(|mut peer| {
-            let reply = peer.run(async |p| p.raft(call).await);
-            peer.close();
-            reply
-        });
+        let answered =
+            Blocking::trusted(ctx.node, host).and_then(|peer| peer.once(|b| b.run(async |p| p.raft(call).await)));
         match answered {
             Ok(RaftReply::ClientWrite(LeaseAnswer::Granted { .. })) => return Some(Ok(())),
             Ok(RaftReply::ClientWrite(LeaseAnswer::Refused { why, .. })) => {

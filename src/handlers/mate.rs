@@ -55,10 +55,8 @@ pub(super) fn the_mate(ctx: &Ctx) -> Result<HostPort, CmdError> {
 pub(super) fn exec_on(ctx: &Ctx, target: &HostPort, line: &str, secret: Option<String>) -> Result<ExecAnswer, String> {
     let hostname = ctx.settings().map_err(|e| e.to_string())?.hostname;
     let operator = format!("{}@{hostname}", ctx.session.user);
-    let mut peer = Blocking::trusted(ctx.node, target).map_err(|e| e.to_string())?;
-    let answer = peer.exec(ExecRequest { line: line.to_string(), operator, secret }).map_err(|e| e.to_string());
-    peer.close();
-    answer
+    let request = ExecRequest { line: line.to_string(), operator, secret };
+    Blocking::trusted(ctx.node, target).and_then(|peer| peer.once(|p| p.exec(request))).map_err(|e| e.to_string())
 }
 
 pub fn failover_exec(ctx: &mut Ctx, args: &Args) -> Result<Reply, CmdError> {

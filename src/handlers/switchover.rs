@@ -74,11 +74,7 @@ pub fn failover_switchover(ctx: &mut Ctx, args: &Args) -> Result<Reply, CmdError
             })?;
             ctx.console.progress(Some(&format!("asking the primary {primary}")));
             let me = Some(SwitchoverTo::Node(ctx.node.id.clone()));
-            let asked = Blocking::trusted(ctx.node, &primary).and_then(|mut peer| {
-                let report = peer.switchover(dry_run, me);
-                peer.close();
-                report
-            });
+            let asked = Blocking::trusted(ctx.node, &primary).and_then(|peer| peer.once(|p| p.switchover(dry_run, me)));
             ctx.console.progress(None);
             asked.map_err(|e| CmdError::Failed(format!("Switchover failed: cannot ask the primary {primary}: {e}")))?
         }

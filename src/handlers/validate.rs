@@ -95,11 +95,7 @@ fn compare(ctx: &mut Ctx, target: &HostPort) -> (bool, String) {
         Err(e) => return (false, format!("cannot ask {target}: {e}")),
     };
     let Summary { devices: here, content_checksum: checksum, change, .. } = ours;
-    let positions = Blocking::trusted(ctx.node, target).and_then(|mut peer| {
-        let answer = peer.positions(change, change);
-        peer.close();
-        answer
-    });
+    let positions = Blocking::trusted(ctx.node, target).and_then(|peer| peer.once(|p| p.positions(change, change)));
     let at_change = match positions {
         Ok(p) => p.base.into_iter().chain(p.positions).find(|p| p.seq == change).map(|p| p.checksum),
         Err(e) => return (false, format!("cannot ask {target}: {e}")),
@@ -178,11 +174,7 @@ pub fn failover_validate(ctx: &mut Ctx, args: &Args) -> Result<Reply, CmdError> 
         |number, task, (passed, evidence): (bool, String)| tasks.push(Task { number, task, passed, evidence });
 
     add(1, "Connectivity to the primary", first_line(ctx.run(&format!("failover test-connection {target}"))));
-    let back = Blocking::trusted(ctx.node, &target).and_then(|mut peer| {
-        let answer = peer.test_back();
-        peer.close();
-        answer
-    });
+    let back = Blocking::trusted(ctx.node, &target).and_then(|peer| peer.once(Blocking::test_back));
     add(
         1,
         "Connectivity from the primary",

@@ -11,11 +11,8 @@ pub mod view;
 use std::path::{Path, PathBuf};
 
 use crate::coredb::CoreDb;
-use crate::ha::Settings;
+use crate::ha::{NODE_ID, Settings};
 use crate::store::{Store, StoreError, put_setting};
-
-/// Setting key of the node id.
-const NODE_ID: &str = "node.id";
 
 /// The local node this shell (or daemon) works on.
 pub struct Node {

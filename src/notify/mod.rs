@@ -13,10 +13,8 @@ pub mod smtp;
 
 use crate::ha::Settings;
 use crate::ha::hooks::{self, HookEvent};
-use crate::store::{Channel, Delivery, NewDelivery, Store, StoreError, queue_delivery_in, queued_since, settings_in};
-
-/// Mails of one kind of event queued per hour at most; more are counted in the HA log.
-pub const PER_HOUR: u64 = 5;
+pub use crate::store::PER_HOUR;
+use crate::store::{Channel, Delivery, NewDelivery, Store, StoreError, queue_capped_in, settings_in};
 
 /// What happened.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -251,28 +249,27 @@ fn digest_mail(event: &str, held: &[Delivery]) -> (String, String) {
 /// cap allows, and into a call of each hook that follows it: durably, in one
 /// transaction. What became of the mail is returned.
 pub fn raise(store: &mut Store, node_id: &str, event: &Event) -> Result<Raised, StoreError> {
+    let hook = event.hook();
+    let wanted = |s: &Settings| {
+        let mail = s.notify_email.is_some() && event.wanted(s);
+        let hooked = hook.as_ref().is_some_and(|(h, _)| s.event_hooks.iter().any(|k| k.event == *h));
+        (mail, hooked)
+    };
+    // Most events want nothing: no write transaction for them.
+    if wanted(&Settings::from_map(&store.settings()?)?) == (false, false) {
+        return Ok(Raised::NotWanted);
+    }
     let raised = store.durably(|tx| {
         let s = Settings::from_map(&settings_in(tx)?)?;
-        if let Some((hook, reason)) = event.hook() {
-            hooks::queue_in(tx, &s, hook, &reason)?;
+        let (mail, hooked) = wanted(&s);
+        if let (true, Some((hook, reason))) = (hooked, &hook) {
+            hooks::queue_in(tx, &s, node_id, *hook, reason)?;
         }
-        let Some(recipient) = s.notify_email.clone() else { return Ok(Raised::NotWanted) };
-        if !event.wanted(&s) {
-            return Ok(Raised::NotWanted);
-        }
-        let hour_ago =
-            (chrono::Utc::now() - chrono::Duration::hours(1)).to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let (true, Some(recipient)) = (mail, s.notify_email.as_deref()) else { return Ok(Raised::NotWanted) };
         let (subject, body) = event.compose(&s, node_id);
-        let held =
-            *event != Event::Test && queued_since(tx, Channel::Mail, &recipient, event.name(), &hour_ago)? >= PER_HOUR;
-        let entry = NewDelivery {
-            channel: Channel::Mail,
-            event: event.name(),
-            recipient: &recipient,
-            subject: &subject,
-            body: &body,
-        };
-        let id = queue_delivery_in(tx, &entry, held)?;
+        let entry =
+            NewDelivery { channel: Channel::Mail, event: event.name(), recipient, subject: &subject, body: &body };
+        let (id, held) = queue_capped_in(tx, &entry)?;
         Ok(if held { Raised::Held } else { Raised::Queued(id) })
     })?;
     if raised == Raised::Held {

@@ -165,6 +165,13 @@ impl<L: Link> Blocking<L> {
         Blocking { runtime, peer }
     }
 
+    /// Asks one thing with `ask`, then ends the connection, whatever the answer.
+    pub fn once<T>(mut self, ask: impl FnOnce(&mut Self) -> Result<T, PeerError>) -> Result<T, PeerError> {
+        let answer = ask(&mut self);
+        self.close();
+        answer
+    }
+
     /// What the peer said of itself.
     pub fn hello(&self) -> &Hello {
         self.peer.hello()

@@ -40,7 +40,7 @@ pub use handover::{
 };
 pub use history::{HistoryEntry, SyncSummary, record as record_history};
 pub use migrations::{SCHEMA_VERSION, migrate_steps};
-pub use outbox::{Channel, Delivery, HookTally, NewDelivery, queue_in as queue_delivery_in, queued_since};
+pub use outbox::{Channel, Delivery, HookTally, NewDelivery, PER_HOUR, queue_capped_in};
 pub use sessions::{ConsoleSession, Lockout};
 pub use settings::{put as put_setting, read_all as settings_in};
 pub use stream::{FeedState, GateRecord, LagSecond, StreamFollower, StreamState, StreamStatus};

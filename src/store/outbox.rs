@@ -70,8 +70,22 @@ pub struct NewDelivery<'a> {
     pub body: &'a str,
 }
 
-/// Queues `entry` in the caller's transaction (pending, or `held` for the next digest),
-/// so that it commits with the change that raised it; returns its id.
+/// Entries of one event for one recipient over one channel queued an hour at most to go
+/// out on their own; more are held for the next digest, so a flapping pair floods nobody.
+pub const PER_HOUR: u64 = 5;
+
+/// Queues `entry` in the caller's transaction, so that it commits with the change that
+/// raised it: pending, or held for the next digest when [`PER_HOUR`] of its kind went out
+/// on their own within the hour. Returns its id and whether it was held.
+pub fn queue_capped_in(conn: &Connection, entry: &NewDelivery) -> Result<(i64, bool), StoreError> {
+    let hour_ago =
+        (chrono::Utc::now() - chrono::Duration::hours(1)).to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let held = queued_since(conn, entry.channel, entry.recipient, entry.event, &hour_ago)? >= PER_HOUR;
+    Ok((queue_in(conn, entry, held)?, held))
+}
+
+/// Queues `entry` in the caller's transaction (pending, or `held` for the next digest);
+/// returns its id.
 pub fn queue_in(conn: &Connection, entry: &NewDelivery, held: bool) -> Result<i64, StoreError> {
     let now = now_millis();
     conn.prepare_cached(
@@ -92,7 +106,7 @@ pub fn queue_in(conn: &Connection, entry: &NewDelivery, held: bool) -> Result<i6
 
 /// How many entries of `event` for `recipient` over `channel` were queued to be sent on
 /// their own since `since` (the hourly cap counts them).
-pub fn queued_since(
+fn queued_since(
     conn: &Connection,
     channel: Channel,
     recipient: &str,
