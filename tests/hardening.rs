@@ -230,6 +230,54 @@ fn a_full_sync_refuses_schema_objects_the_primary_added() {
     assert_eq!(objects, 0);
 }
 
+#[test]
+fn a_full_sync_refuses_a_primary_whose_index_is_damaged_or_whose_rows_left_its_log() {
+    let common::Pair { a, b, da } = common::synced_pair("20", "20");
+    let before = b.checksum();
+    let core = a.data_dir().join("core.db");
+    // Rows changed behind the change log's back (a disk or a tool, not coresh).
+    let conn = rusqlite::Connection::open(&core).unwrap();
+    conn.execute("UPDATE devices SET model = 'tampered' WHERE id = 1", []).unwrap();
+    drop(conn);
+    let run = b.run(&["enable", &format!("failover sync {} full", da.ssh)]);
+    run.expect_code(1);
+    assert!(run.stderr.contains("failed the checks it ran on the file: its rows have the checksum"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("its change log says") && run.stderr.contains("nothing was replaced"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(b.checksum(), before, "nothing was replaced");
+    // An index that no longer holds its table's rows: an event inserted while the
+    // index was declared on another column, then the declaration put back. The schema
+    // is this release's again, so only a check of the index itself finds it.
+    let conn = rusqlite::Connection::open(&core).unwrap();
+    let declared: String =
+        conn.query_row("SELECT sql FROM sqlite_schema WHERE name = 'events_device'", [], |r| r.get(0)).unwrap();
+    let set_sql = |conn: &rusqlite::Connection, sql: &str| {
+        conn.execute_batch("PRAGMA writable_schema = ON").unwrap();
+        conn.execute("UPDATE sqlite_schema SET sql = ?1 WHERE name = 'events_device'", [sql]).unwrap();
+        conn.execute_batch("PRAGMA writable_schema = OFF").unwrap();
+    };
+    set_sql(&conn, "CREATE INDEX events_device ON events (kind, id)");
+    drop(conn);
+    let conn = rusqlite::Connection::open(&core).unwrap();
+    conn.execute("INSERT INTO events (at, device_id, kind, detail) VALUES ('2026-12-01T00:00:00Z', 1, 'x', '{}')", [])
+        .unwrap();
+    set_sql(&conn, &declared);
+    drop(conn);
+    let sqlite: String =
+        rusqlite::Connection::open(&core).unwrap().query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
+    assert_ne!(sqlite, "ok", "SQLite's own check finds the damage too");
+    let run = b.run(&["enable", &format!("failover sync {} full", da.ssh)]);
+    run.expect_code(1);
+    assert!(run.stderr.contains("failed the checks it ran on the file: index events_device"), "{}", run.stderr);
+    assert_eq!(b.checksum(), before, "nothing was replaced");
+    let history: serde_json::Value = serde_json::from_str(&b.run(&["show sync history last 2 | json"]).stdout).unwrap();
+    assert!(history.as_array().unwrap().iter().all(|r| r["result"] == "failed"), "{history}");
+    assert!(history[0]["detail"].as_str().unwrap().contains("index events_device"), "{history}");
+}
+
 /// A peer program on the replication channel, as the node `node` (its key): what a
 /// buggy or hostile trusted peer can send, with coresh's own client.
 struct PeerProgram {

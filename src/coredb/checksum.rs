@@ -41,36 +41,51 @@ impl Sum {
 
 /// The hash of one row of `table`.
 pub fn row_hash<'a>(table: &str, values: impl IntoIterator<Item = ValueRef<'a>>) -> u128 {
-    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
-    ctx.update(table.as_bytes());
-    ctx.update(b"\0");
-    for value in values {
-        match value {
-            ValueRef::Null => ctx.update(b"n"),
-            ValueRef::Integer(v) => {
-                ctx.update(b"i");
-                ctx.update(&v.to_le_bytes());
-            }
-            ValueRef::Real(v) => {
-                ctx.update(b"r");
-                ctx.update(&v.to_le_bytes());
-            }
-            ValueRef::Text(t) => {
-                ctx.update(b"t");
-                ctx.update(&(t.len() as u64).to_le_bytes());
-                ctx.update(t);
-            }
-            ValueRef::Blob(b) => {
-                ctx.update(b"b");
-                ctx.update(&(b.len() as u64).to_le_bytes());
-                ctx.update(b);
+    RowHasher::default().hash(table, values)
+}
+
+/// Hashes rows as [`row_hash`] does, into one buffer kept from row to row (one SHA-256
+/// call a row, no allocation once the buffer has grown).
+#[derive(Default, Clone)]
+pub struct RowHasher {
+    buffer: Vec<u8>,
+}
+
+impl RowHasher {
+    /// The hash of one row of `table`.
+    pub fn hash<'a>(&mut self, table: &str, values: impl IntoIterator<Item = ValueRef<'a>>) -> u128 {
+        let digest = ring::digest::digest(&ring::digest::SHA256, self.bytes(table, values));
+        let mut first = [0u8; 16];
+        first.copy_from_slice(&digest.as_ref()[..16]);
+        u128::from_le_bytes(first)
+    }
+
+    /// What is hashed of one row: the table's name, a NUL, then each value with its type.
+    pub fn bytes<'a>(&mut self, table: &str, values: impl IntoIterator<Item = ValueRef<'a>>) -> &[u8] {
+        let b = &mut self.buffer;
+        b.clear();
+        b.extend_from_slice(table.as_bytes());
+        b.push(0);
+        for value in values {
+            match value {
+                ValueRef::Null => b.push(b'n'),
+                ValueRef::Integer(v) => {
+                    b.push(b'i');
+                    b.extend_from_slice(&v.to_le_bytes());
+                }
+                ValueRef::Real(v) => {
+                    b.push(b'r');
+                    b.extend_from_slice(&v.to_le_bytes());
+                }
+                ValueRef::Text(t) | ValueRef::Blob(t) => {
+                    b.push(if matches!(value, ValueRef::Text(_)) { b't' } else { b'b' });
+                    b.extend_from_slice(&(t.len() as u64).to_le_bytes());
+                    b.extend_from_slice(t);
+                }
             }
         }
+        b
     }
-    let digest = ctx.finish();
-    let mut first = [0u8; 16];
-    first.copy_from_slice(&digest.as_ref()[..16]);
-    u128::from_le_bytes(first)
 }
 
 /// The replicated tables of `conn`'s main database, by name.
@@ -90,14 +105,14 @@ pub fn is_replicated(table: &str) -> bool {
 
 /// The content checksum of everything `conn` replicates, computed row by row.
 pub fn content_checksum(conn: &Connection) -> Result<String, StoreError> {
-    let mut sum = Sum::default();
+    let (mut sum, mut hasher) = (Sum::default(), RowHasher::default());
     for table in tables(conn)? {
         let mut stmt = conn.prepare(&format!("SELECT * FROM {}", quote(&table)))?;
         let columns = stmt.column_count();
         let mut rows = stmt.query([])?;
         while let Some(row) = rows.next()? {
             let values = (0..columns).map(|i| row.get_ref(i)).collect::<Result<Vec<_>, _>>()?;
-            sum.add(row_hash(&table, values));
+            sum.add(hasher.hash(&table, values));
         }
     }
     Ok(sum.to_hex())
@@ -195,6 +210,24 @@ mod tests {
         assert_eq!(two, only_a);
         assert_eq!(Sum::parse(&one.to_hex()), Some(one));
         assert_eq!(Sum::parse("xyz"), None);
+    }
+
+    #[test]
+    fn the_hash_is_sha256_of_the_typed_values() {
+        // Stored checksums depend on this exact form: table, NUL, then each value typed.
+        let mut bytes = b"t\0i".to_vec();
+        bytes.extend(7i64.to_le_bytes());
+        bytes.push(b't');
+        bytes.extend(2u64.to_le_bytes());
+        bytes.extend(b"ab");
+        bytes.push(b'n');
+        let digest = ring::digest::digest(&ring::digest::SHA256, &bytes);
+        let want = u128::from_le_bytes(digest.as_ref()[..16].try_into().unwrap());
+        let values = [ValueRef::Integer(7), ValueRef::Text(b"ab"), ValueRef::Null];
+        assert_eq!(row_hash("t", values), want);
+        let mut hasher = RowHasher::default();
+        assert_eq!(hasher.hash("long", [ValueRef::Blob(&[1; 300])]), row_hash("long", [ValueRef::Blob(&[1; 300])]));
+        assert_eq!(hasher.hash("t", values), want, "the buffer starts again for each row");
     }
 
     #[test]

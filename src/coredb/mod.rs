@@ -11,6 +11,7 @@ pub mod checksum;
 mod devices;
 pub mod generate;
 mod schema;
+pub mod soundness;
 pub mod users;
 pub mod writer;
 

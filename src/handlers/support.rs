@@ -6,7 +6,6 @@
 use std::path::Path;
 
 use regex::Regex;
-use rusqlite::{Connection, OpenFlags};
 use serde::Serialize;
 
 use super::Ctx;
@@ -94,7 +93,7 @@ fn redact(text: &str) -> String {
 fn integrity(dir: &Path, file: &str) -> Option<Integrity> {
     let path = dir.join(file);
     let bytes = std::fs::metadata(&path).ok()?.len();
-    let check = Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_ONLY)
+    let check = crate::store::open_read_only(&path)
         .and_then(|c| c.query_row("PRAGMA quick_check", [], |r| r.get::<_, String>(0)));
     let quick_check = check.unwrap_or_else(|e| format!("cannot check: {e}"));
     Some(Integrity { file: file.to_string(), bytes, quick_check })

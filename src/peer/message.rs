@@ -325,12 +325,13 @@ impl Message for StoreHeader {
 pub struct Trailer {
     /// SHA-256 of the bytes sent, hex.
     pub sha256: String,
-    /// Content checksum of what was sent: for the Core data the one its change log
-    /// holds at that point (the puller computes it from the rows and compares); for the
-    /// Atlas store computed from the rows while the bytes were on their way.
+    /// Content checksum of what was sent: for changes the one the change log holds at
+    /// their end; for a snapshot computed from its rows while the bytes were on their way
+    /// (for the Core data, equal to the one its change log holds).
     pub content: String,
-    /// A snapshot only: what `PRAGMA integrity_check` said of it (`ok`), run while the
-    /// bytes were on their way. Changes carry none: the puller checks every row they
+    /// A snapshot only: what the sender's checks of that very file found (`ok`, or the
+    /// first problem): structure, indexes against tables, rows against the change log
+    /// (`coredb::soundness`). Changes carry none: the puller checks every row they
     /// touch.
     pub integrity: Option<String>,
 }

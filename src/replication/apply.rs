@@ -1,21 +1,19 @@
 //! The secondary's side of a full sync: a snapshot staged on disk is checked and only
 //! then copied into the live Core data with SQLite's backup API. The checks: the
-//! transfer's SHA-256 (the caller), the sender's `PRAGMA integrity_check` of that very
-//! file (run while it was sent), and here `PRAGMA quick_check`, the schema version and
-//! the content checksum, computed from the rows and compared by the caller with the one
-//! the primary's change log holds. They run as soon as the bytes are in, while the
-//! sender's integrity check finishes; the backup then copies exactly those pages. The
-//! snapshot's schema objects must be exactly those this release creates: a trigger or
-//! view a buggy or hostile sender added is refused, never swapped in. That copy is one
-//! write transaction: a crash or a kill leaves the old data or the new, never a mix; and
-//! the daemon's open connections see the new data because the file they hold is the one
-//! that changed.
+//! transfer's SHA-256 (the caller: these are the very bytes the sender checked), the
+//! sender's checks of that file (`coredb::soundness`: structure, indexes against
+//! tables, rows against its change log, run while the bytes were on their way), and
+//! here, independent of what the sender says, `PRAGMA quick_check`, the schema version
+//! and the schema objects, which must be exactly those this release creates: a trigger
+//! or view a buggy or hostile sender added is refused, never swapped in. The backup then
+//! copies exactly those pages, in one write transaction: a crash or a kill leaves the
+//! old data or the new, never a mix; and the daemon's open connections see the new data
+//! because the file they hold is the one that changed.
 
 use std::path::Path;
 
-use rusqlite::{Connection, OpenFlags};
+use rusqlite::Connection;
 
-use crate::coredb::checksum::content_checksum;
 use crate::coredb::{CoreDb, SCHEMA_VERSION};
 use crate::peer::message::Store;
 use crate::store::StoreError;
@@ -93,38 +91,27 @@ fn check_objects(conn: &Connection, store: Store) -> Result<(), ApplyError> {
     Err(ApplyError::Objects { store: store.name(), difference: difference.join("; ") })
 }
 
-/// Checks a staged snapshot: a sound database (`PRAGMA quick_check`) of this node's
-/// schema for `store`; returns its content checksum, computed row by row on a second
-/// connection while `quick_check` runs.
-pub fn verify(staged: &Path, store: Store) -> Result<String, ApplyError> {
-    let open = || {
-        Connection::open_with_flags(staged, OpenFlags::SQLITE_OPEN_READ_ONLY)
-            .map_err(|e| ApplyError::Damaged(e.to_string()))
-    };
-    let conn = open()?;
+/// Checks a staged snapshot on this node's own account: a sound database (`PRAGMA
+/// quick_check`) of this node's schema version and schema objects for `store`.
+pub fn verify(staged: &Path, store: Store) -> Result<(), ApplyError> {
+    let conn = crate::store::open_read_only(staged).map_err(|e| ApplyError::Damaged(e.to_string()))?;
     let found: i64 =
         conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(|e| ApplyError::Damaged(e.to_string()))?;
     if found != schema(store) {
         return Err(ApplyError::Schema { store: store.name(), found, ours: schema(store) });
     }
     check_objects(&conn, store)?;
-    let summing = open()?;
-    let (check, content) = std::thread::scope(|scope| {
-        let content = scope.spawn(move || content_checksum(&summing));
-        let check = conn.query_row("PRAGMA quick_check", [], |r| r.get::<_, String>(0));
-        (check, content.join())
-    });
-    let check = check.map_err(|e| ApplyError::Damaged(e.to_string()))?;
+    let check: String =
+        conn.query_row("PRAGMA quick_check", [], |r| r.get(0)).map_err(|e| ApplyError::Damaged(e.to_string()))?;
     if check != "ok" {
         return Err(ApplyError::Damaged(check));
     }
-    let content = content.map_err(|_| ApplyError::Damaged("the content checksum failed".into()))?;
-    content.map_err(|e| ApplyError::Damaged(e.to_string()))
+    Ok(())
 }
 
 /// Replaces the live `store` of `data_dir` with the staged snapshot (verified first).
 pub fn swap_in(data_dir: &Path, staged: &Path, store: Store) -> Result<(), ApplyError> {
-    let source = Connection::open_with_flags(staged, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    let source = crate::store::open_read_only(staged)?;
     match store {
         Store::Core => CoreDb::open(data_dir)?.replace_with(&source)?,
         Store::Atlas => crate::coredb::atlas::replace_with(data_dir, &source)?,

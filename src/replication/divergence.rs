@@ -31,7 +31,7 @@ pub fn positions(db: &Path, from: i64, to: i64) -> Result<Positions, StoreError>
             ..Positions::default()
         });
     }
-    let conn = Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    let conn = crate::store::open_read_only(db)?;
     let base = changelog::base(&conn)?;
     let mut stmt = conn.prepare("SELECT seq, checksum FROM repl_log WHERE seq BETWEEN ?1 AND ?2 ORDER BY seq")?;
     let positions = stmt

@@ -32,8 +32,8 @@ pub enum SyncError {
     Snapshot { peer: String, reason: String },
     #[error("the transfer is damaged: SHA-256 {found}, announced {expected}")]
     Transfer { found: String, expected: String },
-    #[error("the snapshot's content checksum {found} differs from the primary's {expected}")]
-    Mismatch { found: String, expected: String },
+    #[error("the snapshot from {peer} failed the checks it ran on the file: {reason}; nothing was replaced")]
+    Unsound { peer: String, reason: String },
     #[error(transparent)]
     Apply(#[from] ApplyError),
     #[error(transparent)]

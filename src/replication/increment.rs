@@ -43,7 +43,7 @@ pub struct Written {
 /// Writes the entries of the Core data at `db` after `from` into `out`, read in one
 /// read transaction; or says why the log cannot serve them.
 pub fn write_since(db: &Path, from: &Position, out: &mut impl Write) -> Result<Result<Written, Gap>, StoreError> {
-    let mut conn = Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    let mut conn = crate::store::open_read_only(db)?;
     let tx = conn.transaction_with_behavior(TransactionBehavior::Deferred)?;
     let (mut entries, mut rows) = (0u64, 0u64);
     let written = changelog::since(&tx, from, |entry| {

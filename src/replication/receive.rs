@@ -1,6 +1,7 @@
 //! Taking in what a pull brings, as it comes: each store's header, its bytes into a
 //! staging file (the disk's room checked first against what the sender announced, the
-//! SHA-256 taken as the bytes come), its trailer; then the application files, each into
+//! SHA-256 taken as the bytes come), its trailer (with the sender's verdict on a
+//! snapshot); then the application files, each into
 //! staging and checked against its SHA-256. A staged snapshot's own verification starts
 //! as soon as its bytes are in. Nothing here touches the live data.
 
@@ -17,9 +18,8 @@ use crate::peer::{Framed, Link};
 /// How a sync is getting on, for an operator watching it.
 pub type Progress<'a> = &'a mut dyn FnMut(&str);
 
-/// A staged snapshot's verification, started as soon as its bytes were in (it yields
-/// the content checksum computed from the rows).
-pub type Checking = std::thread::JoinHandle<Result<String, ApplyError>>;
+/// A staged snapshot's own verification, started as soon as its bytes were in.
+pub type Checking = std::thread::JoinHandle<Result<(), ApplyError>>;
 
 /// One store, received into staging, or skipped by the sender (and why).
 pub enum Received {
@@ -75,7 +75,7 @@ pub async fn store<L: Link>(
         })
         .await?;
     file.sync_all().map_err(|e| SyncError::Io(format!("cannot stage the {what}: {e}")))?;
-    // A snapshot is verified here while the sender finishes its integrity check.
+    // A snapshot is verified here while the sender finishes its checks.
     let checking = kind.is_ok().then(|| {
         let path = staged.to_path_buf();
         std::thread::spawn(move || verify(&path, expect))
@@ -90,8 +90,8 @@ pub async fn store<L: Link>(
             match trailer.integrity.as_deref() {
                 Some("ok") => {}
                 other => {
-                    let reason = format!("integrity check: {}", other.unwrap_or("not reported"));
-                    return Err(SyncError::Snapshot { peer, reason });
+                    let reason = other.unwrap_or("none reported").to_string();
+                    return Err(SyncError::Unsound { peer, reason });
                 }
             }
             Ok(Received::Snapshot { size, fallback, trailer, checking })

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 
 use super::{divergence, files, increment, snapshot};
 use crate::coredb::changelog::{self, Gap, Position};
+use crate::coredb::soundness;
 use crate::peer::message::{Manifest, Positions, Store, StoreHeader, Trailer};
 use crate::peer::{Framed, Link, PeerError};
 use increment::Written;
@@ -112,8 +113,9 @@ async fn send_changes<L: Link>(
     sent
 }
 
-/// Takes a snapshot of `store` and sends it: header, the bytes, trailer. The content
-/// checksum and `PRAGMA integrity_check` run on other threads while the bytes go.
+/// Takes a snapshot of `store` and sends it: header, the bytes, trailer. The snapshot's
+/// checks ([`soundness::check`], and for the Core data its rows against its change log)
+/// run on other threads while the bytes go; the trailer says what they found.
 async fn send_snapshot<L: Link>(
     out: &mut Framed<L>,
     data_dir: &Path,
@@ -146,27 +148,10 @@ async fn send_snapshot<L: Link>(
             return Err(PeerError::Local(format!("snapshot failed: {why}")));
         }
     };
-    let read_only = |p: &Path| {
-        rusqlite::Connection::open_with_flags(p, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(|e| e.to_string())
-    };
-    let (for_checksum, for_integrity) = (path.clone(), path.clone());
-    let content = tokio::task::spawn_blocking(move || -> Result<String, String> {
-        let conn = read_only(&for_checksum)?;
-        // The Core data's checksum is kept by its change log; the puller computes it
-        // from the rows and compares.
-        let sum = match store {
-            Store::Core => changelog::head(&conn).map(|h| h.checksum),
-            Store::Atlas => snapshot::content_checksum(&conn),
-        };
-        sum.map_err(|e| e.to_string())
-    });
-    let integrity = tokio::task::spawn_blocking(move || -> Result<String, String> {
-        read_only(&for_integrity)?.query_row("PRAGMA integrity_check", [], |r| r.get(0)).map_err(|e| e.to_string())
-    });
+    let for_checks = path.clone();
     let checks = async move {
-        let content = content.await.map_err(|e| e.to_string())??;
-        let integrity = integrity.await.map_err(|e| e.to_string())??;
-        Ok((content, Some(integrity)))
+        let checked = tokio::task::spawn_blocking(move || checked(&for_checks, store));
+        checked.await.map_err(|e| e.to_string())?
     };
     let header = StoreHeader::Snapshot { store, size, taken_at, fallback };
     let sent = send_file(out, &path, &header, checks).await;
@@ -178,6 +163,26 @@ async fn send_snapshot<L: Link>(
         }
     }
     sent
+}
+
+/// The snapshot's content checksum (from its rows) and what its checks found: `ok`, or
+/// the first problem. The Core data's rows must also have the checksum its own change
+/// log holds, which later incremental syncs build on.
+fn checked(path: &Path, store: Store) -> Result<(String, Option<String>), String> {
+    let verdict = soundness::check(path).map_err(|e| e.to_string())?;
+    let content = match verdict {
+        Ok(content) => content,
+        Err(problem) => return Ok((String::new(), Some(problem))),
+    };
+    if store == Store::Core {
+        let conn = crate::store::open_read_only(path).map_err(|e| e.to_string())?;
+        let logged = changelog::head(&conn).map_err(|e| e.to_string())?.checksum;
+        if logged != content {
+            let problem = format!("its rows have the checksum {content}, its change log says {logged}");
+            return Ok((content, Some(problem)));
+        }
+    }
+    Ok((content, Some("ok".into())))
 }
 
 /// Sends the files header, then each changed file's bytes.
@@ -214,8 +219,8 @@ async fn send_files<L: Link>(
     Ok(())
 }
 
-/// Sends `header`, the file at `path`, and its trailer once `checks` (the content
-/// checksum and integrity check, run meanwhile) have their results.
+/// Sends `header`, the file at `path`, and its trailer once `checks` (run meanwhile)
+/// have their results: the content checksum and, for a snapshot, the checks' verdict.
 async fn send_file<L: Link>(
     out: &mut Framed<L>,
     path: &Path,

@@ -10,7 +10,7 @@ use crate::store::StoreError;
 /// Copies the live database `db` (the Core data or the Atlas store) into a new file in
 /// `dir`; returns its path.
 pub fn take(db: &Path, dir: &Path) -> Result<PathBuf, StoreError> {
-    let source = Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    let source = crate::store::open_read_only(db)?;
     let path = dir.join(format!("snapshot-{}.db", unique_name()?));
     let mut target = Connection::open(&path)?;
     {

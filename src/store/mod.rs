@@ -175,6 +175,12 @@ pub fn open_database(
     Ok(conn)
 }
 
+/// Opens a database file to read only, for one thread (no mutex around every call: with
+/// one, a scan of a million rows spent a quarter of its time locking).
+pub fn open_read_only(path: &Path) -> rusqlite::Result<Connection> {
+    Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+}
+
 /// The current time as stored: RFC 3339 in UTC, to the second.
 pub fn now_text() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
