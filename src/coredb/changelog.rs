@@ -16,7 +16,7 @@ use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 
-use super::checksum::{RowReader, Sum, content_checksum, is_replicated, row_hash};
+use super::checksum::{RowHasher, RowReader, Sum, content_checksum, is_replicated};
 use crate::store::StoreError;
 
 /// The schema step that creates the log (the base's checksum is filled in by
@@ -117,19 +117,19 @@ pub fn record(conn: &Connection, mut session: Session<'_>, at: &str, origin: &st
     let changes = changes(&changeset)?;
     let head = head(conn)?;
     let mut sum = Sum::parse(&head.checksum).ok_or_else(|| bad_checksum(&head))?;
-    let mut reader = RowReader::default();
+    let (mut reader, mut hasher) = (RowReader::default(), RowHasher::default());
     for change in &changes {
         match change.action {
-            Action::SQLITE_INSERT => sum.add(row_hash(&change.table, change.new.iter().map(value_ref))),
-            Action::SQLITE_DELETE => sum.sub(row_hash(&change.table, change.old.iter().map(value_ref))),
+            Action::SQLITE_INSERT => sum.add(hasher.hash(&change.table, change.new.iter().map(value_ref))),
+            Action::SQLITE_DELETE => sum.sub(hasher.hash(&change.table, change.old.iter().map(value_ref))),
             _ => {
                 let now = reader
                     .values(conn, &change.table, &change.key())?
                     .ok_or_else(|| StoreError::Commit(format!("changed row of {} is gone", change.table)))?;
                 let before: Vec<Value> =
                     now.iter().zip(&change.old).map(|(cur, old)| old.clone().unwrap_or_else(|| cur.clone())).collect();
-                sum.sub(row_hash(&change.table, before.iter().map(Into::into)));
-                sum.add(row_hash(&change.table, now.iter().map(Into::into)));
+                sum.sub(hasher.hash(&change.table, before.iter().map(Into::into)));
+                sum.add(hasher.hash(&change.table, now.iter().map(Into::into)));
             }
         }
     }
@@ -167,8 +167,8 @@ pub fn trim(conn: &Connection) -> Result<(), StoreError> {
     if total <= MIN_KEPT {
         return Ok(());
     }
-    let pages: i64 = conn.query_row("PRAGMA page_count", [], |r| r.get(0))?;
-    let page_size: i64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
+    let pages: i64 = conn.prepare_cached("PRAGMA page_count")?.query_row([], |r| r.get(0))?;
+    let page_size: i64 = conn.prepare_cached("PRAGMA page_size")?.query_row([], |r| r.get(0))?;
     trim_to(conn, total, (pages * page_size / 2).max(MIN_KEPT))
 }
 

@@ -180,7 +180,7 @@ fn run(
 
 /// Applies one operation in its own savepoint.
 fn apply(w: &Writes, op: &Op, now: &str, atlas: bool) -> Result<Done, DeviceError> {
-    w.tx().execute_batch("SAVEPOINT op")?;
+    w.tx().prepare_cached("SAVEPOINT op")?.execute([])?;
     let result = match op {
         Op::Register { reg, token } => w
             .register_device(reg, &token_hash(token), now)
@@ -193,7 +193,9 @@ fn apply(w: &Writes, op: &Op, now: &str, atlas: bool) -> Result<Done, DeviceErro
             Ok(Done::CheckedIn(c))
         }),
     };
-    let end = if result.is_ok() { "RELEASE op" } else { "ROLLBACK TO op; RELEASE op" };
-    w.tx().execute_batch(end)?;
+    if result.is_err() {
+        w.tx().prepare_cached("ROLLBACK TO op")?.execute([])?;
+    }
+    w.tx().prepare_cached("RELEASE op")?.execute([])?;
     result
 }
