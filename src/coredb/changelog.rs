@@ -12,7 +12,7 @@ use std::io::Read;
 use rusqlite::fallible_streaming_iterator::FallibleStreamingIterator;
 use rusqlite::hooks::Action;
 use rusqlite::session::{ChangesetIter, Session};
-use rusqlite::types::Value;
+use rusqlite::types::{Value, ValueRef};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 
@@ -114,29 +114,13 @@ pub fn record(conn: &Connection, mut session: Session<'_>, at: &str, origin: &st
     if changeset.is_empty() {
         return Ok(None);
     }
-    let changes = changes(&changeset)?;
     let head = head(conn)?;
-    let mut sum = Sum::parse(&head.checksum).ok_or_else(|| bad_checksum(&head))?;
-    let (mut reader, mut hasher) = (RowReader::default(), RowHasher::default());
-    for change in &changes {
-        match change.action {
-            Action::SQLITE_INSERT => sum.add(hasher.hash(&change.table, change.new.iter().map(value_ref))),
-            Action::SQLITE_DELETE => sum.sub(hasher.hash(&change.table, change.old.iter().map(value_ref))),
-            _ => {
-                let now = reader
-                    .values(conn, &change.table, &change.key())?
-                    .ok_or_else(|| StoreError::Commit(format!("changed row of {} is gone", change.table)))?;
-                let before: Vec<Value> =
-                    now.iter().zip(&change.old).map(|(cur, old)| old.clone().unwrap_or_else(|| cur.clone())).collect();
-                sum.sub(hasher.hash(&change.table, before.iter().map(Into::into)));
-                sum.add(hasher.hash(&change.table, now.iter().map(Into::into)));
-            }
-        }
-    }
+    let before = Sum::parse(&head.checksum).ok_or_else(|| bad_checksum(&head))?;
+    let (sum, rows) = sum_after(conn, &changeset, before)?;
     let entry = Entry {
         seq: head.seq + 1,
         at: at.to_string(),
-        rows: i64::try_from(changes.len()).unwrap_or(i64::MAX),
+        rows,
         checksum: sum.to_hex(),
         origin: origin.to_string(),
         changeset,
@@ -144,6 +128,46 @@ pub fn record(conn: &Connection, mut session: Session<'_>, at: &str, origin: &st
     append(conn, &entry)?;
     trim(conn)?;
     Ok(Some(entry.seq))
+}
+
+/// `sum` moved by each row change of `changeset` (made on `conn`, whose rows are read
+/// for what an update left alone), and the number of row changes. Streams through the
+/// changeset: nothing is copied out of it.
+fn sum_after(conn: &Connection, changeset: &[u8], mut sum: Sum) -> Result<(Sum, i64), StoreError> {
+    let mut bytes = changeset;
+    let input: &mut dyn Read = &mut bytes;
+    let mut iter = ChangesetIter::start_strm(&input)?;
+    let (mut reader, mut hasher, mut rows) = (RowReader::default(), RowHasher::default(), 0i64);
+    while let Some(item) = iter.next()? {
+        rows += 1;
+        let op = item.op()?;
+        let (table, columns) = (op.table_name(), usize::try_from(op.number_of_columns()).unwrap_or(0));
+        // An undefined value (a column an update left alone) reads as an error.
+        let old = |i: usize| item.old_value(i).ok();
+        let new = |i: usize| item.new_value(i).ok().unwrap_or(ValueRef::Null);
+        match op.code() {
+            Action::SQLITE_INSERT => sum.add(hasher.hash(table, (0..columns).map(new))),
+            Action::SQLITE_DELETE => {
+                sum.sub(hasher.hash(table, (0..columns).map(|i| old(i).unwrap_or(ValueRef::Null))))
+            }
+            _ => {
+                let pk = item.pk()?;
+                let key: Vec<ValueRef> =
+                    (0..columns).filter(|i| pk.get(*i).is_some_and(|b| *b != 0)).filter_map(old).collect();
+                let pair = reader.with_row(conn, table, &key, |row| {
+                    let now = |i: usize| row.get_ref(i);
+                    let was = (0..columns).map(|i| old(i).map_or_else(|| now(i), Ok)).collect::<Result<Vec<_>, _>>()?;
+                    let was = hasher.hash(table, was);
+                    let is = (0..columns).map(now).collect::<Result<Vec<_>, _>>()?;
+                    Ok((was, hasher.hash(table, is)))
+                })?;
+                let (was, is) = pair.ok_or_else(|| StoreError::Commit(format!("changed row of {table} is gone")))?;
+                sum.sub(was);
+                sum.add(is);
+            }
+        }
+    }
+    Ok((sum, rows))
 }
 
 /// Stores an entry (the primary's own, or one a secondary applied); the caller then
@@ -348,10 +372,6 @@ pub fn changes(changeset: &[u8]) -> Result<Vec<Change>, StoreError> {
         out.push(Change { table, action, old, new, pk });
     }
     Ok(out)
-}
-
-fn value_ref(v: &Option<Value>) -> rusqlite::types::ValueRef<'_> {
-    v.as_ref().map_or(rusqlite::types::ValueRef::Null, Into::into)
 }
 
 fn bad_checksum(at: &Position) -> StoreError {

@@ -152,6 +152,21 @@ impl RowReader {
         Ok(hash)
     }
 
+    /// What `f` makes of the current row of `table` whose primary key is `key`, if there
+    /// is one.
+    pub fn with_row<T>(
+        &mut self,
+        conn: &Connection,
+        table: &str,
+        key: &[ValueRef],
+        f: impl FnOnce(&rusqlite::Row) -> rusqlite::Result<T>,
+    ) -> Result<Option<T>, StoreError> {
+        let layout = self.layout(conn, table)?;
+        let mut stmt = conn.prepare_cached(&layout.select)?;
+        let key = key.iter().map(|v| rusqlite::types::ToSqlOutput::Borrowed(*v));
+        Ok(stmt.query_row(rusqlite::params_from_iter(key), f).optional()?)
+    }
+
     /// The current values of a row, when it exists.
     pub fn values(&mut self, conn: &Connection, table: &str, key: &[Value]) -> Result<Option<Vec<Value>>, StoreError> {
         let layout = self.layout(conn, table)?;
