@@ -7,8 +7,8 @@
 //!
 //! The index check: for every index, the sum of a hash of each entry (its columns and
 //! rowid) read from the index must equal the same sum computed from the table's rows
-//! (two 64-bit SipHashes under keys drawn for this check: damage passes it with a
-//! chance of about 2^-64 an index, and the sums are never stored or sent);
+//! (SipHash under a key drawn for this check: damage passes it with a chance of about
+//! 2^-64 an index, and the sums are never stored or sent);
 //! entries must come in ascending order; and a UNIQUE index must not hold two entries
 //! with the same non-NULL key. That is what `integrity_check` adds to `quick_check`
 //! (entries missing, extra or wrong, order, uniqueness). Indexes this cannot read so
@@ -188,40 +188,40 @@ fn read_indexes(conn: &Connection, plans: &Plans, mut keys: EntryHash) -> Result
         while let Some(row) = rows.next()? {
             let entry = (0..plan.columns.len()).map(|i| row.get_ref(i)).collect::<Result<Vec<_>, _>>()?;
             if let Some(previous) = &last {
-                let before: Vec<ValueRef> = previous.iter().map(Held::view).collect();
-                match order(&before, &entry) {
-                    Ordering::Less => {}
-                    _ => return Ok(Err(format!("index {} is out of order", plan.name))),
+                if order(previous, &entry) != Ordering::Less {
+                    return Ok(Err(format!("index {} is out of order", plan.name)));
                 }
                 let keys_null = entry[..plan.keys].iter().any(|v| matches!(v, ValueRef::Null));
-                if plan.unique && !keys_null && order(&before[..plan.keys], &entry[..plan.keys]) == Ordering::Equal {
+                if plan.unique && !keys_null && order(&previous[..plan.keys], &entry[..plan.keys]) == Ordering::Equal {
                     return Ok(Err(format!("index {} holds a key twice", plan.name)));
                 }
             }
             sum.add(keys.hash(&plan.name, entry.iter().copied()));
-            last = Some(entry.into_iter().map(Held::of).collect());
+            match &mut last {
+                Some(kept) => kept.iter_mut().zip(entry).for_each(|(k, v)| k.set(v)),
+                None => last = Some(entry.into_iter().map(Held::of).collect()),
+            }
         }
         sums.push(sum);
     }
     Ok(Ok(sums))
 }
 
-/// The hash of an index entry: the row form of [`RowHasher::bytes`] under two SipHash
-/// keys of this check's own.
+/// The hash of an index entry: the row form of [`RowHasher::bytes`] under a SipHash key
+/// of this check's own.
 #[derive(Clone)]
 struct EntryHash {
-    keys: (RandomState, RandomState),
+    key: RandomState,
     row: RowHasher,
 }
 
 impl EntryHash {
     fn new() -> EntryHash {
-        EntryHash { keys: (RandomState::new(), RandomState::new()), row: RowHasher::default() }
+        EntryHash { key: RandomState::new(), row: RowHasher::default() }
     }
 
     fn hash<'a>(&mut self, index: &str, values: impl IntoIterator<Item = ValueRef<'a>>) -> u128 {
-        let bytes = self.row.bytes(index, values);
-        (u128::from(self.keys.0.hash_one(bytes)) << 64) | u128::from(self.keys.1.hash_one(bytes))
+        u128::from(self.key.hash_one(self.row.bytes(index, values)))
     }
 }
 
@@ -245,6 +245,17 @@ impl Held {
         }
     }
 
+    /// Becomes `v`, keeping the bytes' room when it can.
+    fn set(&mut self, v: ValueRef) {
+        match (self, v) {
+            (Held::Text(t), ValueRef::Text(n)) | (Held::Blob(t), ValueRef::Blob(n)) => {
+                t.clear();
+                t.extend_from_slice(n);
+            }
+            (held, v) => *held = Held::of(v),
+        }
+    }
+
     fn view(&self) -> ValueRef<'_> {
         match self {
             Held::Null => ValueRef::Null,
@@ -256,9 +267,10 @@ impl Held {
     }
 }
 
-/// SQLite's order of two index entries of the BINARY collation, column by column.
-fn order(a: &[ValueRef], b: &[ValueRef]) -> Ordering {
-    a.iter().zip(b).map(|(x, y)| compare(x, y)).find(|o| o.is_ne()).unwrap_or(a.len().cmp(&b.len()))
+/// SQLite's order of two index entries of the BINARY collation, column by column: the
+/// one kept from the row before, and this one.
+fn order(a: &[Held], b: &[ValueRef]) -> Ordering {
+    a.iter().zip(b).map(|(x, y)| compare(&x.view(), y)).find(|o| o.is_ne()).unwrap_or(a.len().cmp(&b.len()))
 }
 
 /// SQLite's order of two values: NULL, then numbers, then text (bytes), then blobs.
