@@ -524,6 +524,43 @@ fn scripted(header: serde_json::Value, body: &[u8]) -> Vec<u8> {
 }
 
 #[test]
+fn a_snapshot_its_sender_calls_sound_is_still_checked_here() {
+    let b = TestNode::new();
+    b.run(&["enable", "failover mode secondary"]).expect_code(0);
+    common::generate(&b, "30", "40");
+    let before = b.checksum();
+    // A Core database of this release (a copy of another node's), one b-tree page of
+    // its events overwritten; the schema on page 1 is intact.
+    let source = TestNode::new();
+    common::generate(&source, "200", "3000");
+    let path = source.data_dir().join("core.db");
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())).unwrap();
+    let root: i64 =
+        conn.query_row("SELECT rootpage FROM sqlite_schema WHERE name = 'events'", [], |r| r.get(0)).unwrap();
+    drop(conn);
+    let mut bytes = std::fs::read(&path).unwrap();
+    let page = usize::try_from(root - 1).unwrap() * 4096;
+    bytes[page + 8..page + 4096].fill(0xA5);
+    // The sender claims every check passed, with the right SHA-256.
+    let header = serde_json::json!({"kind": "snapshot", "store": "core", "size": bytes.len(), "taken_at": "now", "fallback": null});
+    let trailer = serde_json::json!({
+        "sha256": hex::encode(ring::digest::digest(&ring::digest::SHA256, &bytes)),
+        "content": source.checksum(), "integrity": "ok",
+    });
+    let mut answer = scripted(header, &bytes);
+    answer.extend(format!("{trailer}\n").into_bytes());
+    answer.extend(b"{\"changed\":[],\"removed\":[]}\n");
+    let dir = tempfile::tempdir().unwrap();
+    let hostile = common::hostile::HostilePrimary::start(dir.path(), answer);
+    b.trust(&hostile.addr.to_string(), &hostile.public_key).expect_code(0);
+    let run = b.run(&["enable", &format!("failover sync {} full", hostile.addr)]);
+    run.expect_code(1);
+    assert!(run.stderr.contains("the snapshot is damaged"), "{}", run.stderr);
+    assert_eq!(b.checksum(), before, "nothing was replaced");
+}
+
+#[test]
 fn a_hostile_primary_s_lengths_size_nothing() {
     let b = TestNode::new();
     b.run(&["enable", "failover mode secondary"]).expect_code(0);
