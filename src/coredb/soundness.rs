@@ -32,24 +32,31 @@ pub type Verdict = Result<String, String>;
 /// of every table (the content checksum and each index's expected sum), one read of
 /// every index. `Ok` carries the content checksum.
 pub fn check(path: &Path) -> Result<Verdict, StoreError> {
+    check_split(path, SPLIT_FROM)
+}
+
+/// [`check`], splitting tables of `split_from` rowids or more over two threads.
+fn check_split(path: &Path, split_from: i64) -> Result<Verdict, StoreError> {
     let open = || crate::store::open_read_only(path);
-    let (structure, rows, entries) = (open()?, open()?, open()?);
+    let (structure, rows, more_rows, entries) = (open()?, open()?, open()?, open()?);
     let plans = plans(&rows)?;
+    let (first, second) = halves(&rows, &plans, split_from)?;
     let keys = EntryHash::new();
     let (quick, from_rows, from_indexes) = std::thread::scope(|scope| {
         let quick = scope.spawn(move || structure.query_row("PRAGMA quick_check", [], |r| r.get::<_, String>(0)));
         let plans = &plans;
-        let for_indexes = keys.clone();
+        let (for_indexes, for_second) = (keys.clone(), keys.clone());
         let from_indexes = scope.spawn(move || read_indexes(&entries, plans, for_indexes));
-        let from_rows = read_tables(&rows, plans, keys);
-        (quick.join(), from_rows, from_indexes.join())
+        let from_second = scope.spawn(move || read_tables(&more_rows, plans, for_second, &second));
+        let from_first = read_tables(&rows, plans, keys, &first);
+        (quick.join(), both(from_first, from_second.join()), from_indexes.join())
     });
     let failed = || StoreError::Commit("a check of the snapshot stopped".into());
     let quick = quick.map_err(|_| failed())?.map_err(StoreError::from)?;
     if quick != "ok" {
         return Ok(Err(format!("quick_check: {quick}")));
     }
-    let (content, expected) = match from_rows? {
+    let (content, expected) = match from_rows.ok_or_else(failed)?? {
         Ok(found) => found,
         Err(problem) => return Ok(Err(problem)),
     };
@@ -130,27 +137,30 @@ fn read_tables(
     conn: &Connection,
     plans: &Plans,
     mut keys: EntryHash,
+    part: &[Part],
 ) -> Result<Result<(Sum, Vec<Sum>), String>, StoreError> {
     let mut content = Sum::default();
     let mut expected = vec![Sum::default(); plans.indexes.len()];
     let mut hasher = RowHasher::default();
-    for table in tables(conn)? {
-        if plans.by_sqlite.contains(&table) {
+    for Part { table, rowids } in part {
+        if plans.by_sqlite.contains(table) {
             let verdict: String =
-                conn.query_row(&format!("PRAGMA integrity_check({})", quote(&table)), [], |r| r.get(0))?;
+                conn.query_row(&format!("PRAGMA integrity_check({})", quote(table)), [], |r| r.get(0))?;
             if verdict != "ok" {
                 return Ok(Err(format!("integrity_check({table}): {verdict}")));
             }
         }
         let mine: Vec<(usize, &IndexPlan)> =
-            plans.indexes.iter().enumerate().filter(|(_, p)| p.table == table).collect();
+            plans.indexes.iter().enumerate().filter(|(_, p)| &p.table == table).collect();
         let rowid_read = if mine.is_empty() { "" } else { ", rowid" };
-        let mut stmt = conn.prepare(&format!("SELECT *{rowid_read} FROM {}", quote(&table)))?;
+        let (low, high) = rowids.unwrap_or((i64::MIN, i64::MAX));
+        let range = if rowids.is_some() { " WHERE rowid BETWEEN ?1 AND ?2" } else { "" };
+        let mut stmt = conn.prepare(&format!("SELECT *{rowid_read} FROM {}{range}", quote(table)))?;
         let columns = stmt.column_count() - usize::from(!mine.is_empty());
-        let mut rows = stmt.query([])?;
+        let mut rows = if rowids.is_some() { stmt.query([low, high])? } else { stmt.query([])? };
         while let Some(row) = rows.next()? {
             let values = (0..columns).map(|i| row.get_ref(i)).collect::<Result<Vec<_>, _>>()?;
-            content.add(hasher.hash(&table, values.iter().copied()));
+            content.add(hasher.hash(table, values.iter().copied()));
             if mine.is_empty() {
                 continue;
             }
@@ -162,6 +172,59 @@ fn read_tables(
         }
     }
     Ok(Ok((content, expected)))
+}
+
+/// A table, or the rows of it whose rowids are in a range, read by one thread.
+struct Part {
+    table: String,
+    rowids: Option<(i64, i64)>,
+}
+
+/// Tables with at least this many rowids between their first and last are read by two
+/// threads, half each.
+const SPLIT_FROM: i64 = 50_000;
+
+/// The tables in two parts of about the same size: every table whole in the first part
+/// but the large ones, whose rowids are cut in two (the table read is the longest of the
+/// checks; on two threads it keeps both cores busy once the other checks are done).
+fn halves(conn: &Connection, plans: &Plans, split_from: i64) -> Result<(Vec<Part>, Vec<Part>), StoreError> {
+    let (mut first, mut second) = (Vec::new(), Vec::new());
+    for table in tables(conn)? {
+        let whole = Part { table: table.clone(), rowids: None };
+        if plans.by_sqlite.contains(&table) {
+            first.push(whole);
+            continue;
+        }
+        let ends: (Option<i64>, Option<i64>) =
+            conn.query_row(&format!("SELECT min(rowid), max(rowid) FROM {}", quote(&table)), [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })?;
+        match ends {
+            (Some(low), Some(high)) if high.saturating_sub(low) >= split_from => {
+                let middle = low + (high - low) / 2;
+                first.push(Part { table: table.clone(), rowids: Some((low, middle)) });
+                second.push(Part { table, rowids: Some((middle + 1, high)) });
+            }
+            _ => first.push(whole),
+        }
+    }
+    Ok((first, second))
+}
+
+/// The two parts' sums together (sums do not depend on order); `None` when a thread
+/// stopped.
+type TableSums = Result<Result<(Sum, Vec<Sum>), String>, StoreError>;
+fn both(first: TableSums, second: std::thread::Result<TableSums>) -> Option<TableSums> {
+    let second = second.ok()?;
+    Some(match (first, second) {
+        (Ok(Ok((mut content, mut expected))), Ok(Ok((more, others)))) => {
+            content.add(more.0);
+            expected.iter_mut().zip(others).for_each(|(e, o)| e.add(o.0));
+            Ok(Ok((content, expected)))
+        }
+        (Err(e), _) | (_, Err(e)) => Err(e),
+        (Ok(Err(p)), _) | (_, Ok(Err(p))) => Ok(Err(p)),
+    })
 }
 
 /// Each index's sum, read from the index itself in its order, checking that order and
@@ -342,7 +405,8 @@ mod tests {
         let path = dir.path().join(super::super::CORE_DB);
         let want = db.content_checksum().unwrap();
         drop(db);
-        assert_eq!(check(&path).unwrap(), Ok(want));
+        assert_eq!(check(&path).unwrap(), Ok(want.clone()));
+        assert_eq!(check_split(&path, 10).unwrap(), Ok(want), "read in two halves, the same sums");
         assert_eq!(sqlite_says(&path), "ok");
         // Every index of the Core data is read by this check, none left to SQLite.
         let conn = Connection::open(&path).unwrap();
@@ -367,6 +431,7 @@ mod tests {
         damaged(&path, setup, "i", "CREATE INDEX i ON t (b)");
         assert_ne!(sqlite_says(&path), "ok");
         assert_eq!(check(&path).unwrap(), Err("index i does not hold the rows of table t".into()));
+        assert_eq!(check_split(&path, 1).unwrap(), Err("index i does not hold the rows of table t".into()));
     }
 
     #[test]
