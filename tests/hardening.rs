@@ -217,12 +217,7 @@ fn a_full_sync_refuses_schema_objects_the_primary_added() {
     .unwrap();
     drop(conn);
     let run = b.run(&["enable", &format!("failover sync {} full", da.ssh)]);
-    run.expect_code(1);
-    assert!(
-        run.stderr.contains("schema is not this release's: not expected: trigger evil, view spy"),
-        "{}",
-        run.stderr
-    );
+    run.expect_refused("schema is not this release's: not expected: trigger evil, view spy");
     assert_eq!(b.checksum(), before, "nothing was replaced");
     let conn = rusqlite::Connection::open(b.data_dir().join("core.db")).unwrap();
     let objects: i64 =
@@ -240,8 +235,7 @@ fn a_full_sync_refuses_a_primary_whose_index_is_damaged_or_whose_rows_left_its_l
     conn.execute("UPDATE devices SET model = 'tampered' WHERE id = 1", []).unwrap();
     drop(conn);
     let run = b.run(&["enable", &format!("failover sync {} full", da.ssh)]);
-    run.expect_code(1);
-    assert!(run.stderr.contains("failed the checks it ran on the file: its rows have the checksum"), "{}", run.stderr);
+    run.expect_refused("failed the checks it ran on the file: its rows have the checksum");
     assert!(
         run.stderr.contains("its change log says") && run.stderr.contains("nothing was replaced"),
         "{}",
@@ -270,8 +264,7 @@ fn a_full_sync_refuses_a_primary_whose_index_is_damaged_or_whose_rows_left_its_l
         rusqlite::Connection::open(&core).unwrap().query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
     assert_ne!(sqlite, "ok", "SQLite's own check finds the damage too");
     let run = b.run(&["enable", &format!("failover sync {} full", da.ssh)]);
-    run.expect_code(1);
-    assert!(run.stderr.contains("failed the checks it ran on the file: index events_device"), "{}", run.stderr);
+    run.expect_refused("failed the checks it ran on the file: index events_device");
     assert_eq!(b.checksum(), before, "nothing was replaced");
     let history: serde_json::Value = serde_json::from_str(&b.run(&["show sync history last 2 | json"]).stdout).unwrap();
     assert!(history.as_array().unwrap().iter().all(|r| r["result"] == "failed"), "{history}");
@@ -482,8 +475,7 @@ fn an_enrolled_device_registers_again_only_when_an_operator_lets_it() {
     assert!(node.run(&["show devices"]).stdout.contains("retired"));
     assert_eq!(register().0, 201);
     let missing = config("device retire nope");
-    missing.expect_code(1);
-    assert!(missing.stderr.contains("no device has the UUID nope"), "{}", missing.stderr);
+    missing.expect_refused("no device has the UUID nope");
 }
 
 #[test]
@@ -529,8 +521,7 @@ fn a_snapshot_its_sender_calls_sound_is_still_checked_here() {
     b.run(&["enable", "failover mode secondary"]).expect_code(0);
     common::generate(&b, "30", "40");
     let before = b.checksum();
-    // A Core database of this release (a copy of another node's), one b-tree page of
-    // its events overwritten; the schema on page 1 is intact.
+    // A Core database of this release (a copy of another node's).
     let source = TestNode::new();
     common::generate(&source, "200", "3000");
     let path = source.data_dir().join("core.db");
@@ -539,25 +530,36 @@ fn a_snapshot_its_sender_calls_sound_is_still_checked_here() {
     let root: i64 =
         conn.query_row("SELECT rootpage FROM sqlite_schema WHERE name = 'events'", [], |r| r.get(0)).unwrap();
     drop(conn);
-    let mut bytes = std::fs::read(&path).unwrap();
-    let page = usize::try_from(root - 1).unwrap() * 4096;
-    bytes[page + 8..page + 4096].fill(0xA5);
-    // The sender claims every check passed, with the right SHA-256.
-    let header = serde_json::json!({"kind": "snapshot", "store": "core", "size": bytes.len(), "taken_at": "now", "fallback": null});
-    let trailer = serde_json::json!({
-        "sha256": hex::encode(ring::digest::digest(&ring::digest::SHA256, &bytes)),
-        "content": source.checksum(), "integrity": "ok",
-    });
-    let mut answer = scripted(header, &bytes);
-    answer.extend(format!("{trailer}\n").into_bytes());
-    answer.extend(b"{\"changed\":[],\"removed\":[]}\n");
-    let dir = tempfile::tempdir().unwrap();
-    let hostile = common::hostile::HostilePrimary::start(dir.path(), answer);
-    b.trust(&hostile.addr.to_string(), &hostile.public_key).expect_code(0);
-    let run = b.run(&["enable", &format!("failover sync {} full", hostile.addr)]);
-    run.expect_code(1);
-    assert!(run.stderr.contains("the snapshot is damaged"), "{}", run.stderr);
+    let sound = std::fs::read(&path).unwrap();
+    // The sender claims every check passed, with the right SHA-256 and `content`.
+    let pull = |bytes: &[u8], content: &str| {
+        let header = serde_json::json!({"kind": "snapshot", "store": "core", "size": bytes.len(), "taken_at": "now", "fallback": null});
+        let trailer = serde_json::json!({
+            "sha256": hex::encode(ring::digest::digest(&ring::digest::SHA256, bytes)),
+            "content": content, "integrity": "ok",
+        });
+        let mut answer = scripted(header, bytes);
+        answer.extend(format!("{trailer}\n").into_bytes());
+        answer.extend(b"{\"changed\":[],\"removed\":[]}\n");
+        let dir = tempfile::tempdir().unwrap();
+        let hostile = common::hostile::HostilePrimary::start(dir.path(), answer);
+        b.trust(&hostile.addr.to_string(), &hostile.public_key).expect_code(0);
+        b.run(&["enable", &format!("failover sync {} full", hostile.addr)])
+    };
+    // A sound file, but a content checksum that is not where its change log ends.
+    let run = pull(&sound, "0123456789abcdef0123456789abcdef");
+    run.expect_refused("its sender reported 0123456789abcdef0123456789abcdef");
     assert_eq!(b.checksum(), before, "nothing was replaced");
+    // One b-tree page of its events overwritten; the schema on page 1 is intact.
+    let mut damaged = sound.clone();
+    let page = usize::try_from(root - 1).unwrap() * 4096;
+    damaged[page + 8..page + 4096].fill(0xA5);
+    let run = pull(&damaged, &source.checksum());
+    run.expect_refused("the snapshot is damaged");
+    assert_eq!(b.checksum(), before, "nothing was replaced");
+    // The same sound file with its true checksum is taken.
+    pull(&sound, &source.checksum()).expect_code(0);
+    assert_eq!(b.checksum(), source.checksum());
 }
 
 #[test]
@@ -574,8 +576,7 @@ fn a_hostile_primary_s_lengths_size_nothing() {
     // A snapshot header announcing a petabyte: refused before a byte is staged.
     let petabyte = serde_json::json!({"kind": "snapshot", "store": "core", "size": 1u64 << 50, "taken_at": "now", "fallback": null});
     let run = pull(scripted(petabyte, b""), true);
-    run.expect_code(1);
-    assert!(run.stderr.contains("not enough disk space for the core snapshot"), "{}", run.stderr);
+    run.expect_refused("not enough disk space for the core snapshot");
     // Changes whose one entry claims a terabyte inside a 200-byte stream.
     let mut frame = br#"{"seq":1,"at":"x","rows":1,"checksum":"00","origin":"x","len":1099511627776}"#.to_vec();
     frame.push(b'\n');

@@ -130,26 +130,21 @@ pub struct RowReader {
     layouts: HashMap<String, Layout>,
 }
 
-/// A table's columns and primary key, as the session extension numbers them.
+/// How a table's rows are read by primary key.
 struct Layout {
     /// `SELECT * FROM t WHERE pk1 IS ?1 AND …`.
     select: String,
-    /// Positions of the primary-key columns, in key order.
-    pk: Vec<usize>,
 }
 
 impl RowReader {
     /// The hash of the row of `table` whose primary key is `key`, if there is one.
     pub fn hash(&mut self, conn: &Connection, table: &str, key: &[Value]) -> Result<Option<u128>, StoreError> {
-        let layout = self.layout(conn, table)?;
-        let mut stmt = conn.prepare_cached(&layout.select)?;
-        let hash = stmt
-            .query_row(rusqlite::params_from_iter(key), |row| {
-                let values = (0..row.as_ref().column_count()).map(|i| row.get_ref(i)).collect::<Result<Vec<_>, _>>()?;
-                Ok(row_hash(table, values))
-            })
-            .optional()?;
-        Ok(hash)
+        let key: Vec<ValueRef> = key.iter().map(ValueRef::from).collect();
+        let mut hasher = RowHasher::default();
+        self.with_row(conn, table, &key, |row| {
+            let values = (0..row.as_ref().column_count()).map(|i| row.get_ref(i)).collect::<Result<Vec<_>, _>>()?;
+            Ok(hasher.hash(table, values))
+        })
     }
 
     /// What `f` makes of the current row of `table` whose primary key is `key`, if there
@@ -167,23 +162,6 @@ impl RowReader {
         Ok(stmt.query_row(rusqlite::params_from_iter(key), f).optional()?)
     }
 
-    /// The current values of a row, when it exists.
-    pub fn values(&mut self, conn: &Connection, table: &str, key: &[Value]) -> Result<Option<Vec<Value>>, StoreError> {
-        let layout = self.layout(conn, table)?;
-        let mut stmt = conn.prepare_cached(&layout.select)?;
-        let values = stmt
-            .query_row(rusqlite::params_from_iter(key), |row| {
-                (0..row.as_ref().column_count()).map(|i| row.get::<_, Value>(i)).collect::<Result<Vec<_>, _>>()
-            })
-            .optional()?;
-        Ok(values)
-    }
-
-    /// Positions of `table`'s primary-key columns.
-    pub fn primary_key(&mut self, conn: &Connection, table: &str) -> Result<&[usize], StoreError> {
-        Ok(&self.layout(conn, table)?.pk)
-    }
-
     fn layout(&mut self, conn: &Connection, table: &str) -> Result<&Layout, StoreError> {
         if !self.layouts.contains_key(table) {
             let mut stmt = conn.prepare("SELECT cid, name, pk FROM pragma_table_info(?1) ORDER BY cid")?;
@@ -199,8 +177,7 @@ impl RowReader {
             let condition: Vec<String> =
                 keyed.iter().enumerate().map(|(i, (_, _, name))| format!("{} IS ?{}", quote(name), i + 1)).collect();
             let select = format!("SELECT * FROM {} WHERE {}", quote(table), condition.join(" AND "));
-            let pk = keyed.iter().map(|k| k.1).collect();
-            self.layouts.insert(table.to_string(), Layout { select, pk });
+            self.layouts.insert(table.to_string(), Layout { select });
         }
         self.layouts.get(table).ok_or_else(|| StoreError::Commit(format!("table {table} has no layout")))
     }

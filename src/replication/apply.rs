@@ -92,8 +92,10 @@ fn check_objects(conn: &Connection, store: Store) -> Result<(), ApplyError> {
 }
 
 /// Checks a staged snapshot on this node's own account: a sound database (`PRAGMA
-/// quick_check`) of this node's schema version and schema objects for `store`.
-pub fn verify(staged: &Path, store: Store) -> Result<(), ApplyError> {
+/// quick_check`) of this node's schema version and schema objects for `store`. For the
+/// Core data, returns the checksum its change log ends at (which the sender checked the
+/// rows against), for the caller to compare with the one the sender reported.
+pub fn verify(staged: &Path, store: Store) -> Result<Option<String>, ApplyError> {
     let conn = crate::store::open_read_only(staged).map_err(|e| ApplyError::Damaged(e.to_string()))?;
     let found: i64 =
         conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(|e| ApplyError::Damaged(e.to_string()))?;
@@ -106,7 +108,10 @@ pub fn verify(staged: &Path, store: Store) -> Result<(), ApplyError> {
     if check != "ok" {
         return Err(ApplyError::Damaged(check));
     }
-    Ok(())
+    match store {
+        Store::Core => Ok(Some(crate::coredb::changelog::head(&conn)?.checksum)),
+        Store::Atlas => Ok(None),
+    }
 }
 
 /// Replaces the live `store` of `data_dir` with the staged snapshot (verified first).

@@ -34,6 +34,10 @@ pub enum SyncError {
     Transfer { found: String, expected: String },
     #[error("the snapshot from {peer} failed the checks it ran on the file: {reason}; nothing was replaced")]
     Unsound { peer: String, reason: String },
+    #[error(
+        "the snapshot's change log ends at checksum {logged}, its sender reported {reported}; nothing was replaced"
+    )]
+    Mismatch { logged: String, reported: String },
     #[error(transparent)]
     Apply(#[from] ApplyError),
     #[error(transparent)]

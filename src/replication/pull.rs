@@ -338,11 +338,16 @@ impl<'a> Pull<'a> {
 }
 
 /// The content checksum of a staged store, once this node's own verification of it has
-/// passed (the sender computed it from the very bytes received, and checked it against
-/// its change log).
+/// passed: the one the sender computed from the very bytes received and checked against
+/// its change log, which for the Core data must also be where the staged log ends.
 fn verified(store: Store, trailer: &Trailer, checking: Checking) -> Result<String, SyncError> {
-    checking.join().map_err(|_| SyncError::Io(format!("the {} verification failed", store.name())))??;
-    Ok(trailer.content.clone())
+    let logged = checking.join().map_err(|_| SyncError::Io(format!("the {} verification failed", store.name())))??;
+    match logged {
+        Some(logged) if logged != trailer.content => {
+            Err(SyncError::Mismatch { logged, reported: trailer.content.clone() })
+        }
+        _ => Ok(trailer.content.clone()),
+    }
 }
 
 /// Records a sync that succeeded: its history, its mail, and what the data here now is

@@ -1,9 +1,9 @@
 //! Taking in what a pull brings, as it comes: each store's header, its bytes into a
 //! staging file (the disk's room checked first against what the sender announced, the
 //! SHA-256 taken as the bytes come), its trailer (with the sender's verdict on a
-//! snapshot); then the application files, each into
-//! staging and checked against its SHA-256. A staged snapshot's own verification starts
-//! as soon as its bytes are in. Nothing here touches the live data.
+//! snapshot); then the application files, each into staging and checked against its
+//! SHA-256. A staged snapshot's own verification starts as soon as its bytes are in.
+//! Nothing here touches the live data.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -19,7 +19,8 @@ use crate::peer::{Framed, Link};
 pub type Progress<'a> = &'a mut dyn FnMut(&str);
 
 /// A staged snapshot's own verification, started as soon as its bytes were in.
-pub type Checking = std::thread::JoinHandle<Result<(), ApplyError>>;
+/// It yields, for the Core data, the checksum the staged change log ends at.
+pub type Checking = std::thread::JoinHandle<Result<Option<String>, ApplyError>>;
 
 /// One store, received into staging, or skipped by the sender (and why).
 pub enum Received {

@@ -80,6 +80,14 @@ impl Run {
         assert_eq!(self.code, code, "exit status\n--- stdout\n{}--- stderr\n{}", self.stdout, self.stderr);
         self
     }
+
+    /// Asserts a refusal: exit status 1 and `text` in what the shell said on stderr.
+    #[track_caller]
+    pub fn expect_refused(&self, text: &str) -> &Run {
+        self.expect_code(1);
+        assert!(self.stderr.contains(text), "{text:?} not in:\n{}", self.stderr);
+        self
+    }
 }
 
 pub fn binary() -> &'static str {
