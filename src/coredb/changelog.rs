@@ -1,5 +1,5 @@
 //! The change log: every write transaction of replicated data records, in the same
-//! transaction, its changeset (SQLite's session extension) under the next sequence
+//! transaction, its changeset (SQLite's format, from [`super::capture`]) under the next sequence
 //! number, with the content checksum the data has after it. A position in the log is a
 //! sequence number and that checksum; an incremental sync asks for what follows the
 //! puller's position. The log keeps what a full copy would not beat: when its changesets
@@ -11,12 +11,13 @@ use std::io::Read;
 
 use rusqlite::fallible_streaming_iterator::FallibleStreamingIterator;
 use rusqlite::hooks::Action;
-use rusqlite::session::{ChangesetIter, Session};
-use rusqlite::types::{Value, ValueRef};
+use rusqlite::session::ChangesetIter;
+use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 
-use super::checksum::{RowHasher, RowReader, Sum, content_checksum, is_replicated};
+use super::capture::Capture;
+use super::checksum::{Sum, content_checksum};
 use crate::store::StoreError;
 
 /// The schema step that creates the log (the base's checksum is filled in by
@@ -96,78 +97,30 @@ pub fn base(conn: &Connection) -> Result<Position, StoreError> {
         .query_row([], |r| Ok(Position { seq: r.get(0)?, checksum: r.get(1)? }))?)
 }
 
-/// Starts recording the changes of replicated tables made on `conn`.
-pub fn capture(conn: &Connection) -> Result<Session<'_>, StoreError> {
-    let mut session = Session::new(conn)?;
-    session.table_filter(Some(is_replicated));
-    session.attach::<&str>(None)?;
-    Ok(session)
-}
-
 /// Ends a capture inside the writing transaction: appends its changeset to the log with
 /// the checksum the data now has. Returns the new entry's number, or `None` when
 /// nothing changed.
-pub fn record(conn: &Connection, mut session: Session<'_>, at: &str, origin: &str) -> Result<Option<i64>, StoreError> {
-    let mut changeset = Vec::new();
-    session.changeset_strm(&mut changeset)?;
-    drop(session);
-    if changeset.is_empty() {
-        return Ok(None);
-    }
-    let head = head(conn)?;
-    let before = Sum::parse(&head.checksum).ok_or_else(|| bad_checksum(&head))?;
-    let (sum, rows) = sum_after(conn, &changeset, before)?;
+pub(super) fn record(conn: &Connection, capture: &Capture, at: &str, origin: &str) -> Result<Option<i64>, StoreError> {
+    let mut last = None;
+    let before = || {
+        let head = head(conn)?;
+        let sum = Sum::parse(&head.checksum).ok_or_else(|| bad_checksum(&head))?;
+        last = Some(head.seq);
+        Ok(sum)
+    };
+    let Some(captured) = capture.finish(conn, before)? else { return Ok(None) };
+    let seq = last.ok_or(StoreError::Stopped)? + 1;
     let entry = Entry {
-        seq: head.seq + 1,
+        seq,
         at: at.to_string(),
-        rows,
-        checksum: sum.to_hex(),
+        rows: captured.rows,
+        checksum: captured.sum.to_hex(),
         origin: origin.to_string(),
-        changeset,
+        changeset: captured.changeset,
     };
     append(conn, &entry)?;
     trim(conn)?;
     Ok(Some(entry.seq))
-}
-
-/// `sum` moved by each row change of `changeset` (made on `conn`, whose rows are read
-/// for what an update left alone), and the number of row changes. Streams through the
-/// changeset: nothing is copied out of it.
-fn sum_after(conn: &Connection, changeset: &[u8], mut sum: Sum) -> Result<(Sum, i64), StoreError> {
-    let mut bytes = changeset;
-    let input: &mut dyn Read = &mut bytes;
-    let mut iter = ChangesetIter::start_strm(&input)?;
-    let (mut reader, mut hasher, mut rows) = (RowReader::default(), RowHasher::default(), 0i64);
-    while let Some(item) = iter.next()? {
-        rows += 1;
-        let op = item.op()?;
-        let (table, columns) = (op.table_name(), usize::try_from(op.number_of_columns()).unwrap_or(0));
-        // An undefined value (a column an update left alone) reads as an error.
-        let old = |i: usize| item.old_value(i).ok();
-        let new = |i: usize| item.new_value(i).ok().unwrap_or(ValueRef::Null);
-        match op.code() {
-            Action::SQLITE_INSERT => sum.add(hasher.hash(table, (0..columns).map(new))),
-            Action::SQLITE_DELETE => {
-                sum.sub(hasher.hash(table, (0..columns).map(|i| old(i).unwrap_or(ValueRef::Null))))
-            }
-            _ => {
-                let pk = item.pk()?;
-                let key: Vec<ValueRef> =
-                    (0..columns).filter(|i| pk.get(*i).is_some_and(|b| *b != 0)).filter_map(old).collect();
-                let pair = reader.with_row(conn, table, &key, |row| {
-                    let now = |i: usize| row.get_ref(i);
-                    let was = (0..columns).map(|i| old(i).map_or_else(|| now(i), Ok)).collect::<Result<Vec<_>, _>>()?;
-                    let was = hasher.hash(table, was);
-                    let is = (0..columns).map(now).collect::<Result<Vec<_>, _>>()?;
-                    Ok((was, hasher.hash(table, is)))
-                })?;
-                let (was, is) = pair.ok_or_else(|| StoreError::Commit(format!("changed row of {table} is gone")))?;
-                sum.sub(was);
-                sum.add(is);
-            }
-        }
-    }
-    Ok((sum, rows))
 }
 
 /// Stores an entry (the primary's own, or one a secondary applied); the caller then
@@ -407,9 +360,11 @@ mod tests {
         // A change undone within the transaction leaves no entry.
         let before = db.log_head().unwrap();
         db.write(|w| {
-            w.tx().execute_batch("SAVEPOINT s")?;
-            w.set_setting("b", Some("x"))?;
-            w.tx().execute_batch("ROLLBACK TO s; RELEASE s")?;
+            let undone = w.op(|w| {
+                w.set_setting("b", Some("x"))?;
+                Err::<(), _>(StoreError::Stopped)
+            });
+            assert!(undone.is_err());
             Ok::<_, StoreError>(())
         })
         .unwrap();

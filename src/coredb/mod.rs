@@ -6,7 +6,9 @@
 //! the data has after it: the write path and what replication reads are one.
 
 pub mod atlas;
+mod capture;
 pub mod changelog;
+mod changeset;
 pub mod checksum;
 mod devices;
 pub mod generate;
@@ -39,6 +41,8 @@ pub struct CoreDb {
     path: PathBuf,
     /// Node id recorded with each change-log entry written here.
     origin: String,
+    /// What the write transactions change, for the change log.
+    capture: capture::Capture,
 }
 
 /// Counts for `show core summary` (the guide's test plan compares device counts).
@@ -78,6 +82,7 @@ pub struct Device {
 /// The write operations on the Core data, inside one transaction.
 pub struct Writes<'a> {
     tx: &'a Transaction<'a>,
+    capture: &'a capture::Capture,
 }
 
 impl CoreDb {
@@ -85,9 +90,10 @@ impl CoreDb {
     /// to disk: an acknowledged check-in survives a crash or a power loss.
     pub fn open(data_dir: &Path) -> Result<CoreDb, StoreError> {
         let path = data_dir.join(CORE_DB);
-        let conn = open_database(&path, SCHEMA_VERSION, schema::migrate)?;
+        let mut conn = open_database(&path, SCHEMA_VERSION, schema::migrate)?;
         conn.pragma_update(None, "synchronous", "FULL")?;
-        Ok(CoreDb { conn, path, origin: String::new() })
+        let capture = capture::Capture::install(&mut conn)?;
+        Ok(CoreDb { conn, path, origin: String::new(), capture })
     }
 
     /// Path of the database file.
@@ -103,9 +109,14 @@ impl CoreDb {
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .map_err(|e| E::from(StoreError::from(e)))?;
-        let session = changelog::capture(&tx).map_err(E::from)?;
-        let value = f(&Writes { tx: &tx })?;
-        changelog::record(&tx, session, &commit_time(), &self.origin).map_err(E::from)?;
+        let capture = &self.capture;
+        capture.begin(&tx).map_err(E::from)?;
+        let result = f(&Writes { tx: &tx, capture }).and_then(|value| {
+            changelog::record(&tx, capture, &commit_time(), &self.origin).map_err(E::from)?;
+            Ok(value)
+        });
+        capture.stop();
+        let value = result?;
         tx.commit().map_err(|e| E::from(StoreError::from(e)))?;
         Ok(value)
     }
@@ -117,7 +128,7 @@ impl CoreDb {
         f: impl FnOnce(&Writes) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let value = f(&Writes { tx: &tx })?;
+        let value = f(&Writes { tx: &tx, capture: &self.capture })?;
         tx.commit()?;
         Ok(value)
     }
@@ -280,6 +291,25 @@ impl Writes<'_> {
     /// The transaction, for the write operations defined next to their data.
     pub(crate) fn tx(&self) -> &Transaction<'_> {
         self.tx
+    }
+
+    /// Runs one step of a write in its own savepoint: when `f` fails, what it changed is
+    /// undone (in the data and in the change capture) and the write goes on. The only
+    /// way to undo part of a write: the capture refuses any other `ROLLBACK TO`.
+    pub fn op<T, E: From<StoreError>>(&self, f: impl FnOnce(&Writes) -> Result<T, E>) -> Result<T, E> {
+        let sql =
+            |s: &str| self.tx.prepare_cached(s).and_then(|mut st| st.execute([])).map(drop).map_err(StoreError::from);
+        sql(capture::BEGIN_OP).map_err(E::from)?;
+        let result = self.capture.mark(self.tx).map_err(E::from).and_then(|mark| {
+            let result = f(self);
+            if result.is_err() {
+                sql(capture::UNDO_OP).map_err(E::from)?;
+                self.capture.undo(self.tx, mark);
+            }
+            result
+        });
+        sql(capture::END_OP).map_err(E::from)?;
+        result
     }
 }
 /// When a change is committed, as its change-log entry records it: to the millisecond,

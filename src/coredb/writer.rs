@@ -180,8 +180,7 @@ fn run(
 
 /// Applies one operation in its own savepoint.
 fn apply(w: &Writes, op: &Op, now: &str, atlas: bool) -> Result<Done, DeviceError> {
-    w.tx().prepare_cached("SAVEPOINT op")?.execute([])?;
-    let result = match op {
+    w.op(|w| match op {
         Op::Register { reg, token } => w
             .register_device(reg, &token_hash(token), now)
             .map(|device_id| Done::Registered(Registered { device_id, token: token.clone() })),
@@ -192,10 +191,5 @@ fn apply(w: &Writes, op: &Op, now: &str, atlas: bool) -> Result<Done, DeviceErro
             }
             Ok(Done::CheckedIn(c))
         }),
-    };
-    if result.is_err() {
-        w.tx().prepare_cached("ROLLBACK TO op")?.execute([])?;
-    }
-    w.tx().prepare_cached("RELEASE op")?.execute([])?;
-    result
+    })
 }
