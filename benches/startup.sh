@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Startup benchmark (issue: the shell): `coresh -c 'show failover'` on a node with
 # 10,000 failover-history rows, against `sqlite3 <db> 'select 1'` on the same database
-# in the same run. Prints both medians and their ratio (goal: at most 1.5x), the page
+# in the same run (10 rounds of 20 runs, alternating). Prints the medians and their
+# ratio (goal: at most 1.5x), the page
 # faults of one start (perf stat, 100 runs) and the binary's dynamic relocations.
-# BASELINE=/path/to/another/coresh measures that binary too, in the same run, on the
-# same data directory (e.g. a release build of the commit before a change).
+# BASELINE=/path/to/another/coresh measures that binary too, in the same run, on a copy
+# of the same data directory (e.g. a release build of the commit before a change).
 # Needs hyperfine, sqlite3 and perf (Debian packages; installed here when missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,15 +34,25 @@ sqlite3 "$db" "
          CASE i % 2 WHEN 0 THEN 'secondary' ELSE 'primary' END,
          'bench', 'bench@batch' FROM n;"
 rows=$(sqlite3 "$db" 'SELECT count(*) FROM failover_history')
+# Each start appends an audit row, so the WAL a start reads back grows run by run: the
+# baseline gets a copy of its own, or it would start where coresh's runs left the WAL.
+sqlite3 "$db" 'PRAGMA wal_checkpoint(TRUNCATE)' >/dev/null
+cp -r "$CORESH_DATA_DIR" "$work/baseline-node"
 
 baseline=()
 if [ -n "${BASELINE:-}" ]; then
-    baseline=(-n baseline "$BASELINE -c 'show failover'")
+    baseline=(-n baseline "$BASELINE --data-dir $work/baseline-node -c 'show failover'")
 fi
-hyperfine --warmup 5 --runs 200 -N --export-json "$work/result.json" \
-    -n coresh "$bin -c 'show failover'" \
-    "${baseline[@]}" \
-    -n sqlite3 "sqlite3 $db 'select 1'" >/dev/null
+# 10 rounds of 20 runs each, the commands' order reversed every other round: a machine
+# whose speed drifts during the run (these do) then moves every command alike, instead
+# of whichever hyperfine happened to run last.
+for round in $(seq 10); do
+    commands=(-n coresh "$bin -c 'show failover'" "${baseline[@]}" -n sqlite3 "sqlite3 $db 'select 1'")
+    if [ $((round % 2)) -eq 0 ]; then
+        commands=(-n sqlite3 "sqlite3 $db 'select 1'" "${baseline[@]}" -n coresh "$bin -c 'show failover'")
+    fi
+    hyperfine --warmup 3 --runs 20 -N --export-json "$work/result-$round.json" "${commands[@]}" >/dev/null 2>&1
+done
 
 faults() {
     perf stat -r 100 -x, -e page-faults "$@" 2>&1 >/dev/null | awk -F, '/page-faults/ {print $1}'
@@ -52,20 +63,24 @@ relocs() {
 {
     echo "coresh $(faults "$bin" -c 'show failover') $(relocs "$bin")"
     if [ -n "${BASELINE:-}" ]; then
-        echo "baseline $(faults "$BASELINE" -c 'show failover') $(relocs "$BASELINE")"
+        echo "baseline $(faults "$BASELINE" --data-dir "$work/baseline-node" -c 'show failover') $(relocs "$BASELINE")"
     fi
     echo "sqlite3 $(faults sqlite3 "$db" 'select 1') -"
 } > "$work/faults.txt"
 
-python3 - "$work/result.json" "$rows" "$work/faults.txt" <<'PY'
-import json, sys
-results = {r["command"]: r for r in json.load(open(sys.argv[1]))["results"]}
+python3 - "$work" "$rows" "$work/faults.txt" <<'PY'
+import glob, json, statistics, sys
+times = {}
+for path in glob.glob(sys.argv[1] + "/result-*.json"):
+    for r in json.load(open(path))["results"]:
+        times.setdefault(r["command"], []).extend(r["times"])
+results = {name: statistics.median(t) for name, t in times.items()}
 extra = {l.split()[0]: l.split()[1:] for l in open(sys.argv[3])}
-s = results["sqlite3"]["median"]
-print(f"history rows: {sys.argv[2]}")
+s = results["sqlite3"]
+print(f"history rows: {sys.argv[2]}; runs: {len(times['sqlite3'])} each")
 for name in ["coresh", "baseline", "sqlite3"]:
     if name in results:
-        m = results[name]["median"]
+        m = results[name]
         faults, relocs = extra[name]
         print(f"{name:9} median {m*1000:.2f} ms  ratio {m/s:.2f}x  page faults {faults}  dynamic relocations {relocs}")
 PY

@@ -116,7 +116,7 @@ impl Capture {
     }
 
     /// Stops recording (the write ended, committed or not).
-    pub fn stop(&self) {
+    fn stop(&self) {
         self.active.store(false, Ordering::Release);
     }
 
@@ -124,8 +124,10 @@ impl Capture {
         self.active.load(Ordering::Acquire)
     }
 
-    /// Starts capturing the changes made on `conn` (in the write transaction just begun).
-    pub fn begin(&self, conn: &Connection) -> Result<(), StoreError> {
+    /// Starts capturing the changes made on `conn` (in the write transaction just begun),
+    /// until [`Capture::finish`] or the returned guard's drop (a write that failed or
+    /// panicked).
+    pub fn begin(&self, conn: &Connection) -> Result<Recording<'_>, StoreError> {
         let version: i64 = conn.prepare_cached("PRAGMA schema_version")?.query_row([], |r| r.get(0))?;
         let mut c = lock(&self.changes);
         if c.schema_version != Some(version) {
@@ -141,7 +143,7 @@ impl Capture {
         c.counted = conn.total_changes();
         drop(c);
         self.active.store(true, Ordering::Release);
-        Ok(())
+        Ok(Recording(self))
     }
 
     /// Where the write stands now; checks that every change so far was seen.
@@ -210,6 +212,15 @@ impl Capture {
             }
         }
         Ok(Some(Captured { changeset, rows: merged.len() as i64, sum }))
+    }
+}
+
+/// A write being recorded; recording stops when it goes.
+pub struct Recording<'a>(&'a Capture);
+
+impl Drop for Recording<'_> {
+    fn drop(&mut self) {
+        self.0.stop();
     }
 }
 

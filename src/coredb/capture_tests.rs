@@ -199,3 +199,24 @@ fn a_rollback_to_any_other_savepoint_is_refused_inside_a_write() {
     // Outside a write, SQLite's own savepoints (changeset application uses them) work.
     db.connection().execute_batch("SAVEPOINT s; ROLLBACK TO s; RELEASE s").unwrap();
 }
+
+#[test]
+fn a_write_that_panics_stops_recording() {
+    let (_dir, mut db) = seeded();
+    let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        db.write(|w| {
+            w.tx().execute("UPDATE devices SET model = 'x' WHERE id = 1", [])?;
+            panic!("a bug in a write");
+            #[allow(unreachable_code)]
+            Ok::<_, StoreError>(())
+        })
+    }));
+    assert!(panicked.is_err());
+    // Not recording any more: SQLite's own savepoints work again, and the next write
+    // logs only its own change.
+    db.connection().execute_batch("SAVEPOINT s; ROLLBACK TO s; RELEASE s").unwrap();
+    let before = db.log_head().unwrap();
+    db.write(|w| w.tx().execute("UPDATE devices SET model = 'y' WHERE id = 2", []).map_err(StoreError::from)).unwrap();
+    let entries = changelog::next_after(db.connection(), &before, 10, usize::MAX).unwrap().unwrap();
+    assert_eq!(described(&entries[0].changeset).len(), 1);
+}

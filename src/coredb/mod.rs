@@ -110,13 +110,13 @@ impl CoreDb {
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .map_err(|e| E::from(StoreError::from(e)))?;
         let capture = &self.capture;
-        capture.begin(&tx).map_err(E::from)?;
-        let result = f(&Writes { tx: &tx, capture }).and_then(|value| {
+        let recording = capture.begin(&tx).map_err(E::from)?;
+        let value = f(&Writes { tx: &tx, capture }).and_then(|value| {
             changelog::record(&tx, capture, &commit_time(), &self.origin).map_err(E::from)?;
             Ok(value)
         });
-        capture.stop();
-        let value = result?;
+        drop(recording);
+        let value = value?;
         tx.commit().map_err(|e| E::from(StoreError::from(e)))?;
         Ok(value)
     }
