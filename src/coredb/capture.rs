@@ -23,7 +23,7 @@ use rusqlite::hooks::{AuthAction, AuthContext, Authorization, PreUpdateCase, Tra
 use rusqlite::types::ValueRef;
 
 use super::changeset::{DELETE, INSERT, Values, differs, primary_key, put_row, put_table, put_value, update};
-use super::checksum::{RowHasher, Sum, is_replicated};
+use super::checksum::{RowHasher, Sum, is_replicated, key_places};
 use crate::store::StoreError;
 
 /// The savepoint a write's steps run in ([`crate::coredb::Writes::op`]); the only one a
@@ -72,7 +72,7 @@ pub struct Mark {
 }
 
 /// The capture of one connection (the hook holds the other handle).
-#[derive(Clone, Default)]
+#[derive(Default)]
 pub struct Capture {
     changes: Arc<Mutex<Changes>>,
     /// Whether a write is being recorded (read by the hooks without the lock).
@@ -179,9 +179,6 @@ impl Capture {
             return Ok(None);
         }
         c.account(conn)?;
-        if c.raws.is_empty() {
-            return Ok(None);
-        }
         let merged = c.merge();
         if merged.is_empty() {
             return Ok(None);
@@ -342,26 +339,15 @@ impl Changes {
 }
 
 /// The replicated tables of `conn`, with their primary keys as the session extension
-/// records them.
+/// records them (a column's place in the key, from `PRAGMA table_info`).
 fn read_tables(conn: &Connection) -> Result<Vec<Table>, StoreError> {
-    let mut tables = Vec::new();
-    for name in super::checksum::tables(conn)? {
-        let mut stmt = conn.prepare(&format!("PRAGMA table_xinfo({})", super::checksum::quote(&name)))?;
-        let mut pk = Vec::new();
-        let mut rows = stmt.query([])?;
-        while let Some(row) = rows.next()? {
-            let (place, hidden): (i64, i64) = (row.get(5)?, row.get(6)?);
-            if hidden != 0 {
-                return Err(StoreError::Commit(format!("table {name} has a hidden or generated column")));
-            }
-            pk.push(u8::try_from(place).unwrap_or(u8::MAX));
-        }
-        if pk.iter().all(|p| *p == 0) {
-            return Err(StoreError::Commit(format!("table {name} has no primary key: it cannot be replicated")));
-        }
-        tables.push(Table { name, pk });
-    }
-    Ok(tables)
+    super::checksum::tables(conn)?
+        .into_iter()
+        .map(|name| {
+            let pk = key_places(conn, &name)?.into_iter().map(|(_, place)| place).collect();
+            Ok(Table { name, pk })
+        })
+        .collect()
 }
 
 #[cfg(test)]

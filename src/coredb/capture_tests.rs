@@ -220,3 +220,27 @@ fn a_write_that_panics_stops_recording() {
     let entries = changelog::next_after(db.connection(), &before, 10, usize::MAX).unwrap().unwrap();
     assert_eq!(described(&entries[0].changeset).len(), 1);
 }
+
+#[test]
+fn a_table_the_capture_does_not_know_refuses_the_write() {
+    let (_dir, mut db) = seeded();
+    let before = db.log_head().unwrap();
+    // A table made inside the write is not in the capture's list (read at its start).
+    let err = db
+        .write(|w| {
+            w.tx().execute_batch("CREATE TABLE extra (id INTEGER PRIMARY KEY); INSERT INTO extra VALUES (1)")?;
+            Ok::<_, StoreError>(())
+        })
+        .expect_err("a change to an unknown table was taken");
+    assert!(err.to_string().contains("table extra is not one change capture knows"), "{err}");
+    assert_eq!(db.log_head().unwrap(), before);
+}
+
+#[test]
+fn a_replicated_table_without_a_primary_key_stops_writes_rather_than_go_unlogged() {
+    let (_dir, mut db) = seeded();
+    db.connection().execute_batch("CREATE TABLE loose (a TEXT)").unwrap();
+    let err =
+        db.write(|w| w.set_setting("a", Some("3"))).expect_err("a write went on while a table could not be captured");
+    assert!(err.to_string().contains("table loose has no primary key"), "{err}");
+}

@@ -89,7 +89,7 @@ fn next_value(bytes: &[u8]) -> (ValueRef<'_>, usize) {
         Some(FLOAT) => (ValueRef::Real(f64::from_bits(u64::from_be_bytes(word(bytes)))), 9),
         Some(kind @ (TEXT | BLOB)) => {
             let (n, head) = get_varint(&bytes[1..]);
-            let start = 1 + head;
+            let start = (1 + head).min(bytes.len());
             let end = start.saturating_add(usize::try_from(n).unwrap_or(usize::MAX)).min(bytes.len());
             let data = &bytes[start..end];
             (if kind == TEXT { ValueRef::Text(data) } else { ValueRef::Blob(data) }, end)

@@ -123,6 +123,20 @@ pub fn quote(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
+/// Each column of `table`, in order, with its place in the primary key (1-based; 0 for a
+/// column outside it). Refuses a table without a primary key: its rows could not be
+/// told apart by a change.
+pub fn key_places(conn: &Connection, table: &str) -> Result<Vec<(String, u8)>, StoreError> {
+    let mut stmt = conn.prepare_cached("SELECT name, pk FROM pragma_table_info(?1) ORDER BY cid")?;
+    let columns: Vec<(String, u8)> = stmt
+        .query_map([table], |r| Ok((r.get(0)?, u8::try_from(r.get::<_, i64>(1)?).unwrap_or(u8::MAX))))?
+        .collect::<Result<_, _>>()?;
+    if columns.iter().all(|c| c.1 == 0) {
+        return Err(StoreError::Commit(format!("table {table} has no primary key: it cannot be replicated")));
+    }
+    Ok(columns)
+}
+
 /// Reads rows by primary key, for hashing what a change touched; keeps each table's
 /// layout once looked up.
 #[derive(Default)]
@@ -164,18 +178,12 @@ impl RowReader {
 
     fn layout(&mut self, conn: &Connection, table: &str) -> Result<&Layout, StoreError> {
         if !self.layouts.contains_key(table) {
-            let mut stmt = conn.prepare("SELECT cid, name, pk FROM pragma_table_info(?1) ORDER BY cid")?;
-            let columns: Vec<(usize, String, i64)> = stmt
-                .query_map([table], |r| Ok((r.get::<_, i64>(0)? as usize, r.get(1)?, r.get(2)?)))?
-                .collect::<Result<_, _>>()?;
-            let mut keyed: Vec<(i64, usize, &str)> =
-                columns.iter().filter(|c| c.2 > 0).map(|c| (c.2, c.0, c.1.as_str())).collect();
+            let columns = key_places(conn, table)?;
+            let mut keyed: Vec<(u8, &str)> =
+                columns.iter().filter(|c| c.1 > 0).map(|(name, place)| (*place, name.as_str())).collect();
             keyed.sort_unstable();
-            if keyed.is_empty() {
-                return Err(StoreError::Commit(format!("table {table} has no primary key: it cannot be replicated")));
-            }
             let condition: Vec<String> =
-                keyed.iter().enumerate().map(|(i, (_, _, name))| format!("{} IS ?{}", quote(name), i + 1)).collect();
+                keyed.iter().enumerate().map(|(i, (_, name))| format!("{} IS ?{}", quote(name), i + 1)).collect();
             let select = format!("SELECT * FROM {} WHERE {}", quote(table), condition.join(" AND "));
             self.layouts.insert(table.to_string(), Layout { select });
         }
