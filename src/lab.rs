@@ -187,8 +187,10 @@ fn build(dir: &Path, nodes: u8, lab: &mut Lab) -> anyhow::Result<()> {
         config(&node.data_dir, &lines.iter().map(String::as_str).collect::<Vec<_>>())?;
     }
     // The secondary follows the primary; the DR node follows the secondary (a cascade)
-    // and never promotes itself. Both stream each change as it commits; the schedule
-    // stays as a second way.
+    // and never promotes itself. Each is synced first, then streams each change as it
+    // commits (streaming from before the sync would start a second, racing full sync,
+    // and the node downstream could copy the data it replaces); the schedule stays as a
+    // second way.
     for (i, node) in lab.nodes.iter().enumerate().skip(1) {
         let upstream = lab.nodes[i - 1].ssh;
         let on_failure = if node.role == "dr" { "keep-standby" } else { "promote" };
@@ -198,14 +200,13 @@ fn build(dir: &Path, nodes: u8, lab: &mut Lab) -> anyhow::Result<()> {
             format!("primary-host {upstream}"),
             "heartbeat interval 5".into(),
             format!("on-failure {on_failure}"),
-            "replication mode continuous".into(),
             // Scheduled syncs from the next minute on, every 5 minutes.
             format!("sync start-time {}", (chrono::Utc::now() + chrono::Duration::minutes(1)).format("%H:%M")),
             "sync run-every 5 minutes".into(),
-            "service enable".into(),
         ];
         config(&node.data_dir, &lines.iter().map(String::as_str).collect::<Vec<_>>())?;
         shell(&node.data_dir, &["enable".into(), format!("failover sync {upstream}")])?;
+        config(&node.data_dir, &["high-availability", "replication mode continuous", "service enable"])?;
     }
     // HA on the primary too, once the others are secondaries: a switchover can then make
     // it a standby.

@@ -28,11 +28,25 @@ fn change(data_dir: &str) -> i64 {
     v["change"].as_i64().unwrap_or(0)
 }
 
+/// Takes a lab down when a test ends, passed or failed (a failed test left its daemons
+/// and their device load running, and every later test and benchmark shared the
+/// machine with them).
+struct Down(std::path::PathBuf);
+
+impl Drop for Down {
+    fn drop(&mut self) {
+        if self.0.exists() {
+            let _ = coresh(&["lab", "down", "--dir", self.0.to_str().unwrap_or_default()]);
+        }
+    }
+}
+
 #[test]
 fn a_lab_comes_up_working_and_goes_down_without_a_trace() {
     let parent = tempfile::tempdir().unwrap();
     let dir = parent.path().join("lab");
     let dir_s = dir.to_str().unwrap();
+    let _down = Down(dir.clone());
     let up = coresh(&["lab", "up", "--nodes", "3", "--dir", dir_s]);
     up.expect_code(0);
     let lab: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("lab.json")).unwrap()).unwrap();
