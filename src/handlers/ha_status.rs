@@ -261,7 +261,7 @@ pub fn show_failover(ctx: &mut Ctx, _: &Args) -> Result<Reply, CmdError> {
         replication: Replication::default(),
         quorum: QuorumView::of(&s, &ctx.node.data_dir),
     };
-    let head = ctx.node.core()?.log_head()?.seq;
+    let head = ctx.node.log_head()?.seq;
     let store = &ctx.node.store;
     failover.replication = Replication::of(&s, store, head, Utc::now())?;
     Ok(Reply::show(failover))
