@@ -36,8 +36,12 @@ sqlite3 "$db" "
 rows=$(sqlite3 "$db" 'SELECT count(*) FROM failover_history')
 # Each start appends an audit row, so the WAL a start reads back grows run by run: the
 # baseline gets a copy of its own, or it would start where coresh's runs left the WAL.
+# So does sqlite3: its last close checkpoints and removes the WAL, which on coresh's copy
+# gave coresh (never the baseline) a short WAL to start from (until 2026-12-02).
 sqlite3 "$db" 'PRAGMA wal_checkpoint(TRUNCATE)' >/dev/null
 cp -r "$CORESH_DATA_DIR" "$work/baseline-node"
+cp -r "$CORESH_DATA_DIR" "$work/sqlite3-node"
+plain="$work/sqlite3-node/system.db"
 
 baseline=()
 if [ -n "${BASELINE:-}" ]; then
@@ -46,10 +50,14 @@ fi
 # 10 rounds of 20 runs each, the commands' order reversed every other round: a machine
 # whose speed drifts during the run (these do) then moves every command alike, instead
 # of whichever hyperfine happened to run last.
+# Each round starts both coresh copies from an empty WAL, as a node whose daemon
+# checkpoints would.
 for round in $(seq 10); do
-    commands=(-n coresh "$bin -c 'show failover'" "${baseline[@]}" -n sqlite3 "sqlite3 $db 'select 1'")
+    sqlite3 "$db" 'PRAGMA wal_checkpoint(TRUNCATE)' >/dev/null
+    sqlite3 "$work/baseline-node/system.db" 'PRAGMA wal_checkpoint(TRUNCATE)' >/dev/null
+    commands=(-n coresh "$bin -c 'show failover'" "${baseline[@]}" -n sqlite3 "sqlite3 $plain 'select 1'")
     if [ $((round % 2)) -eq 0 ]; then
-        commands=(-n sqlite3 "sqlite3 $db 'select 1'" "${baseline[@]}" -n coresh "$bin -c 'show failover'")
+        commands=(-n sqlite3 "sqlite3 $plain 'select 1'" "${baseline[@]}" -n coresh "$bin -c 'show failover'")
     fi
     hyperfine --warmup 3 --runs 20 -N --export-json "$work/result-$round.json" "${commands[@]}" >/dev/null 2>&1
 done
@@ -65,7 +73,7 @@ relocs() {
     if [ -n "${BASELINE:-}" ]; then
         echo "baseline $(faults "$BASELINE" --data-dir "$work/baseline-node" -c 'show failover') $(relocs "$BASELINE")"
     fi
-    echo "sqlite3 $(faults sqlite3 "$db" 'select 1') -"
+    echo "sqlite3 $(faults sqlite3 "$plain" 'select 1') -"
 } > "$work/faults.txt"
 
 python3 - "$work" "$rows" "$work/faults.txt" <<'PY'
