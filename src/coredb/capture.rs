@@ -26,12 +26,17 @@ use super::changeset::{DELETE, INSERT, Values, differs, primary_key, put_row, pu
 use super::checksum::{RowHasher, Sum, is_replicated, key_places};
 use crate::store::StoreError;
 
-/// The savepoint a write's steps run in ([`crate::coredb::Writes::op`]); the only one a
-/// write may roll back to.
-pub const SAVEPOINT: &str = "op";
-pub const BEGIN_OP: &str = "SAVEPOINT op";
-pub const UNDO_OP: &str = "ROLLBACK TO op";
-pub const END_OP: &str = "RELEASE op";
+/// The name of the savepoint a write's steps run in ([`crate::coredb::Writes::op`]); the
+/// only one a write may roll back to. The statements below are spelled from it.
+macro_rules! op_savepoint {
+    () => {
+        "op"
+    };
+}
+pub const SAVEPOINT: &str = op_savepoint!();
+pub const BEGIN_OP: &str = concat!("SAVEPOINT ", op_savepoint!());
+pub const UNDO_OP: &str = concat!("ROLLBACK TO ", op_savepoint!());
+pub const END_OP: &str = concat!("RELEASE ", op_savepoint!());
 
 /// A replicated table as the changeset names it.
 #[derive(Debug, PartialEq, Eq)]

@@ -74,13 +74,13 @@ impl Node {
     }
 
     /// Where the Core data's change log ends. A shell that only shows it reads it from a
-    /// read-only connection (about half a millisecond less than opening the Core data
-    /// for writes, with its schema check and change capture); the Core data is opened,
-    /// and created, when it is already open, absent or unreadable that way.
+    /// read-only connection, without the schema check and change capture of opening the
+    /// Core data for writes (docs/benchmarks.md: 1 to 4% of a `show failover` start);
+    /// the Core data is opened, and created, when it is already open, absent (a
+    /// read-only open does not create it) or unreadable that way.
     pub fn log_head(&mut self) -> Result<crate::coredb::changelog::Position, StoreError> {
         let path = self.data_dir.join(crate::coredb::CORE_DB);
         if self.core.is_none()
-            && path.exists()
             && let Ok(head) = crate::store::open_read_only(&path)
                 .map_err(StoreError::from)
                 .and_then(|c| crate::coredb::changelog::head(&c))
