@@ -203,7 +203,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
     }
     match cli.command {
         Some(Command::Docs { what }) => {
-            let grammar = Grammar::builtin().map_err(|e| anyhow::anyhow!("{e}"))?;
+            let grammar = Grammar::builtin();
             match what {
                 Docs::Commands => print!("{}", commands_markdown(grammar)),
                 Docs::Json => print!("{}", coresh::shell::json_docs::json_markdown(grammar)),
@@ -287,7 +287,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         Some(Command::ConsoleSession { user, source, session, command, privileged, readonly }) => {
             let node = Node::open(&data_dir)?;
             let session = Session { readonly, ..Session::remote(&user, &source, session) };
-            let mut shell = Shell::new(node, session).map_err(anyhow::Error::msg)?;
+            let mut shell = Shell::new(node, session);
             return Ok(match command {
                 Some(line) if privileged => {
                     let options = BatchOptions { secret: batch_secret(None)?, ..BatchOptions::default() };
@@ -305,7 +305,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
     let user = std::env::var("USER").ok().filter(|u| !u.is_empty()).unwrap_or_else(|| "admin".into());
     let interactive = cli.commands.is_empty() && std::io::stdin().is_terminal();
     let source = if interactive { "console" } else { "batch" };
-    let mut shell = Shell::new(node, Session::new(&user, source)).map_err(anyhow::Error::msg)?;
+    let mut shell = Shell::new(node, Session::new(&user, source));
     if interactive {
         return Ok(run_interactive(&mut shell));
     }

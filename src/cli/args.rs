@@ -5,9 +5,8 @@
 //! catches it.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
 
-use crate::grammar::ArgKind;
+use crate::grammar::{ArgKind, List, Text};
 use crate::host::{HostPort, StatusUrl, check_dns_name};
 
 /// A checked argument value.
@@ -32,9 +31,9 @@ pub struct Args {
     pub keywords: BTreeSet<String>,
     /// Index of the first word of a secret argument, which echoes and logs leave out.
     pub secret_at: Option<usize>,
-    /// Every name the matched command's handler may ask for (from the grammar); `None`
-    /// for arguments built by hand.
-    pub declared: Option<Arc<BTreeSet<String>>>,
+    /// Every name the matched command's handler may ask for (from the grammar, sorted);
+    /// `None` for arguments built by hand.
+    pub declared: Option<List<Text>>,
 }
 
 impl Args {
@@ -86,7 +85,7 @@ impl Args {
     fn declares(&self, name: &str) {
         if let Some(declared) = &self.declared {
             debug_assert!(
-                declared.contains(name),
+                declared.binary_search_by(|d| (**d).cmp(name)).is_ok(),
                 "a handler asked for {name}, which none of its commands declares (declared: {declared:?})"
             );
         }
@@ -166,7 +165,7 @@ mod tests {
     #[cfg(debug_assertions)]
     #[should_panic(expected = "a handler asked for HSOT")]
     fn asking_for_an_undeclared_name_stops_a_debug_build() {
-        let args = Args { declared: Some(Arc::new(["HOST".to_string()].into())), ..Args::default() };
+        let args = Args { declared: Some(vec![Text::from("HOST")].into()), ..Args::default() };
         assert_eq!(args.host("HOST"), None);
         let _ = args.host("HSOT");
     }

@@ -4,8 +4,8 @@
 
 use crate::cli::args::{Args, Value, check, is_catch_all, takes_rest};
 use crate::cli::lexer::{Line, Segment, Token};
-use crate::cli::tree::{Elem, NodeId, Tree};
 use crate::grammar::ArgKind;
+use crate::grammar::{Elem, NodeId, Tree};
 
 /// A command that matched, ready to run.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,15 +80,15 @@ impl<'a> Matcher<'a> {
         for child in self.next_nodes(node) {
             match &self.tree.nodes[child].elem {
                 Elem::Keyword { word, help, .. } if word.starts_with(&prefix) => {
-                    items.push(HelpItem { word: word.clone(), help: help.clone() });
+                    items.push(HelpItem { word: word.to_string(), help: help.to_string() });
                 }
                 Elem::Arg { name, kind, help } if !partial => {
                     let word = match kind {
                         ArgKind::Int { .. } => kind.to_string(),
                         ArgKind::Secret | ArgKind::Regex | ArgKind::SshKey => "LINE".to_string(),
-                        _ => name.clone(),
+                        _ => name.to_string(),
                     };
-                    args.push(HelpItem { word, help: help.clone() });
+                    args.push(HelpItem { word, help: help.to_string() });
                 }
                 _ => {}
             }
@@ -112,7 +112,7 @@ impl<'a> Matcher<'a> {
             .next_nodes(node)
             .into_iter()
             .filter_map(|c| match &self.tree.nodes[c].elem {
-                Elem::Keyword { word, .. } if word.starts_with(&prefix) => Some(word.clone()),
+                Elem::Keyword { word, .. } if word.starts_with(&prefix) => Some(word.to_string()),
                 _ => None,
             })
             .collect();
@@ -164,16 +164,16 @@ impl<'a> Matcher<'a> {
             });
             if let Some((child, name, mode)) = exec {
                 let target = self.tree.root(&mode).ok_or(MatchError::Incomplete)?;
-                args.values.insert(name, Value::Text(line.rest(seg, i)));
+                args.values.insert(name.to_string(), Value::Text(line.rest(seg, i)));
                 let inner = self.walk(target, line, seg, i, upto)?;
-                return Ok(Walk { node: child, args, inner: Some((mode, Box::new(inner))) });
+                return Ok(Walk { node: child, args, inner: Some((mode.to_string(), Box::new(inner))) });
             }
             let child = self.pick(node, token)?;
             match &self.tree.nodes[child].elem {
                 Elem::Keyword { word, capture, .. } => {
-                    args.keywords.insert(word.clone());
+                    args.keywords.insert(word.to_string());
                     if let Some(name) = capture {
-                        args.values.insert(name.clone(), Value::Text(word.clone()));
+                        args.values.insert(name.to_string(), Value::Text(word.to_string()));
                     }
                 }
                 Elem::Arg { name, kind, .. } => {
@@ -181,7 +181,7 @@ impl<'a> Matcher<'a> {
                     let text = if rest { line.rest(seg, i) } else { token.text.clone() };
                     let value = check(kind, &text)
                         .map_err(|detail| MatchError::Invalid { column: token.column, detail: Some(detail) })?;
-                    args.values.insert(name.clone(), value);
+                    args.values.insert(name.to_string(), value);
                     if *kind == ArgKind::Secret {
                         args.secret_at = Some(i);
                     }

@@ -31,7 +31,7 @@ pub fn commands_markdown(g: &Grammar) -> String {
         let _ = writeln!(out, "| `\\| {}` | {} |", display_spec(&f.spec), f.doc);
     }
     out.push_str("\n## Arguments\n\n| Argument | Accepts | Description |\n|---|---|---|\n");
-    for arg in g.args.values() {
+    for arg in &g.args {
         let accepts = match &arg.kind {
             ArgKind::Exec(mode) => format!("a {mode} mode command"),
             ArgKind::Secret => "rest of the line (never logged)".to_string(),
@@ -62,7 +62,7 @@ pub fn display_spec(spec: &[SpecToken]) -> String {
     let mut words = Vec::new();
     for token in spec {
         words.push(match token {
-            SpecToken::Keyword(w) | SpecToken::Arg(w) => w.clone(),
+            SpecToken::Keyword(w) | SpecToken::Arg(w) => w.to_string(),
             SpecToken::Choice { options, .. } => format!("{{{}}}", options.join("\\|")),
             SpecToken::Optional(inner) => format!("[{}]", display_spec(inner)),
         });

@@ -1,97 +1,152 @@
-//! Writes a parsed [`Grammar`] as Rust source (`fn built() -> Grammar`), for the build
-//! script: the code constructs the same value the parser made, so a start builds its
-//! command tree without parsing.
+//! Writes a parsed [`Grammar`] and its command [`Tree`] as Rust source, for the build
+//! script: `static GRAMMAR` and `static TREE`, the very values the parser and
+//! [`Tree::build`] made, every text and list borrowed from the binary. A start then
+//! builds neither: it reads them where they lie.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
-use super::{ArgDef, ArgKind, CommandDef, Grammar, ModeDef, SpecToken};
+use super::{ArgDef, ArgKind, CommandDef, Elem, End, Grammar, ModeDef, Node, SpecToken, Text, Tree};
 
-/// A string as a Rust expression (`Debug` writes a valid, escaped literal).
-fn s(text: &str) -> String {
-    format!("s({text:?})")
+/// A text as a Rust expression (`Debug` writes a valid, escaped literal).
+fn t(text: &str) -> String {
+    format!("t({text:?})")
 }
 
-fn opt(text: &Option<String>) -> String {
-    match text {
-        Some(t) => format!("Some({})", s(t)),
-        None => "None".into(),
-    }
+fn opt(text: &Option<Text>) -> String {
+    text.as_deref().map_or_else(|| "None".into(), |x| format!("Some({})", t(x)))
 }
 
-fn map(m: &BTreeMap<String, String>) -> String {
-    let pairs: Vec<String> = m.iter().map(|(k, v)| format!("({}, {})", s(k), s(v))).collect();
-    format!("BTreeMap::from([{}])", pairs.join(", "))
+/// A list of already written items.
+fn l(items: impl IntoIterator<Item = String>) -> String {
+    format!("l![{}]", items.into_iter().collect::<Vec<_>>().join(", "))
+}
+
+/// A list of texts.
+fn texts<'a>(items: impl IntoIterator<Item = &'a Text>) -> String {
+    l(items.into_iter().map(|x| t(x)))
+}
+
+fn pairs(items: &[(Text, Text)]) -> String {
+    l(items.iter().map(|(k, v)| format!("({}, {})", t(k), t(v))))
 }
 
 fn mode(m: &ModeDef) -> String {
     format!(
         "ModeDef {{ name: {}, parent: {}, inherits: {}, via: {}, prompt: {}, help: {} }}",
-        s(&m.name),
+        t(&m.name),
         opt(&m.parent),
         opt(&m.inherits),
         opt(&m.via),
-        s(&m.prompt),
-        s(&m.help)
+        t(&m.prompt),
+        t(&m.help)
     )
 }
 
 fn kind(k: &ArgKind) -> String {
     match k {
         ArgKind::Int { min, max } => format!("ArgKind::Int {{ min: {min}, max: {max} }}"),
-        ArgKind::Exec(mode) => format!("ArgKind::Exec({})", s(mode)),
+        ArgKind::Exec(mode) => format!("ArgKind::Exec({})", t(mode)),
         other => format!("ArgKind::{other:?}"),
     }
 }
 
 fn arg(a: &ArgDef) -> String {
-    format!("ArgDef {{ name: {}, kind: {}, help: {} }}", s(&a.name), kind(&a.kind), s(&a.help))
+    format!("ArgDef {{ name: {}, kind: {}, help: {} }}", t(&a.name), kind(&a.kind), t(&a.help))
 }
 
 fn spec(tokens: &[SpecToken]) -> String {
-    let items: Vec<String> = tokens
-        .iter()
-        .map(|t| match t {
-            SpecToken::Keyword(w) => format!("SpecToken::Keyword({})", s(w)),
-            SpecToken::Arg(a) => format!("SpecToken::Arg({})", s(a)),
-            SpecToken::Choice { name, options } => {
-                let options: Vec<String> = options.iter().map(|o| s(o)).collect();
-                format!("SpecToken::Choice {{ name: {}, options: vec![{}] }}", s(name), options.join(", "))
-            }
-            SpecToken::Optional(inner) => format!("SpecToken::Optional({})", spec(inner)),
-        })
-        .collect();
-    format!("vec![{}]", items.join(", "))
+    l(tokens.iter().map(|token| match token {
+        SpecToken::Keyword(w) => format!("SpecToken::Keyword({})", t(w)),
+        SpecToken::Arg(a) => format!("SpecToken::Arg({})", t(a)),
+        SpecToken::Choice { name, options } => {
+            format!("SpecToken::Choice {{ name: {}, options: {} }}", t(name), texts(options.iter()))
+        }
+        SpecToken::Optional(inner) => format!("SpecToken::Optional({})", spec(inner)),
+    }))
 }
 
 fn command(c: &CommandDef) -> String {
-    let modes: Vec<String> = c.modes.iter().map(|m| s(m)).collect();
     format!(
-        "CommandDef {{ modes: vec![{}], spec_text: {}, spec: {}, handler: {}, readonly: {}, doc: {}, help: {}, origin: {} }}",
-        modes.join(", "),
-        s(&c.spec_text),
+        "CommandDef {{ modes: {}, spec_text: {}, spec: {}, handler: {}, readonly: {}, doc: {}, help: {}, origin: {} }}",
+        texts(c.modes.iter()),
+        t(&c.spec_text),
         spec(&c.spec),
-        s(&c.handler),
+        t(&c.handler),
         c.readonly,
-        s(&c.doc),
-        map(&c.help),
-        s(&c.origin)
+        t(&c.doc),
+        pairs(&c.help),
+        t(&c.origin)
     )
 }
 
-/// `g` as the source of `fn built() -> Grammar`.
-pub fn rust(g: &Grammar) -> String {
-    let mut out = String::from(
-        "/// The grammar of `grammar/`, as build.rs parsed it.\n\
-         fn built() -> Grammar {\n    use std::collections::BTreeMap;\n    fn s(text: &str) -> String {\n        text.to_string()\n    }\n",
+fn elem(e: &Elem) -> String {
+    match e {
+        Elem::Root => "Elem::Root".into(),
+        Elem::Keyword { word, help, capture } => {
+            format!("Elem::Keyword {{ word: {}, help: {}, capture: {} }}", t(word), t(help), opt(capture))
+        }
+        Elem::Arg { name, kind: k, help } => {
+            format!("Elem::Arg {{ name: {}, kind: {}, help: {} }}", t(name), kind(k), t(help))
+        }
+    }
+}
+
+/// Every node; the names a handler declares are written once (`DECLARED_n`), and the
+/// ends of that handler's commands point at them.
+fn tree(tree: &Tree, out: &mut String) {
+    let mut declared: BTreeMap<&[Text], usize> = BTreeMap::new();
+    for end in tree.nodes.iter().filter_map(|n| n.end.as_ref()) {
+        let next = declared.len();
+        if let std::collections::btree_map::Entry::Vacant(slot) = declared.entry(&end.declared) {
+            let names = texts(end.declared.iter());
+            let _ = writeln!(out, "const DECLARED_{next}: List<Text> = {names};");
+            slot.insert(next);
+        }
+    }
+    let end = |e: &End| {
+        let names = declared.get(&*e.declared).map_or_else(|| texts(e.declared.iter()), |i| format!("DECLARED_{i}"));
+        format!("End {{ command: {}, readonly: {}, declared: {names} }}", e.command, e.readonly)
+    };
+    let node = |n: &Node| {
+        let children = l(n.children.iter().map(ToString::to_string));
+        let end = n.end.as_ref().map_or_else(|| "None".into(), |e| format!("Some({})", end(e)));
+        format!("Node {{ elem: {}, children: {children}, end: {end} }}", elem(&n.elem))
+    };
+    let _ = writeln!(
+        out,
+        "/// The command graph of `grammar/`, as build.rs built it.\n\
+         pub(crate) static TREE: Tree = Tree {{\n    nodes: {},\n    roots: {},\n    filters: {},\n    conflicts: {},\n}};",
+        list(tree.nodes.iter().map(node)),
+        l(tree.roots.iter().map(|(name, id)| format!("({}, {id})", t(name)))),
+        tree.filters,
+        texts(tree.conflicts.iter())
     );
-    let list = |items: Vec<String>| format!("vec![\n        {},\n    ]", items.join(",\n        "));
-    let _ = writeln!(out, "    let modes = {};", list(g.modes.iter().map(mode).collect()));
-    let _ = writeln!(out, "    let words = {};", map(&g.words));
-    let args: Vec<String> = g.args.iter().map(|(k, a)| format!("({}, {})", s(k), arg(a))).collect();
-    let _ = writeln!(out, "    let args = BTreeMap::from([{}]);", args.join(", "));
-    let _ = writeln!(out, "    let commands = {};", list(g.commands.iter().map(command).collect()));
-    let _ = writeln!(out, "    let filters = {};", list(g.filters.iter().map(command).collect()));
-    out.push_str("    Grammar { modes, words, args, commands, filters }\n}\n");
+}
+
+/// A long list, one item a line.
+fn list(items: impl IntoIterator<Item = String>) -> String {
+    let items: Vec<String> = items.into_iter().collect();
+    format!("l![\n        {},\n    ]", items.join(",\n        "))
+}
+
+/// `g` and its command graph `graph` as the source of `static GRAMMAR` and `static TREE`.
+pub fn rust(g: &Grammar, graph: &Tree) -> String {
+    let mut out = String::from(
+        "// Written by build.rs from grammar/ (src/grammar/emit.rs); not to be edited.\n\
+         const fn t(text: &'static str) -> Text {\n    std::borrow::Cow::Borrowed(text)\n}\n\
+         macro_rules! l {\n    ($($item:expr),* $(,)?) => {\n        List(std::borrow::Cow::Borrowed(&[$($item),*]))\n    };\n}\n",
+    );
+    let _ = writeln!(
+        out,
+        "/// The grammar of `grammar/`, as build.rs parsed it.\n\
+         pub(crate) static GRAMMAR: Grammar = Grammar {{\n    modes: {},\n    words: {},\n    args: {},\n    commands: {},\n    filters: {},\n}};",
+        list(g.modes.iter().map(mode)),
+        pairs(&g.words),
+        list(g.args.iter().map(arg)),
+        list(g.commands.iter().map(command)),
+        list(g.filters.iter().map(command))
+    );
+    tree(graph, &mut out);
     out
 }

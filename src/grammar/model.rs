@@ -1,8 +1,64 @@
 //! The grammar's model: modes, typed arguments, command specs, the whole [`Grammar`],
 //! and the checks that it hangs together. Shared with the build script (build.rs), which
-//! parses `grammar/` with the same code at compile time.
+//! parses `grammar/` with the same code at compile time and writes the result out as
+//! static data: every text and list is a [`Cow`], owned when parsed, borrowed from the
+//! binary when built in. Word help and arguments are lists sorted by name.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
+
+/// A text of the grammar: borrowed from the binary, or owned when parsed at run time.
+pub type Text = Cow<'static, str>;
+
+/// A list of the grammar: borrowed from the binary, or owned when parsed at run time.
+#[derive(Clone, PartialEq, Eq)]
+pub struct List<T: Clone + 'static>(pub Cow<'static, [T]>);
+
+impl<T: Clone> List<T> {
+    /// The list as a vector to change (a borrowed list is copied first).
+    pub fn to_mut(&mut self) -> &mut Vec<T> {
+        self.0.to_mut()
+    }
+}
+
+impl<T: Clone> Default for List<T> {
+    fn default() -> Self {
+        List(Cow::Borrowed(&[]))
+    }
+}
+
+impl<T: Clone> std::ops::Deref for List<T> {
+    type Target = [T];
+    fn deref(&self) -> &[T] {
+        &self.0
+    }
+}
+
+impl<'a, T: Clone> IntoIterator for &'a List<T> {
+    type Item = &'a T;
+    type IntoIter = std::slice::Iter<'a, T>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter()
+    }
+}
+
+impl<T: Clone> From<Vec<T>> for List<T> {
+    fn from(items: Vec<T>) -> Self {
+        List(Cow::Owned(items))
+    }
+}
+
+impl<T: Clone> FromIterator<T> for List<T> {
+    fn from_iter<I: IntoIterator<Item = T>>(items: I) -> Self {
+        List(Cow::Owned(items.into_iter().collect()))
+    }
+}
+
+impl<T: Clone + std::fmt::Debug> std::fmt::Debug for List<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.0.iter()).finish()
+    }
+}
 
 /// The grammar files, in the order their contents are merged.
 pub const FILES: &[(&str, &str)] = &[
@@ -33,17 +89,17 @@ pub const FILES: &[(&str, &str)] = &[
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ModeDef {
     /// Name used in the grammar, e.g. `config-ha`.
-    pub name: String,
+    pub name: Text,
     /// Where `exit` leads; `None` means `exit` ends the session.
-    pub parent: Option<String>,
+    pub parent: Option<Text>,
     /// A mode whose commands are also accepted here (enable accepts user commands).
-    pub inherits: Option<String>,
+    pub inherits: Option<Text>,
     /// The command that enters it (`None` for the mode a session starts in).
-    pub via: Option<String>,
+    pub via: Option<Text>,
     /// What follows the host name in the prompt.
-    pub prompt: String,
+    pub prompt: Text,
     /// One-line description for the docs.
-    pub help: String,
+    pub help: Text,
 }
 
 /// The value kinds an argument can take.
@@ -68,7 +124,7 @@ pub enum ArgKind {
     /// The rest of the line, compiled as a regular expression.
     Regex,
     /// The rest of the line, itself a command of the named mode.
-    Exec(String),
+    Exec(Text),
     /// The rest of the line, an OpenSSH public key (`ssh-ed25519 AAAA... comment`).
     SshKey,
 }
@@ -77,61 +133,61 @@ pub enum ArgKind {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ArgDef {
     /// Placeholder as written in specs.
-    pub name: String,
+    pub name: Text,
     /// What values it accepts.
     pub kind: ArgKind,
     /// Help shown by `?`.
-    pub help: String,
+    pub help: Text,
 }
 
 /// One element of a command spec.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SpecToken {
     /// A literal word, matched by unique prefix.
-    Keyword(String),
+    Keyword(Text),
     /// A typed argument (an `arg` declaration).
-    Arg(String),
+    Arg(Text),
     /// One of several keywords; the chosen one is stored under `name`.
-    Choice { name: String, options: Vec<String> },
+    Choice { name: Text, options: List<Text> },
     /// Tokens that may be left out.
-    Optional(Vec<SpecToken>),
+    Optional(List<SpecToken>),
 }
 
 /// A command (or an output filter) as declared.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CommandDef {
     /// Modes it is available in (empty for filters).
-    pub modes: Vec<String>,
+    pub modes: List<Text>,
     /// The spec as written, for docs.
-    pub spec_text: String,
+    pub spec_text: Text,
     /// The parsed spec.
-    pub spec: Vec<SpecToken>,
+    pub spec: List<SpecToken>,
     /// Name of the handler (or filter) it reaches.
-    pub handler: String,
+    pub handler: Text,
     /// Declared `readonly`: it changes nothing and shows nothing privileged, so a mate
     /// runs it without the enable secret and `failover exec` from user mode may send it.
     pub readonly: bool,
     /// What the command does, for docs.
-    pub doc: String,
-    /// Help for words that means something else in this command than elsewhere.
-    pub help: BTreeMap<String, String>,
+    pub doc: Text,
+    /// Help for words that means something else in this command than elsewhere, by word.
+    pub help: List<(Text, Text)>,
     /// `file:line` of the declaration, for error messages.
-    pub origin: String,
+    pub origin: Text,
 }
 
 /// Everything declared in `grammar/`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Grammar {
     /// Modes, in declaration order.
-    pub modes: Vec<ModeDef>,
-    /// Help for every keyword.
-    pub words: BTreeMap<String, String>,
-    /// Typed argument placeholders.
-    pub args: BTreeMap<String, ArgDef>,
+    pub modes: List<ModeDef>,
+    /// Help for every keyword, by word.
+    pub words: List<(Text, Text)>,
+    /// Typed argument placeholders, by name.
+    pub args: List<ArgDef>,
     /// Commands, in declaration order.
-    pub commands: Vec<CommandDef>,
+    pub commands: List<CommandDef>,
     /// Output filters that may follow `|`.
-    pub filters: Vec<CommandDef>,
+    pub filters: List<CommandDef>,
 }
 
 /// A grammar file that does not parse or does not hang together.
@@ -147,10 +203,11 @@ pub struct GrammarError {
 impl Grammar {
     /// Parses grammar sources and checks that every name they use is declared.
     pub fn from_sources(files: &[(&str, &str)]) -> Result<Grammar, GrammarError> {
-        let mut grammar = Grammar::default();
+        let mut draft = Draft::default();
         for (name, text) in files {
-            super::parse::parse_file(name, text, &mut grammar)?;
+            super::parse::parse_file(name, text, &mut draft)?;
         }
+        let grammar = draft.finish();
         grammar.check()?;
         Ok(grammar)
     }
@@ -160,9 +217,19 @@ impl Grammar {
         self.modes.iter().find(|m| m.name == name)
     }
 
+    /// The shared help of `word`.
+    pub fn word(&self, word: &str) -> Option<&str> {
+        lookup(&self.words, word)
+    }
+
+    /// The argument placeholder called `name`.
+    pub fn arg(&self, name: &str) -> Option<&ArgDef> {
+        self.args.binary_search_by(|a| (*a.name).cmp(name)).ok().and_then(|i| self.args.get(i))
+    }
+
     /// Help for `word` inside `command`: the command's own help, else the shared one.
     pub fn word_help<'a>(&'a self, command: &'a CommandDef, word: &str) -> &'a str {
-        command.help.get(word).or_else(|| self.words.get(word)).map_or("", String::as_str)
+        lookup(&command.help, word).or_else(|| self.word(word)).unwrap_or("")
     }
 
     fn check(&self) -> Result<(), GrammarError> {
@@ -174,16 +241,16 @@ impl Grammar {
                 }
             }
         }
-        for arg in self.args.values() {
+        for arg in &self.args {
             if let ArgKind::Exec(target) = &arg.kind
                 && self.mode(target).is_none()
             {
                 return Err(err("args", format!("{} runs in unknown mode {target}", arg.name)));
             }
         }
-        let first = self.modes.iter().find(|m| m.via.is_none()).map(|m| m.name.as_str());
+        let first = self.modes.iter().find(|m| m.via.is_none()).map(|m| &*m.name);
         for cmd in self.commands.iter().chain(&self.filters) {
-            if cmd.readonly && !cmd.modes.iter().any(|m| Some(m.as_str()) == first) {
+            if cmd.readonly && !cmd.modes.iter().any(|m| Some(&**m) == first) {
                 let message = "only a command of the mode a session starts in can be readonly (a mate runs it there)";
                 return Err(err(&cmd.origin, message.to_string()));
             }
@@ -202,7 +269,7 @@ impl Grammar {
                         missing.get_or_insert(format!("word {w} has no help"));
                     }
                 }
-                SpecToken::Arg(a) if !self.args.contains_key(a) => {
+                SpecToken::Arg(a) if self.arg(a).is_none() => {
                     missing.get_or_insert(format!("argument {a} is not declared"));
                 }
                 _ => {}
@@ -212,6 +279,35 @@ impl Grammar {
             }
         }
         Ok(())
+    }
+}
+
+/// The value of `key` in a list of pairs sorted by key.
+fn lookup<'a>(pairs: &'a [(Text, Text)], key: &str) -> Option<&'a str> {
+    pairs.binary_search_by(|(k, _)| (**k).cmp(key)).ok().and_then(|i| pairs.get(i)).map(|(_, v)| &**v)
+}
+
+/// A grammar being parsed: what the files declared so far, in maps while names are
+/// still being checked for repeats.
+#[derive(Debug, Default)]
+pub struct Draft {
+    pub modes: Vec<ModeDef>,
+    pub words: BTreeMap<String, String>,
+    pub args: BTreeMap<String, ArgDef>,
+    pub commands: Vec<CommandDef>,
+    pub filters: Vec<CommandDef>,
+}
+
+impl Draft {
+    /// The grammar drafted, its maps as sorted lists.
+    fn finish(self) -> Grammar {
+        Grammar {
+            modes: self.modes.into(),
+            words: self.words.into_iter().map(|(k, v)| (k.into(), v.into())).collect(),
+            args: self.args.into_values().collect(),
+            commands: self.commands.into(),
+            filters: self.filters.into(),
+        }
     }
 }
 

@@ -1,8 +1,6 @@
 //! The nom parser of the grammar language (described in grammar/README.md): one
 //! directive a line, indented lines add a doc string or word help to the command above.
 
-use std::collections::BTreeMap;
-
 use nom::branch::alt;
 use nom::bytes::complete::{escaped_transform, is_not, tag, take_while1};
 use nom::character::complete::{char, digit1, space0, space1};
@@ -11,7 +9,7 @@ use nom::multi::separated_list1;
 use nom::sequence::{delimited, preceded, separated_pair};
 use nom::{IResult, Parser};
 
-use super::{ArgDef, ArgKind, CommandDef, Grammar, GrammarError, ModeDef, SpecToken};
+use super::{ArgDef, ArgKind, CommandDef, Draft, GrammarError, ModeDef, SpecToken, Text};
 
 type Res<'a, T> = IResult<&'a str, T>;
 
@@ -32,8 +30,8 @@ fn quoted(input: &str) -> Res<'_, String> {
 }
 
 /// A mode reference that may be `-` for none.
-fn mode_ref(input: &str) -> Res<'_, Option<String>> {
-    alt((value(None, tag("-")), map(ident, |s| Some(s.to_string())))).parse(input)
+fn mode_ref(input: &str) -> Res<'_, Option<Text>> {
+    alt((value(None, tag("-")), map(ident, |s| Some(s.to_string().into())))).parse(input)
 }
 
 fn mode_line(input: &str) -> Res<'_, ModeDef> {
@@ -43,7 +41,9 @@ fn mode_line(input: &str) -> Res<'_, ModeDef> {
     let (input, via) = preceded((space1, tag("via"), space1), quoted).parse(input)?;
     let (input, prompt) = preceded((space1, tag("prompt"), space1), quoted).parse(input)?;
     let (input, help) = preceded(space1, quoted).parse(input)?;
-    let mode = ModeDef { name: name.to_string(), parent, inherits, via: (via != "-").then_some(via), prompt, help };
+    let via = (via != "-").then(|| via.into());
+    let mode =
+        ModeDef { name: name.to_string().into(), parent, inherits, via, prompt: prompt.into(), help: help.into() };
     Ok((input, mode))
 }
 
@@ -59,7 +59,7 @@ fn int_kind(input: &str) -> Res<'_, ArgKind> {
 fn arg_kind(input: &str) -> Res<'_, ArgKind> {
     alt((
         int_kind,
-        map(delimited(tag("exec("), ident, char(')')), |m| ArgKind::Exec(m.to_string())),
+        map(delimited(tag("exec("), ident, char(')')), |m| ArgKind::Exec(m.to_string().into())),
         value(ArgKind::Hostname, tag("hostname")),
         value(ArgKind::Host, tag("host")),
         value(ArgKind::Time, tag("time")),
@@ -77,8 +77,7 @@ fn arg_line(input: &str) -> Res<'_, ArgDef> {
     let (input, name) = preceded((tag("arg"), space1), ident).parse(input)?;
     let (input, kind) = preceded(space1, arg_kind).parse(input)?;
     let (input, help) = preceded(space1, quoted).parse(input)?;
-    let name = name.to_string();
-    Ok((input, ArgDef { name, kind, help }))
+    Ok((input, ArgDef { name: name.to_string().into(), kind, help: help.into() }))
 }
 
 fn word_line(input: &str) -> Res<'_, (String, String)> {
@@ -89,19 +88,19 @@ fn word_line(input: &str) -> Res<'_, (String, String)> {
 
 fn spec_token(input: &str) -> Res<'_, SpecToken> {
     alt((
-        map(delimited((char('['), space0), spec, (space0, char(']'))), SpecToken::Optional),
+        map(delimited((char('['), space0), spec, (space0, char(']'))), |inner| SpecToken::Optional(inner.into())),
         map(
             separated_pair(ident, char('='), delimited(char('{'), separated_list1(char('|'), ident), char('}'))),
             |(name, options)| SpecToken::Choice {
-                name: name.to_string(),
-                options: options.into_iter().map(str::to_string).collect(),
+                name: name.to_string().into(),
+                options: options.into_iter().map(|o| o.to_string().into()).collect(),
             },
         ),
         map(ident, |w: &str| {
             if w.chars().any(|c| c.is_ascii_uppercase()) {
-                SpecToken::Arg(w.to_string())
+                SpecToken::Arg(w.to_string().into())
             } else {
-                SpecToken::Keyword(w.to_string())
+                SpecToken::Keyword(w.to_string().into())
             }
         }),
     ))
@@ -115,7 +114,7 @@ pub fn spec(input: &str) -> Res<'_, Vec<SpecToken>> {
 
 /// What a `cmd` or `filter` line declares.
 struct CommandLine {
-    modes: Vec<String>,
+    modes: Vec<Text>,
     spec_text: String,
     handler: String,
     readonly: bool,
@@ -123,7 +122,7 @@ struct CommandLine {
 
 /// `cmd MODES "SPEC" -> HANDLER [readonly]` or `filter "SPEC" -> HANDLER`.
 fn command_line(input: &str) -> Res<'_, CommandLine> {
-    let modes = preceded((tag("cmd"), space1), separated_list1(char(','), map(ident, str::to_string)));
+    let modes = preceded((tag("cmd"), space1), separated_list1(char(','), map(ident, |m| Text::from(m.to_string()))));
     let (input, modes) = alt((modes, value(Vec::new(), tag("filter")))).parse(input)?;
     let (input, spec_text) = preceded(space1, quoted).parse(input)?;
     let (input, handler) = preceded((space1, tag("->"), space1), ident).parse(input)?;
@@ -154,7 +153,7 @@ fn full<'a, T>(
 }
 
 /// Parses one grammar file into `grammar`.
-pub fn parse_file(file: &str, text: &str, grammar: &mut Grammar) -> Result<(), GrammarError> {
+pub fn parse_file(file: &str, text: &str, grammar: &mut Draft) -> Result<(), GrammarError> {
     let mut last_is_filter = None;
     for (index, raw) in text.lines().enumerate() {
         let origin = format!("{file}:{}", index + 1);
@@ -171,9 +170,14 @@ pub fn parse_file(file: &str, text: &str, grammar: &mut Grammar) -> Result<(), G
             }
             .ok_or_else(|| fail("indented line without a command above it"))?;
             match full(detail_line, line) {
-                Some(Detail::Doc(doc)) => cmd.doc = doc,
+                Some(Detail::Doc(doc)) => cmd.doc = doc.into(),
                 Some(Detail::Help(word, help)) => {
-                    cmd.help.insert(word, help);
+                    let help = (Text::from(word), Text::from(help));
+                    let list = cmd.help.to_mut();
+                    match list.binary_search_by(|(w, _)| w.cmp(&help.0)) {
+                        Ok(at) => list[at] = help,
+                        Err(at) => list.insert(at, help),
+                    }
                 }
                 None => return Err(fail("expected a \"doc string\" or `help WORD \"text\"`")),
             }
@@ -182,7 +186,7 @@ pub fn parse_file(file: &str, text: &str, grammar: &mut Grammar) -> Result<(), G
         if let Some(mode) = full(mode_line, line) {
             grammar.modes.push(mode);
         } else if let Some(arg) = full(arg_line, line) {
-            if grammar.args.insert(arg.name.clone(), arg).is_some() {
+            if grammar.args.insert(arg.name.to_string(), arg).is_some() {
                 return Err(fail("argument declared twice"));
             }
         } else if let Some((word, help)) = full(word_line, line) {
@@ -194,14 +198,14 @@ pub fn parse_file(file: &str, text: &str, grammar: &mut Grammar) -> Result<(), G
         } else if let Some(CommandLine { modes, spec_text, handler, readonly }) = full(command_line, line) {
             let spec = full(spec, &spec_text).ok_or_else(|| fail("malformed command spec"))?;
             let def = CommandDef {
-                modes,
-                spec_text,
-                spec,
-                handler,
+                modes: modes.into(),
+                spec_text: spec_text.into(),
+                spec: spec.into(),
+                handler: handler.into(),
                 readonly,
-                doc: String::new(),
-                help: BTreeMap::new(),
-                origin: origin.clone(),
+                doc: Text::default(),
+                help: Vec::new().into(),
+                origin: origin.clone().into(),
             };
             last_is_filter = Some(def.modes.is_empty());
             if def.modes.is_empty() {
@@ -224,14 +228,14 @@ mod tests {
     fn parses_a_spec_with_choice_and_optional() {
         let (_, tokens) = spec("[no] sync run-every INTERVAL unit={minutes|hours}").unwrap();
         assert_eq!(tokens.len(), 5);
-        assert_eq!(tokens[0], SpecToken::Optional(vec![SpecToken::Keyword("no".into())]));
+        assert_eq!(tokens[0], SpecToken::Optional(vec![SpecToken::Keyword("no".into())].into()));
         assert_eq!(tokens[3], SpecToken::Arg("INTERVAL".into()));
         assert!(matches!(&tokens[4], SpecToken::Choice { name, options } if name == "unit" && options.len() == 2));
     }
 
     #[test]
     fn readonly_is_an_attribute_after_the_handler() {
-        let mut g = Grammar::default();
+        let mut g = Draft::default();
         let text = "word a \"A\"\ncmd user \"a\" -> a readonly\ncmd user \"a b\" -> b\n";
         parse_file("x.grammar", text, &mut g).unwrap();
         assert!(g.commands[0].readonly);
@@ -241,7 +245,7 @@ mod tests {
 
     #[test]
     fn reports_the_line_of_a_bad_declaration() {
-        let mut g = Grammar::default();
+        let mut g = Draft::default();
         let err = parse_file("x.grammar", "word a \"A\"\nbogus line\n", &mut g).unwrap_err();
         assert_eq!(err.origin, "x.grammar:2");
     }

@@ -123,14 +123,13 @@ pub struct Shell {
 
 impl Shell {
     /// A shell on `node` for `session`, with the built-in grammar.
-    pub fn new(node: Node, session: Session) -> Result<Shell, String> {
-        let grammar = Grammar::builtin().map_err(|e| e.to_string())?;
-        Ok(Shell { grammar, tree: crate::cli::builtin_tree()?, node, session })
+    pub fn new(node: Node, session: Session) -> Shell {
+        Shell { grammar: Grammar::builtin(), tree: crate::cli::builtin_tree(), node, session }
     }
 
     /// The prompt of the current mode: `HOST>`, `HOST#`, `HOST(config)#`, ...
     pub fn prompt(&self) -> String {
-        let suffix = self.grammar.mode(&self.session.mode).map_or(">", |m| m.prompt.as_str());
+        let suffix = self.grammar.mode(&self.session.mode).map_or(">", |m| &*m.prompt);
         let Ok(s) = self.node.settings() else { return format!("core{suffix}") };
         // Whether this primary fenced itself is the daemon's to say (the quorum's report).
         let fenced = s.prompt.state
@@ -284,9 +283,9 @@ impl Shell {
                 (Ok(reply), false)
             }
             Next::Quit => (Ok(reply), true),
-            Next::Up => match self.grammar.mode(&self.session.mode).and_then(|m| m.parent.clone()) {
+            Next::Up => match self.grammar.mode(&self.session.mode).and_then(|m| m.parent.as_deref()) {
                 Some(parent) => {
-                    self.session.mode = parent;
+                    self.session.mode = parent.to_string();
                     (Ok(reply), false)
                 }
                 None => (Ok(reply), true),

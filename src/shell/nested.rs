@@ -11,8 +11,7 @@ use crate::report::{CmdError, Reply};
 
 /// Runs `line` for the command running in `ctx`, as its [`crate::handlers::Runner`].
 pub fn run(ctx: &mut Ctx, line: &str) -> Result<Reply, CmdError> {
-    let grammar = crate::grammar::Grammar::builtin().map_err(|e| CmdError::Failed(e.to_string()))?;
-    let tree = crate::cli::builtin_tree().map_err(CmdError::Failed)?;
+    let (grammar, tree) = (crate::grammar::Grammar::builtin(), crate::cli::builtin_tree());
     let lexed = Line::lex(line).map_err(|e| CmdError::Failed(format!("{line}: {e:?}")))?;
     let root = tree.root(&ctx.session.mode).ok_or_else(|| CmdError::Failed("no such mode".into()))?;
     let matched = Matcher { tree }
