@@ -261,9 +261,11 @@ pub fn show_failover(ctx: &mut Ctx, _: &Args) -> Result<Reply, CmdError> {
         replication: Replication::default(),
         quorum: QuorumView::of(&s, &ctx.node.data_dir),
     };
-    let head = ctx.node.log_head()?.seq;
-    let store = &ctx.node.store;
-    failover.replication = Replication::of(&s, store, head, Utc::now())?;
+    let replication = Replication::of(&s, &ctx.node.store, Utc::now())?;
+    // Where the change log ends matters only to the streams this node feeds: a node that
+    // feeds none shows its state without opening the Core data.
+    failover.replication =
+        if replication.feeds() { replication.with_head(ctx.node.log_head()?.seq) } else { replication };
     Ok(Reply::show(failover))
 }
 
@@ -392,4 +394,53 @@ impl Text for History {
 
 pub fn show_failover_history(ctx: &mut Ctx, args: &Args) -> Result<Reply, CmdError> {
     Ok(Reply::show(History(ctx.node.store.history(last(args))?)))
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::node::Node;
+    use crate::shell::{BatchConsole, Echo, Session, Shell, Status, Streams};
+    use crate::store::{FeedState, StreamFollower};
+
+    /// `show failover | json` on the node in `dir`, through the shell.
+    fn show_failover(dir: &std::path::Path) -> serde_json::Value {
+        let mut shell = Shell::new(Node::open(dir).unwrap(), Session::new("t", "test"));
+        let mut out = Vec::new();
+        let io = &mut Streams { out: &mut out, err: None };
+        let done = shell.run_line("show failover | json", Echo::Quiet, &mut BatchConsole { secret: None }, io);
+        assert_eq!(done.status, Status::Ok, "{}", String::from_utf8_lossy(&out));
+        serde_json::from_slice(&out).unwrap()
+    }
+
+    #[test]
+    fn a_node_that_feeds_no_stream_is_shown_without_opening_the_core_data() {
+        let dir = tempfile::tempdir().unwrap();
+        let shown = show_failover(dir.path());
+        assert_eq!(shown["stream_followers"], serde_json::json!([]), "{shown}");
+        assert!(!dir.path().join(crate::coredb::CORE_DB).exists(), "show failover created the Core data");
+    }
+
+    #[test]
+    fn a_stream_follower_is_shown_with_its_lag_behind_the_change_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut node = Node::open(dir.path()).unwrap();
+        for at in ["2026-12-05T00:00:01Z", "2026-12-05T00:00:02Z", "2026-12-05T00:00:03Z"] {
+            node.core().unwrap().write(|w| w.event(None, "x", "{}", at)).unwrap();
+        }
+        let head = node.core().unwrap().log_head().unwrap().seq;
+        let follower = StreamFollower {
+            node_id: "cccc".into(),
+            hostname: "core-c".into(),
+            address: "127.0.0.1:1".into(),
+            state: FeedState::Streaming,
+            applied_seq: head - 2,
+            applied_at: None,
+            connected_at: "2026-12-05T00:00:00Z".into(),
+            updated_at: "2026-12-05T00:00:00Z".into(),
+        };
+        node.store.put_stream_follower(&follower).unwrap();
+        drop(node);
+        let shown = show_failover(dir.path());
+        assert_eq!(shown["stream_followers"][0]["lag_changes"], 2, "{shown}");
+    }
 }

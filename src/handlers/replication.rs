@@ -72,7 +72,7 @@ pub fn show_replication(ctx: &mut Ctx, _args: &Args) -> Result<Reply, CmdError> 
     let seconds = ctx.node.store.lag_seconds(now.timestamp() - WINDOW_SECONDS)?;
     let last_minute = Some(summarize(&seconds)).filter(|s| s.entries > 0);
     let shown = Shown {
-        now: Replication::of(&settings, &ctx.node.store, head, now)?,
+        now: Replication::of(&settings, &ctx.node.store, now)?.with_head(head),
         last_minute,
         commits_last_minute: commits,
         commit_bytes_last_minute: bytes,

@@ -44,15 +44,16 @@ struct FollowerLag {
 }
 
 impl Replication {
-    /// Of a node with settings `s` whose log ends at change `head`, at `now`.
-    pub fn of(s: &Settings, store: &Store, head: i64, now: DateTime<Utc>) -> Result<Replication, CmdError> {
+    /// Of a node with settings `s`, at `now`. The lag of the streams it feeds waits for
+    /// where its change log ends ([`Replication::with_head`]).
+    pub fn of(s: &Settings, store: &Store, now: DateTime<Utc>) -> Result<Replication, CmdError> {
         let mut r = Replication {
             replication_mode: s.replication_mode.to_string(),
             replication_state: StreamState::Off.to_string(),
             stream_followers: store
                 .stream_followers()?
                 .into_iter()
-                .map(|f| FollowerLag { lag_changes: (head - f.applied_seq).max(0), follower: f })
+                .map(|f| FollowerLag { lag_changes: 0, follower: f })
                 .collect(),
             synchronous: store.gate()?,
             ..Replication::default()
@@ -61,6 +62,19 @@ impl Replication {
             r.stream(store.stream_status()?, now);
         }
         Ok(r)
+    }
+
+    /// Whether this node feeds streams: only their lag needs where its change log ends.
+    pub fn feeds(&self) -> bool {
+        !self.stream_followers.is_empty()
+    }
+
+    /// Each stream follower's lag behind a change log that ends at change `head`.
+    pub fn with_head(mut self, head: i64) -> Replication {
+        for f in &mut self.stream_followers {
+            f.lag_changes = (head - f.follower.applied_seq).max(0);
+        }
+        self
     }
 
     /// The stream's fields, from how it last stood (`None`: none ever ran).

@@ -73,9 +73,10 @@ impl Node {
         self.core.as_mut().ok_or(StoreError::Stopped)
     }
 
-    /// Where the Core data's change log ends. A shell that only shows it reads it from a
-    /// read-only connection, without the schema check and change capture of opening the
-    /// Core data for writes (docs/benchmarks.md: 1 to 4% of a `show failover` start);
+    /// Where the Core data's change log ends. A shell that only shows it (`show failover`
+    /// on a node that feeds streams) reads it from a read-only connection, without the
+    /// schema check and change capture of opening the Core data for writes
+    /// (docs/benchmarks.md: 1 to 4% of a `show failover` start);
     /// the Core data is opened, and created, when it is already open, absent (a
     /// read-only open does not create it) or unreadable that way.
     pub fn log_head(&mut self) -> Result<crate::coredb::changelog::Position, StoreError> {
