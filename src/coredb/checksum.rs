@@ -54,38 +54,51 @@ pub struct RowHasher {
 impl RowHasher {
     /// The hash of one row of `table`.
     pub fn hash<'a>(&mut self, table: &str, values: impl IntoIterator<Item = ValueRef<'a>>) -> u128 {
-        let digest = ring::digest::digest(&ring::digest::SHA256, self.bytes(table, values));
-        let mut first = [0u8; 16];
-        first.copy_from_slice(&digest.as_ref()[..16]);
-        u128::from_le_bytes(first)
+        digest(self.bytes(table, values))
     }
 
-    /// What is hashed of one row: the table's name, a NUL, then each value with its type.
+    /// What is hashed of one row: the table's name, a NUL, then each value with its type
+    /// ([`encode`]).
     pub fn bytes<'a>(&mut self, table: &str, values: impl IntoIterator<Item = ValueRef<'a>>) -> &[u8] {
         let b = &mut self.buffer;
         b.clear();
         b.extend_from_slice(table.as_bytes());
         b.push(0);
         for value in values {
-            match value {
-                ValueRef::Null => b.push(b'n'),
-                ValueRef::Integer(v) => {
-                    b.push(b'i');
-                    b.extend_from_slice(&v.to_le_bytes());
-                }
-                ValueRef::Real(v) => {
-                    b.push(b'r');
-                    b.extend_from_slice(&v.to_le_bytes());
-                }
-                ValueRef::Text(t) | ValueRef::Blob(t) => {
-                    b.push(if matches!(value, ValueRef::Text(_)) { b't' } else { b'b' });
-                    b.extend_from_slice(&(t.len() as u64).to_le_bytes());
-                    b.extend_from_slice(t);
-                }
-            }
+            encode(b, value);
         }
         b
     }
+}
+
+/// Appends one value with its type, as a row's hash takes it: a type letter, then the
+/// value (numbers as 8 little-endian bytes, texts and blobs with their length first).
+pub fn encode(b: &mut Vec<u8>, value: ValueRef) {
+    match value {
+        ValueRef::Null => b.push(b'n'),
+        ValueRef::Integer(v) => {
+            b.push(b'i');
+            b.extend_from_slice(&v.to_le_bytes());
+        }
+        ValueRef::Real(v) => {
+            b.push(b'r');
+            b.extend_from_slice(&v.to_le_bytes());
+        }
+        ValueRef::Text(t) | ValueRef::Blob(t) => {
+            b.push(if matches!(value, ValueRef::Text(_)) { b't' } else { b'b' });
+            b.extend_from_slice(&(t.len() as u64).to_le_bytes());
+            b.extend_from_slice(t);
+        }
+    }
+}
+
+/// A row's hash from what [`RowHasher::bytes`] makes of it: the first 16 bytes of its
+/// SHA-256, little-endian.
+pub fn digest(bytes: &[u8]) -> u128 {
+    let digest = ring::digest::digest(&ring::digest::SHA256, bytes);
+    let mut first = [0u8; 16];
+    first.copy_from_slice(&digest.as_ref()[..16]);
+    u128::from_le_bytes(first)
 }
 
 /// The replicated tables of `conn`'s main database, by name.

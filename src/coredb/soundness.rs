@@ -1,10 +1,12 @@
-//! What proves a database file sound before a full copy of it replaces anything: its
-//! structure (`PRAGMA quick_check`), its indexes against its tables, and its content
-//! checksum computed from the rows. It replaces `PRAGMA integrity_check`, which proves
-//! the same of the indexes with one b-tree search per row and index (1.8 s on a
-//! 100,000-device Core); here each table and each index is read once, in order, on
-//! threads of their own (large tables in two halves by rowid), so the checks run beside
-//! a transfer in about the time of a scan.
+//! What the sender of a full copy proves of it before the copy replaces anything: its
+//! indexes against its tables, and its content checksum computed from the rows. Its
+//! structure (`PRAGMA quick_check`) is the puller's to prove, on the very same bytes
+//! (`replication::apply::verify`, whatever the sender says): running it here as well
+//! would prove the same thing twice. Together they replace `PRAGMA integrity_check`,
+//! which proves the same of the indexes with one b-tree search per row and index (1.8 s
+//! on a 100,000-device Core); here each table and each index is read once, in order, on
+//! threads of their own (large tables in two halves by rowid), with no allocation a row,
+//! so the checks run beside a transfer in about the time of a scan.
 //!
 //! The index check: for every index, the sum of a hash of each entry (its columns and
 //! rowid) read from the index must equal the same sum computed from the table's rows
@@ -23,16 +25,15 @@ use std::path::Path;
 use rusqlite::Connection;
 use rusqlite::types::ValueRef;
 
-use super::checksum::{RowHasher, Sum, quote, tables};
+use super::checksum::{Sum, digest, encode, quote, tables};
 use crate::store::StoreError;
 
 /// What the checks found: the content checksum from the rows, or the first problem.
 pub type Verdict = Result<String, String>;
 
-/// Checks the database at `path` (read only) on four threads: `quick_check`, one read
-/// of every index, and one read of every table (the content checksum and each index's
-/// expected sum) on two, each with half of every large table. `Ok` carries the content
-/// checksum.
+/// Checks the database at `path` (read only) on three threads: one read of every
+/// index, and one read of every table (the content checksum and each index's expected
+/// sum) on two, each with half of every large table. `Ok` carries the content checksum.
 pub fn check(path: &Path) -> Result<Verdict, StoreError> {
     check_split(path, SPLIT_FROM)
 }
@@ -40,24 +41,19 @@ pub fn check(path: &Path) -> Result<Verdict, StoreError> {
 /// [`check`], splitting tables of `split_from` rowids or more over two threads.
 fn check_split(path: &Path, split_from: i64) -> Result<Verdict, StoreError> {
     let open = || crate::store::open_read_only(path);
-    let (structure, rows, more_rows, entries) = (open()?, open()?, open()?, open()?);
+    let (rows, more_rows, entries) = (open()?, open()?, open()?);
     let plans = plans(&rows)?;
     let (first, second) = halves(&rows, &plans, split_from)?;
     let keys = EntryHash::new();
-    let (quick, from_rows, from_indexes) = std::thread::scope(|scope| {
-        let quick = scope.spawn(move || structure.query_row("PRAGMA quick_check", [], |r| r.get::<_, String>(0)));
+    let (from_rows, from_indexes) = std::thread::scope(|scope| {
         let plans = &plans;
         let (for_indexes, for_second) = (keys.clone(), keys.clone());
         let from_indexes = scope.spawn(move || read_indexes(&entries, plans, for_indexes));
         let from_second = scope.spawn(move || read_tables(&more_rows, plans, for_second, &second));
         let from_first = read_tables(&rows, plans, keys, &first);
-        (quick.join(), both(from_first, from_second.join()), from_indexes.join())
+        (both(from_first, from_second.join()), from_indexes.join())
     });
     let failed = || StoreError::Commit("a check of the snapshot stopped".into());
-    let quick = quick.map_err(|_| failed())?.map_err(StoreError::from)?;
-    if quick != "ok" {
-        return Ok(Err(format!("quick_check: {quick}")));
-    }
     let (content, expected) = match from_rows.ok_or_else(failed)?? {
         Ok(found) => found,
         Err(problem) => return Ok(Err(problem)),
@@ -135,15 +131,17 @@ fn table_plans(conn: &Connection, table: &str) -> Result<Option<Vec<IndexPlan>>,
 
 /// The content checksum and, index by index, the sum its entries must have: one read of
 /// each table. Tables whose indexes this does not read get `integrity_check(table)`.
+/// Each row is encoded once (as its hash takes it, each value's place kept); an index
+/// entry is put together from the encoded values it holds.
 fn read_tables(
     conn: &Connection,
     plans: &Plans,
-    mut keys: EntryHash,
+    keys: EntryHash,
     part: &[Part],
 ) -> Result<Result<(Sum, Vec<Sum>), String>, StoreError> {
     let mut content = Sum::default();
     let mut expected = vec![Sum::default(); plans.indexes.len()];
-    let mut hasher = RowHasher::default();
+    let (mut row, mut starts, mut entry) = (Vec::new(), Vec::new(), Vec::new());
     for Part { table, rowids } in part {
         if plans.by_sqlite.contains(table) {
             let verdict: String =
@@ -160,16 +158,37 @@ fn read_tables(
         let mut stmt = conn.prepare(&format!("SELECT *{rowid_read} FROM {}{range}", quote(table)))?;
         let columns = stmt.column_count() - usize::from(!mine.is_empty());
         let mut rows = if rowids.is_some() { stmt.query([low, high])? } else { stmt.query([])? };
-        while let Some(row) = rows.next()? {
-            let values = (0..columns).map(|i| row.get_ref(i)).collect::<Result<Vec<_>, _>>()?;
-            content.add(hasher.hash(table, values.iter().copied()));
+        while let Some(read) = rows.next()? {
+            // `table`, NUL, each value: what the row's hash takes; value `i` is
+            // row[starts[i]..starts[i + 1]].
+            row.clear();
+            starts.clear();
+            row.extend_from_slice(table.as_bytes());
+            row.push(0);
+            for i in 0..columns {
+                starts.push(row.len());
+                encode(&mut row, read.get_ref(i)?);
+            }
+            starts.push(row.len());
+            content.add(digest(&row));
             if mine.is_empty() {
                 continue;
             }
-            let rowid = row.get_ref(columns)?;
+            // The rowid after them, outside what the row's hash took.
+            let rowid = row.len();
+            encode(&mut row, read.get_ref(columns)?);
             for (i, plan) in &mine {
-                let entry = plan.columns.iter().map(|c| c.map_or(rowid, |c| values.get(c).copied().unwrap_or(rowid)));
-                expected[*i].add(keys.hash(&plan.name, entry));
+                entry.clear();
+                entry.extend_from_slice(plan.name.as_bytes());
+                entry.push(0);
+                for column in &plan.columns {
+                    let span = match column.and_then(|c| Some((*starts.get(c)?, *starts.get(c + 1)?))) {
+                        Some((from, to)) => &row[from..to],
+                        None => &row[rowid..],
+                    };
+                    entry.extend_from_slice(span);
+                }
+                expected[*i].add(keys.hash(&entry));
             }
         }
     }
@@ -231,9 +250,10 @@ fn both(first: TableSums, second: std::thread::Result<TableSums>) -> Option<Tabl
 }
 
 /// Each index's sum, read from the index itself in its order, checking that order and
-/// uniqueness as it goes.
-fn read_indexes(conn: &Connection, plans: &Plans, mut keys: EntryHash) -> Result<Result<Vec<Sum>, String>, StoreError> {
+/// uniqueness as it goes (each entry against the one before, kept value by value).
+fn read_indexes(conn: &Connection, plans: &Plans, keys: EntryHash) -> Result<Result<Vec<Sum>, String>, StoreError> {
     let mut sums = Vec::with_capacity(plans.indexes.len());
+    let mut entry = Vec::new();
     for plan in &plans.indexes {
         let mut info = conn.prepare("SELECT name FROM pragma_table_info(?1) ORDER BY cid")?;
         let names: Vec<String> = info.query_map([&plan.table], |r| r.get(0))?.collect::<Result<_, _>>()?;
@@ -250,44 +270,63 @@ fn read_indexes(conn: &Connection, plans: &Plans, mut keys: EntryHash) -> Result
         }
         let mut stmt = conn.prepare(&sql)?;
         let mut rows = stmt.query([])?;
-        let (mut sum, mut last): (Sum, Option<Vec<Held>>) = (Sum::default(), None);
+        let mut sum = Sum::default();
+        // The entry before, value by value (`None` before the first).
+        let mut last: Option<Vec<Held>> = None;
         while let Some(row) = rows.next()? {
-            let entry = (0..plan.columns.len()).map(|i| row.get_ref(i)).collect::<Result<Vec<_>, _>>()?;
-            if let Some(previous) = &last {
-                if order(previous, &entry) != Ordering::Less {
+            entry.clear();
+            entry.extend_from_slice(plan.name.as_bytes());
+            entry.push(0);
+            // How this entry compares with the one before: over all its values, and over
+            // its key alone; and whether its key holds a NULL.
+            let (mut whole, mut key, mut key_null) = (Ordering::Equal, Ordering::Equal, false);
+            let first = last.is_none();
+            let kept = last.get_or_insert_with(|| plan.columns.iter().map(|_| Held::Null).collect());
+            for (i, held) in kept.iter_mut().enumerate() {
+                let value = row.get_ref(i)?;
+                let versus = if first { Ordering::Less } else { compare(&held.view(), &value).reverse() };
+                if whole == Ordering::Equal {
+                    whole = versus;
+                }
+                if i < plan.keys {
+                    key_null |= matches!(value, ValueRef::Null);
+                    if key == Ordering::Equal {
+                        key = versus;
+                    }
+                }
+                encode(&mut entry, value);
+                held.set(value);
+            }
+            if !first {
+                // `whole` is how this entry stands to the one before: it must come after.
+                if whole != Ordering::Greater {
                     return Ok(Err(format!("index {} is out of order", plan.name)));
                 }
-                let keys_null = entry[..plan.keys].iter().any(|v| matches!(v, ValueRef::Null));
-                if plan.unique && !keys_null && order(&previous[..plan.keys], &entry[..plan.keys]) == Ordering::Equal {
+                if plan.unique && !key_null && key == Ordering::Equal {
                     return Ok(Err(format!("index {} holds a key twice", plan.name)));
                 }
             }
-            sum.add(keys.hash(&plan.name, entry.iter().copied()));
-            match &mut last {
-                Some(kept) => kept.iter_mut().zip(entry).for_each(|(k, v)| k.set(v)),
-                None => last = Some(entry.into_iter().map(Held::of).collect()),
-            }
+            sum.add(keys.hash(&entry));
         }
         sums.push(sum);
     }
     Ok(Ok(sums))
 }
 
-/// The hash of an index entry: the row form of [`RowHasher::bytes`] under a SipHash key
-/// of this check's own.
+/// The hash of an index entry (the index's name, a NUL, then each value as a row's hash
+/// takes it) under a SipHash key of this check's own.
 #[derive(Clone)]
 struct EntryHash {
     key: RandomState,
-    row: RowHasher,
 }
 
 impl EntryHash {
     fn new() -> EntryHash {
-        EntryHash { key: RandomState::new(), row: RowHasher::default() }
+        EntryHash { key: RandomState::new() }
     }
 
-    fn hash<'a>(&mut self, index: &str, values: impl IntoIterator<Item = ValueRef<'a>>) -> u128 {
-        u128::from(self.key.hash_one(self.row.bytes(index, values)))
+    fn hash(&self, entry: &[u8]) -> u128 {
+        u128::from(self.key.hash_one(entry))
     }
 }
 
@@ -331,12 +370,6 @@ impl Held {
             Held::Blob(b) => ValueRef::Blob(b),
         }
     }
-}
-
-/// SQLite's order of two index entries of the BINARY collation, column by column: the
-/// one kept from the row before, and this one.
-fn order(a: &[Held], b: &[ValueRef]) -> Ordering {
-    a.iter().zip(b).map(|(x, y)| compare(&x.view(), y)).find(|o| o.is_ne()).unwrap_or(a.len().cmp(&b.len()))
 }
 
 /// SQLite's order of two values: NULL, then numbers, then text (bytes), then blobs.

@@ -13,6 +13,9 @@ pub fn take(db: &Path, dir: &Path) -> Result<PathBuf, StoreError> {
     let source = crate::store::open_read_only(db)?;
     let path = dir.join(format!("snapshot-{}.db", unique_name()?));
     let mut target = Connection::open(&path)?;
+    // A file of the moment, read back from the page cache and removed once sent: no
+    // sync to disk (it cost about 70 ms of a 90 MB copy before the first byte went).
+    target.pragma_update(None, "synchronous", "OFF")?;
     {
         let backup = rusqlite::backup::Backup::new(&source, &mut target)?;
         // One step copies everything within one read transaction: a consistent copy.
