@@ -214,3 +214,36 @@ fn failover_sync_runs_beside_the_stream_in_either_streaming_mode() {
     }
     a.assert_same_rows(&b);
 }
+
+#[test]
+fn a_node_that_feeds_no_stream_shows_its_state_without_opening_the_core_data() {
+    let node = TestNode::new();
+    let shown = node.failover_json();
+    assert_eq!(shown["stream_followers"], serde_json::json!([]), "{shown}");
+    assert!(!node.data_dir().join("core.db").exists(), "show failover created the Core data");
+}
+
+#[test]
+fn a_stream_follower_is_shown_with_its_lag_behind_the_change_log() {
+    let node = TestNode::new();
+    let mut opened = coresh::node::Node::open(&node.data_dir()).unwrap();
+    for at in ["2026-12-05T00:00:01Z", "2026-12-05T00:00:02Z", "2026-12-05T00:00:03Z"] {
+        opened.core().unwrap().write(|w| w.event(None, "x", "{}", at)).unwrap();
+    }
+    let head = opened.core().unwrap().log_head().unwrap().seq;
+    // As the daemon records a follower of its stream two changes behind.
+    let follower = coresh::store::StreamFollower {
+        node_id: "cccc".into(),
+        hostname: "core-c".into(),
+        address: "127.0.0.1:1".into(),
+        state: coresh::store::FeedState::Streaming,
+        applied_seq: head - 2,
+        applied_at: None,
+        connected_at: "2026-12-05T00:00:00Z".into(),
+        updated_at: "2026-12-05T00:00:00Z".into(),
+    };
+    opened.store.put_stream_follower(&follower).unwrap();
+    drop(opened);
+    let shown = node.failover_json();
+    assert_eq!(shown["stream_followers"][0]["lag_changes"], 2, "{shown}");
+}
