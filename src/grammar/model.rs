@@ -291,10 +291,15 @@ fn lookup<'a>(pairs: &'a [(Text, Text)], key: &str) -> Option<&'a str> {
 /// still being checked for repeats.
 #[derive(Debug, Default)]
 pub struct Draft {
+    /// Modes, in declaration order.
     pub modes: Vec<ModeDef>,
+    /// Help by word: a word declared twice must say the same.
     pub words: BTreeMap<String, String>,
+    /// Arguments by placeholder: one declaration each.
     pub args: BTreeMap<String, ArgDef>,
+    /// Commands, in declaration order.
     pub commands: Vec<CommandDef>,
+    /// Output filters, in declaration order.
     pub filters: Vec<CommandDef>,
 }
 

@@ -77,7 +77,6 @@ pub async fn store<L: Link>(
         .await?;
     // Not synced: a staged file is read back from the page cache and dropped after the
     // pull; what must survive a crash is the live data's own commit.
-    file.flush().map_err(|e| SyncError::Io(format!("cannot stage the {what}: {e}")))?;
     // A snapshot is verified here while the sender finishes its checks.
     let checking = kind.is_ok().then(|| {
         let path = staged.to_path_buf();
