@@ -13,7 +13,6 @@
 //! saw: a write whose changes it cannot account for is refused, never logged short.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -21,6 +20,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use rusqlite::Connection;
 use rusqlite::hooks::{AuthAction, AuthContext, Authorization, PreUpdateCase, TransactionOperation};
 use rusqlite::types::ValueRef;
+use rustc_hash::FxHashMap;
 
 use super::changeset::{DELETE, INSERT, Values, differs, primary_key, put_row, put_table, put_value, update};
 use super::checksum::{RowHasher, Sum, is_replicated, key_places};
@@ -56,9 +56,9 @@ struct Raw {
 /// What the hook gathers during one write.
 #[derive(Default)]
 struct Changes {
-    /// Replicated tables by name, read when the schema changed.
+    /// Replicated tables, read when the schema changed (a dozen: found by a scan, which
+    /// costs less a row than hashing the name).
     tables: Vec<Table>,
-    by_name: HashMap<String, usize>,
     schema_version: Option<i64>,
     arena: Vec<u8>,
     raws: Vec<Raw>,
@@ -137,7 +137,6 @@ impl Capture {
         let mut c = lock(&self.changes);
         if c.schema_version != Some(version) {
             let tables = read_tables(conn)?;
-            c.by_name = tables.iter().enumerate().map(|(i, t)| (t.name.clone(), i)).collect();
             c.tables = tables;
             c.schema_version = Some(version);
         }
@@ -236,7 +235,7 @@ impl Changes {
         if db != "main" || !is_replicated(table) || self.error.is_some() {
             return;
         }
-        let Some(&t) = self.by_name.get(table) else {
+        let Some(t) = self.tables.iter().position(|t| t.name == table) else {
             self.error = Some(format!("table {table} is not one change capture knows"));
             return;
         };
@@ -310,7 +309,8 @@ impl Changes {
     #[allow(clippy::type_complexity)]
     fn merge(&self) -> Vec<(usize, Option<(usize, usize)>, Option<(usize, usize)>)> {
         let mut net: Vec<(usize, Option<(usize, usize)>, Option<(usize, usize)>)> = Vec::with_capacity(self.raws.len());
-        let mut index: HashMap<(usize, Cow<[u8]>), usize> = HashMap::with_capacity(self.raws.len());
+        let mut index: FxHashMap<(usize, Cow<[u8]>), usize> =
+            FxHashMap::with_capacity_and_hasher(self.raws.len(), Default::default());
         let key = |t: usize, row: (usize, usize)| (t, primary_key(&self.arena[row.0..row.1], &self.tables[t].pk));
         let mut change = |t: usize, old: Option<(usize, usize)>, new: Option<(usize, usize)>| {
             let Some(row) = old.or(new) else { return };

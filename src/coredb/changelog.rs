@@ -139,14 +139,15 @@ pub fn append(conn: &Connection, entry: &Entry) -> Result<(), StoreError> {
 /// beyond that a full copy costs less than the changes. Past the limit the oldest
 /// entries go until a tenth of it is free again, so trimming is rare and its cost
 /// follows what it drops.
+/// It runs after every write: one statement reads the log's size and the database's.
 pub fn trim(conn: &Connection) -> Result<(), StoreError> {
-    let total: i64 = conn.prepare_cached("SELECT bytes FROM repl_base WHERE id = 1")?.query_row([], |r| r.get(0))?;
-    if total <= MIN_KEPT {
-        return Ok(());
-    }
-    let pages: i64 = conn.prepare_cached("PRAGMA page_count")?.query_row([], |r| r.get(0))?;
-    let page_size: i64 = conn.prepare_cached("PRAGMA page_size")?.query_row([], |r| r.get(0))?;
-    trim_to(conn, total, (pages * page_size / 2).max(MIN_KEPT))
+    let (total, size): (i64, i64) = conn
+        .prepare_cached(
+            "SELECT b.bytes, c.page_count * s.page_size
+               FROM repl_base b, pragma_page_count() c, pragma_page_size() s WHERE b.id = 1",
+        )?
+        .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    trim_to(conn, total, (size / 2).max(MIN_KEPT))
 }
 
 /// Drops the oldest entries when the log's `total` bytes exceed `budget`.

@@ -213,18 +213,24 @@ impl Writes<'_> {
         if let Some(v) = &report.os_version {
             check_field("os_version", v, 64, false)?;
         }
-        let updated = self
-            .tx()
-            .prepare_cached(
-                "UPDATE devices SET last_checkin_at = ?1, checkins = checkins + 1,
-                        os_version = coalesce(?2, os_version)
-                  WHERE token_hash = ?3
-              RETURNING id, checkins",
-            )?
-            .query_row(params![now, report.os_version, &token_hash[..]], |r| Ok((r.get(0)?, r.get(1)?)))
+        // The device is found by its token, then updated by its row id, in the same
+        // (immediate) transaction, so nothing changes it in between. `UPDATE … RETURNING`
+        // did both in one statement, but gathers its rows in a temporary table first,
+        // which cost more than the second lookup (docs/benchmarks.md, check-ins).
+        let tx = self.tx();
+        let found: Option<(i64, i64)> = tx
+            .prepare_cached("SELECT id, checkins FROM devices WHERE token_hash = ?1")?
+            .query_row([&token_hash[..]], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()?;
-        let Some((device_id, checkins)) = updated else { return Ok(None) };
-        let detail = serde_json::json!({ "seq": report.seq, "battery": report.battery }).to_string();
+        let Some((device_id, before)) = found else { return Ok(None) };
+        let checkins = before.saturating_add(1);
+        tx.prepare_cached(
+            "UPDATE devices SET last_checkin_at = ?1, checkins = ?2, os_version = coalesce(?3, os_version)
+              WHERE id = ?4",
+        )?
+        .execute(params![now, checkins, report.os_version, device_id])?;
+        let detail = serde_json::to_string(&CheckInDetail { battery: report.battery, seq: report.seq })
+            .map_err(|e| DeviceError::Invalid(format!("cannot encode the check-in: {e}")))?;
         let event_id = self.event(Some(device_id), "checkin", &detail, now)?;
         Ok(Some(CheckedIn { device_id, checkins, event_id }))
     }
@@ -236,6 +242,15 @@ impl Writes<'_> {
             .execute(params![now, device_id, kind, detail])?;
         Ok(self.tx().last_insert_rowid())
     }
+}
+
+/// What a check-in's event keeps of its report, as JSON: `{"battery":…,"seq":…}`, keys
+/// in that order, as they always were (a `serde_json` object, ordered by key, wrote them
+/// before; a struct writes them without building one).
+#[derive(Serialize)]
+struct CheckInDetail {
+    battery: Option<u8>,
+    seq: Option<u64>,
 }
 
 fn json_string(s: &str) -> String {

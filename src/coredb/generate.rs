@@ -145,6 +145,7 @@ impl Writes<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::coredb::CheckIn;
 
     fn counts() -> Counts {
         Counts { users: 30, devices: 100, events: 500, apps: 5, policies: 4, seed: 7 }
@@ -171,5 +172,52 @@ mod tests {
         let hash = token_hash(&token_for(7, 99));
         let done = db.write(|w| w.check_in(&hash, &Default::default(), "2026-11-26T00:00:00Z")).unwrap();
         assert_eq!(done.map(|c| c.device_id), Some(100));
+    }
+
+    /// A check-in counts, stamps and (when told) updates its device, and its event keeps
+    /// the report as it always did; a token no device holds changes nothing.
+    #[test]
+    fn a_check_in_updates_its_device_and_keeps_its_report() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut db = CoreDb::open(dir.path()).unwrap();
+        generate(&mut db, &counts()).unwrap();
+        let hash = token_hash(&token_for(7, 3));
+        let read = |db: &CoreDb| {
+            let conn = rusqlite::Connection::open(db.path()).unwrap();
+            conn.query_row(
+                "SELECT d.checkins, d.os_version, d.last_checkin_at, e.detail
+                   FROM devices d JOIN events e ON e.device_id = d.id WHERE d.id = 4 ORDER BY e.id DESC LIMIT 1",
+                [],
+                |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, Option<String>>(2)?,
+                        r.get::<_, String>(3)?,
+                    ))
+                },
+            )
+            .unwrap()
+        };
+        let report = CheckIn { os_version: Some("17.4".into()), seq: Some(9), battery: Some(80) };
+        let first = db.write(|w| w.check_in(&hash, &report, "2026-12-05T10:00:00.000Z")).unwrap().unwrap();
+        assert_eq!(first.device_id, 4);
+        let (checkins, os, at, detail) = read(&db);
+        assert_eq!((checkins, os.as_str(), at.as_deref()), (first.checkins, "17.4", Some("2026-12-05T10:00:00.000Z")));
+        assert_eq!(detail, r#"{"battery":80,"seq":9}"#);
+
+        let second = db.write(|w| w.check_in(&hash, &CheckIn::default(), "2026-12-05T10:00:01.000Z")).unwrap().unwrap();
+        assert_eq!(second.checkins, first.checkins + 1);
+        assert!(second.event_id > first.event_id);
+        let (checkins, os, _, detail) = read(&db);
+        assert_eq!(
+            (checkins, os.as_str(), detail.as_str()),
+            (second.checkins, "17.4", r#"{"battery":null,"seq":null}"#)
+        );
+
+        let nobody =
+            db.write(|w| w.check_in(&token_hash("no such token"), &report, "2026-12-05T10:00:02.000Z")).unwrap();
+        assert!(nobody.is_none());
+        assert_eq!(read(&db).0, second.checkins);
     }
 }
