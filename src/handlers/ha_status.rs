@@ -217,7 +217,7 @@ pub fn show_failover(ctx: &mut Ctx, _: &Args) -> Result<Reply, CmdError> {
     let last_failover = store.last_promotion()?;
     let peers = store.peer_statuses()?;
     let ours = crate::peer::hello::reported_version();
-    let (up, down) = store.chain_links()?;
+    let (up, down) = store.chain_links_of(&peers)?;
     let primary = peers.iter().find(|p| p.role == "primary");
     let heartbeat_alarm = primary.and_then(|p| p.alarm.clone());
     let readiness = match (&s.primary_host, s.mode) {

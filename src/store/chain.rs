@@ -7,7 +7,7 @@
 use rusqlite::params;
 use serde::{Deserialize, Serialize};
 
-use super::{Store, StoreError, now_millis};
+use super::{PeerStatus, Store, StoreError, now_millis};
 
 /// Links a hello may carry each way; the rest are dropped.
 pub const MAX_LINKS: usize = 8;
@@ -81,8 +81,13 @@ impl Store {
     /// heartbeat last saw it, then what that one reported above itself) and below it
     /// (its followers, then theirs), nearest first, at most [`MAX_LINKS`] each way.
     pub fn chain_links(&self) -> Result<(Vec<ChainLink>, Vec<ChainLink>), StoreError> {
+        self.chain_links_of(&self.peer_statuses()?)
+    }
+
+    /// [`Store::chain_links`] from the peer statuses the caller already read.
+    pub fn chain_links_of(&self, peers: &[PeerStatus]) -> Result<(Vec<ChainLink>, Vec<ChainLink>), StoreError> {
         let mut up = Vec::new();
-        if let Some(p) = self.peer_statuses()?.into_iter().find(|p| p.role == "primary")
+        if let Some(p) = peers.iter().find(|p| p.role == "primary")
             && let Some(node_id) = p.node_id.clone()
         {
             up.push(ChainLink {
@@ -96,7 +101,7 @@ impl Store {
                 reachable: p.reachable,
                 checked_at: p.checked_at.clone(),
             });
-            up.extend(p.upstream);
+            up.extend(p.upstream.iter().cloned());
         }
         let mut down = Vec::new();
         for f in self.followers()? {
