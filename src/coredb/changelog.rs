@@ -139,6 +139,7 @@ pub fn append(conn: &Connection, entry: &Entry) -> Result<(), StoreError> {
 /// beyond that a full copy costs less than the changes. Past the limit the oldest
 /// entries go until a tenth of it is free again, so trimming is rare and its cost
 /// follows what it drops.
+///
 /// It runs after every write: one statement reads the log's size and the database's.
 pub fn trim(conn: &Connection) -> Result<(), StoreError> {
     let (total, size): (i64, i64) = conn

@@ -164,11 +164,17 @@ mod tests {
         assert!(matches!(generate(&mut da, &counts()), Err(StoreError::NotEmpty)));
     }
 
-    #[test]
-    fn generated_tokens_check_in() {
+    /// A Core generated with [`counts`], in a directory of its own (kept while it lives).
+    fn generated() -> (tempfile::TempDir, CoreDb) {
         let dir = tempfile::tempdir().unwrap();
         let mut db = CoreDb::open(dir.path()).unwrap();
         generate(&mut db, &counts()).unwrap();
+        (dir, db)
+    }
+
+    #[test]
+    fn generated_tokens_check_in() {
+        let (_dir, mut db) = generated();
         let hash = token_hash(&token_for(7, 99));
         let done = db.write(|w| w.check_in(&hash, &Default::default(), "2026-11-26T00:00:00Z")).unwrap();
         assert_eq!(done.map(|c| c.device_id), Some(100));
@@ -178,9 +184,7 @@ mod tests {
     /// the report as it always did; a token no device holds changes nothing.
     #[test]
     fn a_check_in_updates_its_device_and_keeps_its_report() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut db = CoreDb::open(dir.path()).unwrap();
-        generate(&mut db, &counts()).unwrap();
+        let (_dir, mut db) = generated();
         let hash = token_hash(&token_for(7, 3));
         let read = |db: &CoreDb| {
             let conn = rusqlite::Connection::open(db.path()).unwrap();
