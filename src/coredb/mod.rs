@@ -15,6 +15,7 @@ pub mod generate;
 mod schema;
 pub mod soundness;
 pub mod users;
+mod value_order;
 pub mod writer;
 
 use std::path::{Path, PathBuf};
