@@ -3,7 +3,11 @@
 # 10,000 failover-history rows, against `sqlite3 <db> 'select 1'` on the same database
 # in the same run (10 rounds of 20 runs, alternating). Prints the medians and their
 # ratio (goal: at most 1.5x), the page
-# faults of one start (perf stat, 100 runs) and the binary's dynamic relocations.
+# faults of one start (perf stat, 100 runs) and the binary's dynamic relocations (the
+# relative ones, packed as RELR, counted too).
+# One more reference, on a copy of its own: sqlite3-read, `sqlite3 <db> 'select
+# count(*) from settings'`, which reads the schema and a table as any start that shows
+# something must ('select 1' never reads the file).
 # BASELINE=/path/to/another/coresh measures that binary too, in the same run, on a copy
 # of the same data directory (e.g. a release build of the commit before a change).
 # Needs hyperfine, sqlite3 and perf (Debian packages; installed here when missing).
@@ -41,7 +45,9 @@ rows=$(sqlite3 "$db" 'SELECT count(*) FROM failover_history')
 sqlite3 "$db" 'PRAGMA wal_checkpoint(TRUNCATE)' >/dev/null
 cp -r "$CORESH_DATA_DIR" "$work/baseline-node"
 cp -r "$CORESH_DATA_DIR" "$work/sqlite3-node"
+cp -r "$CORESH_DATA_DIR" "$work/sqlite3-read-node"
 plain="$work/sqlite3-node/system.db"
+read_db="$work/sqlite3-read-node/system.db"
 
 baseline=()
 if [ -n "${BASELINE:-}" ]; then
@@ -50,14 +56,16 @@ fi
 # 10 rounds of 20 runs each, the commands' order reversed every other round: a machine
 # whose speed drifts during the run (these do) then moves every command alike, instead
 # of whichever hyperfine happened to run last.
-# Each round starts both coresh copies from an empty WAL, as a node whose daemon
+# Each round starts each coresh copy (and sqlite3-read's) from an empty WAL, as a node whose daemon
 # checkpoints would.
+others=(-n sqlite3-read "sqlite3 $read_db 'select count(*) from settings'")
 for round in $(seq 10); do
-    sqlite3 "$db" 'PRAGMA wal_checkpoint(TRUNCATE)' >/dev/null
-    sqlite3 "$work/baseline-node/system.db" 'PRAGMA wal_checkpoint(TRUNCATE)' >/dev/null
-    commands=(-n coresh "$bin -c 'show failover'" "${baseline[@]}" -n sqlite3 "sqlite3 $plain 'select 1'")
+    for copy in "$db" "$work/baseline-node/system.db" "$read_db"; do
+        sqlite3 "$copy" 'PRAGMA wal_checkpoint(TRUNCATE)' >/dev/null
+    done
+    commands=(-n coresh "$bin -c 'show failover'" "${baseline[@]}" "${others[@]}" -n sqlite3 "sqlite3 $plain 'select 1'")
     if [ $((round % 2)) -eq 0 ]; then
-        commands=(-n sqlite3 "sqlite3 $plain 'select 1'" "${baseline[@]}" -n coresh "$bin -c 'show failover'")
+        commands=(-n sqlite3 "sqlite3 $plain 'select 1'" "${others[@]}" "${baseline[@]}" -n coresh "$bin -c 'show failover'")
     fi
     hyperfine --warmup 3 --runs 20 -N --export-json "$work/result-$round.json" "${commands[@]}" >/dev/null 2>&1
 done
@@ -65,14 +73,17 @@ done
 faults() {
     perf stat -r 100 -x, -e page-faults "$@" 2>&1 >/dev/null | awk -F, '/page-faults/ {print $1}'
 }
+# Every dynamic relocation: the typed ones, and each relative one RELR packs (readelf
+# lists those as bare offsets).
 relocs() {
-    readelf -rW "$1" | grep -c 'R_X86_64' || true
+    readelf -rW "$1" | grep -cE '^[0-9a-f]{16}( |$)' || true
 }
 {
     echo "coresh $(faults "$bin" -c 'show failover') $(relocs "$bin")"
     if [ -n "${BASELINE:-}" ]; then
         echo "baseline $(faults "$BASELINE" --data-dir "$work/baseline-node" -c 'show failover') $(relocs "$BASELINE")"
     fi
+    echo "sqlite3-read $(faults sqlite3 "$read_db" 'select count(*) from settings') -"
     echo "sqlite3 $(faults sqlite3 "$plain" 'select 1') -"
 } > "$work/faults.txt"
 
@@ -86,9 +97,9 @@ results = {name: statistics.median(t) for name, t in times.items()}
 extra = {l.split()[0]: l.split()[1:] for l in open(sys.argv[3])}
 s = results["sqlite3"]
 print(f"history rows: {sys.argv[2]}; runs: {len(times['sqlite3'])} each")
-for name in ["coresh", "baseline", "sqlite3"]:
+for name in ["coresh", "baseline", "sqlite3-read", "sqlite3"]:
     if name in results:
         m = results[name]
         faults, relocs = extra[name]
-        print(f"{name:9} median {m*1000:.2f} ms  ratio {m/s:.2f}x  page faults {faults}  dynamic relocations {relocs}")
+        print(f"{name:12} median {m*1000:.2f} ms  ratio {m/s:.2f}x  page faults {faults}  dynamic relocations {relocs}")
 PY
