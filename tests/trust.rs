@@ -68,6 +68,9 @@ fn test_connection_succeeds_both_ways_once_keys_are_exchanged() {
             .unwrap();
     assert_eq!(json["result"], "success");
     assert_eq!(json["peer_hostname"], "core-b");
+    // Peer links offer AES-256-GCM first (this CPU has AES instructions) and take it.
+    assert_eq!(json["cipher"], "aes256-gcm@openssh.com");
+    assert!(ab.stdout.contains("Cipher        : aes256-gcm@openssh.com"), "{}", ab.stdout);
 }
 
 #[test]

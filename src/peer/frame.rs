@@ -85,6 +85,11 @@ impl<L: Link> Framed<L> {
         &self.target
     }
 
+    /// The link the frames go over.
+    pub fn link(&self) -> &L {
+        &self.link
+    }
+
     fn protocol(&self, reason: impl Into<String>) -> PeerError {
         PeerError::Protocol { target: self.target.clone(), reason: reason.into() }
     }

@@ -54,6 +54,11 @@ impl<L: Link> Peer<L> {
         &self.theirs
     }
 
+    /// The link to the peer.
+    pub fn link(&self) -> &L {
+        self.framed.link()
+    }
+
     /// The peer's clock minus ours, in milliseconds.
     pub fn clock_offset_ms(&self) -> i64 {
         self.clock_offset_ms
@@ -175,6 +180,11 @@ impl<L: Link> Blocking<L> {
     /// What the peer said of itself.
     pub fn hello(&self) -> &Hello {
         self.peer.hello()
+    }
+
+    /// The link to the peer.
+    pub fn link(&self) -> &L {
+        self.peer.link()
     }
 
     /// See [`Peer::positions`].

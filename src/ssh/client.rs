@@ -2,7 +2,8 @@
 //! node trusts for it and accept this node's key; then the replication channel is the
 //! [`Link`] a [`Peer`] talks over. [`Peer::trusted`] (and [`Blocking::trusted`] for
 //! callers that are not async) finds the trusted-host entry and the keys itself. Every
-//! way this can fail has its own [`PeerError`], so an operator is told exactly why.
+//! way this can fail has its own [`PeerError`], so an operator is told exactly why. The
+//! link keeps the cipher the key exchange settled on ([`SshLink::cipher`]).
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -37,10 +38,12 @@ const TIMEOUT: Duration = Duration::from_secs(15);
 /// How long a read may wait for the peer once connected.
 const IDLE: Duration = Duration::from_secs(60);
 
-/// Checks the server's key against the trusted one, remembering what it presented.
+/// Checks the server's key against the trusted one, remembering what it presented and
+/// the cipher the key exchange settled on.
 struct Verifier {
     expected: PublicKey,
     presented: Arc<Mutex<Option<PublicKey>>>,
+    cipher: Arc<Mutex<Option<&'static str>>>,
 }
 
 impl client::Handler for Verifier {
@@ -52,6 +55,18 @@ impl client::Handler for Verifier {
             *slot = Some(key.clone());
         }
         Ok(key.key_data() == self.expected.key_data())
+    }
+
+    async fn kex_done(
+        &mut self,
+        _: Option<&[u8]>,
+        names: &russh::Names,
+        _: &mut client::Session,
+    ) -> Result<(), Self::Error> {
+        if let Ok(mut slot) = self.cipher.lock() {
+            *slot = PEER_ALGORITHMS.cipher.iter().map(AsRef::as_ref).find(|c| *c == names.cipher.as_ref());
+        }
+        Ok(())
     }
 }
 
@@ -69,6 +84,15 @@ pub struct SshLink {
     session: client::Handle<Verifier>,
     channel: russh::Channel<client::Msg>,
     target: String,
+    /// The cipher both directions use (`failover test-connection` shows it).
+    cipher: &'static str,
+}
+
+impl SshLink {
+    /// The cipher the key exchange settled on, as SSH names it.
+    pub fn cipher(&self) -> &'static str {
+        self.cipher
+    }
 }
 
 impl Link for SshLink {
@@ -105,7 +129,8 @@ impl Link for SshLink {
 pub async fn connect(target: &HostPort, key: &PrivateKey, trusted: &PublicKey) -> Result<SshLink, PeerError> {
     let shown = target.to_string();
     let presented = Arc::new(Mutex::new(None));
-    let verifier = Verifier { expected: trusted.clone(), presented: presented.clone() };
+    let cipher = Arc::new(Mutex::new(None));
+    let verifier = Verifier { expected: trusted.clone(), presented: presented.clone(), cipher: cipher.clone() };
     // Without TCP_NODELAY every request-answer turn waits out delayed ACKs (40 ms).
     let config = Arc::new(client::Config {
         inactivity_timeout: Some(IDLE),
@@ -139,7 +164,8 @@ pub async fn connect(target: &HostPort, key: &PrivateKey, trusted: &PublicKey) -
     }
     let channel = session.channel_open_session().await.map_err(protocol)?;
     channel.request_subsystem(true, SUBSYSTEM).await.map_err(protocol)?;
-    Ok(SshLink { session, channel, target: shown })
+    let cipher = cipher.lock().ok().and_then(|c| *c).unwrap_or("unknown");
+    Ok(SshLink { session, channel, target: shown, cipher })
 }
 
 impl Peer<SshLink> {
