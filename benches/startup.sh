@@ -56,8 +56,8 @@ fi
 # 10 rounds of 20 runs each, the commands' order reversed every other round: a machine
 # whose speed drifts during the run (these do) then moves every command alike, instead
 # of whichever hyperfine happened to run last.
-# Each round starts each coresh copy (and sqlite3-read's) from an empty WAL, as a node whose daemon
-# checkpoints would.
+# Each round starts each coresh copy (and sqlite3-read's) from an empty WAL, as a node
+# whose daemon checkpoints would.
 others=(-n sqlite3-read "sqlite3 $read_db 'select count(*) from settings'")
 for round in $(seq 10); do
     for copy in "$db" "$work/baseline-node/system.db" "$read_db"; do

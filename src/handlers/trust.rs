@@ -118,7 +118,7 @@ pub(super) struct TestResult {
     host_key: String,
     /// The cipher of the peer link, as SSH names it (AES-256-GCM first, then
     /// ChaCha20-Poly1305, as this node offers them).
-    cipher: &'static str,
+    cipher: String,
 }
 
 impl Text for TestResult {
@@ -128,7 +128,7 @@ impl Text for TestResult {
             ("Peer mode", format!("{}, epoch {}", self.peer_mode, self.peer_epoch)),
             ("Software", format!("coresh {} on both nodes", self.version)),
             ("Peer host key", self.host_key.clone()),
-            ("Cipher", self.cipher.to_string()),
+            ("Cipher", self.cipher.clone()),
         ]);
         format!("Test was successful\n{details}")
     }
@@ -141,7 +141,7 @@ pub fn failover_test_connection(ctx: &mut Ctx, args: &Args) -> Result<Reply, Cmd
     let host_key = trusted_key(ctx.node, &target).map(|k| fingerprint(&k)).map_err(|e| fail(e.to_string()))?;
     let peer = Blocking::trusted(ctx.node, &target).map_err(|e| fail(e.to_string()))?;
     let theirs = peer.hello().clone();
-    let cipher = peer.link().cipher();
+    let cipher = peer.link().cipher().to_string();
     peer.close();
     if let Some(mismatch) = version_mismatch(&reported_version(), &target.to_string(), &theirs.version) {
         return Err(fail(mismatch));

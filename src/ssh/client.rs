@@ -38,12 +38,18 @@ const TIMEOUT: Duration = Duration::from_secs(15);
 /// How long a read may wait for the peer once connected.
 const IDLE: Duration = Duration::from_secs(60);
 
-/// Checks the server's key against the trusted one, remembering what it presented and
-/// the cipher the key exchange settled on.
+/// Checks the server's key against the trusted one, remembering what it saw.
 struct Verifier {
     expected: PublicKey,
-    presented: Arc<Mutex<Option<PublicKey>>>,
-    cipher: Arc<Mutex<Option<&'static str>>>,
+    seen: Arc<Mutex<Seen>>,
+}
+
+/// What the server showed during the connection: its key, and the cipher the key
+/// exchange settled on.
+#[derive(Default)]
+struct Seen {
+    key: Option<PublicKey>,
+    cipher: Option<russh::cipher::Name>,
 }
 
 impl client::Handler for Verifier {
@@ -51,8 +57,8 @@ impl client::Handler for Verifier {
 
     async fn check_server_key(&mut self, key: &PublicKeyOrCertificate) -> Result<bool, Self::Error> {
         let PublicKeyOrCertificate::PublicKey { key, .. } = key else { return Ok(false) };
-        if let Ok(mut slot) = self.presented.lock() {
-            *slot = Some(key.clone());
+        if let Ok(mut seen) = self.seen.lock() {
+            seen.key = Some(key.clone());
         }
         Ok(key.key_data() == self.expected.key_data())
     }
@@ -63,8 +69,8 @@ impl client::Handler for Verifier {
         names: &russh::Names,
         _: &mut client::Session,
     ) -> Result<(), Self::Error> {
-        if let Ok(mut slot) = self.cipher.lock() {
-            *slot = PEER_ALGORITHMS.cipher.iter().map(AsRef::as_ref).find(|c| *c == names.cipher.as_ref());
+        if let Ok(mut seen) = self.seen.lock() {
+            seen.cipher = Some(names.cipher);
         }
         Ok(())
     }
@@ -85,13 +91,13 @@ pub struct SshLink {
     channel: russh::Channel<client::Msg>,
     target: String,
     /// The cipher both directions use (`failover test-connection` shows it).
-    cipher: &'static str,
+    cipher: Option<russh::cipher::Name>,
 }
 
 impl SshLink {
     /// The cipher the key exchange settled on, as SSH names it.
-    pub fn cipher(&self) -> &'static str {
-        self.cipher
+    pub fn cipher(&self) -> &str {
+        self.cipher.as_ref().map_or("unknown", AsRef::as_ref)
     }
 }
 
@@ -128,9 +134,8 @@ impl Link for SshLink {
 /// this node's) and opens the replication channel.
 pub async fn connect(target: &HostPort, key: &PrivateKey, trusted: &PublicKey) -> Result<SshLink, PeerError> {
     let shown = target.to_string();
-    let presented = Arc::new(Mutex::new(None));
-    let cipher = Arc::new(Mutex::new(None));
-    let verifier = Verifier { expected: trusted.clone(), presented: presented.clone(), cipher: cipher.clone() };
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let verifier = Verifier { expected: trusted.clone(), seen: seen.clone() };
     // Without TCP_NODELAY every request-answer turn waits out delayed ACKs (40 ms).
     let config = Arc::new(client::Config {
         inactivity_timeout: Some(IDLE),
@@ -142,8 +147,8 @@ pub async fn connect(target: &HostPort, key: &PrivateKey, trusted: &PublicKey) -
     let mut session = match client::connect(config, addr, verifier).await {
         Ok(s) => s,
         Err(e) => {
-            let seen = presented.lock().ok().and_then(|p| p.clone());
-            return Err(match seen {
+            let presented = seen.lock().ok().and_then(|s| s.key.clone());
+            return Err(match presented {
                 Some(p) if p.key_data() != trusted.key_data() => PeerError::WrongHostKey {
                     target: shown,
                     presented: fingerprint(&p),
@@ -164,7 +169,7 @@ pub async fn connect(target: &HostPort, key: &PrivateKey, trusted: &PublicKey) -
     }
     let channel = session.channel_open_session().await.map_err(protocol)?;
     channel.request_subsystem(true, SUBSYSTEM).await.map_err(protocol)?;
-    let cipher = cipher.lock().ok().and_then(|c| *c).unwrap_or("unknown");
+    let cipher = seen.lock().ok().and_then(|s| s.cipher);
     Ok(SshLink { session, channel, target: shown, cipher })
 }
 
