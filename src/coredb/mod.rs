@@ -31,6 +31,10 @@ pub use schema::{SCHEMA_VERSION, migrate};
 /// File name of the Core data inside a data directory.
 pub const CORE_DB: &str = "core.db";
 
+/// The size the WAL file is cut back to when it starts over (SQLite's
+/// `journal_size_limit`): a burst that grew it gives the disk space back afterwards.
+const WAL_KEPT_BYTES: i64 = 64 << 20;
+
 /// Key of the enrollment secret's hash in the Core data settings.
 pub const ENROLLMENT_SECRET: &str = "enrollment.secret";
 
@@ -93,6 +97,7 @@ impl CoreDb {
         let path = data_dir.join(CORE_DB);
         let mut conn = open_database(&path, SCHEMA_VERSION, schema::migrate)?;
         conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "journal_size_limit", WAL_KEPT_BYTES)?;
         let capture = capture::Capture::install(&mut conn)?;
         Ok(CoreDb { conn, path, origin: String::new(), capture })
     }
@@ -206,9 +211,25 @@ impl CoreDb {
         Ok(())
     }
 
-    /// Copies what it can of the WAL into the database file without blocking writers.
-    pub fn checkpoint(&self) -> Result<(), StoreError> {
-        self.conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))?;
+    /// Copies what it can of the WAL into the database file without blocking writers;
+    /// returns how many frames the WAL holds and how many of them are copied. Once every
+    /// frame is copied, the next write starts the WAL over from its beginning.
+    pub fn checkpoint(&self) -> Result<(i64, i64), StoreError> {
+        Ok(self.conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| Ok((r.get(1)?, r.get(2)?)))?)
+    }
+
+    /// Has the kernel write out what checkpoints copied into the database file, so that
+    /// the sync SQLite makes when a checkpoint completes finds little left to write. It
+    /// syncs the file system holding the database, not the file: opening and closing a
+    /// descriptor of `core.db` here would drop SQLite's locks on it (POSIX ties them to
+    /// the process, and the first close releases them all).
+    pub fn flush_file_system(&self) -> std::io::Result<()> {
+        use std::os::fd::AsRawFd;
+        let dir = std::fs::File::open(self.path.parent().unwrap_or(Path::new(".")))?;
+        // SAFETY: `syncfs` only reads the descriptor, which `dir` keeps open for the call.
+        if unsafe { libc::syncfs(dir.as_raw_fd()) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
         Ok(())
     }
 
