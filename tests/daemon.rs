@@ -261,17 +261,6 @@ fn the_load_driver_checks_in_as_generated_devices() {
     node.run_with(&[], &wrong, &[]).expect_code(1);
 }
 
-/// The WAL's header (salt-1 and salt-2, which SQLite changes each time the WAL starts
-/// over from its beginning) and the file's size.
-fn wal_state(wal: &std::path::Path) -> Option<([u8; 8], u64)> {
-    use std::io::Read;
-    let mut file = std::fs::File::open(wal).ok()?;
-    let mut header = [0u8; 24];
-    file.read_exact(&mut header).ok()?;
-    let salts = header[16..24].try_into().ok()?;
-    Some((salts, file.metadata().ok()?.len()))
-}
-
 /// Check-ins that never pause: a checkpoint beside such a writer never catches up by
 /// itself, and the WAL grew by every page written (640 MB in 20 s at 5,000/s). Now it
 /// starts over (its salts change) while the load runs, and its file stays within the
@@ -291,11 +280,10 @@ fn the_wal_starts_over_under_steady_check_ins() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let wal = node.data_dir().join("core.db-wal");
     let started = std::time::Instant::now();
     let (mut salts, mut largest) = (std::collections::BTreeSet::new(), 0);
     while salts.len() < 4 && started.elapsed() < std::time::Duration::from_secs(240) {
-        if let Some((salt, size)) = wal_state(&wal) {
+        if let Some((salt, size)) = common::wal_state(&node) {
             salts.insert(salt);
             largest = largest.max(size);
         }

@@ -281,6 +281,16 @@ pub fn toggle_to_epoch_2(node: &TestNode) {
     .expect_code(0);
 }
 
+/// The Core data's WAL: its header's salts (SQLite changes them each time the WAL starts
+/// over from its beginning) and its file's size; `None` while there is no WAL.
+pub fn wal_state(node: &TestNode) -> Option<([u8; 8], u64)> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(node.data_dir().join("core.db-wal")).ok()?;
+    let mut header = [0u8; 24];
+    file.read_exact(&mut header).ok()?;
+    Some((header[16..24].try_into().ok()?, file.metadata().ok()?.len()))
+}
+
 pub fn generate(node: &TestNode, devices: &str, events: &str) {
     node.run_with(&[], &["data", "generate", "--devices", devices, "--users", "50", "--events", events], &[])
         .expect_code(0);
