@@ -268,7 +268,7 @@ fn the_load_driver_checks_in_as_generated_devices() {
 #[test]
 fn the_wal_starts_over_under_steady_check_ins() {
     let node = TestNode::new();
-    node.run_with(&[], &["data", "generate", "--devices", "20000", "--events", "10"], &[]).expect_code(0);
+    common::generate(&node, "20000", "10");
     let d = node.serve();
     let target = d.addr.to_string();
     let args =
