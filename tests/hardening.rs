@@ -204,10 +204,31 @@ fn a_secret_in_a_line_that_does_not_lex_or_match_is_never_printed_or_audited() {
     assert!(!support.contains("Zq9") && !support.contains("Sup3r"), "tech-support carries the audit tail");
 }
 
+/// A full sync from `a`, whose live data was damaged after it kept its checked copy:
+/// `b` gets the copy (its data stays `before`), and the check of `a`'s live data that
+/// follows finds the damage (`found` in its HA log), raises data-damaged (one mail) and
+/// drops the copy.
+fn copied_then_found_damaged(a: &TestNode, b: &TestNode, da: &common::Daemon, before: &str, found: &str) {
+    // Notifications to an SMTP port nothing listens on: the alarm stays in the outbox.
+    common::smtp::configure(a, common::free_port());
+    let run = b.run(&["enable", &format!("failover sync {} full", da.ssh)]);
+    run.expect_code(0);
+    assert!(run.stdout.contains("sent as its checked copy"), "{}", run.stdout);
+    assert_eq!(b.checksum(), before, "the checked copy and the logged changes, not the damage");
+    common::until("the primary finds its damaged data", || a.ha_log().contains("CORE DATA DAMAGED"));
+    assert!(a.ha_log().contains(found), "{}", a.ha_log());
+    let outbox: serde_json::Value = serde_json::from_str(&a.run(&["show notifications | json"]).stdout).unwrap();
+    let alarms: Vec<_> = outbox.as_array().unwrap().iter().filter(|m| m["event"] == "data-damaged").collect();
+    assert_eq!(alarms.len(), 1, "{outbox}");
+    assert!(alarms[0]["subject"].as_str().unwrap_or_default().contains("CORE DATA DAMAGED"), "{outbox}");
+    assert!(!a.data_dir().join("checked/core.json").exists(), "the copy is dropped");
+}
+
 #[test]
 fn a_full_sync_refuses_schema_objects_the_primary_added() {
     let common::Pair { a, b, da } = common::synced_pair("20", "20");
     let before = b.checksum();
+    common::until("the primary keeps its checked copy", || a.data_dir().join("checked/core.json").exists());
     // A buggy or hostile primary: a trigger that would act here after a failover, and a view.
     let conn = rusqlite::Connection::open(a.data_dir().join("core.db")).unwrap();
     conn.execute_batch(
@@ -216,6 +237,9 @@ fn a_full_sync_refuses_schema_objects_the_primary_added() {
     )
     .unwrap();
     drop(conn);
+    // The next full copy is the checked copy (without them); the check of the live data
+    // that follows it finds them.
+    copied_then_found_damaged(&a, &b, &da, &before, "schema is not this release's");
     let run = b.run(&["enable", &format!("failover sync {} full", da.ssh)]);
     run.expect_refused("schema is not this release's: not expected: trigger evil, view spy");
     assert_eq!(b.checksum(), before, "nothing was replaced");
@@ -230,10 +254,21 @@ fn a_full_sync_refuses_a_primary_whose_index_is_damaged_or_whose_rows_left_its_l
     let common::Pair { a, b, da } = common::synced_pair("20", "20");
     let before = b.checksum();
     let core = a.data_dir().join("core.db");
+    common::until("the primary keeps its checked copy", || a.data_dir().join("checked/core.json").exists());
     // Rows changed behind the change log's back (a disk or a tool, not coresh).
     let conn = rusqlite::Connection::open(&core).unwrap();
     conn.execute("UPDATE devices SET model = 'tampered' WHERE id = 1", []).unwrap();
     drop(conn);
+    // A full copy now comes from the checked copy and the logged changes: the secondary
+    // gets the data as logged, never the damage; the check of the live data that
+    // follows finds the damage, raises data-damaged and drops the copy.
+    copied_then_found_damaged(&a, &b, &da, &before, "its change log says");
+    let model: String = rusqlite::Connection::open(b.data_dir().join("core.db"))
+        .unwrap()
+        .query_row("SELECT model FROM devices WHERE id = 1", [], |r| r.get(0))
+        .unwrap();
+    assert_ne!(model, "tampered");
+    // The next full copy is a new snapshot, and its checks refuse it.
     let run = b.run(&["enable", &format!("failover sync {} full", da.ssh)]);
     run.expect_refused("failed the checks it ran on the file: its rows have the checksum");
     assert!(

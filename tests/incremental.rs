@@ -65,8 +65,11 @@ fn after_the_first_full_copy_only_the_changes_move() {
 
     let forced = b.run(&["enable", &format!("failover sync {} full", da.ssh)]);
     forced.expect_code(0);
+    // From the primary's checked copy (kept after the first full copy) and the changes
+    // after it.
     assert!(
-        forced.stdout.contains("completed: full copy, ") && !forced.stdout.contains("because"),
+        forced.stdout.contains("completed: full copy (sent as its checked copy at change ")
+            && !forced.stdout.contains("because"),
         "{}",
         forced.stdout
     );

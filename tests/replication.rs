@@ -263,3 +263,79 @@ fn application_files_follow_by_content_hash() {
     assert!(run.stdout.contains("Application files: 1 changed, 0 removed"), "{}", run.stdout);
     assert_eq!(manifest(&a), manifest(&b));
 }
+
+/// The record of `node`'s checked copy, once it has one.
+fn checked_record(node: &TestNode) -> Option<serde_json::Value> {
+    serde_json::from_slice(&std::fs::read(node.data_dir().join("checked/core.json")).ok()?).ok()
+}
+
+#[test]
+fn a_later_full_sync_sends_the_checked_copy_and_the_changes_after_it() {
+    let common::Pair { a, b, da } = common::paired("300", "2000");
+    let full = |node: &TestNode| node.run(&["enable", &format!("failover sync {} full", da.ssh)]);
+    let first = full(&b);
+    first.expect_code(0);
+    assert!(!first.stdout.contains("checked copy"), "{}", first.stdout);
+    common::until("the checked copy is kept", || checked_record(&a).is_some());
+    let kept_at = checked_record(&a).unwrap()["head"]["seq"].as_i64().unwrap();
+    for i in 0..5 {
+        let token = coresh::coredb::generate::token_for(42, i);
+        assert_eq!(da.post("/api/v1/devices/checkin", Some(&token), r#"{"seq":3}"#).status, 200);
+    }
+    let head: i64 = rusqlite::Connection::open(a.data_dir().join("core.db"))
+        .unwrap()
+        .query_row("SELECT max(seq) FROM repl_log", [], |r| r.get(0))
+        .unwrap();
+    assert!(head > kept_at);
+    let second = full(&b);
+    second.expect_code(0);
+    let said = format!("sent as its checked copy at change {kept_at} and changes {}..{head}", kept_at + 1);
+    assert!(second.stdout.contains(&said), "{}", second.stdout);
+    b.assert_same_rows(&a);
+    assert_eq!(a.checksum(), b.checksum());
+    // The live data is checked after such a sync and becomes the checked copy.
+    common::until("the live data is checked and kept", || {
+        checked_record(&a).is_some_and(|r| r["head"]["seq"].as_i64() == Some(head))
+    });
+    assert!(!a.ha_log().contains("DAMAGED"), "{}", a.ha_log());
+    // The copy's bytes damaged on the sender's disk: refused, nothing replaced.
+    let copy = a.data_dir().join("checked").join(checked_record(&a).unwrap()["file"].as_str().unwrap());
+    let mut bytes = std::fs::read(&copy).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x40;
+    std::fs::write(&copy, bytes).unwrap();
+    let before = b.checksum();
+    let third = full(&b);
+    third.expect_refused("no longer has the bytes that were checked");
+    assert_eq!(b.checksum(), before);
+    assert!(checked_record(&a).is_none(), "the damaged copy is dropped");
+    let fourth = full(&b);
+    fourth.expect_code(0);
+    assert!(!fourth.stdout.contains("checked copy"), "{}", fourth.stdout);
+    b.assert_same_rows(&a);
+}
+
+#[test]
+fn kill_9_during_a_full_sync_from_the_checked_copy_leaves_old_or_new_data() {
+    let common::Pair { a, b, da } = common::paired("20000", "200000");
+    let full = format!("failover sync {} full", da.ssh);
+    b.run(&["enable", &full]).expect_code(0);
+    common::until("the checked copy is kept", || checked_record(&a).is_some());
+    for i in 0..50 {
+        let token = coresh::coredb::generate::token_for(42, i);
+        assert_eq!(da.post("/api/v1/devices/checkin", Some(&token), r#"{"seq":5}"#).status, 200);
+    }
+    let (old, new) = (b.checksum(), a.checksum());
+    assert_ne!(old, new);
+    common::kill_9_during(&b, &full, &[0, 30, 60, 100, 150, 220, 300, 400, 550, 700], &old, &new);
+    let mut run = b.run(&["enable", &full]);
+    let started = std::time::Instant::now();
+    while run.stderr.contains("a sync of this peer is already being sent") && started.elapsed().as_secs() < 30 {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        run = b.run(&["enable", &full]);
+    }
+    run.expect_code(0);
+    assert!(run.stdout.contains("sent as its checked copy"), "{}", run.stdout);
+    assert_eq!(b.checksum(), new);
+    b.assert_same_rows(&a);
+}

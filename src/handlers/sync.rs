@@ -6,18 +6,21 @@ use tabled::Tabled;
 
 use super::Ctx;
 use crate::cli::Args;
-use crate::replication::pull::{SyncReport, sync_from};
+use crate::replication::pull::{SyncReport, checked_copy_text, sync_from};
 use crate::report::{CmdError, Reply, Text, table};
 use crate::store::{SyncKind, SyncRecord};
 
 impl Text for SyncReport {
     fn text(&self) -> String {
-        let what = match (self.changes, &self.fallback) {
+        let mut what = match (self.changes, &self.fallback) {
             (Some((from, to)), _) if from == to => "already up to date".to_string(),
             (Some((from, to)), _) => format!("changes {}..{to}", from + 1),
             (None, Some(why)) => format!("full copy, because {why}"),
             (None, None) => "full copy".to_string(),
         };
+        if let Some(copy) = self.checked_copy.map(checked_copy_text) {
+            what.push_str(&format!(" ({copy})"));
+        }
         let mut text = format!(
             "Sync from {} ({}) completed: {what}, {} bytes, {} rows in {:.2} s\nContent checksum verified: {}\nAtlas: {}\nApplication files: {}",
             self.peer, self.peer_hostname, self.bytes, self.rows, self.seconds, self.content, self.atlas, self.files

@@ -43,6 +43,9 @@ pub enum Event {
     Switchover { to: String, detail: String, done: bool },
     /// This primary fenced itself: it could not renew the quorum's lease.
     Fenced { reason: String },
+    /// The check of this node's live Core data that follows a full copy sent from its
+    /// checked copy found damage, or rows that left the change log.
+    DataDamaged { detail: String },
     /// `notify test`.
     Test,
 }
@@ -64,6 +67,7 @@ impl Event {
             Event::Switchover { done: true, .. } => "switchover",
             Event::Switchover { .. } => "switchover-in-doubt",
             Event::Fenced { .. } => "fenced",
+            Event::DataDamaged { .. } => "data-damaged",
             Event::Test => "test",
         }
     }
@@ -184,6 +188,17 @@ impl Event {
                 "FENCED: this primary takes no device writes (no quorum lease)".to_string(),
                 reason.clone(),
                 "It resumes by itself once it renews the lease; if its secondary took the lease, it is a stale primary now: recover it with 'failover mode secondary'. 'show failover' on all three nodes shows the quorum.".to_string(),
+            ),
+            Event::DataDamaged { detail } => (
+                "CORE DATA DAMAGED on this node".to_string(),
+                format!(
+                    "{detail}\nFound by the check of this node's live Core data that follows a full copy sent to a peer. \
+                     The peer got this node's checked copy and the logged changes after it, not the damage."
+                ),
+                "Fail over to the standby if this node is primary ('show failover' on both nodes), then rebuild this \
+                 node from it with 'failover mode secondary' and 'failover sync ... full'. Full copies from this node \
+                 are refused until its data passes the checks again."
+                    .to_string(),
             ),
             Event::Test => (
                 "test notification".to_string(),

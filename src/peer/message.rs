@@ -305,8 +305,17 @@ impl Store {
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum StoreHeader {
     /// A full copy of `store` follows: `size` bytes, then a [`Trailer`]. `fallback` says
-    /// why, when changes were asked for.
-    Snapshot { store: Store, size: u64, taken_at: String, fallback: Option<String> },
+    /// why, when changes were asked for. With `changes_follow` (the sender's checked copy
+    /// of the Core data), a [`StoreHeader::Changes`] part follows it: the entries after
+    /// the copy, to be applied to it before it replaces anything.
+    Snapshot {
+        store: Store,
+        size: u64,
+        taken_at: String,
+        fallback: Option<String>,
+        #[serde(default)]
+        changes_follow: bool,
+    },
     /// The Core data's change-log entries after `from` up to `to` follow: `size` bytes,
     /// then a [`Trailer`].
     Changes { size: u64, from: Position, to: Position, entries: u64, rows: u64 },

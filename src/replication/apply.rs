@@ -1,8 +1,9 @@
 //! The secondary's side of a full sync: a snapshot staged on disk is checked and only
 //! then copied into the live Core data with SQLite's backup API. The checks: the
 //! transfer's SHA-256 (the caller: these are the very bytes the sender checked), the
-//! sender's checks of that file (`coredb::soundness`: structure, indexes against
-//! tables, rows against its change log, run while the bytes were on their way), and
+//! sender's checks of that file (`coredb::soundness`: indexes against tables, rows
+//! against its change log; run while the bytes were on their way, or when the sender
+//! kept the file as its checked copy), and
 //! here, independent of what the sender says, `PRAGMA quick_check`, the schema version
 //! and the schema objects, which must be exactly those this release creates: a trigger
 //! or view a buggy or hostile sender added is refused, never swapped in. The backup then

@@ -60,7 +60,7 @@ pub fn clear_leftovers(data_dir: &Path) -> Vec<std::path::PathBuf> {
         entries.flatten().for_each(|e| remove(e.path()));
     }
     if let Ok(_lock) = SyncLock::take(data_dir, "clearing what earlier syncs left") {
-        for name in ["core.db.staging", "atlas.db.staging"] {
+        for name in ["core.db.staging", "core.db.staging-journal", super::pull::CHANGES_STAGING, "atlas.db.staging"] {
             let path = data_dir.join(name);
             if path.exists() {
                 remove(path);

@@ -3,7 +3,9 @@
 //! - [`pull`]: the secondary's sync, as its steps: connect, request, receive, verify,
 //!   apply, record;
 //! - [`receive`]: taking in what a pull brings, into staging, checked as it comes;
-//! - [`send`]: the sending side: changes when it can, a snapshot otherwise;
+//! - [`send`]: the sending side: changes when it can, a full copy otherwise;
+//! - [`checked`]: the sender's checked copy, sent with the changes after it in place of
+//!   a new snapshot;
 //! - [`feed`] and [`follow`]: a stream, both sides: each change-log entry sent as it is
 //!   committed, and applied by the follower batch by batch (`replication mode
 //!   continuous`);
@@ -21,6 +23,7 @@
 //! path (`coredb`); the messages to the peer protocol (`peer`).
 
 pub mod apply;
+pub mod checked;
 pub mod divergence;
 pub mod error;
 pub mod feed;

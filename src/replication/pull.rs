@@ -3,7 +3,8 @@
 //! trusted peer (refusing another release or an older primary); **request** the changes
 //! after this node's position (or a full snapshot); **receive** what comes into staging;
 //! **verify** it (and, before a full copy, find where this node's own writes part from
-//! the peer's); **apply** it under the role lock, unless this node was promoted
+//! the peer's; a full copy sent as the peer's checked copy first gets the changes after
+//! it, on the staged file); **apply** it under the role lock, unless this node was promoted
 //! meanwhile; **record** it in the sync history. Changes that cannot be applied bring a
 //! full copy over the same connection, and say why.
 
@@ -44,6 +45,10 @@ pub struct SyncReport {
     pub fallback: Option<String>,
     /// Incremental only: the change-log positions before and after.
     pub changes: Option<(i64, i64)>,
+    /// A full copy sent as the peer's checked copy (checked when it was kept) at the
+    /// first change number, then the changes after it up to the second, applied to it
+    /// here before it replaced anything.
+    pub checked_copy: Option<(i64, i64)>,
     /// Writes this node had made that the peer did not have, kept before the full copy
     /// replaced them.
     pub kept: Option<Kept>,
@@ -80,14 +85,19 @@ pub fn sync_from(
     let run = node.store.sync_started(&peer, want)?;
     let (started, started_at) = (Instant::now(), chrono::Utc::now());
     progress(&format!("Connecting to {peer}"));
-    let staged = Staging { core: node.data_dir.join("core.db.staging"), atlas: node.data_dir.join("atlas.db.staging") };
+    let staged = Staging {
+        core: node.data_dir.join("core.db.staging"),
+        changes: node.data_dir.join(CHANGES_STAGING),
+        atlas: node.data_dir.join("atlas.db.staging"),
+    };
     let outcome = Pull::connect(node, target, &staged, progress).and_then(|mut pull| {
         let report = pull.run(want);
         pull.peer.close();
         report
     });
-    let _ = std::fs::remove_file(&staged.core);
-    let _ = std::fs::remove_file(&staged.atlas);
+    for path in [&staged.core, &staged.changes, &staged.atlas] {
+        let _ = std::fs::remove_file(path);
+    }
     match outcome {
         Ok(mut report) => {
             report.seconds = started.elapsed().as_secs_f64();
@@ -103,9 +113,14 @@ pub fn sync_from(
     }
 }
 
+/// Where the entries after a peer's checked copy are staged, under the data directory.
+pub const CHANGES_STAGING: &str = "core-changes.staging";
+
 /// Where what comes is staged before it is verified and swapped in.
 struct Staging {
     core: PathBuf,
+    /// The entries after a checked copy.
+    changes: PathBuf,
     atlas: PathBuf,
 }
 
@@ -124,7 +139,23 @@ enum Core {
     Changes { entries: Vec<Entry>, from: Position, to: Position },
     /// A full copy with its verified content checksum, and (when this node made writes of
     /// its own) where they part from the peer's.
-    Full { fork: Option<Option<Position>>, content: String, fallback: Option<String> },
+    Full { fork: Option<Option<Position>>, content: String, fallback: Option<String>, checked_copy: Option<(i64, i64)> },
+}
+
+/// Everything a pull brought, received into staging.
+struct Arrived {
+    core: Received,
+    /// After a checked copy: the changes after it.
+    after: Option<After>,
+    atlas: Option<Received>,
+    files: IncomingFiles,
+}
+
+/// The changes after a checked copy, staged: from where to where, in how many bytes.
+struct After {
+    from: Position,
+    to: Position,
+    size: u64,
 }
 
 /// Everything a pull brought, received and verified.
@@ -193,7 +224,7 @@ impl<'a> Pull<'a> {
 
     /// Asks for the changes after `since` (a full copy without it) and receives what
     /// comes: the Core data, the Atlas store when enabled here, the files.
-    fn request(&mut self, since: Option<Position>) -> Result<(Received, Option<Received>, IncomingFiles), SyncError> {
+    fn request(&mut self, since: Option<Position>) -> Result<Arrived, SyncError> {
         let atlas = self.node.settings()?.atlas;
         let files = super::files::manifest(&self.node.data_dir)
             .map_err(|e| SyncError::Io(format!("application files: {e}")))?;
@@ -206,30 +237,47 @@ impl<'a> Pull<'a> {
         self.peer.run(async |peer| {
             let stream = peer.pull(&request).await?;
             let core = receive::store(stream, &staged.core, Store::Core, changes, progress).await?;
+            let after = match core {
+                Received::Snapshot { changes_follow: true, .. } => {
+                    match receive::store(stream, &staged.changes, Store::Core, true, progress).await? {
+                        Received::Changes { from, to, size } => Some(After { from, to, size }),
+                        _ => {
+                            let (target, reason) =
+                                (stream.target().to_string(), "a checked copy without its changes".into());
+                            return Err(SyncError::Peer(crate::peer::PeerError::Protocol { target, reason }));
+                        }
+                    }
+                }
+                _ => None,
+            };
             let atlas = match atlas {
                 true => Some(receive::store(stream, &staged.atlas, Store::Atlas, false, progress).await?),
                 false => None,
             };
             let files = receive::files(stream, &data_dir, progress).await?;
-            Ok((core, atlas, files))
+            Ok(Arrived { core, after, atlas, files })
         })
     }
 
     /// Checks what came (before the role lock: all it guards is local).
-    fn verify(
-        &mut self,
-        (core, atlas, files): (Received, Option<Received>, IncomingFiles),
-    ) -> Result<Verified, SyncError> {
+    fn verify(&mut self, Arrived { core, after, atlas, files }: Arrived) -> Result<Verified, SyncError> {
         let (core, bytes) = match core {
             Received::Changes { size, from, to } => {
                 (self.progress)("Verifying the changes");
                 (Core::Changes { entries: increment::read(&self.staged.core)?, from, to }, size)
             }
-            Received::Snapshot { size, fallback, trailer, checking } => {
+            Received::Snapshot { size, fallback, trailer, checking, .. } => {
                 let fork = self.find_fork()?;
                 (self.progress)("Verifying the Core data");
-                let content = verified(Store::Core, &trailer, checking)?;
-                (Core::Full { fork, content, fallback }, size)
+                let mut content = verified(Store::Core, &trailer, checking)?;
+                let (mut checked_copy, mut size) = (None, size);
+                if let Some(after) = after {
+                    size = size.saturating_add(after.size);
+                    (self.progress)("Applying the changes after the peer's checked copy");
+                    content = self.bring_up_to_date(&content, &after)?;
+                    checked_copy = Some((after.from.seq, after.to.seq));
+                }
+                (Core::Full { fork, content, fallback, checked_copy }, size)
             }
             Received::Skipped(why) => {
                 return Err(SyncError::Snapshot { peer: self.target.clone(), reason: format!("no Core data: {why}") });
@@ -246,6 +294,32 @@ impl<'a> Pull<'a> {
             Some(Received::Changes { .. }) => return Err(SyncError::Io("the Atlas store came as changes".into())),
         };
         Ok(Verified { core, bytes, atlas, files })
+    }
+
+    /// Applies the changes after a peer's checked copy to the staged copy (whose verified
+    /// content checksum is `content`), as an incremental sync applies them to the live
+    /// data: every row they touch hashed before and after, the whole ending at the
+    /// peer's checksum, or nothing. Returns that checksum.
+    fn bring_up_to_date(&mut self, content: &str, after: &After) -> Result<String, SyncError> {
+        let refused = |reason: String| SyncError::Snapshot {
+            peer: self.target.clone(),
+            reason: format!("the changes after its checked copy do not apply: {reason}"),
+        };
+        if after.from.checksum != content {
+            return Err(refused(format!("they start at checksum {}, the copy has {content}", after.from.checksum)));
+        }
+        let entries = increment::read(&self.staged.changes).map_err(|e| refused(e.to_string()))?;
+        let ends = entries.last().map_or(&after.from, |_| &after.to);
+        let last = entries.last().map(|e| Position { seq: e.seq, checksum: e.checksum.clone() });
+        if *ends != after.to || last.as_ref().is_some_and(|l| *l != after.to) {
+            return Err(refused(format!("they do not end at change {} as announced", after.to.seq)));
+        }
+        let mut staged = rusqlite::Connection::open(&self.staged.core).map_err(|e| refused(e.to_string()))?;
+        // A file of the moment, like the rest of the staging: what must survive a crash
+        // is the live data's own commit.
+        staged.pragma_update(None, "synchronous", "OFF").map_err(|e| refused(e.to_string()))?;
+        increment::apply(&mut staged, &after.from, &entries).map_err(|e| refused(e.to_string()))?;
+        Ok(after.to.checksum.clone())
     }
 
     /// Before a full copy replaces this node's data: where its own writes part from the
@@ -275,14 +349,14 @@ impl<'a> Pull<'a> {
         if now.mode != Mode::Secondary || now.node_status != NodeStatus::Standby {
             return Err(SyncError::RoleChanged { mode: now.mode, status: now.state() });
         }
-        let (mut kept, mut fallback) = (None, None);
+        let (mut kept, mut fallback, mut checked_copy) = (None, None, None);
         let (kind, changes, content) = match v.core {
             Core::Changes { entries, from, to } => {
                 (self.progress)("Applying the changes");
                 let rows = increment::apply(node.core()?.connection(), &from, &entries)?;
                 (SyncKind::Incremental, Some((from.seq, to.seq, rows)), to.checksum)
             }
-            Core::Full { fork, content, fallback: why } => {
+            Core::Full { fork, content, fallback: why, checked_copy: copy } => {
                 if let Some(fork) = fork {
                     let (origin, dir) = (node.id.clone(), node.data_dir.clone());
                     kept = divergence::keep(node.core()?.connection(), &dir, &origin, fork.as_ref(), &self.target)?;
@@ -290,6 +364,7 @@ impl<'a> Pull<'a> {
                 (self.progress)("Applying the Core data");
                 swap_in(&node.data_dir, &self.staged.core, Store::Core)?;
                 fallback = why;
+                checked_copy = copy;
                 (SyncKind::Full, None, content)
             }
         };
@@ -326,6 +401,7 @@ impl<'a> Pull<'a> {
             kind,
             fallback,
             changes: changes.map(|(from, to, _)| (from, to)),
+            checked_copy,
             kept,
             bytes: v.bytes,
             rows,
@@ -359,11 +435,14 @@ fn record(
     report: &SyncReport,
     started_at: chrono::DateTime<chrono::Utc>,
 ) -> Result<(), SyncError> {
-    let what = match (report.changes, &report.fallback) {
+    let mut what = match (report.changes, &report.fallback) {
         (Some((from, to)), _) => format!("changes {}..{to} from {}", from + 1, report.peer_hostname),
         (None, Some(why)) => format!("full copy from {} ({why})", report.peer_hostname),
         (None, None) => format!("full copy from {}", report.peer_hostname),
     };
+    if let Some(copy) = report.checked_copy.map(checked_copy_text) {
+        what.push_str(&format!(", {copy}"));
+    }
     let mut detail = format!("{what}; checksum {}; Atlas {}; files {}", report.content, report.atlas, report.files);
     if let Some(k) = &report.kept {
         detail.push_str(&format!(
@@ -385,6 +464,15 @@ fn record(
         s.last_sync_at = Some(started_at);
     })?;
     Ok(())
+}
+
+/// How a full copy sent as the peer's checked copy is told (`at` its change, `to` the
+/// last change applied to it).
+pub fn checked_copy_text((at, to): (i64, i64)) -> String {
+    match to > at {
+        true => format!("sent as its checked copy at change {at} and changes {}..{to}", at + 1),
+        false => format!("sent as its checked copy at change {at}"),
+    }
 }
 
 /// `CORESH_TEST_PAUSE_BEFORE_APPLY_MS` holds a sync back after everything is received and

@@ -1,7 +1,8 @@
 //! Taking in what a pull brings, as it comes: each store's header, its bytes into a
 //! staging file (the disk's room checked first against what the sender announced, the
 //! SHA-256 taken as the bytes come), its trailer (with the sender's verdict on a
-//! snapshot); then the application files, each into staging and checked against its
+//! snapshot; after a checked copy, the changes after it as a part of their own); then
+//! the application files, each into staging and checked against its
 //! SHA-256. A staged snapshot's own verification starts as soon as its bytes are in.
 //! Nothing here touches the live data.
 
@@ -24,8 +25,9 @@ pub type Checking = std::thread::JoinHandle<Result<Option<String>, ApplyError>>;
 
 /// One store, received into staging, or skipped by the sender (and why).
 pub enum Received {
-    /// A full copy, staged, its verification under way.
-    Snapshot { size: u64, fallback: Option<String>, trailer: Trailer, checking: Checking },
+    /// A full copy, staged, its verification under way. With `changes_follow`, the
+    /// sender's checked copy: the entries after it come next, as their own part.
+    Snapshot { size: u64, fallback: Option<String>, trailer: Trailer, checking: Checking, changes_follow: bool },
     /// The Core data's change-log entries after `from` up to `to`, staged.
     Changes { size: u64, from: Position, to: Position },
     /// Not sent, and why.
@@ -46,7 +48,11 @@ pub async fn store<L: Link>(
     let (size, what, kind) = match stream.recv::<StoreHeader>().await? {
         StoreHeader::Failed { why, .. } => return Err(SyncError::Snapshot { peer, reason: why }),
         StoreHeader::Skipped { why, .. } => return Ok(Received::Skipped(why)),
-        StoreHeader::Snapshot { store, size, fallback, .. } if store == expect => (size, "snapshot", Ok(fallback)),
+        StoreHeader::Snapshot { store, size, fallback, changes_follow, .. }
+            if store == expect && (store == Store::Core || !changes_follow) =>
+        {
+            (size, "snapshot", Ok((fallback, changes_follow)))
+        }
         StoreHeader::Changes { size, from, to, .. } if expect == Store::Core && changes_asked => {
             (size, "changes", Err((from, to)))
         }
@@ -88,7 +94,7 @@ pub async fn store<L: Link>(
         return Err(SyncError::Transfer { found, expected: trailer.sha256 });
     }
     match (kind, checking) {
-        (Ok(fallback), Some(checking)) => {
+        (Ok((fallback, changes_follow)), Some(checking)) => {
             match trailer.integrity.as_deref() {
                 Some("ok") => {}
                 other => {
@@ -96,7 +102,7 @@ pub async fn store<L: Link>(
                     return Err(SyncError::Unsound { peer, reason });
                 }
             }
-            Ok(Received::Snapshot { size, fallback, trailer, checking })
+            Ok(Received::Snapshot { size, fallback, trailer, checking, changes_follow })
         }
         (Err((from, to)), _) => Ok(Received::Changes { size, from, to }),
         (Ok(_), None) => Err(SyncError::Io("the snapshot's verification did not start".into())),

@@ -1,16 +1,16 @@
 //! The sending side of a pull (a primary, or a secondary a DR node pulls from): the Core
 //! data as the changes after the puller's position when the change log holds them,
-//! otherwise as a full snapshot streamed from a consistent copy (device traffic goes on
-//! meanwhile); then the Atlas store or why it is skipped; then the application files
-//! that differ. Each store goes as a [`StoreHeader`], its bytes and a [`Trailer`]; all of
+//! otherwise in full: the checked copy ([`checked`]) and the changes after it when the
+//! log reaches back to it, else a full snapshot streamed from a consistent copy (device
+//! traffic goes on meanwhile), checked as it goes and kept as the next checked copy;
+//! then the Atlas store or why it is skipped; then the application files that differ. Each store goes as a [`StoreHeader`], its bytes and a [`Trailer`]; all of
 //! it over any [`Link`]. Also the positions a puller compares its log with.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use super::{divergence, files, increment, snapshot};
-use crate::coredb::changelog::{self, Gap, Position};
-use crate::coredb::soundness;
+use super::{checked, divergence, files, increment, snapshot};
+use crate::coredb::changelog::{Gap, Position};
 use crate::peer::message::{Manifest, Positions, Store, StoreHeader, Trailer};
 use crate::peer::{Framed, Link, PeerError};
 use increment::Written;
@@ -51,7 +51,7 @@ pub async fn positions(data_dir: &Path, first: i64, last: i64, peer: &str) -> Po
     answer
 }
 
-/// The Core data: the changes after `since` when the log holds them, a full snapshot
+/// The Core data: the changes after `since` when the log holds them, a full copy
 /// otherwise (saying why).
 async fn send_core<L: Link>(
     out: &mut Framed<L>,
@@ -59,9 +59,43 @@ async fn send_core<L: Link>(
     since: Option<Position>,
     peer: &str,
 ) -> Result<(), PeerError> {
-    let Some(from) = since else { return send_snapshot(out, data_dir, Store::Core, None, peer).await };
+    let Some(from) = since else { return send_full(out, data_dir, None, peer).await };
+    let fallback = match changes_file(data_dir, from).await {
+        Ok(Ok((path, written))) => return send_changes(out, &path, written, peer).await,
+        Ok(Err(gap)) => gap.to_string(),
+        Err(e) => format!("the change log could not be read: {e}"),
+    };
+    tracing::info!(subsystem = "replication", %peer, reason = %fallback, "full snapshot instead of changes");
+    send_full(out, data_dir, Some(fallback), peer).await
+}
+
+/// The Core data in full: the checked copy and the changes after it when there is a
+/// copy the change log reaches back to, a new snapshot (checked as it goes) otherwise.
+async fn send_full<L: Link>(
+    out: &mut Framed<L>,
+    data_dir: &Path,
+    fallback: Option<String>,
+    peer: &str,
+) -> Result<(), PeerError> {
+    if let Some((copy, file)) = checked::find(data_dir) {
+        match changes_file(data_dir, copy.head.clone()).await {
+            Ok(Ok((changes, written))) => {
+                return send_checked(out, data_dir, (copy, file), (changes, written), fallback).await;
+            }
+            Ok(Err(gap)) => {
+                checked::drop_copy(data_dir, &format!("the change log no longer reaches back to it ({gap})"))
+            }
+            Err(e) => tracing::warn!(subsystem = "replication", %peer, error = %e, "the checked copy was not used"),
+        }
+    }
+    send_snapshot(out, data_dir, Store::Core, fallback, peer).await
+}
+
+/// Writes the change-log entries after `from` into a file of the moment, or says why
+/// the log cannot serve them.
+async fn changes_file(data_dir: &Path, from: Position) -> Result<Result<(PathBuf, Written), Gap>, String> {
     let (dir, db) = (data_dir.join("snapshots"), data_dir.join(crate::coredb::CORE_DB));
-    let prepared = tokio::task::spawn_blocking(move || -> Result<Result<(PathBuf, Written), Gap>, String> {
+    tokio::task::spawn_blocking(move || -> Result<Result<(PathBuf, Written), Gap>, String> {
         std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
         let path = dir.join(format!("changes-{}.bin", snapshot::unique_name().map_err(|e| e.to_string())?));
         let mut file = std::io::BufWriter::new(std::fs::File::create(&path).map_err(|e| e.to_string())?);
@@ -80,14 +114,49 @@ async fn send_core<L: Link>(
         }
     })
     .await
-    .unwrap_or_else(|e| Err(e.to_string()));
-    let fallback = match prepared {
-        Ok(Ok((path, written))) => return send_changes(out, &path, written, peer).await,
-        Ok(Err(gap)) => gap.to_string(),
-        Err(e) => format!("the change log could not be read: {e}"),
+    .unwrap_or_else(|e| Err(e.to_string()))
+}
+
+/// Sends the checked copy (its checks done when it was kept; its bytes compared with
+/// the recorded SHA-256 as they go), then the changes after it. A copy whose bytes no
+/// longer match is dropped and the puller told so in the trailer: it refuses the copy.
+async fn send_checked<L: Link>(
+    out: &mut Framed<L>,
+    data_dir: &Path,
+    (copy, file): (checked::Checked, std::fs::File),
+    (changes, written): (PathBuf, Written),
+    fallback: Option<String>,
+) -> Result<(), PeerError> {
+    let peer = out.target().to_string();
+    let header = StoreHeader::Snapshot {
+        store: Store::Core,
+        size: copy.size,
+        taken_at: copy.taken_at.clone(),
+        fallback,
+        changes_follow: true,
     };
-    tracing::info!(subsystem = "replication", %peer, reason = %fallback, "full snapshot instead of changes");
-    send_snapshot(out, data_dir, Store::Core, Some(fallback), peer).await
+    let verdict = Ok((copy.head.checksum.clone(), Some("ok".to_string())));
+    let sent = send_file(out, &copy.path(data_dir), &header, Some((&copy.sha256, file)), async { verdict }).await;
+    match sent {
+        Ok(trailer) if trailer.integrity.as_deref() == Some("ok") => {
+            tracing::info!(subsystem = "replication", %peer, at = copy.head.seq, bytes = copy.size, "checked copy sent");
+            let sent = send_changes(out, &changes, written, &peer).await;
+            // What the peer got no longer vouches for the live data: check it now.
+            checked::recheck(data_dir);
+            sent
+        }
+        Ok(trailer) => {
+            let _ = std::fs::remove_file(&changes);
+            let why = trailer.integrity.unwrap_or_default();
+            checked::drop_copy(data_dir, &why);
+            Err(PeerError::Local(why))
+        }
+        Err(e) => {
+            let _ = std::fs::remove_file(&changes);
+            tracing::warn!(subsystem = "replication", %peer, error = %e, "checked copy not sent");
+            Err(e)
+        }
+    }
 }
 
 /// Sends a changes file (then removes it). The puller checks every row it touches, so
@@ -102,7 +171,7 @@ async fn send_changes<L: Link>(
     let (from, to) = (written.from.clone(), written.to.clone());
     let header = StoreHeader::Changes { size, from, to, entries: written.entries, rows: written.rows };
     let checksum = written.to.checksum.clone();
-    let sent = send_file(out, path, &header, async { Ok((checksum, None)) }).await;
+    let sent = send_file(out, path, &header, None, async { Ok((checksum, None)) }).await.map(|_| ());
     let _ = std::fs::remove_file(path);
     match &sent {
         Ok(()) => {
@@ -150,39 +219,38 @@ async fn send_snapshot<L: Link>(
     };
     let for_checks = path.clone();
     let checks = async move {
-        let checked = tokio::task::spawn_blocking(move || checked(&for_checks, store));
+        let checked = tokio::task::spawn_blocking(move || checked::verdict(&for_checks, store));
         checked.await.map_err(|e| e.to_string())?
     };
-    let header = StoreHeader::Snapshot { store, size, taken_at, fallback };
-    let sent = send_file(out, &path, &header, checks).await;
-    let _ = std::fs::remove_file(&path);
+    let header = StoreHeader::Snapshot { store, size, taken_at: taken_at.clone(), fallback, changes_follow: false };
+    let sent = send_file(out, &path, &header, None, checks).await;
     match &sent {
-        Ok(()) => tracing::info!(subsystem = "replication", %peer, store = store.name(), bytes = size, "snapshot sent"),
+        Ok(_) => tracing::info!(subsystem = "replication", %peer, store = store.name(), bytes = size, "snapshot sent"),
         Err(e) => {
             tracing::warn!(subsystem = "replication", %peer, store = store.name(), error = %e, "snapshot not sent")
         }
     }
-    sent
-}
-
-/// The snapshot's content checksum (from its rows) and what its checks found: `ok`, or
-/// the first problem. The Core data's rows must also have the checksum its own change
-/// log holds, which later incremental syncs build on.
-fn checked(path: &Path, store: Store) -> Result<(String, Option<String>), String> {
-    let verdict = soundness::check(path).map_err(|e| e.to_string())?;
-    let content = match verdict {
-        Ok(content) => content,
-        Err(problem) => return Ok((String::new(), Some(problem))),
-    };
-    if store == Store::Core {
-        let conn = crate::store::open_read_only(path).map_err(|e| e.to_string())?;
-        let logged = changelog::head(&conn).map_err(|e| e.to_string())?.checksum;
-        if logged != content {
-            let problem = format!("its rows have the checksum {content}, its change log says {logged}");
-            return Ok((content, Some(problem)));
+    match sent {
+        // Every check passed: kept for the next full copy (synced to disk meanwhile,
+        // not holding the rest of this pull back).
+        Ok(trailer) if store == Store::Core && trailer.integrity.as_deref() == Some("ok") => {
+            let data_dir = data_dir.to_path_buf();
+            tokio::task::spawn_blocking(move || match checked::keep(&data_dir, &path, &trailer.sha256, &taken_at) {
+                Ok(kept) => {
+                    tracing::info!(subsystem = "replication", at = kept.head.seq, "checked copy of the Core data kept")
+                }
+                Err(why) => {
+                    let _ = std::fs::remove_file(&path);
+                    tracing::warn!(subsystem = "replication", reason = %why, "checked copy of the Core data not kept")
+                }
+            });
+            Ok(())
+        }
+        other => {
+            let _ = std::fs::remove_file(&path);
+            other.map(|_| ())
         }
     }
-    Ok((content, Some("ok".into())))
 }
 
 /// Sends the files header, then each changed file's bytes.
@@ -221,16 +289,24 @@ async fn send_files<L: Link>(
 
 /// Sends `header`, the file at `path`, and its trailer once `checks` (run meanwhile)
 /// have their results: the content checksum and, for a snapshot, the checks' verdict.
+/// With `recorded`, the file already open and the SHA-256 its bytes had when they were
+/// checked: bytes that no longer have it get a trailer saying so, whatever `checks`
+/// found. Returns the trailer.
 async fn send_file<L: Link>(
     out: &mut Framed<L>,
     path: &Path,
     header: &StoreHeader,
+    recorded: Option<(&str, std::fs::File)>,
     checks: impl std::future::Future<Output = Result<(String, Option<String>), String>>,
-) -> Result<(), PeerError> {
+) -> Result<Trailer, PeerError> {
     use tokio::io::AsyncReadExt;
     let local = |e: String| PeerError::Local(format!("{}: {e}", path.display()));
+    let (recorded, opened) = recorded.unzip();
+    let mut file = match opened {
+        Some(file) => tokio::fs::File::from_std(file),
+        None => tokio::fs::File::open(path).await.map_err(|e| local(e.to_string()))?,
+    };
     out.send(header).await?;
-    let mut file = tokio::fs::File::open(path).await.map_err(|e| local(e.to_string()))?;
     let mut digest = ring::digest::Context::new(&ring::digest::SHA256);
     let mut chunk = vec![0u8; 256 * 1024];
     loop {
@@ -241,6 +317,14 @@ async fn send_file<L: Link>(
         digest.update(&chunk[..n]);
         out.send_bytes(chunk[..n].to_vec()).await?;
     }
-    let (content, integrity) = checks.await.map_err(local)?;
-    out.send(&Trailer { sha256: hex::encode(digest.finish()), content, integrity }).await
+    let (content, mut integrity) = checks.await.map_err(local)?;
+    let sha256 = hex::encode(digest.finish());
+    if let Some(recorded) = recorded.filter(|r| *r != sha256) {
+        integrity = Some(format!(
+            "the sender's checked copy no longer has the bytes that were checked (SHA-256 {sha256}, checked {recorded}); it is dropped: sync again"
+        ));
+    }
+    let trailer = Trailer { sha256, content, integrity };
+    out.send(&trailer).await?;
+    Ok(trailer)
 }

@@ -304,11 +304,16 @@ pub fn sync(node: &TestNode, from: &Daemon) -> Run {
 /// turn, checking each time that the Core data is sound and either `old` or `new`,
 /// never a mix. Stops once a run got through. Returns whether a kill left `old`.
 pub fn kill_9_during_syncs(node: &TestNode, from: &Daemon, delays_ms: &[u64], old: &str, new: &str) -> bool {
+    kill_9_during(node, &format!("failover sync {}", from.ssh), delays_ms, old, new)
+}
+
+/// [`kill_9_during_syncs`] of the sync command `line` (`failover sync HOST full`, say).
+pub fn kill_9_during(node: &TestNode, line: &str, delays_ms: &[u64], old: &str, new: &str) -> bool {
     let mut saw_old = false;
     for &delay_ms in delays_ms {
         let mut child = node
             .command()
-            .args(["-c", "enable", "-c", &format!("failover sync {}", from.ssh)])
+            .args(["-c", "enable", "-c", line])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
