@@ -231,7 +231,9 @@ fn a_stream_follower_is_shown_with_its_lag_behind_the_change_log() {
         opened.core().unwrap().write(|w| w.event(None, "x", "{}", at)).unwrap();
     }
     let head = opened.core().unwrap().log_head().unwrap().seq;
-    // As the daemon records a follower of its stream two changes behind.
+    // As the daemon records a follower of its stream two changes behind, now (followers
+    // not heard of for a day are forgotten).
+    let now = coresh::store::now_millis();
     let follower = coresh::store::StreamFollower {
         node_id: "cccc".into(),
         hostname: "core-c".into(),
@@ -239,8 +241,8 @@ fn a_stream_follower_is_shown_with_its_lag_behind_the_change_log() {
         state: coresh::store::FeedState::Streaming,
         applied_seq: head - 2,
         applied_at: None,
-        connected_at: "2026-12-05T00:00:00Z".into(),
-        updated_at: "2026-12-05T00:00:00Z".into(),
+        connected_at: now.clone(),
+        updated_at: now,
     };
     opened.store.put_stream_follower(&follower).unwrap();
     drop(opened);
