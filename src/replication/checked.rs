@@ -24,7 +24,8 @@
 //! sync takes a new snapshot, whose checks refuse it) and the node raises
 //! `data-damaged`.
 //! The copy costs the sender one more copy of its Core data on disk, kept only when the
-//! disk has room for it.
+//! disk has room for it and another snapshot beside it; when the check of the live data
+//! cannot run, the copy is dropped too.
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -77,9 +78,9 @@ pub fn keep(data_dir: &Path, snapshot: &Path, sha256: &str, taken_at: &str) -> R
     let dir = data_dir.join(DIR);
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     let size = std::fs::metadata(snapshot).map_err(|e| e.to_string())?.len();
-    // The snapshot is already on this file system: moving it takes no room; what must
-    // stay free is what replication always leaves.
-    crate::node::room_for(&dir, 0, 1, "the checked copy")?;
+    // The snapshot is already on this file system: moving it takes no room. Kept, it
+    // must leave room for the next snapshot of the live data that checks it.
+    crate::node::room_for(&dir, size, 1, "the checked copy and a snapshot beside it")?;
     let (head, schema) = {
         let conn = crate::store::open_read_only(snapshot).map_err(|e| e.to_string())?;
         let head = crate::coredb::changelog::head(&conn).map_err(|e| e.to_string())?;
@@ -194,9 +195,9 @@ pub fn recheck(data_dir: &Path) {
                 "live Core data checked; kept as the checked copy"
             ),
             Ok(Err(problem)) => damaged(&data_dir, &problem),
-            Err(e) => {
-                tracing::warn!(subsystem = "replication", error = %e, "the check of the live Core data did not run")
-            }
+            // Unchecked, the live data has no copy standing for it: the next full copy
+            // is a new snapshot, checked on the sync's path.
+            Err(e) => drop_copy(&data_dir, &format!("the check of the live data did not run: {e}")),
         }
         RECHECKING.store(false, Ordering::SeqCst);
     });
