@@ -278,6 +278,11 @@ fn a_later_full_sync_sends_the_checked_copy_and_the_changes_after_it() {
     assert!(!first.stdout.contains("checked copy"), "{}", first.stdout);
     common::until("the checked copy is kept", || checked_record(&a).is_some());
     let kept_at = checked_record(&a).unwrap()["head"]["seq"].as_i64().unwrap();
+    let shown: serde_json::Value = serde_json::from_str(&a.run(&["show replication | json"]).stdout).unwrap();
+    assert_eq!(shown["checked_copy"]["at_change"], kept_at, "{shown}");
+    let text = a.run(&["show replication"]).stdout;
+    assert!(text.contains("Checked copy") && text.contains(&format!("at change {kept_at}, taken")), "{text}");
+    assert!(b.run(&["show replication | json"]).stdout.contains("\"checked_copy\": null"));
     for i in 0..5 {
         let token = coresh::coredb::generate::token_for(42, i);
         assert_eq!(da.post("/api/v1/devices/checkin", Some(&token), r#"{"seq":3}"#).status, 200);

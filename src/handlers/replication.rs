@@ -2,7 +2,8 @@
 //! primary (the same rows `show failover` shows) with its throughput and its
 //! commit-to-apply lag over the last minute, read from the seconds the daemon recorded
 //! (`replication::lag`); the streams this node feeds and its synchronous gate; and this
-//! node's own write rate over the last minute, from its change log.
+//! node's own write rate over the last minute, from its change log; and the checked
+//! copy it sends full copies from (`replication::checked`), when it keeps one.
 
 use chrono::Utc;
 use serde::Serialize;
@@ -10,6 +11,7 @@ use serde::Serialize;
 use super::Ctx;
 use super::replication_view::Replication;
 use crate::cli::Args;
+use crate::replication::checked;
 use crate::replication::lag::{LagSummary, summarize};
 use crate::report::{CmdError, Reply, Text, fields};
 
@@ -26,6 +28,17 @@ pub(super) struct Shown {
     /// primary, those it applied on a standby), and their changeset bytes.
     commits_last_minute: i64,
     commit_bytes_last_minute: i64,
+    /// The checked copy of the Core data this node sends full copies from, when it
+    /// keeps one.
+    checked_copy: Option<CheckedCopy>,
+}
+
+/// A checked copy: the change it ends at, when it was taken, its size.
+#[derive(Serialize, schemars::JsonSchema)]
+struct CheckedCopy {
+    at_change: i64,
+    taken_at: String,
+    bytes: u64,
 }
 
 impl Text for Shown {
@@ -48,6 +61,17 @@ impl Text for Shown {
             ));
         }
         rows.extend(self.now.rows());
+        if let Some(c) = &self.checked_copy {
+            rows.push((
+                "Checked copy",
+                format!(
+                    "at change {}, taken {}, {} MB: full copies to peers are sent from it and the changes after it",
+                    c.at_change,
+                    c.taken_at,
+                    c.bytes >> 20
+                ),
+            ));
+        }
         rows.push((
             "Commits",
             format!(
@@ -76,6 +100,11 @@ pub fn show_replication(ctx: &mut Ctx, _args: &Args) -> Result<Reply, CmdError> 
         last_minute,
         commits_last_minute: commits,
         commit_bytes_last_minute: bytes,
+        checked_copy: checked::recorded(&ctx.node.data_dir).map(|c| CheckedCopy {
+            at_change: c.head.seq,
+            taken_at: c.taken_at,
+            bytes: c.size,
+        }),
     };
     Ok(Reply::show(shown))
 }

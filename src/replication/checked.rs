@@ -135,6 +135,12 @@ pub fn find(data_dir: &Path) -> Option<(Checked, std::fs::File)> {
     }
 }
 
+/// The record of the kept copy, as it stands (nothing checked, nothing dropped): what
+/// `show replication` shows.
+pub fn recorded(data_dir: &Path) -> Option<Checked> {
+    record(data_dir)
+}
+
 /// Removes the kept copy and its record, saying why in the log.
 pub fn drop_copy(data_dir: &Path, why: &str) {
     let Ok(_one) = KEEPING.lock() else { return };
