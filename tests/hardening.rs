@@ -598,6 +598,74 @@ fn a_snapshot_its_sender_calls_sound_is_still_checked_here() {
 }
 
 #[test]
+fn a_checked_copy_whose_changes_do_not_fit_it_is_refused() {
+    let b = TestNode::new();
+    b.run(&["enable", "failover mode secondary"]).expect_code(0);
+    common::generate(&b, "30", "40");
+    let before = b.checksum();
+    let source = TestNode::new();
+    common::generate(&source, "200", "3000");
+    let path = source.data_dir().join("core.db");
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())).unwrap();
+    let head = coresh::coredb::changelog::head(&conn).unwrap();
+    drop(conn);
+    let copy = std::fs::read(&path).unwrap();
+    let sha = |bytes: &[u8]| hex::encode(ring::digest::digest(&ring::digest::SHA256, bytes));
+    // A sound copy, sent as a checked copy (its checksum where its log ends), then `next`.
+    let pull = |next: Vec<u8>| {
+        let header = serde_json::json!({"kind": "snapshot", "store": "core", "size": copy.len(),
+            "taken_at": "now", "fallback": null, "changes_follow": true});
+        let trailer = serde_json::json!({"sha256": sha(&copy), "content": head.checksum, "integrity": "ok"});
+        let mut answer = scripted(header, &copy);
+        answer.extend(format!("{trailer}\n").into_bytes());
+        answer.extend(next);
+        answer.extend(b"{\"changed\":[],\"removed\":[]}\n");
+        let dir = tempfile::tempdir().unwrap();
+        let hostile = common::hostile::HostilePrimary::start(dir.path(), answer);
+        b.trust(&hostile.addr.to_string(), &hostile.public_key).expect_code(0);
+        b.run(&["enable", &format!("failover sync {} full", hostile.addr)])
+    };
+    let changes = |from: serde_json::Value, to: serde_json::Value, body: &[u8]| {
+        let header = serde_json::json!({"kind": "changes", "size": body.len(), "from": from, "to": to,
+            "entries": 0, "rows": 0});
+        let trailer = serde_json::json!({"sha256": sha(body), "content": to["checksum"], "integrity": null});
+        let mut part = scripted(header, body);
+        part.extend(format!("{trailer}\n").into_bytes());
+        part
+    };
+    let at_copy = serde_json::json!({"seq": head.seq, "checksum": head.checksum});
+    // No changes part after the copy: a second snapshot instead.
+    let again =
+        serde_json::json!({"kind": "snapshot", "store": "core", "size": 0, "taken_at": "now", "fallback": null});
+    let mut second = scripted(again, b"");
+    let empty = serde_json::json!({"sha256": sha(b""), "content": "", "integrity": "ok"});
+    second.extend(format!("{empty}\n").into_bytes());
+    pull(second).expect_refused("a checked copy without its changes");
+    assert_eq!(b.checksum(), before, "nothing was replaced");
+    // Changes that start from another copy than the one sent.
+    let elsewhere = serde_json::json!({"seq": head.seq, "checksum": "00"});
+    pull(changes(elsewhere.clone(), elsewhere, b"")).expect_refused("they start at checksum 00, the copy has");
+    assert_eq!(b.checksum(), before, "nothing was replaced");
+    // Changes announced to end further on than they do.
+    let further = serde_json::json!({"seq": head.seq + 5, "checksum": "00"});
+    pull(changes(at_copy.clone(), further, b"")).expect_refused(&format!("do not end at change {}", head.seq + 5));
+    assert_eq!(b.checksum(), before, "nothing was replaced");
+    // An entry that claims a terabyte inside a short part: bounded by what is left.
+    let mut frame = br#"{"seq":1,"at":"x","rows":1,"checksum":"00","origin":"x","len":1099511627776}"#.to_vec();
+    frame.push(b'\n');
+    frame.extend([0u8; 64]);
+    let to = serde_json::json!({"seq": head.seq + 1, "checksum": "00"});
+    pull(changes(at_copy.clone(), to, &frame)).expect_refused("claims 1099511627776 bytes");
+    assert_eq!(b.checksum(), before, "nothing was replaced");
+    // The copy with no changes after it, as announced, is taken.
+    let run = pull(changes(at_copy.clone(), at_copy, b""));
+    run.expect_code(0);
+    assert!(run.stdout.contains(&format!("sent as its checked copy at change {}", head.seq)), "{}", run.stdout);
+    assert_eq!(b.checksum(), source.checksum());
+}
+
+#[test]
 fn a_hostile_primary_s_lengths_size_nothing() {
     let b = TestNode::new();
     b.run(&["enable", "failover mode secondary"]).expect_code(0);

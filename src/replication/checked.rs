@@ -83,7 +83,7 @@ pub fn keep(data_dir: &Path, snapshot: &Path, sha256: &str, taken_at: &str) -> R
     crate::node::room_for(&dir, size, 1, "the checked copy and a snapshot beside it")?;
     let (head, schema) = {
         let conn = crate::store::open_read_only(snapshot).map_err(|e| e.to_string())?;
-        let head = crate::coredb::changelog::head(&conn).map_err(|e| e.to_string())?;
+        let head = changelog::head(&conn).map_err(|e| e.to_string())?;
         let schema: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(|e| e.to_string())?;
         (head, schema)
     };
@@ -187,11 +187,21 @@ pub fn verdict(path: &Path, store: Store) -> Result<(String, Option<String>), St
 /// kept as the checked copy when it passes; when it does not, the copy is dropped and
 /// the node raises `data-damaged`.
 pub fn recheck(data_dir: &Path) {
+    /// Holds [`RECHECKING`] while a check runs, and lets go of it however the check ends
+    /// (a panic too: a flag left set would stop every later check).
+    struct Running;
+    impl Drop for Running {
+        fn drop(&mut self) {
+            RECHECKING.store(false, Ordering::SeqCst);
+        }
+    }
     if RECHECKING.swap(true, Ordering::SeqCst) {
         return;
     }
-    let data_dir = data_dir.to_path_buf();
+    let running = Running;
+    let (dir, data_dir) = (data_dir, data_dir.to_path_buf());
     let spawned = std::thread::Builder::new().name("recheck".into()).spawn(move || {
+        let _running = running;
         // SAFETY: `setpriority` on this thread's own id (0 is the calling thread).
         unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, 19) };
         match check_live(&data_dir) {
@@ -205,10 +215,11 @@ pub fn recheck(data_dir: &Path) {
             // is a new snapshot, checked on the sync's path.
             Err(e) => drop_copy(&data_dir, &format!("the check of the live data did not run: {e}")),
         }
-        RECHECKING.store(false, Ordering::SeqCst);
     });
-    if spawned.is_err() {
-        RECHECKING.store(false, Ordering::SeqCst);
+    // A thread that did not start dropped its closure, and the flag with it; unchecked,
+    // the live data has no copy standing for it either.
+    if let Err(e) = spawned {
+        drop_copy(dir, &format!("the check of the live data did not start: {e}"));
     }
 }
 
@@ -224,7 +235,10 @@ fn check_live(data_dir: &Path) -> Result<Result<Checked, String>, String> {
     // which a peer runs on the copy too: a copy kept here has passed them all.
     let outcome = verdict(&path, Store::Core).and_then(|(_, found)| match found.as_deref() {
         Some("ok") => match super::apply::verify(&path, Store::Core) {
-            Ok(_) => sha256_of(&path).and_then(|sha| keep(data_dir, &path, &sha, &taken_at)).map(Ok),
+            Ok(_) => super::files::sha256_file(&path)
+                .map_err(|e| e.to_string())
+                .and_then(|sha| keep(data_dir, &path, &sha, &taken_at))
+                .map(Ok),
             Err(refused) => Ok(Err(refused.to_string())),
         },
         other => Ok(Err(other.unwrap_or("no verdict").to_string())),
@@ -247,21 +261,6 @@ fn damaged(data_dir: &Path, problem: &str) {
             crate::notify::raise_or_log(&mut node.store, &node.id, &crate::notify::Event::DataDamaged { detail });
         }
         Err(e) => tracing::error!(subsystem = "replication", error = %e, "cannot raise data-damaged"),
-    }
-}
-
-/// The SHA-256 of the file at `path`, in hex.
-fn sha256_of(path: &Path) -> Result<String, String> {
-    use std::io::Read;
-    let mut file = std::fs::File::open(path).map_err(|e| e.to_string())?;
-    let mut digest = ring::digest::Context::new(&ring::digest::SHA256);
-    let mut chunk = vec![0u8; 256 * 1024];
-    loop {
-        let n = file.read(&mut chunk).map_err(|e| e.to_string())?;
-        if n == 0 {
-            return Ok(hex::encode(digest.finish()));
-        }
-        digest.update(&chunk[..n]);
     }
 }
 

@@ -309,9 +309,8 @@ impl<'a> Pull<'a> {
             return Err(refused(format!("they start at checksum {}, the copy has {content}", after.from.checksum)));
         }
         let entries = increment::read(&self.staged.changes).map_err(|e| refused(e.to_string()))?;
-        let ends = entries.last().map_or(&after.from, |_| &after.to);
-        let last = entries.last().map(|e| Position { seq: e.seq, checksum: e.checksum.clone() });
-        if *ends != after.to || last.as_ref().is_some_and(|l| *l != after.to) {
+        let ends = entries.last().map_or(after.from.clone(), |e| Position { seq: e.seq, checksum: e.checksum.clone() });
+        if ends != after.to {
             return Err(refused(format!("they do not end at change {} as announced", after.to.seq)));
         }
         let mut staged = rusqlite::Connection::open(&self.staged.core).map_err(|e| refused(e.to_string()))?;

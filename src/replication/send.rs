@@ -3,8 +3,9 @@
 //! otherwise in full: the checked copy ([`checked`]) and the changes after it when the
 //! log reaches back to it, else a full snapshot streamed from a consistent copy (device
 //! traffic goes on meanwhile), checked as it goes and kept as the next checked copy;
-//! then the Atlas store or why it is skipped; then the application files that differ. Each store goes as a [`StoreHeader`], its bytes and a [`Trailer`]; all of
-//! it over any [`Link`]. Also the positions a puller compares its log with.
+//! then the Atlas store or why it is skipped; then the application files that differ.
+//! Each store goes as a [`StoreHeader`], its bytes and a [`Trailer`]; all of it over any
+//! [`Link`]. Also the positions a puller compares its log with.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
