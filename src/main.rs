@@ -40,7 +40,10 @@ struct Cli {
     command: Option<Command>,
 }
 
+/// Each subcommand's arguments are built only when it is used: a shell start (`-c`, no
+/// subcommand) builds none of them (about 80 µs of every start, docs/benchmarks.md).
 #[derive(Subcommand)]
+#[command(defer = true)]
 enum Command {
     /// Run this node: HTTP status pages and device API, until SIGTERM or SIGINT.
     Serve {
@@ -280,8 +283,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             return Ok(0);
         }
         Some(Command::Completions { shell }) => {
-            use clap::CommandFactory;
-            clap_complete::generate(shell, &mut Cli::command(), "coresh", &mut std::io::stdout());
+            clap_complete::generate(shell, &mut completion_cli(), "coresh", &mut std::io::stdout());
             return Ok(0);
         }
         Some(Command::ConsoleSession { user, source, session, command, privileged, readonly }) => {
@@ -317,6 +319,49 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         let lines = cli.commands.into_iter().map(|c| Ok(c.into_bytes()));
         Ok(run_batch(&mut shell, lines, options))
     }
+}
+
+/// The command line as completion scripts see it. The subcommands are deferred, so the
+/// `help` subcommand that building the root adds holds copies of them made before their
+/// own subcommands exist (`help lab` without `up` and `down`); the copies get them here,
+/// made as clap makes them: name, about, hidden or not, no flags.
+fn completion_cli() -> clap::Command {
+    use clap::CommandFactory;
+    fn help_copy(cmd: &clap::Command, parent: &str) -> clap::Command {
+        let bin_name = format!("{parent} {}", cmd.get_name());
+        let children: Vec<clap::Command> =
+            cmd.get_subcommands().filter(|sub| sub.get_name() != "help").map(|sub| help_copy(sub, &bin_name)).collect();
+        let copy = clap::Command::new(cmd.get_name().to_string())
+            .hide(cmd.is_hide_set())
+            .disable_help_flag(true)
+            .disable_version_flag(true)
+            .disable_help_subcommand(true)
+            .subcommands(children)
+            .bin_name(bin_name);
+        match cmd.get_about() {
+            Some(about) => copy.about(about.clone()),
+            None => copy,
+        }
+    }
+    let mut cli = Cli::command();
+    cli.build();
+    let mut nested: std::collections::HashMap<String, Vec<clap::Command>> = cli
+        .get_subcommands()
+        .filter(|sub| sub.get_name() != "help")
+        .map(|sub| {
+            let parent = format!("coresh help {}", sub.get_name());
+            let children = sub.get_subcommands().filter(|s| s.get_name() != "help");
+            (sub.get_name().to_string(), children.map(|s| help_copy(s, &parent)).collect())
+        })
+        .collect();
+    if let Some(help) = cli.get_subcommands_mut().find(|sub| sub.get_name() == "help") {
+        for copy in help.get_subcommands_mut() {
+            if let Some(children) = nested.remove(copy.get_name()).filter(|c| !c.is_empty()) {
+                *copy = copy.clone().subcommands(children);
+            }
+        }
+    }
+    cli
 }
 
 /// The enable secret for a batch run: `--secret-file`, else `CORESH_ENABLE_SECRET`.

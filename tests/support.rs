@@ -64,6 +64,37 @@ fn tech_support_has_every_section_and_no_secret() {
 }
 
 #[test]
+fn bash_completion_offers_every_level_of_subcommands_and_their_options() {
+    let run = TestNode::new().run_with(&[], &["completions", "bash"], &[]);
+    run.expect_code(0);
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("coresh.bash");
+    std::fs::write(&script, &run.stdout).unwrap();
+    // What bash offers at the end of each command line (the last word being typed).
+    let cases: [(&str, &[&str]); 6] = [
+        ("coresh ''", &["serve", "lab", "help", "-c", "--data-dir"]),
+        ("coresh lab ''", &["up", "down"]),
+        ("coresh help ''", &["serve", "lab", "console-session"]),
+        ("coresh help lab ''", &["up", "down"]),
+        ("coresh help docs ''", &["commands", "json"]),
+        ("coresh serve --", &["--http-listen", "--tls-cert", "--data-dir", "--help"]),
+    ];
+    for (words, offered) in cases {
+        let probe = format!(
+            "source {}; COMP_WORDS=({words}); COMP_CWORD=$((${{#COMP_WORDS[@]}} - 1)); \
+             _coresh coresh \"${{COMP_WORDS[COMP_CWORD]}}\" \"${{COMP_WORDS[COMP_CWORD-1]}}\"; \
+             printf '%s\\n' \"${{COMPREPLY[@]}}\"",
+            script.display()
+        );
+        let out = std::process::Command::new("bash").arg("-c").arg(&probe).output().expect("bash");
+        let said: Vec<String> = String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).collect();
+        for word in offered {
+            assert!(said.iter().any(|w| w == word), "{words}: {word} not offered in {said:?}");
+        }
+    }
+}
+
+#[test]
 fn the_systemd_unit_example_verifies_and_completion_scripts_parse() {
     let unit = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/contrib/coresh.service")).unwrap();
     assert!(unit.contains("/usr/local/bin/coresh --data-dir /var/lib/coresh serve"), "{unit}");

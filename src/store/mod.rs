@@ -219,6 +219,32 @@ mod tests {
     }
 
     #[test]
+    fn the_bundled_sqlite_is_built_without_extension_loading_or_unused_modules() {
+        // .cargo/config.toml (LIBSQLITE3_FLAGS) builds it so; a build without that
+        // configuration would quietly bring them back.
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let options: Vec<String> = store
+            .conn()
+            .prepare("PRAGMA compile_options")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert!(options.iter().any(|o| o == "OMIT_LOAD_EXTENSION"), "{options:?}");
+        for unused in ["ENABLE_FTS3", "ENABLE_FTS5", "ENABLE_RTREE", "ENABLE_DBSTAT_VTAB", "ENABLE_STAT4"] {
+            assert!(!options.iter().any(|o| o == unused), "{unused} in {options:?}");
+        }
+        let refused = store.conn().query_row("SELECT load_extension('/tmp/x')", [], |r| r.get::<_, String>(0));
+        assert!(refused.is_err(), "load_extension is callable");
+        // What coresh does use is there: change capture and JSON.
+        assert!(options.iter().any(|o| o == "ENABLE_SESSION"), "{options:?}");
+        let json: String = store.conn().query_row("SELECT json_object('a', 1)", [], |r| r.get(0)).unwrap();
+        assert_eq!(json, r#"{"a":1}"#);
+    }
+
+    #[test]
     fn reopening_keeps_the_schema() {
         let dir = tempfile::tempdir().unwrap();
         drop(Store::open(dir.path()).unwrap());
