@@ -43,6 +43,7 @@ pub mod ha;
 pub mod handlers;
 pub mod host;
 pub mod http;
+pub mod invocation;
 pub mod lab;
 pub mod load;
 pub mod node;

@@ -26,6 +26,11 @@ const PASSWORD: &str = "correct-horse-battery";
 
 impl Console {
     fn new(config: &[&str]) -> Console {
+        Console::serving(config, TestNode::serve)
+    }
+
+    /// [`Console::new`] with the daemon `start` starts.
+    fn serving(config: &[&str], start: impl FnOnce(&TestNode) -> Daemon) -> Console {
         let node = TestNode::new();
         let files = tempfile::tempdir().unwrap();
         let (key, public) = common::ssh::new_key(files.path(), "id_ed25519", "admin@test");
@@ -39,7 +44,7 @@ impl Console {
         lines.extend(config.iter().map(|l| l.to_string()));
         let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
         node.run(&lines).expect_code(0);
-        let daemon = node.serve();
+        let daemon = start(&node);
         Console { node, daemon, key, files }
     }
 
@@ -102,6 +107,58 @@ fn resize(p: &PtySession, cols: u16, rows: u16) {
     // SAFETY: TIOCSWINSZ reads a winsize we own from a valid descriptor.
     let done = unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSWINSZ, &size) };
     assert_eq!(done, 0, "TIOCSWINSZ");
+}
+
+/// The daemon (`coresh serve`, handed to `coresh-node`) starts consoles from the shell's
+/// binary beside it, opened when the daemon started: a console is that binary, named
+/// `coresh`, and replacing the file afterwards (an upgrade) leaves consoles on the
+/// release the daemon runs.
+#[test]
+fn consoles_run_the_shell_binary_the_daemon_found_at_its_start() {
+    let install = tempfile::tempdir().unwrap();
+    for (name, built) in [("coresh", env!("CARGO_BIN_EXE_coresh")), ("coresh-node", env!("CARGO_BIN_EXE_coresh-node"))]
+    {
+        let to = install.path().join(name);
+        if std::fs::hard_link(built, &to).is_err() {
+            std::fs::copy(built, &to).unwrap();
+        }
+    }
+    let shell = install.path().join("coresh");
+    let c = Console::serving(&[], |node| node.daemon().binary(&shell).start());
+    let daemon_pid = c.daemon.child.id();
+    assert_eq!(std::fs::read_to_string(format!("/proc/{daemon_pid}/comm")).unwrap().trim(), "coresh-node");
+
+    // An upgrade replaces the shell's binary while the daemon runs.
+    std::fs::remove_file(&shell).unwrap();
+    std::fs::write(&shell, "#!/bin/sh\necho not the release the daemon runs\nexit 7\n").unwrap();
+    std::fs::set_permissions(&shell, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+
+    let mut cmd = c.with_key("admin", &c.key);
+    cmd.arg("show version");
+    let shown = run(cmd);
+    shown.expect_code(0);
+    assert!(shown.stdout.contains("Software       : coresh"), "{}", shown.stdout);
+
+    let mut p = c.terminal("dumb");
+    p.exp_string("core-a>").unwrap();
+    let children: Vec<u32> = std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .filter(|pid: &u32| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            // pid (comm) state ppid ...: the comm may hold spaces, the fields after ')' do not.
+            stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse().ok()) == Some(daemon_pid)
+        })
+        .collect();
+    assert_eq!(children.len(), 1, "the daemon's children: {children:?}");
+    let console = children[0];
+    let exe = std::fs::read_link(format!("/proc/{console}/exe")).unwrap();
+    let exe = exe.to_string_lossy();
+    assert!(exe.starts_with(&format!("{}/coresh", install.path().display())), "{exe}");
+    assert!(!exe.contains("coresh-node"), "{exe}");
+    assert_eq!(std::fs::read_to_string(format!("/proc/{console}/comm")).unwrap().trim(), "coresh");
+    p.send_line("exit").unwrap();
+    p.exp_eof().unwrap();
 }
 
 #[test]

@@ -295,3 +295,38 @@ fn the_wal_starts_over_under_steady_check_ins() {
     assert!(largest <= 128 << 20, "the WAL file reached {largest} bytes");
     assert!(d.stop().success());
 }
+
+/// `coresh serve`, `load` and `lab` run in `coresh-node`, installed beside `coresh`:
+/// the daemon started through `coresh` keeps the process id it was started with (the
+/// process is replaced, not forked), and a `coresh` without `coresh-node` beside it
+/// says so, with the path it looked at, and touches nothing.
+#[test]
+fn serve_runs_in_the_node_binary_beside_the_shell() {
+    let node = TestNode::new();
+    let d = node.serve();
+    let comm = std::fs::read_to_string(format!("/proc/{}/comm", d.child.id())).unwrap();
+    assert_eq!(comm.trim(), "coresh-node");
+    assert_eq!(d.get("/status/status.html").status, 200);
+    drop(d);
+
+    let lone = tempfile::tempdir().unwrap();
+    let shell = lone.path().join("coresh");
+    if std::fs::hard_link(common::binary(), &shell).is_err() {
+        std::fs::copy(common::binary(), &shell).unwrap();
+    }
+    let before: Vec<_> =
+        std::fs::read_dir(node.data_dir()).unwrap().filter_map(|e| e.ok()).map(|e| e.file_name()).collect();
+    for args in [&["serve"][..], &["load", "--target", "127.0.0.1:9"], &["lab", "down", "--dir", "/nonexistent"]] {
+        let out = node.command_of(&shell).args(args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+        let expected = format!("% cannot start {}/coresh-node", lone.path().display());
+        assert!(stderr.starts_with(&expected), "{args:?}: {stderr}");
+    }
+    let after: Vec<_> =
+        std::fs::read_dir(node.data_dir()).unwrap().filter_map(|e| e.ok()).map(|e| e.file_name()).collect();
+    assert_eq!(before, after);
+    // The shell itself needs nothing beside it.
+    let out = node.command_of(&shell).args(["-c", "show version"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+}

@@ -78,7 +78,7 @@ pub async fn exec(data_dir: &Path, request: ExecRequest, caller: &Caller, guesse
 /// Runs a caller's line in a child shell; returns what it printed. The operator is the
 /// one the peer names, marked as its claim, and the source names the peer's key.
 async fn run(data_dir: &Path, request: ExecRequest, caller: &Caller) -> ExecAnswer {
-    let exe = match crate::ssh::console::self_exe() {
+    let exe = match crate::ssh::console::shell_exe() {
         Ok(e) => e,
         Err(e) => return refused(format!("% {e}")),
     };
@@ -86,6 +86,7 @@ async fn run(data_dir: &Path, request: ExecRequest, caller: &Caller) -> ExecAnsw
         request.operator.chars().filter(|c| !c.is_control() && !c.is_whitespace()).take(100).collect();
     let mut command = tokio::process::Command::new(exe);
     command
+        .arg0("coresh")
         .args(["--data-dir".as_ref(), data_dir.as_os_str()])
         .args(["console-session", "--user", &format!("{claimed} (claimed)"), "--session", "0"])
         .arg("--source")

@@ -69,6 +69,7 @@ pub struct Limits {
 /// Runs the daemon until SIGTERM or SIGINT.
 pub fn run(options: ServeOptions) -> anyhow::Result<()> {
     keep_freed_memory();
+    crate::ssh::console::pin_shell();
     let node = Node::open(&options.data_dir)?;
     logging::init(&options.data_dir, &options.log_level)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("tokio runtime")?;

@@ -1,13 +1,17 @@
-//! Console channels: an operator's shell or command runs as a child `coresh` process,
+//! Console channels: an operator's shell or command runs as a child `coresh` process
+//! (the shell's binary, pinned when the daemon starts),
 //! on a pseudo-terminal of its own when the client asked for one (line editing, TAB,
 //! `?`, history and window resizes then work as on a local terminal), on pipes when it
 //! did not (batch behaviour: no prompts, no escape codes, errors on stderr). This file
 //! bridges the SSH channel and the child: input, resizes, end of input, the idle
 //! timeout, and the child's exit status back to the client.
 
+use std::fs::File;
 use std::net::IpAddr;
+use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 use std::process::Stdio;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -94,16 +98,43 @@ struct Started {
     errors: Option<tokio::task::JoinHandle<()>>,
 }
 
-/// The binary this daemon runs, for its children: `/proc/self/exe`, which still opens
-/// after the file was replaced (an upgrade, a rebuild), so a console runs the release
-/// the daemon runs.
-pub fn self_exe() -> Result<std::path::PathBuf, String> {
-    let proc = std::path::PathBuf::from("/proc/self/exe");
+/// The binary this daemon runs: `/proc/self/exe`, which still opens after the file was
+/// replaced (an upgrade, a rebuild).
+fn self_exe() -> Result<PathBuf, String> {
+    let proc = PathBuf::from("/proc/self/exe");
     if proc.exists() {
         return Ok(proc);
     }
     std::env::current_exe().map_err(|e| format!("cannot find the coresh binary: {e}"))
 }
+
+/// The shell's binary (`coresh` beside this one), opened once: [`pin_shell`] when the
+/// daemon starts.
+static SHELL: OnceLock<Option<File>> = OnceLock::new();
+
+/// Opens the shell's binary for this daemon's consoles and exec requests, so that they
+/// run the release the daemon runs even after the files were replaced. Called once
+/// when the daemon starts.
+pub fn pin_shell() {
+    SHELL.get_or_init(|| {
+        let here = std::env::current_exe().ok()?;
+        File::open(here.with_file_name(SHELL_BINARY)).ok()
+    });
+}
+
+/// The binary a console or an exec request runs: the shell's, as [`pin_shell`] opened it
+/// (started through that descriptor, which every child inherits until its exec), or this
+/// daemon's own binary, which runs consoles too, when there is none beside it.
+pub fn shell_exe() -> Result<PathBuf, String> {
+    pin_shell();
+    match SHELL.get() {
+        Some(Some(file)) => Ok(PathBuf::from(format!("/proc/self/fd/{}", file.as_raw_fd()))),
+        _ => self_exe(),
+    }
+}
+
+/// The shell's binary, installed beside the node's.
+const SHELL_BINARY: &str = "coresh";
 
 /// Where the child finds an exec request's line: its environment, which only its own
 /// user can read (an argument would show in `ps` to everyone, secrets and all).
@@ -134,13 +165,14 @@ fn child_env(launch: &Launch, term: &str) -> Vec<(&'static str, String)> {
 }
 
 fn start(launch: &Launch, handle: &Handle, channel: ChannelId) -> Result<Started, String> {
-    let exe = self_exe()?;
+    let exe = shell_exe()?;
     let args = child_args(launch);
     match &launch.terminal {
         Some(t) => {
             let (pty, pts) = pty_process::open().map_err(|e| format!("cannot open a pseudo-terminal: {e}"))?;
             pty.resize(size(t.cols, t.rows)).map_err(|e| format!("cannot size the pseudo-terminal: {e}"))?;
             let child = pty_process::Command::new(exe)
+                .arg0("coresh")
                 .args(&args)
                 .env_clear()
                 .envs(child_env(launch, &t.term))
@@ -152,6 +184,7 @@ fn start(launch: &Launch, handle: &Handle, channel: ChannelId) -> Result<Started
         }
         None => {
             let mut child = tokio::process::Command::new(exe)
+                .arg0("coresh")
                 .args(&args)
                 .env_clear()
                 .envs(child_env(launch, "dumb"))

@@ -26,12 +26,20 @@ pub struct Serve<'a> {
     ssh: String,
     args: Vec<String>,
     env: Vec<(String, String)>,
+    binary: Option<std::path::PathBuf>,
 }
 
 impl TestNode {
     /// The daemon on 127.0.0.1, ports chosen by the system, to be adjusted and started.
     pub fn daemon(&self) -> Serve<'_> {
-        Serve { node: self, http: "127.0.0.1:0".into(), ssh: "127.0.0.1:0".into(), args: Vec::new(), env: Vec::new() }
+        Serve {
+            node: self,
+            http: "127.0.0.1:0".into(),
+            ssh: "127.0.0.1:0".into(),
+            args: Vec::new(),
+            env: Vec::new(),
+            binary: None,
+        }
     }
 
     /// Starts the daemon with its defaults.
@@ -65,9 +73,18 @@ impl Serve<'_> {
         self
     }
 
+    /// Started as `BINARY serve` (a `coresh` installed elsewhere) instead of the build's.
+    pub fn binary(mut self, path: &std::path::Path) -> Self {
+        self.binary = Some(path.to_path_buf());
+        self
+    }
+
     /// Starts it and waits for the line that says where it listens.
     pub fn start(self) -> Daemon {
-        let mut command = self.node.command();
+        let mut command = match &self.binary {
+            Some(binary) => self.node.command_of(binary),
+            None => self.node.command(),
+        };
         command.envs(self.env);
         let mut child = command
             .args(["serve", "--http-listen", &self.http, "--ssh-listen", &self.ssh])

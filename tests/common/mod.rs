@@ -110,13 +110,18 @@ impl TestNode {
 
     /// A `coresh` command on this node, with a clean environment.
     pub fn command(&self) -> Command {
+        self.command_of(Path::new(binary()))
+    }
+
+    /// [`TestNode::command`] of another `coresh` binary.
+    pub fn command_of(&self, binary: &Path) -> Command {
         let mut cmd = match &self.netns {
             Some(ns) => {
                 let mut c = Command::new("ip");
-                c.args(["netns", "exec", ns, binary()]);
+                c.args(["netns", "exec", ns]).arg(binary);
                 c
             }
-            None => Command::new(binary()),
+            None => Command::new(binary),
         };
         cmd.env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
