@@ -8,6 +8,10 @@ use std::io::{Read, Seek, Write};
 use std::os::fd::AsRawFd;
 use std::path::Path;
 
+/// Where a pull stages the entries after a peer's checked copy, under the data
+/// directory (removed here with the other staged files when no sync runs).
+pub const CHANGES_STAGING: &str = "core-changes.staging";
+
 /// A held sync lock; released on drop.
 pub struct SyncLock {
     file: File,
@@ -60,7 +64,7 @@ pub fn clear_leftovers(data_dir: &Path) -> Vec<std::path::PathBuf> {
         entries.flatten().for_each(|e| remove(e.path()));
     }
     if let Ok(_lock) = SyncLock::take(data_dir, "clearing what earlier syncs left") {
-        for name in ["core.db.staging", "core.db.staging-journal", super::pull::CHANGES_STAGING, "atlas.db.staging"] {
+        for name in ["core.db.staging", "core.db.staging-journal", CHANGES_STAGING, "atlas.db.staging"] {
             let path = data_dir.join(name);
             if path.exists() {
                 remove(path);

@@ -17,7 +17,7 @@ use super::apply::swap_in;
 use super::divergence::{self, Kept};
 pub use super::error::SyncError;
 use super::increment;
-use super::lock::SyncLock;
+use super::lock::{CHANGES_STAGING, SyncLock};
 pub use super::receive::Progress;
 use super::receive::{self, Checking, IncomingFiles, Received};
 use crate::coredb::changelog::{Entry, Position};
@@ -112,9 +112,6 @@ pub fn sync_from(
         }
     }
 }
-
-/// Where the entries after a peer's checked copy are staged, under the data directory.
-pub const CHANGES_STAGING: &str = "core-changes.staging";
 
 /// Where what comes is staged before it is verified and swapped in.
 struct Staging {
