@@ -550,18 +550,24 @@ fn scripted(header: serde_json::Value, body: &[u8]) -> Vec<u8> {
     bytes
 }
 
-#[test]
-fn a_snapshot_its_sender_calls_sound_is_still_checked_here() {
+/// A secondary with data of its own and its checksum, and a Core database of this
+/// release on another node (checkpointed, open) for a hostile primary to send.
+fn secondary_and_a_source() -> (TestNode, String, TestNode, std::path::PathBuf, rusqlite::Connection) {
     let b = TestNode::new();
     b.run(&["enable", "failover mode secondary"]).expect_code(0);
     common::generate(&b, "30", "40");
     let before = b.checksum();
-    // A Core database of this release (a copy of another node's).
     let source = TestNode::new();
     common::generate(&source, "200", "3000");
     let path = source.data_dir().join("core.db");
     let conn = rusqlite::Connection::open(&path).unwrap();
     conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())).unwrap();
+    (b, before, source, path, conn)
+}
+
+#[test]
+fn a_snapshot_its_sender_calls_sound_is_still_checked_here() {
+    let (b, before, source, path, conn) = secondary_and_a_source();
     let root: i64 =
         conn.query_row("SELECT rootpage FROM sqlite_schema WHERE name = 'events'", [], |r| r.get(0)).unwrap();
     drop(conn);
@@ -599,15 +605,7 @@ fn a_snapshot_its_sender_calls_sound_is_still_checked_here() {
 
 #[test]
 fn a_checked_copy_whose_changes_do_not_fit_it_is_refused() {
-    let b = TestNode::new();
-    b.run(&["enable", "failover mode secondary"]).expect_code(0);
-    common::generate(&b, "30", "40");
-    let before = b.checksum();
-    let source = TestNode::new();
-    common::generate(&source, "200", "3000");
-    let path = source.data_dir().join("core.db");
-    let conn = rusqlite::Connection::open(&path).unwrap();
-    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())).unwrap();
+    let (b, before, source, path, conn) = secondary_and_a_source();
     let head = coresh::coredb::changelog::head(&conn).unwrap();
     drop(conn);
     let copy = std::fs::read(&path).unwrap();
