@@ -2,6 +2,11 @@
 //! (src/grammar/{model,parse}.rs) and builds its command graph (src/grammar/graph.rs): a
 //! grammar error fails the build, and the binary gets both as static data
 //! ($OUT_DIR/grammar.rs, see src/grammar/emit.rs), so a start parses and builds nothing.
+//!
+//! It also links GCC's unwinder (libgcc_eh.a) into every binary on GNU/Linux, in place of
+//! the shared libgcc_s.so.1 that Rust's std asks for: one shared library less to map,
+//! relocate and initialise at every start, whose constructor alone runs nine `cpuid`
+//! instructions (docs/benchmarks.md, shell start-up). The C library stays shared.
 
 #[path = "src/grammar/emit.rs"]
 mod emit;
@@ -19,6 +24,7 @@ use graph::*;
 use model::*;
 
 fn main() {
+    link_the_unwinder_statically();
     println!("cargo::rerun-if-changed=grammar");
     for file in ["model.rs", "parse.rs", "graph.rs", "emit.rs"] {
         println!("cargo::rerun-if-changed=src/grammar/{file}");
@@ -39,5 +45,17 @@ fn main() {
     if let Err(e) = std::fs::write(&out, emit::rust(&grammar, &tree)) {
         println!("cargo::error=cannot write {}: {e}", out.display());
         std::process::exit(1);
+    }
+}
+
+/// Asks for `-lgcc_eh` ahead of std's `-lgcc_s` (a library's native libraries come before
+/// std's at the final link), so the linker takes the unwinder from the archive and, with
+/// `--as-needed`, leaves libgcc_s.so.1 out. Only where std links libgcc_s: GNU/Linux
+/// without `crt-static`.
+fn link_the_unwinder_statically() {
+    let var = |name| std::env::var(name).unwrap_or_default();
+    let static_crt = var("CARGO_CFG_TARGET_FEATURE").split(',').any(|f| f == "crt-static");
+    if var("CARGO_CFG_TARGET_OS") == "linux" && var("CARGO_CFG_TARGET_ENV") == "gnu" && !static_crt {
+        println!("cargo::rustc-link-lib=static:-bundle=gcc_eh");
     }
 }

@@ -330,3 +330,25 @@ fn serve_runs_in_the_node_binary_beside_the_shell() {
     let out = node.command_of(&shell).args(["-c", "show version"]).output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+/// Both binaries carry GCC's unwinder instead of loading libgcc_s.so.1 (build.rs; one
+/// shared library less at every shell start): the dynamic loader's own list of what
+/// each one loads has no libgcc_s, and neither has a running daemon's memory map. That
+/// the unwinder still works is shown by the unit tests that catch a panic (a write to
+/// the Core data that panics, `should_panic`), linked the same way.
+#[test]
+fn neither_binary_loads_the_shared_gcc_unwinder() {
+    let node_binary = std::path::Path::new(common::binary()).with_file_name("coresh-node");
+    for binary in [std::path::Path::new(common::binary()), &node_binary] {
+        let out = std::process::Command::new(binary).env("LD_TRACE_LOADED_OBJECTS", "1").output().unwrap();
+        let loaded = String::from_utf8_lossy(&out.stdout);
+        assert!(loaded.contains("libc.so.6"), "{}: {loaded}", binary.display());
+        assert!(!loaded.contains("libgcc_s"), "{}: {loaded}", binary.display());
+    }
+    let node = TestNode::new();
+    let d = node.serve();
+    let maps = std::fs::read_to_string(format!("/proc/{}/maps", d.child.id())).unwrap();
+    assert!(maps.contains("libc.so.6"), "{maps}");
+    assert!(!maps.contains("libgcc_s"), "{maps}");
+    assert!(d.stop().success());
+}
