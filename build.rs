@@ -1,7 +1,8 @@
 //! Parses `grammar/*.grammar` at compile time with the shell's own nom parser and model
 //! (src/grammar/{model,parse}.rs) and builds its command graph (src/grammar/graph.rs): a
-//! grammar error fails the build, and the binary gets both as static data
-//! ($OUT_DIR/grammar.rs, see src/grammar/emit.rs), so a start parses and builds nothing.
+//! grammar error fails the build, and the binary gets both as static data without
+//! pointers ($OUT_DIR/grammar.rs, see src/grammar/emit.rs and pool.rs), so a start
+//! parses, builds and relocates nothing of them.
 //!
 //! It also links GCC's unwinder (libgcc_eh.a) into every binary on GNU/Linux, in place of
 //! the shared libgcc_s.so.1 that Rust's std asks for: one shared library less to map,
@@ -19,6 +20,26 @@ mod model;
 #[allow(dead_code)]
 #[path = "src/grammar/parse.rs"]
 mod parse;
+#[allow(dead_code)]
+#[path = "src/grammar/pool.rs"]
+mod pool;
+
+/// The pools built-in texts and lists are spans of (src/grammar/pool.rs): empty here,
+/// where every text and list is parsed, so owned. A pool missing here fails to compile.
+#[allow(dead_code)]
+mod pools {
+    use super::*;
+    pub const TEXT: &str = "";
+    pub static TEXTS: [Text; 0] = [];
+    pub static NODE_IDS: [usize; 0] = [];
+    pub static NODES: [Node; 0] = [];
+    pub static ROOTS: [(Text, usize); 0] = [];
+    pub static PAIRS: [(Text, Text); 0] = [];
+    pub static MODES: [ModeDef; 0] = [];
+    pub static ARGS: [ArgDef; 0] = [];
+    pub static COMMANDS: [CommandDef; 0] = [];
+    pub static SPEC: [SpecToken; 0] = [];
+}
 
 use graph::*;
 use model::*;
@@ -26,7 +47,7 @@ use model::*;
 fn main() {
     link_the_unwinder_statically();
     println!("cargo::rerun-if-changed=grammar");
-    for file in ["model.rs", "parse.rs", "graph.rs", "emit.rs"] {
+    for file in ["model.rs", "parse.rs", "graph.rs", "emit.rs", "pool.rs"] {
         println!("cargo::rerun-if-changed=src/grammar/{file}");
     }
     let grammar = match Grammar::from_sources(FILES) {

@@ -1,64 +1,12 @@
 //! The grammar's model: modes, typed arguments, command specs, the whole [`Grammar`],
 //! and the checks that it hangs together. Shared with the build script (build.rs), which
 //! parses `grammar/` with the same code at compile time and writes the result out as
-//! static data: every text and list is a [`Cow`], owned when parsed, borrowed from the
-//! binary when built in. Word help and arguments are lists sorted by name.
+//! static data: every text and list is owned when parsed, a span of the binary's pools
+//! when built in ([`super::pool`]). Word help and arguments are lists sorted by name.
 
-use std::borrow::Cow;
 use std::collections::BTreeMap;
 
-/// A text of the grammar: borrowed from the binary, or owned when parsed at run time.
-pub type Text = Cow<'static, str>;
-
-/// A list of the grammar: borrowed from the binary, or owned when parsed at run time.
-#[derive(Clone, PartialEq, Eq)]
-pub struct List<T: Clone + 'static>(pub Cow<'static, [T]>);
-
-impl<T: Clone> List<T> {
-    /// The list as a vector to change (a borrowed list is copied first).
-    pub fn to_mut(&mut self) -> &mut Vec<T> {
-        self.0.to_mut()
-    }
-}
-
-impl<T: Clone> Default for List<T> {
-    fn default() -> Self {
-        List(Cow::Borrowed(&[]))
-    }
-}
-
-impl<T: Clone> std::ops::Deref for List<T> {
-    type Target = [T];
-    fn deref(&self) -> &[T] {
-        &self.0
-    }
-}
-
-impl<'a, T: Clone> IntoIterator for &'a List<T> {
-    type Item = &'a T;
-    type IntoIter = std::slice::Iter<'a, T>;
-    fn into_iter(self) -> Self::IntoIter {
-        self.0.iter()
-    }
-}
-
-impl<T: Clone> From<Vec<T>> for List<T> {
-    fn from(items: Vec<T>) -> Self {
-        List(Cow::Owned(items))
-    }
-}
-
-impl<T: Clone> FromIterator<T> for List<T> {
-    fn from_iter<I: IntoIterator<Item = T>>(items: I) -> Self {
-        List(Cow::Owned(items.into_iter().collect()))
-    }
-}
-
-impl<T: Clone + std::fmt::Debug> std::fmt::Debug for List<T> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_list().entries(self.0.iter()).finish()
-    }
-}
+pub use super::pool::{List, Text};
 
 /// The grammar files, in the order their contents are merged.
 pub const FILES: &[(&str, &str)] = &[
