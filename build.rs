@@ -24,22 +24,19 @@ mod parse;
 #[path = "src/grammar/pool.rs"]
 mod pool;
 
-/// The pools built-in texts and lists are spans of (src/grammar/pool.rs): empty here,
-/// where every text and list is parsed, so owned. A pool missing here fails to compile.
-#[allow(dead_code)]
-mod pools {
-    use super::*;
-    pub const TEXT: &str = "";
-    pub static TEXTS: [Text; 0] = [];
-    pub static NODE_IDS: [usize; 0] = [];
-    pub static NODES: [Node; 0] = [];
-    pub static ROOTS: [(Text, usize); 0] = [];
-    pub static PAIRS: [(Text, Text); 0] = [];
-    pub static MODES: [ModeDef; 0] = [];
-    pub static ARGS: [ArgDef; 0] = [];
-    pub static COMMANDS: [CommandDef; 0] = [];
-    pub static SPEC: [SpecToken; 0] = [];
+/// Every kind of text and list item with an empty pool (src/grammar/pool.rs): here
+/// every one is parsed, so owned. The binary's pools and their impls are written by
+/// emit.rs; a kind missing here fails to compile.
+macro_rules! empty_pools {
+    ($($item:ty),* $(,)?) => {
+        $(impl pool::Pooled for $item {
+            fn pool() -> &'static [$item] {
+                &[]
+            }
+        })*
+    };
 }
+empty_pools!(Text, usize, Node, (Text, usize), (Text, Text), ModeDef, ArgDef, CommandDef, SpecToken);
 
 use graph::*;
 use model::*;

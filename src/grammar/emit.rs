@@ -10,8 +10,8 @@ use std::fmt::Write;
 
 use super::{ArgDef, ArgKind, CommandDef, Elem, End, Grammar, ModeDef, Node, SpecToken, Tree};
 
-/// The pools, by name, with the Rust type of their items; `pool.rs` implements
-/// `Pooled` for each type with the same name.
+/// The pools, by name, with the Rust type of their items: each type's `Pooled` impl
+/// is written beside its pool (build.rs has them too, with empty pools).
 const POOLS: &[(&str, &str)] = &[
     ("TEXTS", "Text"),
     ("NODE_IDS", "usize"),
@@ -168,9 +168,19 @@ impl Pools {
         format!("Node {{ elem: {}, children: {children}, end: {end} }}", self.elem(&n.elem))
     }
 
-    /// `mod pools`: the text and every list pool, one item a line.
+    /// `mod pools`: the text and every list pool, one item a line; and each kind's
+    /// `Pooled` impl, which reaches its pool.
     fn module(&self) -> String {
-        let mut out = format!("mod pools {{\n    use super::*;\n    pub const TEXT: &str = {:?};\n", self.text);
+        let mut out = String::new();
+        for (name, item) in POOLS {
+            let text =
+                if *item == "Text" { "\n    fn text() -> &'static str {\n        pools::TEXT\n    }" } else { "" };
+            let _ = writeln!(
+                out,
+                "impl Pooled for {item} {{\n    fn pool() -> &'static [{item}] {{\n        &pools::{name}\n    }}{text}\n}}"
+            );
+        }
+        let _ = write!(out, "mod pools {{\n    use super::*;\n    pub const TEXT: &str = {:?};\n", self.text);
         for (name, item) in POOLS {
             let items = self.items.get(name).map(Vec::as_slice).unwrap_or_default();
             let _ = write!(out, "    pub static {name}: [{item}; {}] = [", items.len());

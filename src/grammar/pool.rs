@@ -1,17 +1,16 @@
 //! The grammar's texts and lists: owned when parsed at run time, or spans of the pools
-//! that build.rs writes into the binary (`pools`: one text holding every text, one
-//! array per kind of list item). A span is two numbers, not a pointer, so the built-in
-//! grammar and command graph are plain read-only data: the dynamic loader relocates
-//! nothing of them at a start, and only the pages a command reads are ever touched
-//! (docs/benchmarks.md, shell start-up). Shared with the build script, whose pools are
-//! empty: everything it handles is owned.
+//! that build.rs writes into the binary (one text holding every text, one array per
+//! kind of list item, each reached through the [`Pooled`] impls the generated source
+//! carries). A span is two numbers, not a pointer, so the built-in grammar and command
+//! graph are plain read-only data: the dynamic loader relocates nothing of them at a
+//! start, and only the pages a command reads are ever touched (docs/benchmarks.md,
+//! shell start-up). Shared with the build script, whose pools are empty: everything it
+//! handles is owned.
 
 use std::borrow::Borrow;
 use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::ops::{Deref, Range};
-
-use super::{ArgDef, CommandDef, ModeDef, Node, SpecToken};
 
 /// Where a span lies in its pool.
 fn range(start: u32, len: u32) -> Range<usize> {
@@ -34,7 +33,7 @@ impl Deref for Text {
         match self {
             // The pool is written with its spans; an out-of-range span reads as empty
             // (and fails the test that compares the pools with a parse of grammar/).
-            Text::Builtin { start, len } => super::pools::TEXT.get(range(*start, *len)).unwrap_or_default(),
+            Text::Builtin { start, len } => <Text as Pooled>::text().get(range(*start, *len)).unwrap_or_default(),
             Text::Owned(text) => text,
         }
     }
@@ -138,34 +137,16 @@ impl fmt::Display for Text {
     }
 }
 
-/// What a list of the grammar may hold: each kind has a pool of its own.
+/// What a list of the grammar may hold: each kind has a pool of its own. The generated
+/// source implements it for every kind (and build.rs, with empty pools), so this file
+/// names none of them.
 pub trait Pooled: Clone + 'static {
     /// The built-in items of this kind.
     fn pool() -> &'static [Self];
-}
-
-/// Each kind of list item and the pool (in `pools`) its built-in items lie in; emit.rs
-/// writes a pool of each name.
-macro_rules! pooled {
-    ($($item:ty => $pool:ident),* $(,)?) => {
-        $(impl Pooled for $item {
-            fn pool() -> &'static [$item] {
-                &super::pools::$pool
-            }
-        })*
-    };
-}
-
-pooled! {
-    Text => TEXTS,
-    usize => NODE_IDS,
-    Node => NODES,
-    (Text, usize) => ROOTS,
-    (Text, Text) => PAIRS,
-    ModeDef => MODES,
-    ArgDef => ARGS,
-    CommandDef => COMMANDS,
-    SpecToken => SPEC,
+    /// The built-in text pool; only [`Text`]'s is ever asked for.
+    fn text() -> &'static str {
+        ""
+    }
 }
 
 /// A list of the grammar.
