@@ -116,14 +116,7 @@ fn resize(p: &PtySession, cols: u16, rows: u16) {
 #[test]
 fn consoles_run_the_shell_binary_the_daemon_found_at_its_start() {
     let install = tempfile::tempdir().unwrap();
-    for (name, built) in [("coresh", env!("CARGO_BIN_EXE_coresh")), ("coresh-node", env!("CARGO_BIN_EXE_coresh-node"))]
-    {
-        let to = install.path().join(name);
-        if std::fs::hard_link(built, &to).is_err() {
-            std::fs::copy(built, &to).unwrap();
-        }
-    }
-    let shell = install.path().join("coresh");
+    let shell = common::install(install.path(), &["coresh", "coresh-node"]).remove(0);
     let c = Console::serving(&[], |node| node.daemon().binary(&shell).start());
     let daemon_pid = c.daemon.child.id();
     assert_eq!(std::fs::read_to_string(format!("/proc/{daemon_pid}/comm")).unwrap().trim(), "coresh-node");
@@ -159,6 +152,20 @@ fn consoles_run_the_shell_binary_the_daemon_found_at_its_start() {
     assert_eq!(std::fs::read_to_string(format!("/proc/{console}/comm")).unwrap().trim(), "coresh");
     p.send_line("exit").unwrap();
     p.exp_eof().unwrap();
+}
+
+/// A `coresh-node` with no shell's binary beside it runs consoles from its own binary,
+/// which carries the shell too.
+#[test]
+fn a_node_binary_alone_runs_consoles_itself() {
+    let install = tempfile::tempdir().unwrap();
+    let node_binary = common::install(install.path(), &["coresh-node"]).remove(0);
+    let c = Console::serving(&[], |node| node.daemon().binary(&node_binary).start());
+    let mut cmd = c.with_key("admin", &c.key);
+    cmd.arg("show version");
+    let shown = run(cmd);
+    shown.expect_code(0);
+    assert!(shown.stdout.contains("Software       : coresh"), "{}", shown.stdout);
 }
 
 #[test]

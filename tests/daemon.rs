@@ -310,10 +310,7 @@ fn serve_runs_in_the_node_binary_beside_the_shell() {
     drop(d);
 
     let lone = tempfile::tempdir().unwrap();
-    let shell = lone.path().join("coresh");
-    if std::fs::hard_link(common::binary(), &shell).is_err() {
-        std::fs::copy(common::binary(), &shell).unwrap();
-    }
+    let shell = common::install(lone.path(), &["coresh"]).remove(0);
     let before: Vec<_> =
         std::fs::read_dir(node.data_dir()).unwrap().filter_map(|e| e.ok()).map(|e| e.file_name()).collect();
     for args in [&["serve"][..], &["load", "--target", "127.0.0.1:9"], &["lab", "down", "--dir", "/nonexistent"]] {
@@ -338,12 +335,11 @@ fn serve_runs_in_the_node_binary_beside_the_shell() {
 /// the Core data that panics, `should_panic`), linked the same way.
 #[test]
 fn neither_binary_loads_the_shared_gcc_unwinder() {
-    let node_binary = std::path::Path::new(common::binary()).with_file_name("coresh-node");
-    for binary in [std::path::Path::new(common::binary()), &node_binary] {
+    for binary in [common::binary(), common::node_binary()] {
         let out = std::process::Command::new(binary).env("LD_TRACE_LOADED_OBJECTS", "1").output().unwrap();
         let loaded = String::from_utf8_lossy(&out.stdout);
-        assert!(loaded.contains("libc.so.6"), "{}: {loaded}", binary.display());
-        assert!(!loaded.contains("libgcc_s"), "{}: {loaded}", binary.display());
+        assert!(loaded.contains("libc.so.6"), "{binary}: {loaded}");
+        assert!(!loaded.contains("libgcc_s"), "{binary}: {loaded}");
     }
     let node = TestNode::new();
     let d = node.serve();

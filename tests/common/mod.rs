@@ -94,6 +94,32 @@ pub fn binary() -> &'static str {
     env!("CARGO_BIN_EXE_coresh")
 }
 
+/// The build's `coresh-node`, the daemon's binary.
+pub fn node_binary() -> &'static str {
+    env!("CARGO_BIN_EXE_coresh-node")
+}
+
+/// Installs the built binaries `names` (`coresh`, `coresh-node`) into `dir`, as an
+/// install puts them side by side (a hard link where it can, else a copy); returns
+/// where each went.
+pub fn install(dir: &Path, names: &[&str]) -> Vec<PathBuf> {
+    names
+        .iter()
+        .map(|name| {
+            let built = match *name {
+                "coresh" => binary(),
+                "coresh-node" => node_binary(),
+                other => panic!("no binary {other}"),
+            };
+            let to = dir.join(name);
+            if std::fs::hard_link(built, &to).is_err() {
+                std::fs::copy(built, &to).unwrap();
+            }
+            to
+        })
+        .collect()
+}
+
 impl TestNode {
     pub fn new() -> TestNode {
         TestNode { dir: tempfile::tempdir().expect("temp dir"), netns: None }
