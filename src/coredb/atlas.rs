@@ -35,6 +35,7 @@ pub fn create(data_dir: &Path) -> Result<(), StoreError> {
 /// write transaction. Replication only.
 pub fn replace_with(data_dir: &Path, source: &Connection) -> Result<(), StoreError> {
     let mut live = open_database(&data_dir.join(ATLAS_DB), SCHEMA_VERSION, migrate)?;
+    let _early = super::writeback::Writeback::start(super::writeback::database_files(&data_dir.join(ATLAS_DB)));
     rusqlite::backup::Backup::new(source, &mut live)?.step(-1)?;
     // As for the Core data: leave no WAL holding every page behind.
     live.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;

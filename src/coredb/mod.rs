@@ -16,6 +16,7 @@ mod schema;
 pub mod soundness;
 pub mod users;
 mod value_order;
+mod writeback;
 pub mod writer;
 
 use std::path::{Path, PathBuf};
@@ -189,6 +190,9 @@ impl CoreDb {
     /// transaction (SQLite's online backup into the live file). Replication's full sync
     /// is the only caller.
     pub fn replace_with(&mut self, source: &Connection) -> Result<(), StoreError> {
+        // The copies are written out as they go: the syncs at the commit and at the
+        // checkpoint's end find little left to write.
+        let _early = writeback::Writeback::start(writeback::database_files(&self.path));
         {
             let backup = rusqlite::backup::Backup::new(source, &mut self.conn)?;
             backup.step(-1)?;

@@ -4,9 +4,10 @@
 //! (`replication::apply::verify`, whatever the sender says): running it here as well
 //! would prove the same thing twice. Together they replace `PRAGMA integrity_check`,
 //! which proves the same of the indexes with one b-tree search per row and index (1.8 s
-//! on a 100,000-device Core); here each table and each index is read once, in order, on
-//! threads of their own (large tables in two halves by rowid), with no allocation a row,
-//! so the checks run beside a transfer in about the time of a scan.
+//! on a 100,000-device Core); here each table and each index is read once, in order, with
+//! no allocation a row, so the checks run beside a transfer in about the time of a scan.
+//! The reads are jobs (each index whole, each table in runs of rowids) that a thread per
+//! core takes in turn, longest first, so that the threads end together.
 //!
 //! The index check: for every index, the sum of a hash of each entry (its columns and
 //! rowid) read from the index must equal the same sum computed from the table's rows
@@ -21,6 +22,7 @@
 use std::cmp::Ordering;
 use std::hash::{BuildHasher, RandomState};
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering as AtomicOrdering};
 
 use rusqlite::Connection;
 use rusqlite::types::ValueRef;
@@ -32,43 +34,129 @@ use crate::store::StoreError;
 /// What the checks found: the content checksum from the rows, or the first problem.
 pub type Verdict = Result<String, String>;
 
-/// Checks the database at `path` (read only) on three threads: one read of every
-/// index, and one read of every table (the content checksum and each index's expected
-/// sum) on two, each with half of every large table. `Ok` carries the content checksum.
+/// Checks the database at `path` (read only). The work is cut into jobs, each index
+/// whole and every table in runs of rowids, which a few threads (each with its own
+/// connection) take in turn, longest first, so that they end together. `Ok` carries
+/// the content checksum.
 pub fn check(path: &Path) -> Result<Verdict, StoreError> {
-    check_split(path, SPLIT_FROM)
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get().clamp(2, MAX_THREADS));
+    check_in_runs(path, RUN, threads)
 }
 
-/// [`check`], splitting tables of `split_from` rowids or more over two threads.
-fn check_split(path: &Path, split_from: i64) -> Result<Verdict, StoreError> {
-    let open = || crate::store::open_read_only(path);
-    let (rows, more_rows, entries) = (open()?, open()?, open()?);
-    let plans = plans(&rows)?;
-    let (first, second) = halves(&rows, &plans, split_from)?;
+/// At most this many threads check one database.
+const MAX_THREADS: usize = 4;
+/// Tables are read in runs of this many rowids,
+const RUN: i64 = 65_536;
+/// and in at most this many runs.
+const MAX_RUNS: i64 = 64;
+
+/// [`check`], with tables read in runs of `run` rowids by `threads` threads.
+fn check_in_runs(path: &Path, run: i64, threads: usize) -> Result<Verdict, StoreError> {
+    let connections = (0..threads.max(1)).map(|_| crate::store::open_read_only(path)).collect::<Result<Vec<_>, _>>()?;
+    let (plans, jobs) = match connections.first() {
+        Some(first) => {
+            let plans = plans(first)?;
+            let jobs = jobs(first, &plans, run)?;
+            (plans, jobs)
+        }
+        None => return Err(StoreError::Commit("no connection to check with".into())),
+    };
     let keys = EntryHash::new();
-    let (from_rows, from_indexes) = std::thread::scope(|scope| {
-        let plans = &plans;
-        let (for_indexes, for_second) = (keys.clone(), keys.clone());
-        let from_indexes = scope.spawn(move || read_indexes(&entries, plans, for_indexes));
-        let from_second = scope.spawn(move || read_tables(&more_rows, plans, for_second, &second));
-        let from_first = read_tables(&rows, plans, keys, &first);
-        (both(from_first, from_second.join()), from_indexes.join())
+    let (next, stop) = (AtomicUsize::new(0), AtomicBool::new(false));
+    let done: Vec<std::thread::Result<Result<Done, StoreError>>> = std::thread::scope(|scope| {
+        let workers: Vec<_> = connections
+            .into_iter()
+            .map(|conn| {
+                let (plans, jobs, keys, next, stop) = (&plans, &jobs, keys.clone(), &next, &stop);
+                scope.spawn(move || work(&conn, plans, jobs, &keys, (next, stop)))
+            })
+            .collect();
+        workers.into_iter().map(|w| w.join()).collect()
     });
-    let failed = || StoreError::Commit("a check of the snapshot stopped".into());
-    let (content, expected) = match from_rows.ok_or_else(failed)?? {
-        Ok(found) => found,
-        Err(problem) => return Ok(Err(problem)),
-    };
-    let found = match from_indexes.map_err(|_| failed())?? {
-        Ok(found) => found,
-        Err(problem) => return Ok(Err(problem)),
-    };
-    for ((plan, want), got) in plans.indexes.iter().zip(&expected).zip(&found) {
-        if want != got {
+    let mut found = Found::new(plans.indexes.len());
+    let mut problem: Option<(usize, String)> = None;
+    for outcome in done {
+        let outcome = outcome.map_err(|_| StoreError::Commit("a check of the snapshot stopped".into()))??;
+        found.merge(outcome.found);
+        if let Some((job, why)) = outcome.problem
+            && problem.as_ref().is_none_or(|(first, _)| job < *first)
+        {
+            problem = Some((job, why));
+        }
+    }
+    if let Some((_, why)) = problem {
+        return Ok(Err(why));
+    }
+    for ((plan, want), got) in plans.indexes.iter().zip(&found.expected).zip(&found.indexes) {
+        if Some(*want) != *got {
             return Ok(Err(format!("index {} does not hold the rows of table {}", plan.name, plan.table)));
         }
     }
-    Ok(Ok(content.to_hex()))
+    Ok(Ok(found.content.to_hex()))
+}
+
+/// One piece of the check.
+enum Job {
+    /// Read index `n` of the plans whole (its order is checked entry by entry).
+    Index(usize),
+    /// Read these rows of a table.
+    Rows(Part),
+}
+
+/// What one thread summed, and the first problem it met (with its job's place).
+struct Done {
+    found: Found,
+    problem: Option<(usize, String)>,
+}
+
+/// Sums: of the rows' hashes, of the index entries the rows call for, and of the
+/// entries each index holds (`None` until it is read).
+struct Found {
+    content: Sum,
+    expected: Vec<Sum>,
+    indexes: Vec<Option<Sum>>,
+}
+
+impl Found {
+    fn new(indexes: usize) -> Found {
+        Found { content: Sum::default(), expected: vec![Sum::default(); indexes], indexes: vec![None; indexes] }
+    }
+
+    /// Adds another thread's sums (sums do not depend on order).
+    fn merge(&mut self, other: Found) {
+        self.content.add(other.content.0);
+        self.expected.iter_mut().zip(other.expected).for_each(|(e, o)| e.add(o.0));
+        for (mine, theirs) in self.indexes.iter_mut().zip(other.indexes) {
+            *mine = mine.or(theirs);
+        }
+    }
+}
+
+/// Takes jobs in turn until none is left or another thread met a problem.
+fn work(
+    conn: &Connection,
+    plans: &Plans,
+    jobs: &[Job],
+    keys: &EntryHash,
+    (next, stop): (&AtomicUsize, &AtomicBool),
+) -> Result<Done, StoreError> {
+    let mut found = Found::new(plans.indexes.len());
+    while !stop.load(AtomicOrdering::Relaxed) {
+        let n = next.fetch_add(1, AtomicOrdering::Relaxed);
+        let Some(job) = jobs.get(n) else { break };
+        let outcome = match job {
+            Job::Index(i) => {
+                read_index(conn, &plans.indexes[*i], keys).map(|r| r.map(|sum| found.indexes[*i] = Some(sum)))
+            }
+            Job::Rows(part) => read_rows(conn, plans, keys, part, &mut found),
+        };
+        let outcome = outcome.inspect_err(|_| stop.store(true, AtomicOrdering::Relaxed))?;
+        if let Err(problem) = outcome {
+            stop.store(true, AtomicOrdering::Relaxed);
+            return Ok(Done { found, problem: Some((n, problem)) });
+        }
+    }
+    Ok(Done { found, problem: None })
 }
 
 /// How each index is checked.
@@ -130,188 +218,170 @@ fn table_plans(conn: &Connection, table: &str) -> Result<Option<Vec<IndexPlan>>,
     Ok(Some(plans))
 }
 
-/// The content checksum and, index by index, the sum its entries must have: one read of
-/// each table. Tables whose indexes this does not read get `integrity_check(table)`.
-/// Each row is encoded once (as its hash takes it, each value's place kept); an index
-/// entry is put together from the encoded values it holds.
-fn read_tables(
+/// Adds the rows of `part` to the content checksum and, index by index, to the sum its
+/// entries must have. A table whose indexes this does not read gets
+/// `integrity_check(table)`. Each row is encoded once (as its hash takes it, each
+/// value's place kept); an index entry is put together from the encoded values it holds.
+fn read_rows(
     conn: &Connection,
     plans: &Plans,
-    keys: EntryHash,
-    part: &[Part],
-) -> Result<Result<(Sum, Vec<Sum>), String>, StoreError> {
-    let mut content = Sum::default();
-    let mut expected = vec![Sum::default(); plans.indexes.len()];
+    keys: &EntryHash,
+    part: &Part,
+    found: &mut Found,
+) -> Result<Result<(), String>, StoreError> {
+    let Found { content, expected, .. } = found;
     let (mut row, mut starts, mut entry) = (Vec::new(), Vec::new(), Vec::new());
-    for Part { table, rowids } in part {
-        if plans.by_sqlite.contains(table) {
-            let verdict: String =
-                conn.query_row(&format!("PRAGMA integrity_check({})", quote(table)), [], |r| r.get(0))?;
-            if verdict != "ok" {
-                return Ok(Err(format!("integrity_check({table}): {verdict}")));
-            }
-        }
-        let mine: Vec<(usize, &IndexPlan)> =
-            plans.indexes.iter().enumerate().filter(|(_, p)| &p.table == table).collect();
-        let rowid_read = if mine.is_empty() { "" } else { ", rowid" };
-        let (low, high) = rowids.unwrap_or((i64::MIN, i64::MAX));
-        let range = if rowids.is_some() { " WHERE rowid BETWEEN ?1 AND ?2" } else { "" };
-        let mut stmt = conn.prepare(&format!("SELECT *{rowid_read} FROM {}{range}", quote(table)))?;
-        let columns = stmt.column_count() - usize::from(!mine.is_empty());
-        let mut rows = if rowids.is_some() { stmt.query([low, high])? } else { stmt.query([])? };
-        while let Some(read) = rows.next()? {
-            // `table`, NUL, each value: what the row's hash takes; value `i` is
-            // row[starts[i]..starts[i + 1]].
-            row.clear();
-            starts.clear();
-            row.extend_from_slice(table.as_bytes());
-            row.push(0);
-            for i in 0..columns {
-                starts.push(row.len());
-                encode(&mut row, read.get_ref(i)?);
-            }
-            starts.push(row.len());
-            content.add(digest(&row));
-            if mine.is_empty() {
-                continue;
-            }
-            // The rowid after them, outside what the row's hash took.
-            let rowid = row.len();
-            encode(&mut row, read.get_ref(columns)?);
-            for (i, plan) in &mine {
-                entry.clear();
-                entry.extend_from_slice(plan.name.as_bytes());
-                entry.push(0);
-                for column in &plan.columns {
-                    let span = match column.and_then(|c| Some((*starts.get(c)?, *starts.get(c + 1)?))) {
-                        Some((from, to)) => &row[from..to],
-                        None => &row[rowid..],
-                    };
-                    entry.extend_from_slice(span);
-                }
-                expected[*i].add(keys.hash(&entry));
-            }
+    let Part { table, rowids } = part;
+    if plans.by_sqlite.contains(table) {
+        let verdict: String = conn.query_row(&format!("PRAGMA integrity_check({})", quote(table)), [], |r| r.get(0))?;
+        if verdict != "ok" {
+            return Ok(Err(format!("integrity_check({table}): {verdict}")));
         }
     }
-    Ok(Ok((content, expected)))
+    let mine: Vec<(usize, &IndexPlan)> = plans.indexes.iter().enumerate().filter(|(_, p)| &p.table == table).collect();
+    let rowid_read = if mine.is_empty() { "" } else { ", rowid" };
+    let (low, high) = rowids.unwrap_or((i64::MIN, i64::MAX));
+    let range = if rowids.is_some() { " WHERE rowid BETWEEN ?1 AND ?2" } else { "" };
+    let mut stmt = conn.prepare(&format!("SELECT *{rowid_read} FROM {}{range}", quote(table)))?;
+    let columns = stmt.column_count() - usize::from(!mine.is_empty());
+    let mut rows = if rowids.is_some() { stmt.query([low, high])? } else { stmt.query([])? };
+    while let Some(read) = rows.next()? {
+        // `table`, NUL, each value: what the row's hash takes; value `i` is
+        // row[starts[i]..starts[i + 1]].
+        row.clear();
+        starts.clear();
+        row.extend_from_slice(table.as_bytes());
+        row.push(0);
+        for i in 0..columns {
+            starts.push(row.len());
+            encode(&mut row, read.get_ref(i)?);
+        }
+        starts.push(row.len());
+        content.add(digest(&row));
+        if mine.is_empty() {
+            continue;
+        }
+        // The rowid after them, outside what the row's hash took.
+        let rowid = row.len();
+        encode(&mut row, read.get_ref(columns)?);
+        for (i, plan) in &mine {
+            entry.clear();
+            entry.extend_from_slice(plan.name.as_bytes());
+            entry.push(0);
+            for column in &plan.columns {
+                let span = match column.and_then(|c| Some((*starts.get(c)?, *starts.get(c + 1)?))) {
+                    Some((from, to)) => &row[from..to],
+                    None => &row[rowid..],
+                };
+                entry.extend_from_slice(span);
+            }
+            expected[*i].add(keys.hash(&entry));
+        }
+    }
+    Ok(Ok(()))
 }
 
-/// A table, or the rows of it whose rowids are in a range, read by one thread.
+/// A table, or the rows of it whose rowids are in a range.
 struct Part {
     table: String,
     rowids: Option<(i64, i64)>,
 }
 
-/// Tables with at least this many rowids between their first and last are read by two
-/// threads, half each.
-const SPLIT_FROM: i64 = 50_000;
-
-/// The tables in two parts of about the same size: every table whole in the first part
-/// but the large ones, whose rowids are cut in two (the table read is the longest of the
-/// checks; on two threads it keeps both cores busy once the other checks are done).
-fn halves(conn: &Connection, plans: &Plans, split_from: i64) -> Result<(Vec<Part>, Vec<Part>), StoreError> {
-    let (mut first, mut second) = (Vec::new(), Vec::new());
+/// The jobs of a check, longest first: the tables left to SQLite, then every index
+/// (those of the tables with the most rowids first), then every other table in runs of
+/// `run` rowids.
+fn jobs(conn: &Connection, plans: &Plans, run: i64) -> Result<Vec<Job>, StoreError> {
+    let run = run.max(1);
+    let (mut whole, mut runs, mut spans) = (Vec::new(), Vec::new(), Vec::new());
     for table in tables(conn)? {
-        let whole = Part { table: table.clone(), rowids: None };
         if plans.by_sqlite.contains(&table) {
-            first.push(whole);
+            whole.push(Job::Rows(Part { table, rowids: None }));
             continue;
         }
-        let ends: (Option<i64>, Option<i64>) =
-            conn.query_row(&format!("SELECT min(rowid), max(rowid) FROM {}", quote(&table)), [], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })?;
-        match ends {
-            (Some(low), Some(high)) if high.saturating_sub(low) >= split_from => {
-                // Without overflow: a file's rowids can span the whole i64 range.
-                let middle = low.midpoint(high);
-                first.push(Part { table: table.clone(), rowids: Some((low, middle)) });
-                second.push(Part { table, rowids: Some((middle + 1, high)) });
-            }
-            _ => first.push(whole),
+        // Two searches: `min(rowid), max(rowid)` in one statement would scan the table.
+        let quoted = quote(&table);
+        let ends: (Option<i64>, Option<i64>) = conn.query_row(
+            &format!("SELECT (SELECT min(rowid) FROM {quoted}), (SELECT max(rowid) FROM {quoted})"),
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        let (Some(low), Some(high)) = ends else { continue };
+        // In i128: a file's rowids can span the whole i64 range. Sparse rowids make long
+        // spans of few rows: at most MAX_RUNS runs a table.
+        let span = i128::from(high) - i128::from(low);
+        spans.push((table.clone(), span));
+        let step = i128::from(run).max(span / i128::from(MAX_RUNS) + 1);
+        let mut from = i128::from(low);
+        while from <= i128::from(high) {
+            let to = (from + step - 1).min(i128::from(high));
+            // Both within [low, high], so within i64.
+            let (Ok(first), Ok(last)) = (i64::try_from(from), i64::try_from(to)) else { break };
+            runs.push(Job::Rows(Part { table: table.clone(), rowids: Some((first, last)) }));
+            from = to + 1;
         }
     }
-    Ok((first, second))
-}
-
-/// The two parts' sums together (sums do not depend on order); `None` when a thread
-/// stopped.
-type TableSums = Result<Result<(Sum, Vec<Sum>), String>, StoreError>;
-fn both(first: TableSums, second: std::thread::Result<TableSums>) -> Option<TableSums> {
-    let second = second.ok()?;
-    Some(match (first, second) {
-        (Ok(Ok((mut content, mut expected))), Ok(Ok((more, others)))) => {
-            content.add(more.0);
-            expected.iter_mut().zip(others).for_each(|(e, o)| e.add(o.0));
-            Ok(Ok((content, expected)))
-        }
-        (Err(e), _) | (_, Err(e)) => Err(e),
-        (Ok(Err(p)), _) | (_, Ok(Err(p))) => Ok(Err(p)),
-    })
+    let span = |i: &usize| spans.iter().find(|(t, _)| *t == plans.indexes[*i].table).map_or(0, |s| s.1);
+    let mut indexes: Vec<usize> = (0..plans.indexes.len()).collect();
+    indexes.sort_by_key(|i| std::cmp::Reverse(span(i)));
+    whole.extend(indexes.into_iter().map(Job::Index));
+    whole.extend(runs);
+    Ok(whole)
 }
 
 /// Each index's sum, read from the index itself in its order, checking that order and
 /// uniqueness as it goes (each entry against the one before, kept value by value).
-fn read_indexes(conn: &Connection, plans: &Plans, keys: EntryHash) -> Result<Result<Vec<Sum>, String>, StoreError> {
-    let mut sums = Vec::with_capacity(plans.indexes.len());
+fn read_index(conn: &Connection, plan: &IndexPlan, keys: &EntryHash) -> Result<Result<Sum, String>, StoreError> {
     let mut entry = Vec::new();
-    for plan in &plans.indexes {
-        let mut info = conn.prepare("SELECT name FROM pragma_table_info(?1) ORDER BY cid")?;
-        let names: Vec<String> = info.query_map([&plan.table], |r| r.get(0))?.collect::<Result<_, _>>()?;
-        let selected: Vec<String> = plan
-            .columns
-            .iter()
-            .map(|c| c.and_then(|c| names.get(c)).map_or("rowid".to_string(), |n| quote(n)))
-            .collect();
-        let sql =
-            format!("SELECT {} FROM {} INDEXED BY {}", selected.join(", "), quote(&plan.table), quote(&plan.name));
-        let shown: String = conn.query_row(&format!("EXPLAIN QUERY PLAN {sql}"), [], |r| r.get(3))?;
-        if !shown.contains("COVERING INDEX") {
-            return Ok(Err(format!("index {} cannot be read by itself ({shown})", plan.name)));
-        }
-        let mut stmt = conn.prepare(&sql)?;
-        let mut rows = stmt.query([])?;
-        let mut sum = Sum::default();
-        // The entry before, value by value (`None` before the first).
-        let mut last: Option<Vec<Held>> = None;
-        while let Some(row) = rows.next()? {
-            entry.clear();
-            entry.extend_from_slice(plan.name.as_bytes());
-            entry.push(0);
-            // How this entry compares with the one before: over all its values, and over
-            // its key alone; and whether its key holds a NULL.
-            let (mut whole, mut key, mut key_null) = (Ordering::Equal, Ordering::Equal, false);
-            let first = last.is_none();
-            let kept = last.get_or_insert_with(|| plan.columns.iter().map(|_| Held::Null).collect());
-            for (i, held) in kept.iter_mut().enumerate() {
-                let value = row.get_ref(i)?;
-                let versus = if first { Ordering::Less } else { compare(&held.view(), &value).reverse() };
-                if whole == Ordering::Equal {
-                    whole = versus;
-                }
-                if i < plan.keys {
-                    key_null |= matches!(value, ValueRef::Null);
-                    if key == Ordering::Equal {
-                        key = versus;
-                    }
-                }
-                encode(&mut entry, value);
-                held.set(value);
-            }
-            if !first {
-                // `whole` is how this entry stands to the one before: it must come after.
-                if whole != Ordering::Greater {
-                    return Ok(Err(format!("index {} is out of order", plan.name)));
-                }
-                if plan.unique && !key_null && key == Ordering::Equal {
-                    return Ok(Err(format!("index {} holds a key twice", plan.name)));
-                }
-            }
-            sum.add(keys.hash(&entry));
-        }
-        sums.push(sum);
+    let mut info = conn.prepare("SELECT name FROM pragma_table_info(?1) ORDER BY cid")?;
+    let names: Vec<String> = info.query_map([&plan.table], |r| r.get(0))?.collect::<Result<_, _>>()?;
+    let selected: Vec<String> =
+        plan.columns.iter().map(|c| c.and_then(|c| names.get(c)).map_or("rowid".to_string(), |n| quote(n))).collect();
+    let sql = format!("SELECT {} FROM {} INDEXED BY {}", selected.join(", "), quote(&plan.table), quote(&plan.name));
+    let shown: String = conn.query_row(&format!("EXPLAIN QUERY PLAN {sql}"), [], |r| r.get(3))?;
+    if !shown.contains("COVERING INDEX") {
+        return Ok(Err(format!("index {} cannot be read by itself ({shown})", plan.name)));
     }
-    Ok(Ok(sums))
+    let mut stmt = conn.prepare(&sql)?;
+    let mut rows = stmt.query([])?;
+    let mut sum = Sum::default();
+    // The entry before, value by value (`None` before the first).
+    let mut last: Option<Vec<Held>> = None;
+    while let Some(row) = rows.next()? {
+        entry.clear();
+        entry.extend_from_slice(plan.name.as_bytes());
+        entry.push(0);
+        // How this entry compares with the one before: over all its values, and over
+        // its key alone; and whether its key holds a NULL.
+        let (mut whole, mut key, mut key_null) = (Ordering::Equal, Ordering::Equal, false);
+        let first = last.is_none();
+        let kept = last.get_or_insert_with(|| plan.columns.iter().map(|_| Held::Null).collect());
+        for (i, held) in kept.iter_mut().enumerate() {
+            let value = row.get_ref(i)?;
+            let versus = if first { Ordering::Less } else { compare(&held.view(), &value).reverse() };
+            if whole == Ordering::Equal {
+                whole = versus;
+            }
+            if i < plan.keys {
+                key_null |= matches!(value, ValueRef::Null);
+                if key == Ordering::Equal {
+                    key = versus;
+                }
+            }
+            encode(&mut entry, value);
+            held.set(value);
+        }
+        if !first {
+            // `whole` is how this entry stands to the one before: it must come after.
+            if whole != Ordering::Greater {
+                return Ok(Err(format!("index {} is out of order", plan.name)));
+            }
+            if plan.unique && !key_null && key == Ordering::Equal {
+                return Ok(Err(format!("index {} holds a key twice", plan.name)));
+            }
+        }
+        sum.add(keys.hash(&entry));
+    }
+    Ok(Ok(sum))
 }
 
 /// The hash of an index entry (the index's name, a NUL, then each value as a row's hash
@@ -363,7 +433,7 @@ mod tests {
         let want = db.content_checksum().unwrap();
         drop(db);
         assert_eq!(check(&path).unwrap(), Ok(want.clone()));
-        assert_eq!(check_split(&path, 10).unwrap(), Ok(want), "read in two halves, the same sums");
+        assert_eq!(check_in_runs(&path, 10, 3).unwrap(), Ok(want), "read in runs of 10 rowids, the same sums");
         assert_eq!(sqlite_says(&path), "ok");
         // Every index of the Core data is read by this check, none left to SQLite.
         let conn = Connection::open(&path).unwrap();
@@ -388,7 +458,7 @@ mod tests {
         damaged(&path, setup, "i", "CREATE INDEX i ON t (b)");
         assert_ne!(sqlite_says(&path), "ok");
         assert_eq!(check(&path).unwrap(), Err("index i does not hold the rows of table t".into()));
-        assert_eq!(check_split(&path, 1).unwrap(), Err("index i does not hold the rows of table t".into()));
+        assert_eq!(check_in_runs(&path, 1, 2).unwrap(), Err("index i does not hold the rows of table t".into()));
     }
 
     #[test]
@@ -426,5 +496,45 @@ mod tests {
         assert_eq!(plans.by_sqlite, vec!["t".to_string()]);
         drop(conn);
         assert!(check(&path).unwrap().is_ok());
+    }
+
+    #[test]
+    fn jobs_cover_every_rowid_once_and_put_the_largest_tables_indexes_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.db");
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE small (id INTEGER PRIMARY KEY, a TEXT); CREATE INDEX s ON small (a);
+             INSERT INTO small (id, a) VALUES (1, 'x'), (2, 'y');
+             CREATE TABLE big (id INTEGER PRIMARY KEY, a TEXT); CREATE INDEX b ON big (a);
+             INSERT INTO big (id, a) VALUES (-9223372036854775808, 'x'), (5, 'y'), (9223372036854775807, 'z');
+             CREATE TABLE empty (id INTEGER PRIMARY KEY);",
+        )
+        .unwrap();
+        let plans = plans(&conn).unwrap();
+        let found = jobs(&conn, &plans, 1 << 62).unwrap();
+        let names: Vec<String> = found
+            .iter()
+            .map(|j| match j {
+                Job::Index(i) => format!("index {}", plans.indexes[*i].name),
+                Job::Rows(p) => format!("{} {:?}", p.table, p.rowids),
+            })
+            .collect();
+        let (low, high) = (i64::MIN, i64::MAX);
+        let runs = [(low, low + (1 << 62) - 1), (low + (1 << 62), -1), (0, (1 << 62) - 1), (1 << 62, high)];
+        let mut want = vec!["index b".to_string(), "index s".to_string()];
+        want.extend(runs.iter().map(|r| format!("big {:?}", Some(*r))));
+        want.push("small Some((1, 2))".into());
+        assert_eq!(names, want);
+        drop(conn);
+        assert!(check_in_runs(&path, 1 << 62, 2).unwrap().is_ok());
+        // However short the runs asked for, a table has at most MAX_RUNS of them.
+        let runs = jobs(&Connection::open(&path).unwrap(), &plans, 1)
+            .unwrap()
+            .iter()
+            .filter(|j| matches!(j, Job::Rows(p) if p.table == "big"))
+            .count();
+        assert_eq!(runs, MAX_RUNS as usize);
+        assert_eq!(check_in_runs(&path, 1, 3).unwrap(), check_in_runs(&path, 1 << 62, 1).unwrap());
     }
 }
