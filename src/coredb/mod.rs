@@ -16,7 +16,7 @@ mod schema;
 pub mod soundness;
 pub mod users;
 mod value_order;
-mod writeback;
+pub mod writeback;
 pub mod writer;
 
 use std::path::{Path, PathBuf};

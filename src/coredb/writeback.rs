@@ -11,6 +11,10 @@
 //! The descriptors are SQLite's own, found by device and inode among this process's
 //! open files: a descriptor of the database opened and closed here would drop SQLite's
 //! locks on it (POSIX ties them to the process, and the first close releases them all).
+//!
+//! Also [`sync_in_steps`], for a large file of the node's own that must reach the disk
+//! (the sender's checked copy): written out a few megabytes at a time, so that another
+//! sync on the same disk (the node's own commits) never waits behind the whole file.
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -21,6 +25,30 @@ use std::time::Duration;
 
 /// How long the thread waits between two rounds.
 const PAUSE: Duration = Duration::from_millis(5);
+
+/// How much of a file [`sync_in_steps`] writes out at a time.
+const STEP: u64 = 8 << 20;
+
+/// Syncs `file` (opened here: it must be a file no SQLite connection of this process
+/// holds) to disk: its pages written out [`STEP`] bytes at a time, each step waited
+/// for, then `fsync` for what is left and its metadata.
+pub fn sync_in_steps(file: &Path) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let opened = std::fs::File::open(file)?;
+    let size = opened.metadata()?.len();
+    let (fd, mut offset) = (opened.as_raw_fd(), 0u64);
+    let flags = libc::SYNC_FILE_RANGE_WAIT_BEFORE | libc::SYNC_FILE_RANGE_WRITE | libc::SYNC_FILE_RANGE_WAIT_AFTER;
+    while offset < size {
+        let (Ok(from), Ok(length)) = (libc::off64_t::try_from(offset), libc::off64_t::try_from(STEP)) else { break };
+        // SAFETY: `sync_file_range` reads only its arguments; `opened` keeps `fd` open.
+        if unsafe { libc::sync_file_range(fd, from, length, flags) } != 0 {
+            // The file system cannot write out ranges: the `fsync` below does it all.
+            break;
+        }
+        offset += STEP;
+    }
+    opened.sync_all()
+}
 
 /// A database file and its WAL.
 pub fn database_files(db: &Path) -> Vec<PathBuf> {
@@ -98,6 +126,19 @@ mod tests {
     use super::*;
     use std::io::Write;
     use std::os::fd::AsRawFd;
+
+    #[test]
+    fn a_file_synced_in_steps_keeps_its_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        let bytes: Vec<u8> = (0..(STEP * 2 + 12_345)).map(|i| (i % 251) as u8).collect();
+        std::fs::write(&path, &bytes).unwrap();
+        sync_in_steps(&path).unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), bytes);
+        std::fs::write(&path, b"").unwrap();
+        sync_in_steps(&path).unwrap();
+        assert!(sync_in_steps(&dir.path().join("absent")).is_err());
+    }
 
     #[test]
     fn the_descriptors_of_an_open_file_are_found_and_left_open() {

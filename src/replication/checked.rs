@@ -87,8 +87,9 @@ pub fn keep(data_dir: &Path, snapshot: &Path, sha256: &str, taken_at: &str) -> R
         let schema: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(|e| e.to_string())?;
         (head, schema)
     };
-    // Written with synchronous=OFF for the transfer: on disk before it is relied upon.
-    std::fs::File::open(snapshot).and_then(|f| f.sync_all()).map_err(|e| e.to_string())?;
+    // Written with synchronous=OFF for the transfer: on disk before it is relied upon,
+    // a few megabytes at a time (the node's own commits never wait behind all of it).
+    crate::coredb::writeback::sync_in_steps(snapshot).map_err(|e| e.to_string())?;
     let name = format!("core-{}.db", super::snapshot::unique_name().map_err(|e| e.to_string())?);
     std::fs::rename(snapshot, dir.join(&name)).map_err(|e| e.to_string())?;
     let checked =
