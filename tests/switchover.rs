@@ -228,7 +228,15 @@ fn a_standby_that_freezes_or_dies_midway_leaves_the_old_primary_serving() {
     assert_eq!(a.failover_json()["mode"], "primary");
     assert_eq!(check_in(&agent, da.addr, 1, 1), 200, "the old primary serves");
     std::process::Command::new("kill").args(["-CONT", &pid]).status().unwrap();
-    until("b streams again", || b.failover_json()["replication_state"] == "streaming");
+    // The state b recorded before the freeze may still say "streaming" while its stream
+    // times out: ready once b has applied a write made after the freeze, which only a
+    // live stream brings.
+    assert_eq!(check_in(&agent, da.addr, 4, 4), 200);
+    until("b applies a write made after the freeze", || {
+        let fed =
+            a.failover_json()["stream_followers"].as_array().is_some_and(|f| f.iter().any(|f| f["lag_changes"] == 0));
+        fed && b.failover_json()["replication_state"] == "streaming"
+    });
 
     // Killed once it is ready, while the primary holds writes for the load balancer to
     // notice: the old primary takes writes again and nothing changed.
