@@ -34,12 +34,9 @@ pub fn create(data_dir: &Path) -> Result<(), StoreError> {
 /// Replaces the Atlas store of `data_dir` (creating it) with the pages of `source` in one
 /// write transaction. Replication only.
 pub fn replace_with(data_dir: &Path, source: &Connection) -> Result<(), StoreError> {
-    let mut live = open_database(&data_dir.join(ATLAS_DB), SCHEMA_VERSION, migrate)?;
-    let _early = super::writeback::Writeback::start(super::writeback::database_files(&data_dir.join(ATLAS_DB)));
-    rusqlite::backup::Backup::new(source, &mut live)?.step(-1)?;
-    // As for the Core data: leave no WAL holding every page behind.
-    live.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
-    Ok(())
+    let path = data_dir.join(ATLAS_DB);
+    let mut live = open_database(&path, SCHEMA_VERSION, migrate)?;
+    super::writeback::copy_into(source, &mut live, &path)
 }
 
 /// Rows in the Atlas store, or `None` when it does not exist.

@@ -190,18 +190,7 @@ impl CoreDb {
     /// transaction (SQLite's online backup into the live file). Replication's full sync
     /// is the only caller.
     pub fn replace_with(&mut self, source: &Connection) -> Result<(), StoreError> {
-        // The copies are written out as they go: the syncs at the commit and at the
-        // checkpoint's end find little left to write.
-        let _early = writeback::Writeback::start(writeback::database_files(&self.path));
-        {
-            let backup = rusqlite::backup::Backup::new(source, &mut self.conn)?;
-            backup.step(-1)?;
-        }
-        // Every page went through the WAL. Copy them back now and empty it: a process
-        // that opens the database after this one closed would otherwise rebuild the WAL
-        // index from the whole file and copy it all again at its first commit.
-        self.conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
-        Ok(())
+        writeback::copy_into(source, &mut self.conn, &self.path)
     }
 
     /// The content checksum of this Core data, computed from the rows (see [`checksum`]).

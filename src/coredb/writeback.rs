@@ -1,4 +1,5 @@
-//! Writing out early what a full sync's swap copies. The swap copies a whole database
+//! A full sync's swap ([`copy_into`]), and writing out early what it copies. The swap
+//! copies a whole database
 //! into the live file through SQLite (into its WAL, then back by a checkpoint), and
 //! SQLite syncs each copy to disk when it ends. Left alone, the kernel starts writing
 //! only then, so the swap waits for the whole copy twice. [`Writeback`] keeps a thread
@@ -14,7 +15,7 @@
 //!
 //! Also [`sync_in_steps`], for a large file of the node's own that must reach the disk
 //! (the sender's checked copy): written out a few megabytes at a time, so that another
-//! sync on the same disk (the node's own commits) never waits behind the whole file.
+//! sync on the same disk waits behind one step at most, not the whole file.
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -22,6 +23,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
+
+use rusqlite::Connection;
+
+use crate::store::StoreError;
 
 /// How long the thread waits between two rounds.
 const PAUSE: Duration = Duration::from_millis(5);
@@ -50,24 +55,33 @@ pub fn sync_in_steps(file: &Path) -> std::io::Result<()> {
     opened.sync_all()
 }
 
-/// A database file and its WAL.
-pub fn database_files(db: &Path) -> Vec<PathBuf> {
-    let mut wal = db.as_os_str().to_owned();
-    wal.push("-wal");
-    vec![db.to_path_buf(), PathBuf::from(wal)]
+/// Replaces every page of the live database `live` (at `path`) with those of `source`
+/// in one write transaction (SQLite's online backup), written out as it goes: the syncs
+/// at the commit and at the checkpoint's end find little left to write.
+pub fn copy_into(source: &Connection, live: &mut Connection, path: &Path) -> Result<(), StoreError> {
+    let _early = Writeback::start(path);
+    rusqlite::backup::Backup::new(source, live)?.step(-1)?;
+    // Every page went through the WAL. Copy them back now and empty it: a process that
+    // opens the database after this one closed would otherwise rebuild the WAL index
+    // from the whole file and copy it all again at its first commit.
+    live.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+    Ok(())
 }
 
-/// A thread starting the writeback of some files until it is dropped.
+/// A thread starting the writeback of a database file and its WAL until it is dropped.
 pub struct Writeback {
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl Writeback {
-    /// Starts writing out `files` as they are written, each as soon as this process has
-    /// it open. When the thread cannot start, nothing is written early (the copy is as
-    /// durable, only slower).
-    pub fn start(files: Vec<PathBuf>) -> Writeback {
+    /// Starts writing out the database at `db` and its WAL as they are written, each as
+    /// soon as this process has it open. When the thread cannot start, nothing is
+    /// written early (the copy is as durable, only slower).
+    pub fn start(db: &Path) -> Writeback {
+        let mut wal = db.as_os_str().to_owned();
+        wal.push("-wal");
+        let files = [db.to_path_buf(), PathBuf::from(wal)];
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         let thread = std::thread::Builder::new()
@@ -156,8 +170,9 @@ mod tests {
         std::fs::write(&other, b"x").unwrap();
         assert!(descriptors_of(&other).is_empty());
         assert!(descriptors_of(&dir.path().join("absent")).is_empty());
-        // A writeback running over all three leaves the file open and its bytes whole.
-        let writeback = Writeback::start(vec![path.clone(), other, dir.path().join("absent")]);
+        // A writeback running over it (and its absent `-wal`) leaves the file open and its
+        // bytes whole.
+        let writeback = Writeback::start(&path);
         file.write_all(&vec![8u8; 1 << 20]).unwrap();
         std::thread::sleep(Duration::from_millis(30));
         drop(writeback);

@@ -88,7 +88,7 @@ pub fn keep(data_dir: &Path, snapshot: &Path, sha256: &str, taken_at: &str) -> R
         (head, schema)
     };
     // Written with synchronous=OFF for the transfer: on disk before it is relied upon,
-    // a few megabytes at a time (the node's own commits never wait behind all of it).
+    // a few megabytes at a time (another sync on the disk waits behind one step at most).
     crate::coredb::writeback::sync_in_steps(snapshot).map_err(|e| e.to_string())?;
     let name = format!("core-{}.db", super::snapshot::unique_name().map_err(|e| e.to_string())?);
     std::fs::rename(snapshot, dir.join(&name)).map_err(|e| e.to_string())?;
