@@ -565,6 +565,13 @@ fn secondary_and_a_source() -> (TestNode, String, TestNode, std::path::PathBuf, 
     (b, before, source, path, conn)
 }
 
+/// What a sender puts in a trailer for `bytes`.
+fn digest(bytes: &[u8]) -> String {
+    let mut digest = coresh::replication::digest::Digest::new();
+    digest.update(bytes);
+    digest.finish()
+}
+
 #[test]
 fn a_snapshot_its_sender_calls_sound_is_still_checked_here() {
     let (b, before, source, path, conn) = secondary_and_a_source();
@@ -572,11 +579,11 @@ fn a_snapshot_its_sender_calls_sound_is_still_checked_here() {
         conn.query_row("SELECT rootpage FROM sqlite_schema WHERE name = 'events'", [], |r| r.get(0)).unwrap();
     drop(conn);
     let sound = std::fs::read(&path).unwrap();
-    // The sender claims every check passed, with the right SHA-256 and `content`.
+    // The sender claims every check passed, with the right digest and `content`.
     let pull = |bytes: &[u8], content: &str| {
         let header = serde_json::json!({"kind": "snapshot", "store": "core", "size": bytes.len(), "taken_at": "now", "fallback": null});
         let trailer = serde_json::json!({
-            "sha256": hex::encode(ring::digest::digest(&ring::digest::SHA256, bytes)),
+            "digest": digest(bytes),
             "content": content, "integrity": "ok",
         });
         let mut answer = scripted(header, bytes);
@@ -609,12 +616,11 @@ fn a_checked_copy_whose_changes_do_not_fit_it_is_refused() {
     let head = coresh::coredb::changelog::head(&conn).unwrap();
     drop(conn);
     let copy = std::fs::read(&path).unwrap();
-    let sha = |bytes: &[u8]| hex::encode(ring::digest::digest(&ring::digest::SHA256, bytes));
     // A sound copy, sent as a checked copy (its checksum where its log ends), then `next`.
     let pull = |next: Vec<u8>| {
         let header = serde_json::json!({"kind": "snapshot", "store": "core", "size": copy.len(),
             "taken_at": "now", "fallback": null, "changes_follow": true});
-        let trailer = serde_json::json!({"sha256": sha(&copy), "content": head.checksum, "integrity": "ok"});
+        let trailer = serde_json::json!({"digest": digest(&copy), "content": head.checksum, "integrity": "ok"});
         let mut answer = scripted(header, &copy);
         answer.extend(format!("{trailer}\n").into_bytes());
         answer.extend(next);
@@ -627,7 +633,7 @@ fn a_checked_copy_whose_changes_do_not_fit_it_is_refused() {
     let changes = |from: serde_json::Value, to: serde_json::Value, body: &[u8]| {
         let header = serde_json::json!({"kind": "changes", "size": body.len(), "from": from, "to": to,
             "entries": 0, "rows": 0});
-        let trailer = serde_json::json!({"sha256": sha(body), "content": to["checksum"], "integrity": null});
+        let trailer = serde_json::json!({"digest": digest(body), "content": to["checksum"], "integrity": null});
         let mut part = scripted(header, body);
         part.extend(format!("{trailer}\n").into_bytes());
         part
@@ -637,7 +643,7 @@ fn a_checked_copy_whose_changes_do_not_fit_it_is_refused() {
     let again =
         serde_json::json!({"kind": "snapshot", "store": "core", "size": 0, "taken_at": "now", "fallback": null});
     let mut second = scripted(again, b"");
-    let empty = serde_json::json!({"sha256": sha(b""), "content": "", "integrity": "ok"});
+    let empty = serde_json::json!({"digest": digest(b""), "content": "", "integrity": "ok"});
     second.extend(format!("{empty}\n").into_bytes());
     pull(second).expect_refused("a checked copy without its changes");
     assert_eq!(b.checksum(), before, "nothing was replaced");
@@ -688,7 +694,7 @@ fn a_hostile_primary_s_lengths_size_nothing() {
         "from": position, "to": {"seq": 1, "checksum": "00"}, "entries": 1, "rows": 1,
     });
     let trailer = serde_json::json!({
-        "sha256": hex::encode(ring::digest::digest(&ring::digest::SHA256, &frame)),
+        "digest": digest(&frame),
         "content": "00", "integrity": null,
     });
     let mut answer = scripted(header, &frame);

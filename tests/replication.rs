@@ -5,6 +5,8 @@
 
 mod common;
 
+use std::process::Stdio;
+
 use common::{TestNode, generate, kill_9_during_syncs, pair, sync};
 
 #[test]
@@ -101,6 +103,19 @@ fn a_version_mismatch_is_refused_with_both_versions_and_nothing_changes() {
     assert!(json[0]["detail"].as_str().unwrap().contains("version mismatch"));
 }
 
+/// A sync of `b` from `da` after a killed one. The primary may still be sending the
+/// killed puller its snapshot until its next write fails, and sends one snapshot to a
+/// peer at a time: it says so, and a later try gets through.
+fn sync_once_the_sender_is_free(b: &TestNode, da: &common::Daemon) -> common::Run {
+    let mut run = sync(b, da);
+    let started = std::time::Instant::now();
+    while run.stderr.contains("a sync of this peer is already being sent") && started.elapsed().as_secs() < 30 {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        run = sync(b, da);
+    }
+    run
+}
+
 #[test]
 fn kill_9_during_a_sync_leaves_old_or_new_data_and_the_next_sync_works() {
     let common::Pair { a, b, da } = common::paired("20000", "200000");
@@ -108,21 +123,43 @@ fn kill_9_during_a_sync_leaves_old_or_new_data_and_the_next_sync_works() {
     let old = b.checksum();
     let new = a.checksum();
     let saw_old = kill_9_during_syncs(&b, &da, &[0, 30, 60, 100, 150, 220, 300, 400, 550, 700], &old, &new);
-    // The primary may still be sending the killed puller its snapshot until its next
-    // write fails, and sends one snapshot to a peer at a time: it says so, and the next
-    // try gets through.
-    let mut run = sync(&b, &da);
-    let started = std::time::Instant::now();
-    while run.stderr.contains("a sync of this peer is already being sent") && started.elapsed().as_secs() < 30 {
-        std::thread::sleep(std::time::Duration::from_millis(200));
-        run = sync(&b, &da);
-    }
-    run.expect_code(0);
+    sync_once_the_sender_is_free(&b, &da).expect_code(0);
     assert_eq!(b.checksum(), new);
     let history = b.run(&["show sync history"]).stdout;
     if saw_old {
         assert!(history.contains("interrupted"), "a killed sync shows as interrupted:\n{history}");
     }
+}
+
+#[test]
+fn kill_9_while_a_prepared_swap_waits_leaves_the_old_data() {
+    // The full copy is already in the live data's WAL, uncommitted, while the sync waits
+    // (held here before it applies, as it is while the checks end): a kill then leaves
+    // the old data, whole, and the next sync works.
+    let common::Pair { a, b, da } = common::paired("5000", "50000");
+    generate(&b, "10", "10");
+    let (old, new) = (b.checksum(), a.checksum());
+    let wal = b.data_dir().join("core.db-wal");
+    let mut child = b
+        .command()
+        .args(["-c", "enable", "-c", &format!("failover sync {} full", da.ssh)])
+        .env("CORESH_TEST_PAUSE_BEFORE_APPLY_MS", "60000")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let size = std::fs::metadata(a.data_dir().join("core.db")).unwrap().len();
+    common::until("the copy is in the WAL, uncommitted", || std::fs::metadata(&wal).is_ok_and(|m| m.len() > size / 2));
+    assert_eq!(b.checksum(), old, "nothing is committed before the sync applies");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let conn = rusqlite::Connection::open(b.data_dir().join("core.db")).unwrap();
+    let ok: String = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
+    assert_eq!(ok, "ok");
+    drop(conn);
+    assert_eq!(b.checksum(), old, "the old data after the kill");
+    sync_once_the_sender_is_free(&b, &da).expect_code(0);
+    assert_eq!(b.checksum(), new);
 }
 
 #[test]

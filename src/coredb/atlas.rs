@@ -31,12 +31,15 @@ pub fn create(data_dir: &Path) -> Result<(), StoreError> {
     open_database(&data_dir.join(ATLAS_DB), SCHEMA_VERSION, migrate).map(drop)
 }
 
-/// Replaces the Atlas store of `data_dir` (creating it) with the pages of `source` in one
-/// write transaction. Replication only.
-pub fn replace_with(data_dir: &Path, source: &Connection) -> Result<(), StoreError> {
+/// Prepares the swap of the staged Atlas store at `staged` into the one of `data_dir`
+/// (created when absent). Replication only: see [`super::swap`].
+pub fn prepare_swap(data_dir: &Path, staged: &Path, keep_on: super::swap::KeepOn) -> super::swap::Swap {
     let path = data_dir.join(ATLAS_DB);
-    let mut live = open_database(&path, SCHEMA_VERSION, migrate)?;
-    super::writeback::copy_into(source, &mut live, &path)
+    let open = {
+        let path = path.clone();
+        move || open_database(&path, SCHEMA_VERSION, migrate)
+    };
+    super::swap::Swap::prepare(open, path, staged.to_path_buf(), keep_on)
 }
 
 /// Rows in the Atlas store, or `None` when it does not exist.

@@ -14,6 +14,7 @@ mod devices;
 pub mod generate;
 mod schema;
 pub mod soundness;
+pub mod swap;
 pub mod users;
 mod value_order;
 pub mod writeback;
@@ -96,11 +97,20 @@ impl CoreDb {
     /// to disk: an acknowledged check-in survives a crash or a power loss.
     pub fn open(data_dir: &Path) -> Result<CoreDb, StoreError> {
         let path = data_dir.join(CORE_DB);
-        let mut conn = open_database(&path, SCHEMA_VERSION, schema::migrate)?;
-        conn.pragma_update(None, "synchronous", "FULL")?;
-        conn.pragma_update(None, "journal_size_limit", WAL_KEPT_BYTES)?;
+        let mut conn = open_connection(&path)?;
         let capture = capture::Capture::install(&mut conn)?;
         Ok(CoreDb { conn, path, origin: String::new(), capture })
+    }
+
+    /// Prepares the swap of the staged Core data at `staged` into the live Core data of
+    /// `data_dir` (replication's full sync), on a connection of its own: see [`swap`].
+    pub fn prepare_swap(data_dir: &Path, staged: &Path, keep_on: swap::KeepOn) -> swap::Swap {
+        let path = data_dir.join(CORE_DB);
+        let open = {
+            let path = path.clone();
+            move || open_connection(&path)
+        };
+        swap::Swap::prepare(open, path, staged.to_path_buf(), keep_on)
     }
 
     /// Path of the database file.
@@ -184,13 +194,6 @@ impl CoreDb {
             self.conn.execute_batch("DETACH DATABASE atlas")?;
         }
         Ok(())
-    }
-
-    /// Replaces every page of this database with those of `source` in one write
-    /// transaction (SQLite's online backup into the live file). Replication's full sync
-    /// is the only caller.
-    pub fn replace_with(&mut self, source: &Connection) -> Result<(), StoreError> {
-        writeback::copy_into(source, &mut self.conn, &self.path)
     }
 
     /// The content checksum of this Core data, computed from the rows (see [`checksum`]).
@@ -327,6 +330,16 @@ impl Writes<'_> {
         result
     }
 }
+
+/// A connection to the Core data at `path` (created and migrated when needed) whose
+/// commits are synced to disk: an acknowledged check-in survives a crash or a power loss.
+fn open_connection(path: &Path) -> Result<Connection, StoreError> {
+    let conn = open_database(path, SCHEMA_VERSION, schema::migrate)?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "journal_size_limit", WAL_KEPT_BYTES)?;
+    Ok(conn)
+}
+
 /// When a change is committed, as its change-log entry records it: to the millisecond,
 /// so that a follower can measure its commit-to-apply lag (`replication::lag`).
 fn commit_time() -> String {

@@ -1,9 +1,8 @@
-//! A full sync's swap ([`copy_into`]), and writing out early what it copies. The swap
-//! copies a whole database
-//! into the live file through SQLite (into its WAL, then back by a checkpoint), and
-//! SQLite syncs each copy to disk when it ends. Left alone, the kernel starts writing
-//! only then, so the swap waits for the whole copy twice. [`Writeback`] keeps a thread
-//! asking the kernel to start writing out the database file and its WAL
+//! Writing out early what a full sync's swap (`swap`) copies. The swap copies a whole
+//! database into the live file through SQLite (into its WAL, then back by a
+//! checkpoint), and SQLite syncs each copy to disk when it ends. Left alone, the kernel
+//! starts writing only then, so the swap waits for the whole copy twice. [`Writeback`]
+//! keeps a thread asking the kernel to start writing out the database file and its WAL
 //! (`sync_file_range`, which does not wait) while the copy goes on, so that the disk
 //! works beside the copy and SQLite's syncs find little left. Only those two files: the
 //! staged copy beside them is removed after the swap and never needs the disk. What is
@@ -23,10 +22,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
-
-use rusqlite::Connection;
-
-use crate::store::StoreError;
 
 /// How long the thread waits between two rounds.
 const PAUSE: Duration = Duration::from_millis(5);
@@ -53,19 +48,6 @@ pub fn sync_in_steps(file: &Path) -> std::io::Result<()> {
         offset += STEP;
     }
     opened.sync_all()
-}
-
-/// Replaces every page of the live database `live` (at `path`) with those of `source`
-/// in one write transaction (SQLite's online backup), written out as it goes: the syncs
-/// at the commit and at the checkpoint's end find little left to write.
-pub fn copy_into(source: &Connection, live: &mut Connection, path: &Path) -> Result<(), StoreError> {
-    let _early = Writeback::start(path);
-    rusqlite::backup::Backup::new(source, live)?.step(-1)?;
-    // Every page went through the WAL. Copy them back now and empty it: a process that
-    // opens the database after this one closed would otherwise rebuild the WAL index
-    // from the whole file and copy it all again at its first commit.
-    live.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
-    Ok(())
 }
 
 /// A thread starting the writeback of a database file and its WAL until it is dropped.

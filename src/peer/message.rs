@@ -332,8 +332,8 @@ impl Message for StoreHeader {
 /// What the peer says after a store's bytes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Trailer {
-    /// SHA-256 of the bytes sent, hex.
-    pub sha256: String,
+    /// The bytes sent, digested (`replication::digest`: XXH3-128, hex).
+    pub digest: String,
     /// Content checksum of what was sent: for changes the one the change log holds at
     /// their end; for a snapshot computed from its rows while the bytes were on their way
     /// (for the Core data, equal to the one its change log holds).

@@ -1,6 +1,6 @@
 //! The secondary's side of a full sync: a snapshot staged on disk is checked and only
 //! then copied into the live Core data with SQLite's backup API. The checks: the
-//! transfer's SHA-256 (the caller: these are the very bytes the sender checked), the
+//! transfer's digest (the caller: these are the very bytes the sender checked), the
 //! sender's checks of that file (`coredb::soundness`: indexes against tables, rows
 //! against its change log; run while the bytes were on their way, or when the sender
 //! kept the file as its checked copy), and
@@ -9,12 +9,16 @@
 //! or view a buggy or hostile sender added is refused, never swapped in. The backup then
 //! copies exactly those pages, in one write transaction: a crash or a kill leaves the
 //! old data or the new, never a mix; and the daemon's open connections see the new data
-//! because the file they hold is the one that changed.
+//! because the file they hold is the one that changed. The copy is prepared as soon as
+//! the staged file is whole, while the checks still run, and committed only once they
+//! have all passed ([`prepare`], `coredb::swap`); until then it is rolled back by any
+//! refusal, and given up the moment this node is no longer a standby secondary.
 
 use std::path::Path;
 
 use rusqlite::Connection;
 
+use crate::coredb::swap::{KeepOn, Swap};
 use crate::coredb::{CoreDb, SCHEMA_VERSION};
 use crate::peer::message::Store;
 use crate::store::StoreError;
@@ -115,12 +119,34 @@ pub fn verify(staged: &Path, store: Store) -> Result<Option<String>, ApplyError>
     }
 }
 
-/// Replaces the live `store` of `data_dir` with the staged snapshot (verified first).
-pub fn swap_in(data_dir: &Path, staged: &Path, store: Store) -> Result<(), ApplyError> {
-    let source = crate::store::open_read_only(staged)?;
+/// Prepares the swap of the staged snapshot of `store` into the live one of `data_dir`
+/// (`coredb::swap`): copied as far as it can be without a commit, held while this node
+/// stays a standby secondary, committed by the caller once every check has passed.
+pub fn prepare(data_dir: &Path, staged: &Path, store: Store) -> Swap {
+    let keep_on = while_standby(data_dir);
     match store {
-        Store::Core => CoreDb::open(data_dir)?.replace_with(&source)?,
-        Store::Atlas => crate::coredb::atlas::replace_with(data_dir, &source)?,
+        Store::Core => CoreDb::prepare_swap(data_dir, staged, keep_on),
+        Store::Atlas => crate::coredb::atlas::prepare_swap(data_dir, staged, keep_on),
     }
-    Ok(())
+}
+
+/// Whether this node is still a standby secondary, from its settings as they are on
+/// disk (a promotion by the heartbeat or by hand writes them there first). A prepared
+/// swap holds the live data's write lock: a new primary's writes must not wait for it.
+fn while_standby(data_dir: &Path) -> KeepOn {
+    let dir = data_dir.to_path_buf();
+    let mut store: Option<crate::store::Store> = None;
+    Box::new(move || {
+        let unread = |e: StoreError| format!("this node's settings could not be read ({e})");
+        let opened = match store.take() {
+            Some(opened) => opened,
+            None => crate::store::Store::open(&dir).map_err(unread)?,
+        };
+        let now = opened.settings().and_then(|map| crate::ha::Settings::from_map(&map)).map_err(unread)?;
+        store = Some(opened);
+        match (now.mode, now.node_status) {
+            (crate::ha::Mode::Secondary, crate::ha::NodeStatus::Standby) => Ok(()),
+            _ => Err(format!("this node became {} ({})", now.mode, now.state())),
+        }
+    })
 }

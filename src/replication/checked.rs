@@ -1,12 +1,12 @@
 //! The sender's checked copy of its Core data: the last full snapshot whose checks all
 //! passed (`send`: the indexes against the tables and the rows against the change log),
 //! kept on disk in `checked/` beside a record of what was proven of it (its size, its
-//! SHA-256, where its change log ends, its schema version).
+//! digest, where its change log ends, its schema version).
 //!
 //! A later full sync sends that copy and the change-log entries after it, instead of
 //! taking and checking a new snapshot of the whole data: the copy's checks were done
 //! once, and only what changed since is new. Nothing the puller proves is given up: it
-//! runs its own checks on the bytes (the SHA-256, which the sender also compares with
+//! runs its own checks on the bytes (the digest, which the sender also compares with
 //! the recorded one as it reads the copy, ties them to the bytes that were checked), and
 //! it checks every row the entries touch, as an incremental sync does, ending at the
 //! sender's content checksum. The copy is dropped when the log no longer reaches back to
@@ -53,7 +53,9 @@ pub struct Checked {
     /// The copy's file name in [`DIR`].
     pub file: String,
     pub size: u64,
-    pub sha256: String,
+    /// Its bytes' digest (`digest`) when they were checked. A record of an older
+    /// release (a SHA-256 under another name) does not read: that copy is dropped.
+    pub digest: String,
     /// Where its change log ends (its content checksum is this position's).
     pub head: Position,
     /// Its schema version.
@@ -69,11 +71,11 @@ impl Checked {
     }
 }
 
-/// Keeps the snapshot at `snapshot` (checked, and sent with SHA-256 `sha256`) as the
+/// Keeps the snapshot at `snapshot` (checked, and sent with digest `digest`) as the
 /// checked copy, replacing the one before: the file is synced, moved into [`DIR`], and
 /// recorded. Nothing is kept (`Err`, the snapshot left where it is) when the disk has no
 /// room for it.
-pub fn keep(data_dir: &Path, snapshot: &Path, sha256: &str, taken_at: &str) -> Result<Checked, String> {
+pub fn keep(data_dir: &Path, snapshot: &Path, digest: &str, taken_at: &str) -> Result<Checked, String> {
     let _one = KEEPING.lock().map_err(|_| "another keeper stopped".to_string())?;
     let dir = data_dir.join(DIR);
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
@@ -93,7 +95,7 @@ pub fn keep(data_dir: &Path, snapshot: &Path, sha256: &str, taken_at: &str) -> R
     let name = format!("core-{}.db", super::snapshot::unique_name().map_err(|e| e.to_string())?);
     std::fs::rename(snapshot, dir.join(&name)).map_err(|e| e.to_string())?;
     let checked =
-        Checked { file: name, size, sha256: sha256.to_string(), head, schema, taken_at: taken_at.to_string() };
+        Checked { file: name, size, digest: digest.to_string(), head, schema, taken_at: taken_at.to_string() };
     let text = serde_json::to_vec_pretty(&checked).map_err(|e| e.to_string())?;
     let temporary = dir.join(format!("{RECORD}.new"));
     std::fs::write(&temporary, text)
@@ -236,9 +238,9 @@ fn check_live(data_dir: &Path) -> Result<Result<Checked, String>, String> {
     // which a peer runs on the copy too: a copy kept here has passed them all.
     let outcome = verdict(&path, Store::Core).and_then(|(_, found)| match found.as_deref() {
         Some("ok") => match super::apply::verify(&path, Store::Core) {
-            Ok(_) => super::files::sha256_file(&path)
+            Ok(_) => super::digest::of_file(&path)
                 .map_err(|e| e.to_string())
-                .and_then(|sha| keep(data_dir, &path, &sha, &taken_at))
+                .and_then(|digest| keep(data_dir, &path, &digest, &taken_at))
                 .map(Ok),
             Err(refused) => Ok(Err(refused.to_string())),
         },
@@ -317,5 +319,19 @@ mod tests {
         assert!(find(dir.path()).is_none());
         std::fs::write(dir.path().join(DIR).join(RECORD), b"{ not json").unwrap();
         assert!(find(dir.path()).is_none());
+    }
+
+    #[test]
+    fn a_copy_recorded_by_an_older_release_is_dropped_not_sent() {
+        let dir = tempfile::tempdir().unwrap();
+        let kept = keep(dir.path(), &snapshot_of(dir.path()), "aa", "t").unwrap();
+        // The record as the release before wrote it: its SHA-256, under its own name.
+        let mut old = serde_json::to_value(&kept).unwrap();
+        let fields = old.as_object_mut().unwrap();
+        fields.remove("digest");
+        fields.insert("sha256".into(), "bb".repeat(32).into());
+        std::fs::write(dir.path().join(DIR).join(RECORD), serde_json::to_vec(&old).unwrap()).unwrap();
+        assert!(find(dir.path()).is_none());
+        assert!(!kept.path(dir.path()).exists(), "its copy is removed with it");
     }
 }

@@ -30,7 +30,7 @@ pub enum SyncError {
     OlderEpoch { peer: String, theirs: u64, ours: u64 },
     #[error("{peer} could not take a snapshot: {reason}")]
     Snapshot { peer: String, reason: String },
-    #[error("the transfer is damaged: SHA-256 {found}, announced {expected}")]
+    #[error("the transfer is damaged: digest {found}, announced {expected}")]
     Transfer { found: String, expected: String },
     #[error("the snapshot from {peer} failed the checks it ran on the file: {reason}; nothing was replaced")]
     Unsound { peer: String, reason: String },

@@ -3,7 +3,6 @@
 //! sent, each is staged and checked against its SHA-256, then renamed into place; files
 //! the primary no longer has are removed.
 
-use std::io::Read;
 use std::path::{Component, Path, PathBuf};
 
 use crate::peer::message::{FileEntry as Entry, FilesHeader, Manifest};
@@ -55,16 +54,8 @@ fn walk(root: &Path, dir: &Path, out: &mut Manifest) -> std::io::Result<()> {
 
 /// SHA-256 of a file, hex.
 pub fn sha256_file(path: &Path) -> std::io::Result<String> {
-    let mut file = std::fs::File::open(path)?;
     let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        let n = file.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        ctx.update(&buf[..n]);
-    }
+    super::digest::read_through(path, |chunk| ctx.update(chunk))?;
     Ok(hex::encode(ctx.finish().as_ref()))
 }
 

@@ -17,6 +17,7 @@
 //! - [`divergence`]: keeping the writes a full copy would lose (an old primary's);
 //! - [`lock`]: one sync at a time per node, and what an interrupted one left;
 //! - [`files`]: application files, by a manifest of content hashes;
+//! - [`digest`]: the digest that ties a store's bytes together from end to end;
 //! - [`error`]: why a sync did not happen or did not finish.
 //!
 //! The change log and the content checksums it keeps belong to the Core data's write
@@ -24,6 +25,7 @@
 
 pub mod apply;
 pub mod checked;
+pub mod digest;
 pub mod divergence;
 pub mod error;
 pub mod feed;

@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use super::apply::swap_in;
+use super::apply::{ApplyError, prepare};
 use super::divergence::{self, Kept};
 pub use super::error::SyncError;
 use super::increment;
@@ -21,6 +21,7 @@ use super::lock::{CHANGES_STAGING, SyncLock};
 pub use super::receive::Progress;
 use super::receive::{self, Checking, IncomingFiles, Received};
 use crate::coredb::changelog::{Entry, Position};
+use crate::coredb::swap::Swap;
 use crate::ha::{Mode, NodeStatus, RoleLock};
 use crate::host::HostPort;
 use crate::node::Node;
@@ -134,9 +135,15 @@ struct Pull<'a> {
 enum Core {
     /// Change-log entries after `from`, up to `to`.
     Changes { entries: Vec<Entry>, from: Position, to: Position },
-    /// A full copy with its verified content checksum, and (when this node made writes of
-    /// its own) where they part from the peer's.
-    Full { fork: Option<Option<Position>>, content: String, fallback: Option<String>, checked_copy: Option<(i64, i64)> },
+    /// A full copy with its verified content checksum, its swap when it is prepared, and
+    /// (when this node made writes of its own) where they part from the peer's.
+    Full {
+        fork: Option<Option<Position>>,
+        content: String,
+        fallback: Option<String>,
+        checked_copy: Option<(i64, i64)>,
+        swap: Option<Swap>,
+    },
 }
 
 /// Everything a pull brought, received into staging.
@@ -159,8 +166,8 @@ struct After {
 struct Verified {
     core: Core,
     bytes: u64,
-    /// The Atlas store's size, or why it was not copied.
-    atlas: Result<u64, String>,
+    /// The Atlas store's size and its swap when prepared, or why it was not copied.
+    atlas: Result<(u64, Option<Swap>), String>,
     files: IncomingFiles,
 }
 
@@ -226,6 +233,9 @@ impl<'a> Pull<'a> {
         let files = super::files::manifest(&self.node.data_dir)
             .map_err(|e| SyncError::Io(format!("application files: {e}")))?;
         let changes = since.is_some();
+        // The Core data opened (created, migrated) here before anything comes: a swap
+        // prepared while it arrives holds its write lock, which a migration would wait for.
+        self.node.core()?;
         let request = match since {
             Some(since) => Request::Changes { since, atlas, files },
             None => Request::Snapshot { atlas, files },
@@ -233,10 +243,10 @@ impl<'a> Pull<'a> {
         let (staged, data_dir, progress) = (self.staged, self.node.data_dir.clone(), &mut *self.progress);
         self.peer.run(async |peer| {
             let stream = peer.pull(&request).await?;
-            let core = receive::store(stream, &staged.core, Store::Core, changes, progress).await?;
+            let core = receive::store(stream, (&data_dir, &staged.core), Store::Core, changes, progress).await?;
             let after = match core {
                 Received::Snapshot { changes_follow: true, .. } => {
-                    match receive::store(stream, &staged.changes, Store::Core, true, progress).await? {
+                    match receive::store(stream, (&data_dir, &staged.changes), Store::Core, true, progress).await? {
                         Received::Changes { from, to, size } => Some(After { from, to, size }),
                         _ => {
                             let (target, reason) =
@@ -248,7 +258,7 @@ impl<'a> Pull<'a> {
                 _ => None,
             };
             let atlas = match atlas {
-                true => Some(receive::store(stream, &staged.atlas, Store::Atlas, false, progress).await?),
+                true => Some(receive::store(stream, (&data_dir, &staged.atlas), Store::Atlas, false, progress).await?),
                 false => None,
             };
             let files = receive::files(stream, &data_dir, progress).await?;
@@ -263,7 +273,7 @@ impl<'a> Pull<'a> {
                 (self.progress)("Verifying the changes");
                 (Core::Changes { entries: increment::read(&self.staged.core)?, from, to }, size)
             }
-            Received::Snapshot { size, fallback, trailer, checking, .. } => {
+            Received::Snapshot { size, fallback, trailer, checking, swap, .. } => {
                 let fork = self.find_fork()?;
                 (self.progress)("Verifying the Core data");
                 let mut content = verified(Store::Core, &trailer, checking)?;
@@ -274,7 +284,7 @@ impl<'a> Pull<'a> {
                     content = self.bring_up_to_date(&content, &after)?;
                     checked_copy = Some((after.from.seq, after.to.seq));
                 }
-                (Core::Full { fork, content, fallback, checked_copy }, size)
+                (Core::Full { fork, content, fallback, checked_copy, swap }, size)
             }
             Received::Skipped(why) => {
                 return Err(SyncError::Snapshot { peer: self.target.clone(), reason: format!("no Core data: {why}") });
@@ -283,10 +293,10 @@ impl<'a> Pull<'a> {
         let atlas = match atlas {
             None => Err("skipped: Atlas is not enabled on this node".to_string()),
             Some(Received::Skipped(why)) => Err(format!("skipped: {why}")),
-            Some(Received::Snapshot { size, trailer, checking, .. }) => {
+            Some(Received::Snapshot { size, trailer, checking, swap, .. }) => {
                 (self.progress)("Verifying the Atlas data");
                 verified(Store::Atlas, &trailer, checking)?;
-                Ok(size)
+                Ok((size, swap))
             }
             Some(Received::Changes { .. }) => return Err(SyncError::Io("the Atlas store came as changes".into())),
         };
@@ -352,13 +362,14 @@ impl<'a> Pull<'a> {
                 let rows = increment::apply(node.core()?.connection(), &from, &entries)?;
                 (SyncKind::Incremental, Some((from.seq, to.seq, rows)), to.checksum)
             }
-            Core::Full { fork, content, fallback: why, checked_copy: copy } => {
+            Core::Full { fork, content, fallback: why, checked_copy: copy, swap } => {
                 if let Some(fork) = fork {
                     let (origin, dir) = (node.id.clone(), node.data_dir.clone());
                     kept = divergence::keep(node.core()?.connection(), &dir, &origin, fork.as_ref(), &self.target)?;
                 }
                 (self.progress)("Applying the Core data");
-                swap_in(&node.data_dir, &self.staged.core, Store::Core)?;
+                let swap = swap.unwrap_or_else(|| prepare(&node.data_dir, &self.staged.core, Store::Core));
+                swap.commit().map_err(ApplyError::from)?;
                 fallback = why;
                 checked_copy = copy;
                 (SyncKind::Full, None, content)
@@ -366,9 +377,10 @@ impl<'a> Pull<'a> {
         };
         let atlas = match v.atlas {
             Err(why) => why,
-            Ok(size) => {
+            Ok((size, swap)) => {
                 (self.progress)("Applying the Atlas data");
-                swap_in(&node.data_dir, &self.staged.atlas, Store::Atlas)?;
+                let swap = swap.unwrap_or_else(|| prepare(&node.data_dir, &self.staged.atlas, Store::Atlas));
+                swap.commit().map_err(ApplyError::from)?;
                 format!("copied ({size} bytes)")
             }
         };

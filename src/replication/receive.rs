@@ -1,18 +1,20 @@
 //! Taking in what a pull brings, as it comes: each store's header, its bytes into a
 //! staging file (the disk's room checked first against what the sender announced, the
-//! SHA-256 taken as the bytes come), its trailer (with the sender's verdict on a
+//! digest taken as the bytes come), its trailer (with the sender's verdict on a
 //! snapshot; after a checked copy, the changes after it as a part of their own); then
 //! the application files, each into staging and checked against its
-//! SHA-256. A staged snapshot's own verification starts as soon as its bytes are in.
-//! Nothing here touches the live data.
+//! SHA-256. As soon as a snapshot's bytes are in, its own verification starts, and so
+//! does its swap's copy into the live data (`apply::prepare`), left uncommitted: nothing
+//! here changes the live data, and a refusal rolls the copy back.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use super::apply::{ApplyError, verify};
+use super::apply::{ApplyError, prepare, verify};
 use super::error::SyncError;
 use super::files;
 use crate::coredb::changelog::Position;
+use crate::coredb::swap::Swap;
 use crate::peer::message::{FilesHeader, Store, StoreHeader, Trailer};
 use crate::peer::{Framed, Link};
 
@@ -25,20 +27,29 @@ pub type Checking = std::thread::JoinHandle<Result<Option<String>, ApplyError>>;
 
 /// One store, received into staging, or skipped by the sender (and why).
 pub enum Received {
-    /// A full copy, staged, its verification under way. With `changes_follow`, the
-    /// sender's checked copy: the entries after it come next, as their own part.
-    Snapshot { size: u64, fallback: Option<String>, trailer: Trailer, checking: Checking, changes_follow: bool },
+    /// A full copy, staged, its verification under way, and (unless `changes_follow`)
+    /// its swap prepared. With `changes_follow`, the sender's checked copy: the entries
+    /// after it come next, as their own part, and are applied to the staged copy first.
+    Snapshot {
+        size: u64,
+        fallback: Option<String>,
+        trailer: Trailer,
+        checking: Checking,
+        changes_follow: bool,
+        swap: Option<Swap>,
+    },
     /// The Core data's change-log entries after `from` up to `to`, staged.
     Changes { size: u64, from: Position, to: Position },
     /// Not sent, and why.
     Skipped(String),
 }
 
-/// Receives one store into `staged`: its header, then (unless skipped) its bytes and
-/// its trailer. Changes come only for the Core data, and only when they were asked for.
+/// Receives one store into `staged`, for the live one of `data_dir`: its header, then
+/// (unless skipped) its bytes and its trailer. Changes come only for the Core data, and
+/// only when they were asked for.
 pub async fn store<L: Link>(
     stream: &mut Framed<L>,
-    staged: &Path,
+    (data_dir, staged): (&Path, &Path),
     expect: Store,
     changes_asked: bool,
     progress: Progress<'_>,
@@ -66,7 +77,7 @@ pub async fn store<L: Link>(
     let dir = staged.parent().unwrap_or(Path::new("."));
     crate::node::room_for(dir, size, 2, &format!("the {} {what}", expect.name())).map_err(SyncError::Io)?;
     let mut file = std::fs::File::create(staged).map_err(|e| SyncError::Io(format!("cannot stage the {what}: {e}")))?;
-    let mut digest = ring::digest::Context::new(&ring::digest::SHA256);
+    let mut digest = super::digest::Digest::new();
     let (mut received, mut shown) = (0u64, 0u64);
     stream
         .recv_bytes(size, |chunk| {
@@ -83,15 +94,17 @@ pub async fn store<L: Link>(
         .await?;
     // Not synced: a staged file is read back from the page cache and dropped after the
     // pull; what must survive a crash is the live data's own commit.
-    // A snapshot is verified here while the sender finishes its checks.
+    // A snapshot is verified here while the sender finishes its checks, and its swap
+    // prepared meanwhile (a checked copy's only once the changes after it are applied).
     let checking = kind.is_ok().then(|| {
         let path = staged.to_path_buf();
         std::thread::spawn(move || verify(&path, expect))
     });
+    let swap = matches!(kind, Ok((_, false))).then(|| prepare(data_dir, staged, expect));
     let trailer: Trailer = stream.recv().await?;
-    let found = hex::encode(digest.finish());
-    if found != trailer.sha256 {
-        return Err(SyncError::Transfer { found, expected: trailer.sha256 });
+    let found = digest.finish();
+    if found != trailer.digest {
+        return Err(SyncError::Transfer { found, expected: trailer.digest });
     }
     match (kind, checking) {
         (Ok((fallback, changes_follow)), Some(checking)) => {
@@ -102,7 +115,7 @@ pub async fn store<L: Link>(
                     return Err(SyncError::Unsound { peer, reason });
                 }
             }
-            Ok(Received::Snapshot { size, fallback, trailer, checking, changes_follow })
+            Ok(Received::Snapshot { size, fallback, trailer, checking, changes_follow, swap })
         }
         (Err((from, to)), _) => Ok(Received::Changes { size, from, to }),
         (Ok(_), None) => Err(SyncError::Io("the snapshot's verification did not start".into())),

@@ -119,7 +119,7 @@ async fn changes_file(data_dir: &Path, from: Position) -> Result<Result<(PathBuf
 }
 
 /// Sends the checked copy (its checks done when it was kept; its bytes compared with
-/// the recorded SHA-256 as they go), then the changes after it. A copy whose bytes no
+/// the recorded digest as they go), then the changes after it. A copy whose bytes no
 /// longer match is dropped and the puller told so in the trailer: it refuses the copy.
 async fn send_checked<L: Link>(
     out: &mut Framed<L>,
@@ -137,7 +137,7 @@ async fn send_checked<L: Link>(
         changes_follow: true,
     };
     let verdict = Ok((copy.head.checksum.clone(), Some("ok".to_string())));
-    let sent = send_file(out, &copy.path(data_dir), &header, Some((&copy.sha256, file)), async { verdict }).await;
+    let sent = send_file(out, &copy.path(data_dir), &header, Some((&copy.digest, file)), async { verdict }).await;
     match sent {
         Ok(trailer) if trailer.integrity.as_deref() == Some("ok") => {
             tracing::info!(subsystem = "replication", %peer, at = copy.head.seq, bytes = copy.size, "checked copy sent");
@@ -236,7 +236,7 @@ async fn send_snapshot<L: Link>(
         // not holding the rest of this pull back).
         Ok(trailer) if store == Store::Core && trailer.integrity.as_deref() == Some("ok") => {
             let data_dir = data_dir.to_path_buf();
-            tokio::task::spawn_blocking(move || match checked::keep(&data_dir, &path, &trailer.sha256, &taken_at) {
+            tokio::task::spawn_blocking(move || match checked::keep(&data_dir, &path, &trailer.digest, &taken_at) {
                 Ok(kept) => {
                     tracing::info!(subsystem = "replication", at = kept.head.seq, "checked copy of the Core data kept")
                 }
@@ -290,7 +290,7 @@ async fn send_files<L: Link>(
 
 /// Sends `header`, the file at `path`, and its trailer once `checks` (run meanwhile)
 /// have their results: the content checksum and, for a snapshot, the checks' verdict.
-/// With `recorded`, the file already open and the SHA-256 its bytes had when they were
+/// With `recorded`, the file already open and the digest its bytes had when they were
 /// checked: bytes that no longer have it get a trailer saying so, whatever `checks`
 /// found. Returns the trailer.
 async fn send_file<L: Link>(
@@ -308,7 +308,7 @@ async fn send_file<L: Link>(
         None => tokio::fs::File::open(path).await.map_err(|e| local(e.to_string()))?,
     };
     out.send(header).await?;
-    let mut digest = ring::digest::Context::new(&ring::digest::SHA256);
+    let mut digest = super::digest::Digest::new();
     let mut chunk = vec![0u8; 256 * 1024];
     loop {
         let n = file.read(&mut chunk).await.map_err(|e| local(e.to_string()))?;
@@ -319,13 +319,13 @@ async fn send_file<L: Link>(
         out.send_bytes(chunk[..n].to_vec()).await?;
     }
     let (content, mut integrity) = checks.await.map_err(local)?;
-    let sha256 = hex::encode(digest.finish());
-    if let Some(recorded) = recorded.filter(|r| *r != sha256) {
+    let digest = digest.finish();
+    if let Some(recorded) = recorded.filter(|r| *r != digest) {
         integrity = Some(format!(
-            "the sender's checked copy no longer has the bytes that were checked (SHA-256 {sha256}, checked {recorded}); it is dropped: sync again"
+            "the sender's checked copy no longer has the bytes that were checked (digest {digest}, checked {recorded}); it is dropped: sync again"
         ));
     }
-    let trailer = Trailer { sha256, content, integrity };
+    let trailer = Trailer { digest, content, integrity };
     out.send(&trailer).await?;
     Ok(trailer)
 }
