@@ -47,17 +47,28 @@ pub struct Swap {
 
 impl Swap {
     /// Starts preparing the swap of the database at `staged` into the live one that
-    /// `open` opens at `path`.
+    /// `open` opens at `path`, held at most [`HOLD`].
     pub fn prepare(
         open: impl FnOnce() -> Result<Connection, StoreError> + Send + 'static,
         path: PathBuf,
         staged: PathBuf,
         keep_on: KeepOn,
     ) -> Swap {
+        Swap::holding(open, path, staged, keep_on, HOLD)
+    }
+
+    /// [`Swap::prepare`], held at most `hold`.
+    fn holding(
+        open: impl FnOnce() -> Result<Connection, StoreError> + Send + 'static,
+        path: PathBuf,
+        staged: PathBuf,
+        keep_on: KeepOn,
+        hold: Duration,
+    ) -> Swap {
         let (decide, decided) = mpsc::channel();
         let thread = std::thread::Builder::new()
             .name("swap".into())
-            .spawn(move || run(open()?, &path, &staged, &decided, keep_on))
+            .spawn(move || run(open()?, (&path, &staged), &decided, keep_on, hold))
             .map_err(|e| tracing::warn!(subsystem = "replication", error = %e, "the swap thread did not start"))
             .ok();
         Swap { decide: Some(decide), thread }
@@ -89,14 +100,14 @@ impl Drop for Swap {
 }
 
 /// The swap's thread: prepare, wait, then commit or roll back (by dropping the backup).
-/// Held past [`HOLD`], the prepared copy is rolled back and the whole copy made again
+/// Held past `hold`, the prepared copy is rolled back and the whole copy made again
 /// once the decision comes.
 fn run(
     mut live: Connection,
-    path: &Path,
-    staged: &Path,
+    (path, staged): (&Path, &Path),
     decided: &mpsc::Receiver<()>,
     mut keep_on: KeepOn,
+    hold: Duration,
 ) -> Result<(), StoreError> {
     let source = crate::store::open_read_only(staged)?;
     let pages: i32 = source.query_row("PRAGMA page_count", [], |r| r.get(0))?;
@@ -111,14 +122,14 @@ fn run(
     let committed = {
         let _early = Writeback::start(path);
         let backup = Backup::new(&source, &mut live)?;
-        match prepared(&backup, pages, decided, &mut ask)? {
+        match prepared(&backup, pages, (decided, hold), &mut ask)? {
             true => finish(&backup).map(|()| true)?,
             // Dropped here: rolled back, the write lock let go.
             false => false,
         }
     };
     if !committed {
-        tracing::info!(subsystem = "replication", held = ?HOLD, "a prepared swap let go of the live data; it copies again once decided");
+        tracing::info!(subsystem = "replication", held = ?hold, "a prepared swap let go of the live data; it copies again once decided");
         if decided.recv().is_err() {
             return Err(dropped());
         }
@@ -138,11 +149,11 @@ fn dropped() -> StoreError {
 
 /// Copies every page of `pages` but the last (the step that copies the last one
 /// commits), then waits for the decision. `true`: commit; `false`: no decision within
-/// [`HOLD`]. A swap dropped meanwhile, or given up by `ask`, is an `Err`.
+/// `hold`. A swap dropped meanwhile, or given up by `ask`, is an `Err`.
 fn prepared(
     backup: &Backup,
     pages: i32,
-    decided: &mpsc::Receiver<()>,
+    (decided, hold): (&mpsc::Receiver<()>, Duration),
     ask: &mut impl FnMut(bool) -> Result<(), StoreError>,
 ) -> Result<bool, StoreError> {
     let (mut left, mut go) = (pages, false);
@@ -161,7 +172,7 @@ fn prepared(
     }
     let held = Instant::now();
     while !go {
-        if held.elapsed() > HOLD {
+        if held.elapsed() > hold {
             return Ok(false);
         }
         match decided.recv_timeout(POLL) {

@@ -40,8 +40,14 @@ fn live_and_staged() -> (tempfile::TempDir, PathBuf, PathBuf) {
     (dir, live, staged)
 }
 
-/// Prepares the swap of `staged` into `live`, held while `keep` is set.
+/// Prepares the swap of `staged` into `live`, held while `keep` is set (and for a
+/// minute at most: long enough that no test here sees it let go on a loaded machine).
 fn prepared(live: &Path, staged: &Path, keep: &Arc<AtomicBool>) -> Swap {
+    held_at_most(live, staged, keep, Duration::from_secs(60))
+}
+
+/// [`prepared`], held at most `hold`.
+fn held_at_most(live: &Path, staged: &Path, keep: &Arc<AtomicBool>, hold: Duration) -> Swap {
     let (path, keep) = (live.to_path_buf(), keep.clone());
     let open = move || {
         let conn = Connection::open(&path)?;
@@ -52,7 +58,7 @@ fn prepared(live: &Path, staged: &Path, keep: &Arc<AtomicBool>) -> Swap {
         true => Ok(()),
         false => Err("this node became primary (active)".to_string()),
     };
-    Swap::prepare(open, live.to_path_buf(), staged.to_path_buf(), Box::new(keep_on))
+    Swap::holding(open, live.to_path_buf(), staged.to_path_buf(), Box::new(keep_on), hold)
 }
 
 /// Waits until the prepared copy has written `bytes` of the staged pages into the WAL
@@ -166,12 +172,12 @@ fn the_core_data_opens_while_a_swap_into_it_is_prepared() {
 fn a_swap_held_too_long_lets_go_and_copies_again_when_committed() {
     let (_dir, live, staged) = live_and_staged();
     let keep = Arc::new(AtomicBool::new(true));
-    let swap = prepared(&live, &staged, &keep);
+    let swap = held_at_most(&live, &staged, &keep, Duration::from_millis(300));
     until_copied(&live, 4 << 20);
-    // No decision within HOLD: the copy is rolled back and the write lock let go; a
+    // No decision within its hold: the copy is rolled back and the write lock let go; a
     // writer gets in.
     let conn = Connection::open(&live).unwrap();
-    conn.busy_timeout(HOLD * 3).unwrap();
+    conn.busy_timeout(Duration::from_secs(30)).unwrap();
     conn.execute("INSERT INTO t (tag) VALUES ('operator')", []).unwrap();
     assert_eq!(tags(&live), vec![("old".to_string(), 100), ("operator".to_string(), 1)]);
     // Committed later: everything is copied again, in one transaction.
