@@ -34,12 +34,8 @@ pub fn create(data_dir: &Path) -> Result<(), StoreError> {
 /// Prepares the swap of the staged Atlas store at `staged` into the one of `data_dir`
 /// (created when absent). Replication only: see [`super::swap`].
 pub fn prepare_swap(data_dir: &Path, staged: &Path, keep_on: super::swap::KeepOn) -> super::swap::Swap {
-    let path = data_dir.join(ATLAS_DB);
-    let open = {
-        let path = path.clone();
-        move || open_database(&path, SCHEMA_VERSION, migrate)
-    };
-    super::swap::Swap::prepare(open, path, staged.to_path_buf(), keep_on)
+    let open: super::swap::Open = |path| open_database(path, SCHEMA_VERSION, migrate);
+    super::swap::Swap::prepare(open, data_dir.join(ATLAS_DB), staged.to_path_buf(), keep_on)
 }
 
 /// Rows in the Atlas store, or `None` when it does not exist.

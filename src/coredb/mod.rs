@@ -105,12 +105,7 @@ impl CoreDb {
     /// Prepares the swap of the staged Core data at `staged` into the live Core data of
     /// `data_dir` (replication's full sync), on a connection of its own: see [`swap`].
     pub fn prepare_swap(data_dir: &Path, staged: &Path, keep_on: swap::KeepOn) -> swap::Swap {
-        let path = data_dir.join(CORE_DB);
-        let open = {
-            let path = path.clone();
-            move || open_connection(&path)
-        };
-        swap::Swap::prepare(open, path, staged.to_path_buf(), keep_on)
+        swap::Swap::prepare(open_connection, data_dir.join(CORE_DB), staged.to_path_buf(), keep_on)
     }
 
     /// Path of the database file.

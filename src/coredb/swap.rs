@@ -33,6 +33,9 @@ pub const POLL: Duration = Duration::from_millis(50);
 /// How long a prepared swap waits for its decision before it lets go.
 pub const HOLD: Duration = Duration::from_secs(2);
 
+/// Opens the live database at a path (created and migrated when needed).
+pub type Open = fn(&Path) -> Result<Connection, StoreError>;
+
 /// Whether a prepared swap may go on holding the live database (asked on its thread):
 /// `Err` says why not.
 pub type KeepOn = Box<dyn FnMut() -> Result<(), String> + Send>;
@@ -48,27 +51,16 @@ pub struct Swap {
 impl Swap {
     /// Starts preparing the swap of the database at `staged` into the live one that
     /// `open` opens at `path`, held at most [`HOLD`].
-    pub fn prepare(
-        open: impl FnOnce() -> Result<Connection, StoreError> + Send + 'static,
-        path: PathBuf,
-        staged: PathBuf,
-        keep_on: KeepOn,
-    ) -> Swap {
+    pub fn prepare(open: Open, path: PathBuf, staged: PathBuf, keep_on: KeepOn) -> Swap {
         Swap::holding(open, path, staged, keep_on, HOLD)
     }
 
     /// [`Swap::prepare`], held at most `hold`.
-    fn holding(
-        open: impl FnOnce() -> Result<Connection, StoreError> + Send + 'static,
-        path: PathBuf,
-        staged: PathBuf,
-        keep_on: KeepOn,
-        hold: Duration,
-    ) -> Swap {
+    fn holding(open: Open, path: PathBuf, staged: PathBuf, keep_on: KeepOn, hold: Duration) -> Swap {
         let (decide, decided) = mpsc::channel();
         let thread = std::thread::Builder::new()
             .name("swap".into())
-            .spawn(move || run(open()?, (&path, &staged), &decided, keep_on, hold))
+            .spawn(move || run(open(&path)?, (&path, &staged), &decided, keep_on, hold))
             .map_err(|e| tracing::warn!(subsystem = "replication", error = %e, "the swap thread did not start"))
             .ok();
         Swap { decide: Some(decide), thread }

@@ -48,9 +48,9 @@ fn prepared(live: &Path, staged: &Path, keep: &Arc<AtomicBool>) -> Swap {
 
 /// [`prepared`], held at most `hold`.
 fn held_at_most(live: &Path, staged: &Path, keep: &Arc<AtomicBool>, hold: Duration) -> Swap {
-    let (path, keep) = (live.to_path_buf(), keep.clone());
-    let open = move || {
-        let conn = Connection::open(&path)?;
+    let keep = keep.clone();
+    let open: Open = |path| {
+        let conn = Connection::open(path)?;
         conn.busy_timeout(Duration::from_secs(5))?;
         Ok(conn)
     };
@@ -127,6 +127,24 @@ fn a_swap_gives_up_the_live_data_when_told_and_a_waiting_writer_gets_in() {
     let refused = swap.commit().unwrap_err().to_string();
     assert!(refused.contains("the swap was given up: this node became primary (active)"), "{refused}");
     assert_eq!(tags(&live), vec![("old".to_string(), 100), ("primary".to_string(), 1)]);
+}
+
+#[test]
+fn a_swap_kept_out_by_another_writer_says_so_and_changes_nothing() {
+    let (_dir, live, staged) = live_and_staged();
+    // A writer holds the live database past the swap's busy timeout (100 ms here).
+    let writer = Connection::open(&live).unwrap();
+    writer.execute_batch("BEGIN IMMEDIATE; INSERT INTO t (tag) VALUES ('writer')").unwrap();
+    let open: Open = |path| {
+        let conn = Connection::open(path)?;
+        conn.busy_timeout(Duration::from_millis(100))?;
+        Ok(conn)
+    };
+    let swap = Swap::prepare(open, live.clone(), staged, Box::new(|| Ok(())));
+    let refused = swap.commit().unwrap_err().to_string();
+    assert!(refused.contains("the live database stayed locked by another writer"), "{refused}");
+    writer.execute_batch("COMMIT").unwrap();
+    assert_eq!(tags(&live), vec![("old".to_string(), 100), ("writer".to_string(), 1)]);
 }
 
 #[test]

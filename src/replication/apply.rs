@@ -138,12 +138,11 @@ fn while_standby(data_dir: &Path) -> KeepOn {
     let mut store: Option<crate::store::Store> = None;
     Box::new(move || {
         let unread = |e: StoreError| format!("this node's settings could not be read ({e})");
-        let opened = match store.take() {
+        let opened = match &mut store {
             Some(opened) => opened,
-            None => crate::store::Store::open(&dir).map_err(unread)?,
+            None => store.insert(crate::store::Store::open(&dir).map_err(unread)?),
         };
         let now = opened.settings().and_then(|map| crate::ha::Settings::from_map(&map)).map_err(unread)?;
-        store = Some(opened);
         match (now.mode, now.node_status) {
             (crate::ha::Mode::Secondary, crate::ha::NodeStatus::Standby) => Ok(()),
             _ => Err(format!("this node became {} ({})", now.mode, now.state())),
