@@ -7,12 +7,15 @@
 //! on a 100,000-device Core); here each table and each index is read once, in order, with
 //! no allocation a row, so the checks run beside a transfer in about the time of a scan.
 //! The reads are jobs (each index whole, each table in runs of rowids) that a thread per
-//! core takes in turn, longest first, so that the threads end together.
+//! connection takes in turn, longest first, so that the threads end together. The
+//! connections are given ([`check_views`]): for a full sync, a snapshot's views, read
+//! transactions of the sender's live data that see exactly what the snapshot copies
+//! (`replication::snapshot`), so the check runs beside the copy.
 //!
 //! The index check: for every index, the sum of a hash of each entry (its columns and
 //! rowid) read from the index must equal the same sum computed from the table's rows
-//! (SipHash under a key drawn for this check: damage passes it with a chance of about
-//! 2^-64 an index, and the sums are never stored or sent);
+//! (XXH3-128 under a seed drawn for this check: it stands against damage, not against
+//! someone choosing entries, and the sums are never stored or sent);
 //! entries must come in ascending order; and a UNIQUE index must not hold two entries
 //! with the same non-NULL key. That is what `integrity_check` adds to `quick_check`
 //! (entries missing, extra or wrong, order, uniqueness). Indexes this cannot read so
@@ -20,8 +23,6 @@
 //! `PRAGMA integrity_check(table)` for their table.
 
 use std::cmp::Ordering;
-use std::hash::{BuildHasher, RandomState};
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering as AtomicOrdering};
 
 use rusqlite::Connection;
@@ -34,13 +35,18 @@ use crate::store::StoreError;
 /// What the checks found: the content checksum from the rows, or the first problem.
 pub type Verdict = Result<String, String>;
 
-/// Checks the database at `path` (read only). The work is cut into jobs, each index
-/// whole and every table in runs of rowids, which a few threads (each with its own
-/// connection) take in turn, longest first, so that they end together. `Ok` carries
-/// the content checksum.
-pub fn check(path: &Path) -> Result<Verdict, StoreError> {
-    let threads = std::thread::available_parallelism().map_or(2, |n| n.get().clamp(2, MAX_THREADS));
-    check_in_runs(path, RUN, threads)
+/// Checks the database `connections` see (read only; each in a read transaction of the
+/// same state of it when it changes meanwhile, as a snapshot's views are). The work is
+/// cut into jobs, each index whole and every table in runs of rowids, which a thread a
+/// connection takes in turn, longest first, so that they end together. `Ok` carries the
+/// content checksum.
+pub fn check_views(connections: Vec<Connection>) -> Result<Verdict, StoreError> {
+    check_on(connections, RUN)
+}
+
+/// How many connections (and threads) a check is best given: one a core, two to four.
+pub fn threads() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get().clamp(2, MAX_THREADS))
 }
 
 /// At most this many threads check one database.
@@ -50,9 +56,8 @@ const RUN: i64 = 65_536;
 /// and in at most this many runs.
 const MAX_RUNS: i64 = 64;
 
-/// [`check`], with tables read in runs of `run` rowids by `threads` threads.
-fn check_in_runs(path: &Path, run: i64, threads: usize) -> Result<Verdict, StoreError> {
-    let connections = (0..threads.max(1)).map(|_| crate::store::open_read_only(path)).collect::<Result<Vec<_>, _>>()?;
+/// [`check_views`], with tables read in runs of `run` rowids.
+fn check_on(connections: Vec<Connection>, run: i64) -> Result<Verdict, StoreError> {
     let (plans, jobs) = match connections.first() {
         Some(first) => {
             let plans = plans(first)?;
@@ -61,7 +66,7 @@ fn check_in_runs(path: &Path, run: i64, threads: usize) -> Result<Verdict, Store
         }
         None => return Err(StoreError::Commit("no connection to check with".into())),
     };
-    let keys = EntryHash::new();
+    let keys = EntryHash::new()?;
     let (next, stop) = (AtomicUsize::new(0), AtomicBool::new(false));
     let done: Vec<std::thread::Result<Result<Done, StoreError>>> = std::thread::scope(|scope| {
         let workers: Vec<_> = connections
@@ -385,156 +390,24 @@ fn read_index(conn: &Connection, plan: &IndexPlan, keys: &EntryHash) -> Result<R
 }
 
 /// The hash of an index entry (the index's name, a NUL, then each value as a row's hash
-/// takes it) under a SipHash key of this check's own.
+/// takes it): XXH3-128 under a seed of this check's own.
 #[derive(Clone)]
 struct EntryHash {
-    key: RandomState,
+    seed: u64,
 }
 
 impl EntryHash {
-    fn new() -> EntryHash {
-        EntryHash { key: RandomState::new() }
+    fn new() -> Result<EntryHash, StoreError> {
+        let mut seed = [0u8; 8];
+        getrandom::fill(&mut seed).map_err(|e| StoreError::Commit(format!("no seed for the check: {e}")))?;
+        Ok(EntryHash { seed: u64::from_le_bytes(seed) })
     }
 
     fn hash(&self, entry: &[u8]) -> u128 {
-        u128::from(self.key.hash_one(entry))
+        xxhash_rust::xxh3::xxh3_128_with_seed(entry, self.seed)
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// A database at `path` holding `setup`, its schema then rewritten with `rewrite`
-    /// (an index's b-tree built one way and declared another: what damage looks like).
-    fn damaged(path: &Path, setup: &str, index: &str, declared: &str) {
-        let conn = Connection::open(path).unwrap();
-        conn.execute_batch(setup).unwrap();
-        conn.execute_batch("PRAGMA writable_schema = ON").unwrap();
-        conn.execute("UPDATE sqlite_schema SET sql = ?1 WHERE name = ?2", [declared, index]).unwrap();
-        conn.execute_batch("PRAGMA writable_schema = OFF").unwrap();
-    }
-
-    fn sqlite_says(path: &Path) -> String {
-        Connection::open(path).unwrap().query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap()
-    }
-
-    const ROWS: &str = "CREATE TABLE t (id INTEGER PRIMARY KEY, a TEXT, b TEXT);
-        INSERT INTO t (a, b) VALUES ('x', 'B'), ('y', 'a'), ('z', 'c'), (NULL, 'a'), ('w', NULL);";
-
-    #[test]
-    fn a_sound_database_passes_and_yields_its_content_checksum() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut db = super::super::CoreDb::open(dir.path()).unwrap();
-        let counts =
-            super::super::generate::Counts { users: 30, devices: 200, events: 500, apps: 3, policies: 2, seed: 4 };
-        super::super::generate::generate(&mut db, &counts).unwrap();
-        let path = dir.path().join(super::super::CORE_DB);
-        let want = db.content_checksum().unwrap();
-        drop(db);
-        assert_eq!(check(&path).unwrap(), Ok(want.clone()));
-        assert_eq!(check_in_runs(&path, 10, 3).unwrap(), Ok(want), "read in runs of 10 rowids, the same sums");
-        assert_eq!(sqlite_says(&path), "ok");
-        // Every index of the Core data is read by this check, none left to SQLite.
-        let conn = Connection::open(&path).unwrap();
-        let plans = plans(&conn).unwrap();
-        assert!(plans.by_sqlite.is_empty());
-        assert!(plans.indexes.iter().any(|p| p.name == "events_device"), "{:?}", plans.indexes.len());
-        assert!(plans.indexes.iter().any(|p| p.unique && p.table == "devices"));
-    }
-
-    #[test]
-    fn an_index_that_does_not_hold_its_rows_is_found() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("x.db");
-        let setup = format!("{ROWS} CREATE INDEX i ON t (a);");
-        damaged(&path, &setup, "i", "CREATE INDEX i ON t (b)");
-        assert_ne!(sqlite_says(&path), "ok");
-        assert_eq!(check(&path).unwrap(), Err("index i does not hold the rows of table t".into()));
-        // The same rows in order, one entry changed: the sums differ.
-        let path = dir.path().join("y.db");
-        let setup = "CREATE TABLE t (id INTEGER PRIMARY KEY, a INT, b INT);
-            INSERT INTO t (a, b) VALUES (1, 1), (2, 2), (3, 4); CREATE INDEX i ON t (a);";
-        damaged(&path, setup, "i", "CREATE INDEX i ON t (b)");
-        assert_ne!(sqlite_says(&path), "ok");
-        assert_eq!(check(&path).unwrap(), Err("index i does not hold the rows of table t".into()));
-        assert_eq!(check_in_runs(&path, 1, 2).unwrap(), Err("index i does not hold the rows of table t".into()));
-    }
-
-    #[test]
-    fn entries_out_of_order_and_a_unique_key_twice_are_found() {
-        let dir = tempfile::tempdir().unwrap();
-        // Built in NOCASE order ('a' before 'B'), declared BINARY ('B' before 'a').
-        let path = dir.path().join("order.db");
-        damaged(&path, &format!("{ROWS} CREATE INDEX i ON t (b COLLATE NOCASE);"), "i", "CREATE INDEX i ON t (b)");
-        assert_ne!(sqlite_says(&path), "ok");
-        assert_eq!(check(&path).unwrap(), Err("index i is out of order".into()));
-        // 'a' twice in an index declared UNIQUE afterwards.
-        let path = dir.path().join("unique.db");
-        damaged(&path, &format!("{ROWS} CREATE INDEX i ON t (b);"), "i", "CREATE UNIQUE INDEX i ON t (b)");
-        assert_ne!(sqlite_says(&path), "ok");
-        assert_eq!(check(&path).unwrap(), Err("index i holds a key twice".into()));
-        // NULLs are distinct in a UNIQUE index.
-        let path = dir.path().join("nulls.db");
-        let conn = Connection::open(&path).unwrap();
-        conn.execute_batch(
-            "CREATE TABLE t (id INTEGER PRIMARY KEY, a TEXT UNIQUE); INSERT INTO t (a) VALUES (NULL), (NULL), ('x');",
-        )
-        .unwrap();
-        drop(conn);
-        assert!(check(&path).unwrap().is_ok());
-    }
-
-    #[test]
-    fn indexes_this_does_not_read_are_left_to_sqlite() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("x.db");
-        let conn = Connection::open(&path).unwrap();
-        conn.execute_batch(&format!("{ROWS} CREATE INDEX p ON t (a) WHERE a > 'x'; CREATE INDEX e ON t (lower(b));"))
-            .unwrap();
-        let plans = plans(&conn).unwrap();
-        assert_eq!(plans.by_sqlite, vec!["t".to_string()]);
-        drop(conn);
-        assert!(check(&path).unwrap().is_ok());
-    }
-
-    #[test]
-    fn jobs_cover_every_rowid_once_and_put_the_largest_tables_indexes_first() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("x.db");
-        let conn = Connection::open(&path).unwrap();
-        conn.execute_batch(
-            "CREATE TABLE small (id INTEGER PRIMARY KEY, a TEXT); CREATE INDEX s ON small (a);
-             INSERT INTO small (id, a) VALUES (1, 'x'), (2, 'y');
-             CREATE TABLE big (id INTEGER PRIMARY KEY, a TEXT); CREATE INDEX b ON big (a);
-             INSERT INTO big (id, a) VALUES (-9223372036854775808, 'x'), (5, 'y'), (9223372036854775807, 'z');
-             CREATE TABLE empty (id INTEGER PRIMARY KEY);",
-        )
-        .unwrap();
-        let plans = plans(&conn).unwrap();
-        let found = jobs(&conn, &plans, 1 << 62).unwrap();
-        let names: Vec<String> = found
-            .iter()
-            .map(|j| match j {
-                Job::Index(i) => format!("index {}", plans.indexes[*i].name),
-                Job::Rows(p) => format!("{} {:?}", p.table, p.rowids),
-            })
-            .collect();
-        let (low, high) = (i64::MIN, i64::MAX);
-        let runs = [(low, low + (1 << 62) - 1), (low + (1 << 62), -1), (0, (1 << 62) - 1), (1 << 62, high)];
-        let mut want = vec!["index b".to_string(), "index s".to_string()];
-        want.extend(runs.iter().map(|r| format!("big {:?}", Some(*r))));
-        want.push("small Some((1, 2))".into());
-        assert_eq!(names, want);
-        drop(conn);
-        assert!(check_in_runs(&path, 1 << 62, 2).unwrap().is_ok());
-        // However short the runs asked for, a table has at most MAX_RUNS of them.
-        let runs = jobs(&Connection::open(&path).unwrap(), &plans, 1)
-            .unwrap()
-            .iter()
-            .filter(|j| matches!(j, Job::Rows(p) if p.table == "big"))
-            .count();
-        assert_eq!(runs, MAX_RUNS as usize);
-        assert_eq!(check_in_runs(&path, 1, 3).unwrap(), check_in_runs(&path, 1 << 62, 1).unwrap());
-    }
-}
+#[path = "soundness_tests.rs"]
+mod tests;

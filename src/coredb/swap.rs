@@ -120,12 +120,14 @@ fn run(
             false => false,
         }
     };
+    // Written out as they are copied, here too: the checkpoint's pages, which its sync
+    // would otherwise wait for all at once.
+    let _early = Writeback::start(path);
     if !committed {
         tracing::info!(subsystem = "replication", held = ?hold, "a prepared swap let go of the live data; it copies again once decided");
         if decided.recv().is_err() {
             return Err(dropped());
         }
-        let _early = Writeback::start(path);
         finish(&Backup::new(&source, &mut live)?)?;
     }
     // Every page went through the WAL. Copy them back now and empty it: a process that

@@ -166,21 +166,21 @@ fn remove_copies(dir: &Path, keep: Option<&str>) {
 }
 
 /// A snapshot's content checksum (from its rows) and what its checks found: `ok`, or
-/// the first problem. The Core data's rows must also have the checksum its own change
-/// log holds, which later incremental syncs build on.
-pub fn verdict(path: &Path, store: Store) -> Result<(String, Option<String>), String> {
-    let verdict = soundness::check(path).map_err(|e| e.to_string())?;
-    let content = match verdict {
+/// the first problem; `views` see the snapshot (`snapshot::Taken`). The Core data's
+/// rows must also have the checksum its own change log holds, which later incremental
+/// syncs build on.
+pub fn verdict(views: Vec<rusqlite::Connection>, store: Store) -> Result<(String, Option<String>), String> {
+    let logged = match (store, views.first()) {
+        (Store::Core, Some(view)) => Some(changelog::head(view).map_err(|e| e.to_string())?.checksum),
+        _ => None,
+    };
+    let content = match soundness::check_views(views).map_err(|e| e.to_string())? {
         Ok(content) => content,
         Err(problem) => return Ok((String::new(), Some(problem))),
     };
-    if store == Store::Core {
-        let conn = crate::store::open_read_only(path).map_err(|e| e.to_string())?;
-        let logged = changelog::head(&conn).map_err(|e| e.to_string())?.checksum;
-        if logged != content {
-            let problem = format!("its rows have the checksum {content}, its change log says {logged}");
-            return Ok((content, Some(problem)));
-        }
+    if let Some(logged) = logged.filter(|logged| *logged != content) {
+        let problem = format!("its rows have the checksum {content}, its change log says {logged}");
+        return Ok((content, Some(problem)));
     }
     Ok((content, Some("ok".into())))
 }
@@ -233,14 +233,25 @@ fn check_live(data_dir: &Path) -> Result<Result<Checked, String>, String> {
     let live = std::fs::metadata(&db).map_err(|e| e.to_string())?.len();
     crate::node::room_for(&dir, live, 1, "a check of the live data")?;
     let taken_at = crate::store::now_text();
-    let path = super::snapshot::take(&db, &dir).map_err(|e| e.to_string())?;
+    let checking =
+        |views| std::thread::Builder::new().name("recheck".into()).spawn(move || verdict(views, Store::Core));
+    let (taken, checking) =
+        super::snapshot::take(&db, &dir, soundness::threads(), checking).map_err(|e| e.to_string())?;
+    let (path, digest) = (taken.path, taken.digest);
+    let checked = checking
+        .map_err(|e| e.to_string())
+        .and_then(|thread| thread.join().map_err(|_| "the check of the live data stopped".to_string())?);
     // The sender's checks, and the puller's own (structure, schema version and objects),
-    // which a peer runs on the copy too: a copy kept here has passed them all.
-    let outcome = verdict(&path, Store::Core).and_then(|(_, found)| match found.as_deref() {
+    // which a peer runs on the copy too: a copy kept here has passed them all; its bytes
+    // must still be those written.
+    let outcome = checked.and_then(|(_, found)| match found.as_deref() {
         Some("ok") => match super::apply::verify(&path, Store::Core) {
             Ok(_) => super::digest::of_file(&path)
                 .map_err(|e| e.to_string())
-                .and_then(|digest| keep(data_dir, &path, &digest, &taken_at))
+                .and_then(|read| match read == digest {
+                    true => keep(data_dir, &path, &digest, &taken_at),
+                    false => Err(format!("the snapshot's bytes changed on disk (digest {read}, written {digest})")),
+                })
                 .map(Ok),
             Err(refused) => Ok(Err(refused.to_string())),
         },
@@ -289,7 +300,7 @@ mod tests {
         generate(&mut db, &Counts { users: 5, devices: 20, events: 50, apps: 2, policies: 2, seed: 1 }).unwrap();
         let snapshots = dir.join("snapshots");
         std::fs::create_dir_all(&snapshots).unwrap();
-        super::super::snapshot::take(&dir.join(CORE_DB), &snapshots).unwrap()
+        super::super::snapshot::take(&dir.join(CORE_DB), &snapshots, 1, drop).unwrap().0.path
     }
 
     #[test]
@@ -298,8 +309,9 @@ mod tests {
         let first = keep(dir.path(), &snapshot_of(dir.path()), "aa", "t").unwrap();
         assert_eq!(find(dir.path()).map(|f| f.0), Some(first.clone()));
         assert_eq!(first.schema, crate::coredb::SCHEMA_VERSION);
-        let second_snapshot = super::super::snapshot::take(&dir.path().join(CORE_DB), &dir.path().join("snapshots"));
-        let second = keep(dir.path(), &second_snapshot.unwrap(), "bb", "t").unwrap();
+        let second_snapshot =
+            super::super::snapshot::take(&dir.path().join(CORE_DB), &dir.path().join("snapshots"), 1, drop).unwrap();
+        let second = keep(dir.path(), &second_snapshot.0.path, "bb", "t").unwrap();
         assert_eq!(find(dir.path()).map(|f| f.0), Some(second.clone()));
         assert!(!first.path(dir.path()).exists(), "the copy before is removed");
         assert!(second.path(dir.path()).exists());

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 
 use super::{checked, divergence, files, increment, snapshot};
 use crate::coredb::changelog::{Gap, Position};
+use crate::coredb::soundness;
 use crate::peer::message::{Manifest, Positions, Store, StoreHeader, Trailer};
 use crate::peer::{Framed, Link, PeerError};
 use increment::Written;
@@ -184,8 +185,9 @@ async fn send_changes<L: Link>(
 }
 
 /// Takes a snapshot of `store` and sends it: header, the bytes, trailer. The snapshot's
-/// checks ([`soundness::check`], and for the Core data its rows against its change log)
-/// run on other threads while the bytes go; the trailer says what they found.
+/// checks ([`soundness::check_views`], and for the Core data its rows against its change
+/// log) start with the copy, on its views, and run on other threads while the bytes go;
+/// the trailer says what they found, and whether the bytes read back were those written.
 async fn send_snapshot<L: Link>(
     out: &mut Framed<L>,
     data_dir: &Path,
@@ -199,17 +201,20 @@ async fn send_snapshot<L: Link>(
     };
     let taken_at = crate::store::now_text();
     let (dir, db) = (data_dir.join("snapshots"), data_dir.join(file));
-    let taken = tokio::task::spawn_blocking(move || -> Result<(PathBuf, u64), String> {
+    // The checks start with the snapshot (its views see what it copies) and run while
+    // the bytes go.
+    let checking = move |views| tokio::task::spawn_blocking(move || checked::verdict(views, store));
+    let taken = tokio::task::spawn_blocking(move || -> Result<_, String> {
         std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
         let live = std::fs::metadata(&db).map_err(|e| e.to_string())?.len();
         crate::node::room_for(&dir, live, 1, "a snapshot on the sender")?;
-        let path = snapshot::take(&db, &dir).map_err(|e| e.to_string())?;
-        let size = std::fs::metadata(&path).map_err(|e| e.to_string())?.len();
-        Ok((path, size))
+        let (taken, checking) = snapshot::take(&db, &dir, soundness::threads(), checking).map_err(|e| e.to_string())?;
+        let size = std::fs::metadata(&taken.path).map_err(|e| e.to_string())?.len();
+        Ok((taken, checking, size))
     })
     .await
     .unwrap_or_else(|e| Err(e.to_string()));
-    let (path, size) = match taken {
+    let (snapshot::Taken { path, digest }, checking, size) = match taken {
         Ok(t) => t,
         Err(why) => {
             tracing::error!(subsystem = "replication", %peer, store = store.name(), error = %why, "snapshot failed");
@@ -218,13 +223,11 @@ async fn send_snapshot<L: Link>(
             return Err(PeerError::Local(format!("snapshot failed: {why}")));
         }
     };
-    let for_checks = path.clone();
-    let checks = async move {
-        let checked = tokio::task::spawn_blocking(move || checked::verdict(&for_checks, store));
-        checked.await.map_err(|e| e.to_string())?
-    };
+    // The bytes read back must be those written.
+    let checks = async move { checking.await.map_err(|e| e.to_string())? };
+    let file = std::fs::File::open(&path).map_err(|e| PeerError::Local(format!("{}: {e}", path.display())))?;
     let header = StoreHeader::Snapshot { store, size, taken_at: taken_at.clone(), fallback, changes_follow: false };
-    let sent = send_file(out, &path, &header, None, checks).await;
+    let sent = send_file(out, &path, &header, Some((&digest, file)), checks).await;
     match &sent {
         Ok(_) => tracing::info!(subsystem = "replication", %peer, store = store.name(), bytes = size, "snapshot sent"),
         Err(e) => {
@@ -322,7 +325,7 @@ async fn send_file<L: Link>(
     let digest = digest.finish();
     if let Some(recorded) = recorded.filter(|r| *r != digest) {
         integrity = Some(format!(
-            "the sender's checked copy no longer has the bytes that were checked (digest {digest}, checked {recorded}); it is dropped: sync again"
+            "the sender's copy no longer has the bytes that were checked (digest {digest}, checked {recorded}); it is dropped: sync again"
         ));
     }
     let trailer = Trailer { digest, content, integrity };
