@@ -338,10 +338,10 @@ pub struct Trailer {
     /// their end; for a snapshot computed from its rows while the bytes were on their way
     /// (for the Core data, equal to the one its change log holds).
     pub content: String,
-    /// A snapshot only: what the sender's checks of that very file found (`ok`, or the
-    /// first problem): structure, indexes against tables, rows against the change log
-    /// (`coredb::soundness`). Changes carry none: the puller checks every row they
-    /// touch.
+    /// A snapshot only: what the sender's checks of what the file holds found (`ok`, or
+    /// the first problem): indexes against tables, rows against the change log
+    /// (`coredb::soundness`), and the bytes sent against those written or checked.
+    /// Changes carry none: the puller checks every row they touch.
     pub integrity: Option<String>,
 }
 

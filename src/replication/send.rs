@@ -332,3 +332,56 @@ async fn send_file<L: Link>(
     out.send(&trailer).await?;
     Ok(trailer)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A link that keeps what is sent.
+    struct Sink(Vec<u8>);
+
+    impl Link for Sink {
+        async fn send(&mut self, bytes: Vec<u8>) -> Result<(), PeerError> {
+            self.0.extend(bytes);
+            Ok(())
+        }
+        async fn recv(&mut self) -> Result<Option<Vec<u8>>, PeerError> {
+            Ok(None)
+        }
+        async fn close(self) {}
+    }
+
+    /// The trailer `send_file` sends for `bytes` on disk, recorded (written or checked)
+    /// with `recorded`, its checks all passed.
+    fn trailer_for(bytes: &[u8], recorded: impl Fn(&str) -> String) -> Trailer {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("snapshot.db");
+        std::fs::write(&path, bytes).unwrap();
+        let recorded = recorded(&super::super::digest::of_file(&path).unwrap());
+        let header = StoreHeader::Snapshot {
+            store: Store::Core,
+            size: bytes.len() as u64,
+            taken_at: "t".into(),
+            fallback: None,
+            changes_follow: false,
+        };
+        let mut out = Framed::new(Sink(Vec::new()), "core-b");
+        let file = std::fs::File::open(&path).unwrap();
+        let checks = async { Ok(("c".to_string(), Some("ok".to_string()))) };
+        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        runtime.block_on(send_file(&mut out, &path, &header, Some((&recorded, file)), checks)).unwrap()
+    }
+
+    #[test]
+    fn bytes_read_back_that_are_not_those_written_are_refused_in_the_trailer() {
+        let bytes = vec![7u8; 300_000];
+        let same = trailer_for(&bytes, |read| read.to_string());
+        assert_eq!(same.integrity.as_deref(), Some("ok"));
+        // A file changed on the sender's disk after it was written (or checked): its
+        // checks passed, but not on these bytes.
+        let changed = trailer_for(&bytes, |_| super::super::digest::Digest::new().finish());
+        let why = changed.integrity.unwrap();
+        assert!(why.contains("no longer has the bytes that were checked"), "{why}");
+        assert_eq!(changed.content, "c");
+    }
+}
