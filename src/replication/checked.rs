@@ -246,13 +246,7 @@ fn check_live(data_dir: &Path) -> Result<Result<Checked, String>, String> {
     // must still be those written.
     let outcome = checked.and_then(|(_, found)| match found.as_deref() {
         Some("ok") => match super::apply::verify(&path, Store::Core) {
-            Ok(_) => super::digest::of_file(&path)
-                .map_err(|e| e.to_string())
-                .and_then(|read| match read == digest {
-                    true => keep(data_dir, &path, &digest, &taken_at),
-                    false => Err(format!("the snapshot's bytes changed on disk (digest {read}, written {digest})")),
-                })
-                .map(Ok),
+            Ok(_) => keep_unchanged(data_dir, &path, &digest, &taken_at).map(Ok),
             Err(refused) => Ok(Err(refused.to_string())),
         },
         other => Ok(Err(other.unwrap_or("no verdict").to_string())),
@@ -261,6 +255,15 @@ fn check_live(data_dir: &Path) -> Result<Result<Checked, String>, String> {
         let _ = std::fs::remove_file(&path);
     }
     outcome
+}
+
+/// [`keep`]s the snapshot at `path` when its bytes are still those written (`digest`).
+fn keep_unchanged(data_dir: &Path, path: &Path, digest: &str, taken_at: &str) -> Result<Checked, String> {
+    let read = super::digest::of_file(path).map_err(|e| e.to_string())?;
+    if read != digest {
+        return Err(format!("the snapshot's bytes changed on disk (digest {read}, written {digest})"));
+    }
+    keep(data_dir, path, digest, taken_at)
 }
 
 /// The live data failed its check: no checked copy stands for it any more, and the
@@ -331,6 +334,20 @@ mod tests {
         assert!(find(dir.path()).is_none());
         std::fs::write(dir.path().join(DIR).join(RECORD), b"{ not json").unwrap();
         assert!(find(dir.path()).is_none());
+    }
+
+    #[test]
+    fn a_snapshot_whose_bytes_changed_since_they_were_written_is_not_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let snapshot = snapshot_of(dir.path());
+        let written = super::super::digest::of_file(&snapshot).unwrap();
+        let other = super::super::digest::Digest::new().finish();
+        let why = keep_unchanged(dir.path(), &snapshot, &other, "t").unwrap_err();
+        assert!(why.starts_with("the snapshot's bytes changed on disk"), "{why}");
+        assert!(find(dir.path()).is_none(), "nothing kept");
+        let kept = keep_unchanged(dir.path(), &snapshot, &written, "t").unwrap();
+        assert_eq!(kept.digest, written);
+        assert_eq!(find(dir.path()).map(|f| f.0), Some(kept));
     }
 
     #[test]

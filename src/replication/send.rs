@@ -209,12 +209,19 @@ async fn send_snapshot<L: Link>(
         let live = std::fs::metadata(&db).map_err(|e| e.to_string())?.len();
         crate::node::room_for(&dir, live, 1, "a snapshot on the sender")?;
         let (taken, checking) = snapshot::take(&db, &dir, soundness::threads(), checking).map_err(|e| e.to_string())?;
-        let size = std::fs::metadata(&taken.path).map_err(|e| e.to_string())?.len();
-        Ok((taken, checking, size))
+        // Opened once: its size for the header, its bytes to send.
+        let opened = std::fs::File::open(&taken.path).and_then(|f| Ok((f.metadata()?.len(), f)));
+        match opened {
+            Ok((size, file)) => Ok((taken, checking, size, file)),
+            Err(e) => {
+                let _ = std::fs::remove_file(&taken.path);
+                Err(format!("{}: {e}", taken.path.display()))
+            }
+        }
     })
     .await
     .unwrap_or_else(|e| Err(e.to_string()));
-    let (snapshot::Taken { path, digest }, checking, size) = match taken {
+    let (snapshot::Taken { path, digest }, checking, size, file) = match taken {
         Ok(t) => t,
         Err(why) => {
             tracing::error!(subsystem = "replication", %peer, store = store.name(), error = %why, "snapshot failed");
@@ -225,7 +232,6 @@ async fn send_snapshot<L: Link>(
     };
     // The bytes read back must be those written.
     let checks = async move { checking.await.map_err(|e| e.to_string())? };
-    let file = std::fs::File::open(&path).map_err(|e| PeerError::Local(format!("{}: {e}", path.display())))?;
     let header = StoreHeader::Snapshot { store, size, taken_at: taken_at.clone(), fallback, changes_follow: false };
     let sent = send_file(out, &path, &header, Some((&digest, file)), checks).await;
     match &sent {

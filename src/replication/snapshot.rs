@@ -46,6 +46,8 @@ fn take_trying<T>(
     (views, check): (usize, impl FnOnce(Vec<Connection>) -> T),
     tries: usize,
 ) -> Result<(Taken, T), StoreError> {
+    // `started`: the check, started on views of the live data; or, with none to be had,
+    // the check still to start, on views of the file once it is written.
     let (source, started) = match together(db, views, tries)? {
         Some(mut all) => {
             let source = all.remove(0);
