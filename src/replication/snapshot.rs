@@ -224,34 +224,54 @@ mod tests {
 
     #[test]
     fn views_see_what_the_file_holds_while_writes_go_on() {
+        use std::sync::atomic::{AtomicBool, Ordering};
         let dir = tempfile::tempdir().unwrap();
         let mut db = generated(dir.path());
-        let stop = std::sync::atomic::AtomicBool::new(false);
+        let stop = AtomicBool::new(false);
         let db_path = dir.path().join(CORE_DB);
+        /// Stops the writer however the test ends, so that a failure is not a hang.
+        struct Stop<'a>(&'a AtomicBool);
+        impl Drop for Stop<'_> {
+            fn drop(&mut self) {
+                self.0.store(true, Ordering::Relaxed);
+            }
+        }
+        let last_event = |conn: &Connection| -> i64 {
+            conn.query_row("SELECT coalesce(max(id), 0) FROM events", [], |r| r.get(0)).unwrap()
+        };
         std::thread::scope(|scope| {
-            let writer = scope.spawn(|| {
-                let mut written = 0;
-                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            let _stop = Stop(&stop);
+            scope.spawn(|| {
+                while !stop.load(Ordering::Relaxed) {
                     db.write(|w| w.event(None, "x", "{}", "2026-11-26T00:00:00Z")).unwrap();
-                    written += 1;
                 }
-                written
             });
-            let (mut contents, mut live) = (std::collections::HashSet::new(), 0);
+            // Each snapshot is taken once the live data has a commit the last one did not
+            // have: the writer's pace is the machine's (a commit's fsync can stall for a
+            // while on a busy one), so the test waits for it rather than counting on it.
+            let live_data = Connection::open(&db_path).unwrap();
+            let after = |had: i64| {
+                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+                while last_event(&live_data) <= had {
+                    assert!(std::time::Instant::now() < deadline, "the writer committed nothing for 120 s");
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                }
+            };
+            let (mut contents, mut live, mut had) = (std::collections::HashSet::new(), 0, 0);
             // Views of the live data when a moment without a commit was found, of the
             // file otherwise (no tries at all: always the file).
-            for tries in [TRIES, TRIES, TRIES, 0, TRIES, 0] {
+            let rounds = [TRIES, TRIES, TRIES, 0, TRIES, 0];
+            for tries in rounds {
+                after(had);
                 let taken = take_trying(&db_path, dir.path(), (3, |views| views), tries).unwrap();
                 contents.insert(holds_together(&taken));
+                had = last_event(&Connection::open(&taken.0.path).unwrap());
                 let of_live = taken.1.iter().all(|view| view.path().is_some_and(|p| p.ends_with(CORE_DB)));
                 live += usize::from(of_live);
                 assert!(tries > 0 || !of_live, "no tries: views of the file");
                 std::fs::remove_file(&taken.0.path).unwrap();
             }
-            stop.store(true, std::sync::atomic::Ordering::Relaxed);
-            let written = writer.join().unwrap();
-            assert!(written > 0);
-            assert!(contents.len() > 1, "the writes went on between the snapshots");
+            assert_eq!(contents.len(), rounds.len(), "each snapshot holds the commits before it");
             // 50 tries each: a moment without a commit was found for some (most) of them.
             assert!(live > 0, "views of the live data while it was written");
         });
