@@ -25,6 +25,14 @@ fn damaged(path: &Path, setup: &str, index: &str, declared: &str) {
     conn.execute_batch("PRAGMA writable_schema = OFF").unwrap();
 }
 
+/// A new database `name` in `dir` made of `sql`, and a connection to it.
+fn made(dir: &Path, name: &str, sql: &str) -> (std::path::PathBuf, Connection) {
+    let path = dir.join(name);
+    let conn = Connection::open(&path).unwrap();
+    conn.execute_batch(sql).unwrap();
+    (path, conn)
+}
+
 fn sqlite_says(path: &Path) -> String {
     Connection::open(path).unwrap().query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap()
 }
@@ -84,12 +92,8 @@ fn entries_out_of_order_and_a_unique_key_twice_are_found() {
     assert_ne!(sqlite_says(&path), "ok");
     assert_eq!(check(&path).unwrap(), Err("index i holds a key twice".into()));
     // NULLs are distinct in a UNIQUE index.
-    let path = dir.path().join("nulls.db");
-    let conn = Connection::open(&path).unwrap();
-    conn.execute_batch(
-        "CREATE TABLE t (id INTEGER PRIMARY KEY, a TEXT UNIQUE); INSERT INTO t (a) VALUES (NULL), (NULL), ('x');",
-    )
-    .unwrap();
+    let sql = "CREATE TABLE t (id INTEGER PRIMARY KEY, a TEXT UNIQUE); INSERT INTO t (a) VALUES (NULL), (NULL), ('x');";
+    let (path, conn) = made(dir.path(), "nulls.db", sql);
     drop(conn);
     assert!(check(&path).unwrap().is_ok());
 }
@@ -97,10 +101,8 @@ fn entries_out_of_order_and_a_unique_key_twice_are_found() {
 #[test]
 fn indexes_this_does_not_read_are_left_to_sqlite() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("x.db");
-    let conn = Connection::open(&path).unwrap();
-    conn.execute_batch(&format!("{ROWS} CREATE INDEX p ON t (a) WHERE a > 'x'; CREATE INDEX e ON t (lower(b));"))
-        .unwrap();
+    let sql = format!("{ROWS} CREATE INDEX p ON t (a) WHERE a > 'x'; CREATE INDEX e ON t (lower(b));");
+    let (path, conn) = made(dir.path(), "x.db", &sql);
     let plans = plans(&conn).unwrap();
     assert_eq!(plans.by_sqlite, vec!["t".to_string()]);
     drop(conn);
@@ -110,16 +112,15 @@ fn indexes_this_does_not_read_are_left_to_sqlite() {
 #[test]
 fn jobs_cover_every_rowid_once_and_put_the_largest_tables_indexes_first() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("x.db");
-    let conn = Connection::open(&path).unwrap();
-    conn.execute_batch(
+    let (path, conn) = made(
+        dir.path(),
+        "x.db",
         "CREATE TABLE small (id INTEGER PRIMARY KEY, a TEXT); CREATE INDEX s ON small (a);
          INSERT INTO small (id, a) VALUES (1, 'x'), (2, 'y');
          CREATE TABLE big (id INTEGER PRIMARY KEY, a TEXT); CREATE INDEX b ON big (a);
          INSERT INTO big (id, a) VALUES (-9223372036854775808, 'x'), (5, 'y'), (9223372036854775807, 'z');
          CREATE TABLE empty (id INTEGER PRIMARY KEY);",
-    )
-    .unwrap();
+    );
     let plans = plans(&conn).unwrap();
     let found = jobs(&conn, &plans, 1 << 62).unwrap();
     let names: Vec<String> = found
